@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything ovm's tests and default build need on a fresh Debian 12 machine:
+# Debian packages, the test user, and test assets (kernels, Debian's static busybox per arch).
+# Idempotent: a second run only checks. Needs root (or sudo) for apt-get and useradd.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# One line per package, with the reason it is needed.
+PACKAGES=(
+  ca-certificates   # TLS to mirrors
+  file              # tests inspect ELF headers
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+echo "setup: done"

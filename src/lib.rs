@@ -1,0 +1,8 @@
+//! ovm: recipes → sources → sandboxed package builds → a deterministic, bootable initrd.
+//!
+//! Data flows top-down through one module per pipeline stage (see README "Architecture"):
+//! `recipe` → `fetch` → `unpack` → `patch` → `sandbox` → `engine` → `pack` → `boot`.
+
+pub mod arch;
+pub mod cli;
+pub mod project;

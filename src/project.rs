@@ -1,0 +1,239 @@
+//! The project tree: where ovm finds its inputs (recipes/, config/, patches/, rootfs/) and where it
+//! keeps what it generates (sources/, work/, states/, staging/, toolchain/, output/, logs/, .cache/).
+//! Every path ovm touches is derived here so that the layout is written down exactly once.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::arch::Arch;
+
+/// The project configuration file, relative to the project root.
+pub const CONFIG_FILE: &str = "config/ovm.toml";
+
+/// SOURCE_DATE_EPOCH when neither the config nor the environment sets one:
+/// 2023-11-14T22:13:20Z, a fixed instant so that two checkouts agree.
+pub const DEFAULT_SOURCE_DATE_EPOCH: u64 = 1_700_000_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    #[error("no ovm project found at or above {0} (looked for recipes/ and config/); use -C DIR")]
+    NotFound(PathBuf),
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Config { path: PathBuf, message: String },
+}
+
+/// `config/ovm.toml`. Every section is optional; absent fields take the defaults documented in
+/// the README. Unknown keys are errors so that a typo never silently changes a build.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub build: BuildConfig,
+    pub toolchain: ToolchainConfig,
+    pub fetch: FetchConfig,
+    pub pack: PackConfig,
+    pub boot: BootConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BuildConfig {
+    /// Timestamp given to builds and written into every cpio entry.
+    pub source_date_epoch: u64,
+    /// Parallel jobs (packages and make jobs together); 0 means the number of cores.
+    pub jobs: usize,
+}
+
+impl Default for BuildConfig {
+    fn default() -> Self {
+        BuildConfig { source_date_epoch: DEFAULT_SOURCE_DATE_EPOCH, jobs: 0 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolchainConfig {
+    /// `zig`, `gcc` or `external`.
+    pub kind: String,
+    /// For `external`: a directory with `bin/ARCH-linux-musl-*`.
+    pub path: Option<PathBuf>,
+}
+
+impl Default for ToolchainConfig {
+    fn default() -> Self {
+        ToolchainConfig { kind: "zig".into(), path: None }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FetchConfig {
+    /// Tried first, in order: http(s):// URLs, file:// URLs or plain directories, looked up by file name.
+    pub mirrors: Vec<String>,
+    /// Tried after the recipe's own URLs.
+    pub backup: Vec<String>,
+    /// Concurrent downloads.
+    pub jobs: usize,
+    /// Fall back to Debian source packages (`apt-get source --download-only`).
+    pub debian: bool,
+    /// Fall back to PyPI artifacts (`pip download`).
+    pub pypi: bool,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        FetchConfig { mirrors: Vec::new(), backup: Vec::new(), jobs: 4, debian: true, pypi: true }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PackConfig {
+    /// `gzip`, `xz`, `zstd` or `none`.
+    pub compress: String,
+    /// A directory merged over the rootfs and packages at pack time.
+    pub overlay: Option<PathBuf>,
+    /// Buildroot makedevs-style device/permission table, relative to the project root.
+    pub device_table: PathBuf,
+}
+
+impl Default for PackConfig {
+    fn default() -> Self {
+        PackConfig { compress: "gzip".into(), overlay: None, device_table: "config/device_table.txt".into() }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BootConfig {
+    /// Kernel image per architecture (x86_64 / aarch64), relative to the project root.
+    pub kernel: std::collections::BTreeMap<String, PathBuf>,
+    /// Extra kernel command line.
+    pub append: Option<String>,
+}
+
+/// A located project: its root and its parsed configuration.
+#[derive(Debug, Clone)]
+pub struct Project {
+    root: PathBuf,
+    pub config: Config,
+}
+
+impl Project {
+    /// Finds the project at `start` or the nearest parent that has both `recipes/` and `config/`.
+    pub fn discover(start: &Path) -> Result<Project, ProjectError> {
+        let start = start.canonicalize().map_err(|source| ProjectError::Read { path: start.to_path_buf(), source })?;
+        let root = start
+            .ancestors()
+            .find(|d| d.join("recipes").is_dir() && d.join("config").is_dir())
+            .ok_or_else(|| ProjectError::NotFound(start.clone()))?;
+        Project::open(root)
+    }
+
+    /// Opens the project rooted exactly at `root`.
+    pub fn open(root: &Path) -> Result<Project, ProjectError> {
+        let config = load_config(&root.join(CONFIG_FILE))?;
+        Ok(Project { root: root.to_path_buf(), config })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// SOURCE_DATE_EPOCH: the environment overrides the config (reproducible-builds.org convention).
+    pub fn source_date_epoch(&self) -> u64 {
+        std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(self.config.build.source_date_epoch)
+    }
+
+    pub fn recipes_dir(&self) -> PathBuf {
+        self.root.join("recipes")
+    }
+    pub fn config_dir(&self) -> PathBuf {
+        self.root.join("config")
+    }
+    pub fn patches_dir(&self) -> PathBuf {
+        self.root.join("patches")
+    }
+    pub fn rootfs_dir(&self) -> PathBuf {
+        self.root.join("rootfs")
+    }
+    /// Download cache, shared by all architectures.
+    pub fn sources_dir(&self) -> PathBuf {
+        self.root.join("sources")
+    }
+    /// ovm's private cache (derived apt state, test assets …).
+    pub fn cache_dir(&self) -> PathBuf {
+        self.root.join(".cache")
+    }
+    pub fn work_dir(&self, arch: Arch, pkg: &str) -> PathBuf {
+        self.root.join("work").join(arch.name()).join(pkg)
+    }
+    pub fn states_dir(&self, arch: Arch) -> PathBuf {
+        self.root.join("states").join(arch.name())
+    }
+    pub fn staging_dir(&self, arch: Arch, pkg: &str) -> PathBuf {
+        self.root.join("staging").join(arch.name()).join(pkg)
+    }
+    pub fn toolchain_root(&self) -> PathBuf {
+        self.root.join("toolchain")
+    }
+    pub fn output_dir(&self, arch: Arch) -> PathBuf {
+        self.root.join("output").join(arch.name())
+    }
+    pub fn logs_dir(&self, arch: Arch) -> PathBuf {
+        self.root.join("logs").join(arch.name())
+    }
+}
+
+fn load_config(path: &Path) -> Result<Config, ProjectError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+        Err(source) => return Err(ProjectError::Read { path: path.to_path_buf(), source }),
+    };
+    toml::from_str(&text).map_err(|e| ProjectError::Config { path: path.to_path_buf(), message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project_with_config(text: &str) -> (tempfile::TempDir, Result<Project, ProjectError>) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("recipes")).unwrap();
+        std::fs::create_dir_all(dir.path().join("config")).unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), text).unwrap();
+        let p = Project::discover(dir.path());
+        (dir, p)
+    }
+
+    #[test]
+    fn missing_sections_take_defaults() {
+        let (_d, p) = project_with_config("[pack]\ncompress = \"xz\"\n");
+        let p = p.unwrap();
+        assert_eq!(p.config.pack.compress, "xz");
+        assert_eq!(p.config.fetch.jobs, 4);
+        assert_eq!(p.config.toolchain.kind, "zig");
+        assert_eq!(p.config.build.source_date_epoch, DEFAULT_SOURCE_DATE_EPOCH);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_file_and_position() {
+        let (_d, p) = project_with_config("[pack]\ncompres = \"xz\"\n");
+        let msg = p.unwrap_err().to_string();
+        assert!(msg.contains("ovm.toml") && msg.contains("compres") && msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn discover_walks_up_from_a_subdirectory() {
+        let (d, _) = project_with_config("");
+        let sub = d.path().join("recipes");
+        let p = Project::discover(&sub).unwrap();
+        assert_eq!(p.root(), d.path().canonicalize().unwrap());
+    }
+}
