@@ -83,6 +83,14 @@ fn apply_one(tree: &Path, patch: &Path, image: &mut BTreeMap<PathBuf, Image>) ->
     };
     for file_patch in PatchSet::parse_bytes(&bytes, opts) {
         let file_patch = file_patch.map_err(|e| PatchError::Parse { patch: patch.into(), message: e.to_string() })?;
+        // `-p1` would quietly turn `/etc/x` into `etc/x`; a patch naming absolute paths is broken.
+        if let Some(abs) = op_paths(file_patch.operation()).into_iter().find(|p| p.starts_with(b"/")) {
+            return Err(PatchError::UnsafePath {
+                patch: patch.into(),
+                file: String::from_utf8_lossy(abs).into_owned(),
+                reason: "absolute path",
+            });
+        }
         let op = file_patch.operation().strip_prefix(STRIP);
         let new_mode = match file_patch.new_mode() {
             Some(FileMode::Executable) => Some(0o755),
@@ -108,12 +116,18 @@ fn apply_one(tree: &Path, patch: &Path, image: &mut BTreeMap<PathBuf, Image>) ->
                 let target = if load(tree, patch, image, &orig)?.content.is_some() { orig } else { modi };
                 let name = target.display().to_string();
                 let entry = load(tree, patch, image, &target)?;
-                let base = entry
-                    .content
-                    .as_deref()
-                    .ok_or_else(|| PatchError::Missing { patch: patch.into(), file: name.clone() })?;
+                // `diff -N` writes creations and deletions with real names (and an epoch date)
+                // instead of /dev/null: an absent file whose hunks all start from nothing is
+                // created; a file whose hunks all leave nothing is deleted.
+                let creates = text.hunks().iter().all(|h| h.old_range().len() == 0);
+                let deletes = text.hunks().iter().all(|h| h.new_range().len() == 0);
+                let base = match entry.content.as_deref() {
+                    Some(base) => base,
+                    None if creates => b"",
+                    None => return Err(PatchError::Missing { patch: patch.into(), file: name }),
+                };
                 let result = apply(base, &name)?;
-                entry.content = Some(result);
+                entry.content = if deletes && result.is_empty() { None } else { Some(result) };
                 entry.touched = true;
                 if let Some(m) = new_mode {
                     entry.mode = m;
@@ -180,6 +194,14 @@ fn apply_one(tree: &Path, patch: &Path, image: &mut BTreeMap<PathBuf, Image>) ->
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn op_paths<'o>(op: &'o FileOperation<'_, [u8]>) -> Vec<&'o [u8]> {
+    match op {
+        FileOperation::Modify { original, modified } => vec![original, modified],
+        FileOperation::Create(p) | FileOperation::Delete(p) => vec![p],
+        FileOperation::Rename { from, to } | FileOperation::Copy { from, to } => vec![from, to],
+    }
 }
 
 fn describe(op: &FileOperation<'_, [u8]>) -> String {
