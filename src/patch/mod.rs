@@ -119,8 +119,8 @@ fn apply_one(tree: &Path, patch: &Path, image: &mut BTreeMap<PathBuf, Image>) ->
                 // `diff -N` writes creations and deletions with real names (and an epoch date)
                 // instead of /dev/null: an absent file whose hunks all start from nothing is
                 // created; a file whose hunks all leave nothing is deleted.
-                let creates = text.hunks().iter().all(|h| h.old_range().len() == 0);
-                let deletes = text.hunks().iter().all(|h| h.new_range().len() == 0);
+                let creates = text.hunks().iter().all(|h| h.old_range().is_empty());
+                let deletes = text.hunks().iter().all(|h| h.new_range().is_empty());
                 let base = match entry.content.as_deref() {
                     Some(base) => base,
                     None if creates => b"",
