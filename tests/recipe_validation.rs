@@ -60,7 +60,7 @@ fn unknown_key_is_named_at_its_position() {
 #[test]
 fn missing_sha256_is_an_error() {
     let text = "name = \"hello\"\nversion = \"1.0\"\nlicense = \"MIT\"\n\n[[source]]\nurl = \"https://example.org/h.tar.gz\"\n\n[build]\nstyle = \"make\"\n";
-    assert_error(&[("recipes/hello.toml", &text)], "recipes/hello.toml:5:1", "missing field `sha256`");
+    assert_error(&[("recipes/hello.toml", text)], "recipes/hello.toml:5:1", "missing field `sha256`");
 }
 
 #[test]
