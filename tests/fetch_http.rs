@@ -58,12 +58,11 @@ fn first_mirror_404_then_second_mirror_is_used() {
     srv.route("/upstream/pkg-1.0.tar.gz", Route::ok(&body));
     let t = tempfile::tempdir().unwrap();
     let mut opts = options();
-    opts.mirrors = vec![
-        Mirror::parse(&srv.url("/m1"), t.path()).unwrap(),
-        Mirror::parse(&srv.url("/m2/"), t.path()).unwrap(),
-    ];
+    opts.mirrors =
+        vec![Mirror::parse(&srv.url("/m1"), t.path()).unwrap(), Mirror::parse(&srv.url("/m2/"), t.path()).unwrap()];
     let f = fetcher(t.path(), opts);
-    let got = f.ensure(&source("pkg", artifact("pkg-1.0.tar.gz", &body, vec![srv.url("/upstream/pkg-1.0.tar.gz")]))).unwrap();
+    let got =
+        f.ensure(&source("pkg", artifact("pkg-1.0.tar.gz", &body, vec![srv.url("/upstream/pkg-1.0.tar.gz")]))).unwrap();
     assert_eq!(srv.paths(), ["/m1/pkg-1.0.tar.gz", "/m2/pkg-1.0.tar.gz"], "mirrors in order, upstream never asked");
     assert_eq!(got.origin, Origin::Url(srv.url("/m2/pkg-1.0.tar.gz")));
     assert_eq!(got.variant, Variant::Primary);
@@ -304,7 +303,8 @@ fn ovm_download_exits_non_zero_on_failure_and_still_fetches_the_rest() {
     assert_eq!(fs::read(t.path().join("sources/good-1.0.tar.gz")).unwrap(), good);
 
     // Selecting only the good package succeeds, from what is already there.
-    let out = Command::new(env!("CARGO_BIN_EXE_ovm")).arg("-C").arg(t.path()).args(["download", "good"]).output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_ovm")).arg("-C").arg(t.path()).args(["download", "good"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(String::from_utf8_lossy(&out.stdout).contains("already present"));
     let mut paths = srv.paths();

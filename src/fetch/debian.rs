@@ -43,7 +43,10 @@ pub(super) struct Obtained {
 
 impl Apt {
     pub fn new(cache_dir: &Path) -> Apt {
-        Apt { base: cache_dir.join("apt"), updated: Mutex::new(false) }
+        // apt resolves relative `Dir::` paths against `Dir` (/), and runs in a scratch directory:
+        // only an absolute base means the same place to every apt invocation.
+        let base = std::path::absolute(cache_dir).unwrap_or_else(|_| cache_dir.to_path_buf()).join("apt");
+        Apt { base, updated: Mutex::new(false) }
     }
 
     /// Fetches `source.file` of the Debian source package into a scratch directory.

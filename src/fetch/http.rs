@@ -84,8 +84,10 @@ fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-fn classify(e: &reqwest::Error) -> Failure {
-    let message = chain(e);
+fn classify(e: reqwest::Error) -> Failure {
+    // The URL is already in the list of places tried; repeating it buries the cause.
+    let e = e.without_url();
+    let message = chain(&e);
     // An unknown host or a refused connection will not fix itself within seconds; waiting for it
     // only delays the next mirror or the package-archive fallback.
     let refused = {
@@ -154,7 +156,7 @@ fn once(client: &Client, url: &reqwest::Url, part: &Path, file: &str, progress: 
     if have > 0 {
         request = request.header(RANGE, format!("bytes={have}-"));
     }
-    let mut response = request.send().map_err(|e| classify(&e))?;
+    let mut response = request.send().map_err(classify)?;
     let status = response.status();
     let (mut out, offset) = match status {
         StatusCode::PARTIAL_CONTENT if have > 0 => {

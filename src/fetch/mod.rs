@@ -392,7 +392,10 @@ impl Fetcher {
                     Ok(path) => return Ok(Some((path, origin))),
                     Err(error) => attempts.push(Attempt { place: place.to_string(), error }),
                 },
-                Err(error) => attempts.push(Attempt { place: place.to_string(), error }),
+                Err(error) => {
+                    self.progress.note(&format!("{file}: {place}: {error}"));
+                    attempts.push(Attempt { place: place.to_string(), error });
+                }
             }
         }
 
