@@ -188,3 +188,37 @@ fn a_wrong_sha256_on_a_pypi_source_is_rejected_before_downloading() {
     let listing: Vec<PathBuf> = fs::read_dir(p.sources_dir()).unwrap().map(|e| e.unwrap().path()).collect();
     assert!(listing.iter().all(|f| f.ends_with(".locks")), "nothing fetched: {listing:?}");
 }
+
+/// Digest of the system's apt source configuration, to show ovm never changes it.
+fn system_apt_sources() -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
+    if let Ok(rd) = fs::read_dir("/etc/apt/sources.list.d") {
+        files.extend(rd.map(|e| e.unwrap().path()));
+    }
+    files.sort();
+    files.into_iter().map(|f| (f.clone(), fs::read(&f).unwrap_or_default())).collect()
+}
+
+#[test]
+fn debian_fallback_needs_no_root_and_leaves_the_system_apt_config_alone() {
+    require_apt();
+    let (t, p) = fresh_project();
+    fs::remove_file(p.recipes_dir().join("toolchain/zig.toml")).unwrap();
+    fs::remove_file(p.recipes_dir().join("tools/make.toml")).unwrap();
+    let before = system_apt_sources();
+    let mut cmd = if nix::unistd::geteuid().is_root() {
+        // Run as `nobody`, in a project it owns.
+        let status = Command::new("chown").args(["-R", "nobody"]).arg(t.path()).status().unwrap();
+        assert!(status.success());
+        let mut c = Command::new("runuser");
+        c.args(["-u", "nobody", "--"]).arg(env!("CARGO_BIN_EXE_ovm"));
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_ovm"))
+    };
+    let out = cmd.arg("-C").arg(t.path()).arg("download").env("HOME", t.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(ovm::fetch::sha256_file(&p.sources_dir().join("busybox-1.35.0.tar.bz2")).unwrap(), BUSYBOX_SHA);
+    assert_eq!(before, system_apt_sources(), "the system's apt sources changed");
+}
