@@ -12,6 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PACKAGES=(
   ca-certificates   # TLS to mirrors
   file              # tests inspect ELF headers
+  debian-archive-keyring  # signs the deb-src indexes ovm's Debian source fallback reads
 )
 
 missing=()

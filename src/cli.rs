@@ -34,6 +34,15 @@ pub struct Cli {
 pub enum Command {
     /// Print the project root and its configuration as ovm understood it
     Config,
+    /// Fetch and verify sources into sources/ (parallel, resumable, mirror-aware, sha256-checked)
+    Download {
+        /// An architecture (every recipe) or package names (each with its dependencies); none: every recipe
+        #[arg(value_name = "ARCH|PKG")]
+        items: Vec<String>,
+        /// Concurrent downloads (default: fetch.jobs in config/ovm.toml)
+        #[arg(short, long)]
+        jobs: Option<usize>,
+    },
 }
 
 impl Cli {
@@ -56,6 +65,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("project: {}", project.root().display());
             println!("{:#?}", project.config);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Download { items, jobs } => {
+            let project = cli.project()?;
+            let recipes = crate::recipe::RecipeSet::load(&project)?;
+            let mut fetcher = crate::fetch::Fetcher::new(&project)?;
+            if let Some(jobs) = jobs {
+                fetcher.set_jobs(*jobs);
+            }
+            let sources: Vec<_> = recipes.select(items)?.into_iter().flat_map(|r| &r.sources).collect();
+            let report = fetcher.fetch_all(&sources);
+            println!("{report}");
+            Ok(if report.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
     }
 }

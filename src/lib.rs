@@ -5,4 +5,8 @@
 
 pub mod arch;
 pub mod cli;
+pub mod fetch;
+pub mod patch;
 pub mod project;
+pub mod recipe;
+pub mod unpack;

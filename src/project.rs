@@ -78,13 +78,31 @@ pub struct FetchConfig {
     pub jobs: usize,
     /// Fall back to Debian source packages (`apt-get source --download-only`).
     pub debian: bool,
-    /// Fall back to PyPI artifacts (`pip download`).
+    /// Fall back to PyPI artifacts (the index's simple API).
     pub pypi: bool,
+    /// Retries of one URL after a transient failure (timeout, dropped connection, 5xx).
+    pub retries: u32,
+    /// Seconds to wait for a TCP/TLS connection.
+    pub connect_timeout: u64,
+    /// Seconds to wait for any single read (or the response headers) before retrying.
+    pub timeout: u64,
+    /// PyPI simple-API index; default: `PIP_INDEX_URL`, else https://pypi.org/simple/.
+    pub pypi_index: Option<String>,
 }
 
 impl Default for FetchConfig {
     fn default() -> Self {
-        FetchConfig { mirrors: Vec::new(), backup: Vec::new(), jobs: 4, debian: true, pypi: true }
+        FetchConfig {
+            mirrors: Vec::new(),
+            backup: Vec::new(),
+            jobs: 4,
+            debian: true,
+            pypi: true,
+            retries: 3,
+            connect_timeout: 15,
+            timeout: 60,
+            pypi_index: None,
+        }
     }
 }
 
