@@ -12,6 +12,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PACKAGES=(
   ca-certificates   # TLS to mirrors
   file              # tests inspect ELF headers
+  curl              # scripts/fetch-zig.sh downloads the pinned zig wheel
+  unzip             # … and unpacks it
 )
 
 missing=()
@@ -23,4 +25,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+scripts/fetch-zig.sh
 echo "setup: done"
