@@ -14,6 +14,11 @@ PACKAGES=(
   file              # tests inspect ELF headers
   curl              # scripts/fetch-zig.sh downloads the pinned zig wheel
   unzip             # … and unpacks it
+  make              # recipes/tools/make.toml: the host make builds the sandbox's static GNU make
+  autoconf          # … and Debian's make-dfsg source needs autoreconf (toolchain profile, host /usr)
+  automake
+  autopoint
+  pkgconf           # … pkg.m4: make's configure.ac uses PKG_PROG_PKG_CONFIG
 )
 
 missing=()
