@@ -84,7 +84,7 @@ pub fn build_env(target: Arch, host: Arch) -> Vec<(&'static str, String)> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ToolchainError {
-    #[error("{root}: not an unpacked ziglang wheel: no ziglang-*.dist-info directory")]
+    #[error("{root}: not an unpacked ziglang wheel: neither ziglang-*.dist-info/ nor zig + RECORD")]
     NoDistInfo { root: PathBuf },
     #[error("{root}: more than one ziglang-*.dist-info directory ({first}, {second}); unpack one wheel per directory")]
     TwoDistInfos { root: PathBuf, first: String, second: String },

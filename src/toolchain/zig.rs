@@ -11,12 +11,14 @@
 //! sandbox, at `toolchain/zig/` on the host, or copied anywhere. zig locates its own `lib/` relative to
 //! its executable, so nothing else in the wheel depends on where it lives.
 //!
-//! Directory layout (`root` = the unpacked wheel, untouched except for `bin/`):
+//! Directory layouts (`root` = the unpacked wheel, untouched except for `bin/`). Both are accepted:
 //! ```text
-//! root/ziglang/zig                      the compiler (clang 19, LLD 19, musl 1.2.5 sources inside lib/)
-//! root/ziglang/lib/…
-//! root/ziglang-VERSION.dist-info/RECORD sha256 + size of every file of the wheel
-//! root/bin/ARCH-linux-musl-TOOL         generated here, for every arch in Arch::ALL
+//! as in the wheel (unzip):                    with the top directory stripped (recipe strip = 1):
+//! root/ziglang/zig                            root/zig          the compiler (clang/LLD 19, musl 1.2.5)
+//! root/ziglang/lib/…                          root/lib/…
+//! root/ziglang-VERSION.dist-info/METADATA     root/METADATA     `Version:`
+//! root/ziglang-VERSION.dist-info/RECORD       root/RECORD       sha256 + size of every wheel file
+//! root/bin/ARCH-linux-musl-TOOL               root/bin/…        generated here, for every arch in Arch::ALL
 //! ```
 //!
 //! What zig cannot do, and how the wrappers deal with it:
@@ -47,8 +49,10 @@ use crate::arch::Arch;
 /// Bumped when the signature's composition changes (the wrappers' text is hashed itself).
 const SIGNATURE_FORMAT: &str = "ovm-zig-toolchain-1";
 
-/// The zig binary inside the wheel, relative to the wheel root and to `bin/..`.
+/// The zig binary as the wheel's RECORD names it, which is also where it sits in an unzipped wheel.
 const ZIG_IN_WHEEL: &str = "ziglang/zig";
+/// Where it sits when the wheel's top directory was stripped while unpacking.
+const ZIG_STRIPPED: &str = "zig";
 
 /// Options of GNU ld that kbuild (busybox's Makefile, scripts/trylink) passes and zig's linker
 /// frontend rejects; all three only produce diagnostics or a map file, never change the output.
@@ -60,14 +64,20 @@ pub struct ZigToolchain {
     root: PathBuf,
     version: String,
     record: PathBuf,
+    /// The zig binary relative to `root` (and so to `bin/..`): [`ZIG_IN_WHEEL`] or [`ZIG_STRIPPED`].
+    zig_rel: &'static str,
 }
 
 impl ZigToolchain {
-    /// Opens the unpacked wheel at `root`: finds its dist-info, reads the version, and checks that
-    /// `ziglang/zig` has the size RECORD gives and is built for the host.
+    /// Opens the unpacked wheel at `root` (either layout): finds its metadata, reads the version,
+    /// and checks that the zig binary has the size RECORD gives and is built for the host.
     pub fn open(root: &Path) -> Result<ZigToolchain, ToolchainError> {
-        let dist_info = find_dist_info(root)?;
-        let metadata_path = dist_info.join("METADATA");
+        let (meta_dir, zig_rel) = if root.join(ZIG_STRIPPED).is_file() && root.join("RECORD").is_file() {
+            (root.to_path_buf(), ZIG_STRIPPED)
+        } else {
+            (find_dist_info(root)?, ZIG_IN_WHEEL)
+        };
+        let metadata_path = meta_dir.join("METADATA");
         let metadata = read_to_string(&metadata_path)?;
         let version = metadata
             .lines()
@@ -75,16 +85,16 @@ impl ZigToolchain {
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
             .ok_or(ToolchainError::NoVersion { path: metadata_path })?;
-        let record = dist_info.join("RECORD");
+        let record = meta_dir.join("RECORD");
         let expected = recorded_size(&read_to_string(&record)?, ZIG_IN_WHEEL)
             .ok_or_else(|| ToolchainError::ZigNotRecorded { path: record.clone() })?;
-        let zig = root.join(ZIG_IN_WHEEL);
+        let zig = root.join(zig_rel);
         let meta = fs::metadata(&zig).map_err(|source| ToolchainError::Read { path: zig.clone(), source })?;
         if meta.len() != expected {
             return Err(ToolchainError::ZigSize { path: zig, expected, actual: meta.len() });
         }
         check_elf_machine(&zig)?;
-        Ok(ZigToolchain { root: root.to_path_buf(), version, record })
+        Ok(ZigToolchain { root: root.to_path_buf(), version, record, zig_rel })
     }
 
     pub fn root(&self) -> &Path {
@@ -97,7 +107,7 @@ impl ZigToolchain {
     }
 
     pub fn zig(&self) -> PathBuf {
-        self.root.join(ZIG_IN_WHEEL)
+        self.root.join(self.zig_rel)
     }
 
     /// The directory to put on PATH (host) or that appears as `/ovm/toolchain/bin` (sandbox).
@@ -125,7 +135,7 @@ impl ZigToolchain {
         for arch in Arch::ALL {
             for tool in Tool::ALL {
                 let path = self.tool_path(arch, tool);
-                write_executable(&path, wrapper_script(arch, tool, &self.version).as_bytes())?;
+                write_executable(&path, wrapper_script(arch, tool, &self.version, self.zig_rel).as_bytes())?;
                 written.push(path);
             }
         }
@@ -156,8 +166,9 @@ impl ZigToolchain {
     }
 }
 
-/// The text of one wrapper script. Pure, so the engine can show it and tests can inspect it.
-pub fn wrapper_script(arch: Arch, tool: Tool, version: &str) -> String {
+/// The text of one wrapper script; `zig_rel` is the zig binary relative to the toolchain root
+/// (`ziglang/zig` or `zig`). Pure, so the engine can show it and tests can inspect it.
+pub fn wrapper_script(arch: Arch, tool: Tool, version: &str, zig_rel: &str) -> String {
     let body = match tool {
         Tool::Cc | Tool::Gcc => CC_BODY.replace("@ZIGCMD@", "cc"),
         Tool::Cxx => CC_BODY.replace("@ZIGCMD@", "c++"),
@@ -168,7 +179,7 @@ pub fn wrapper_script(arch: Arch, tool: Tool, version: &str) -> String {
         Tool::Strip => STRIP_BODY.to_string(),
         Tool::Nm => NM_BODY.to_string(),
     };
-    HEADER.replace("@NAME@", &tool_name(arch, tool)).replace("@VERSION@", version).replace("@ZIG@", ZIG_IN_WHEEL)
+    HEADER.replace("@NAME@", &tool_name(arch, tool)).replace("@VERSION@", version).replace("@ZIG@", zig_rel)
         + &body.replace("@TRIPLE@", arch.musl_triple()).replace("@DROPPED@", DROPPED_LINK_FLAGS)
 }
 

@@ -22,7 +22,7 @@ fn fake_toolchain() -> tempfile::TempDir {
     for arch in Arch::ALL {
         for tool in Tool::ALL {
             let path = dir.path().join("bin").join(tool_name(arch, tool));
-            write_executable(&path, wrapper_script(arch, tool, "0.0-test").as_bytes()).unwrap();
+            write_executable(&path, wrapper_script(arch, tool, "0.0-test", ZIG_IN_WHEEL).as_bytes()).unwrap();
         }
     }
     dir
@@ -181,7 +181,7 @@ fn wrappers_find_zig_relative_to_themselves_after_a_move() {
 fn wrapper_text_has_no_absolute_path_and_names_the_version() {
     for arch in Arch::ALL {
         for tool in Tool::ALL {
-            let text = wrapper_script(arch, tool, "9.9.9");
+            let text = wrapper_script(arch, tool, "9.9.9", ZIG_IN_WHEEL);
             assert!(text.starts_with("#!/bin/sh\n"), "{tool:?}");
             assert!(text.contains("zig 9.9.9") && text.contains(&tool_name(arch, tool)), "{tool:?}");
             assert!(!text.contains("/ovm/") && !text.contains("/usr/"), "{tool:?} hard-codes a path");
@@ -191,16 +191,30 @@ fn wrapper_text_has_no_absolute_path_and_names_the_version() {
 
 // ---------- open() and signature() on a wheel-shaped directory ----------
 
+/// How the wheel was unpacked: as is (unzip) or with its top directory stripped (recipe strip = 1).
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    Wheel,
+    Stripped,
+}
+
 /// A wheel directory whose `ziglang/zig` is only an ELF header for `machine` (not runnable).
 fn fake_wheel(machine: u16, recorded_size: Option<u64>) -> tempfile::TempDir {
+    fake_wheel_in(Layout::Wheel, machine, recorded_size)
+}
+
+fn fake_wheel_in(layout: Layout, machine: u16, recorded_size: Option<u64>) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    fs::create_dir_all(dir.path().join("ziglang")).unwrap();
-    let info = dir.path().join("ziglang-0.14.1.dist-info");
+    let (zig, info) = match layout {
+        Layout::Wheel => (dir.path().join(ZIG_IN_WHEEL), dir.path().join("ziglang-0.14.1.dist-info")),
+        Layout::Stripped => (dir.path().join(ZIG_STRIPPED), dir.path().to_path_buf()),
+    };
+    fs::create_dir_all(zig.parent().unwrap()).unwrap();
     fs::create_dir_all(&info).unwrap();
     let mut elf = vec![0u8; 64];
     elf[..4].copy_from_slice(b"\x7fELF");
     elf[18..20].copy_from_slice(&machine.to_le_bytes());
-    fs::write(dir.path().join(ZIG_IN_WHEEL), &elf).unwrap();
+    fs::write(&zig, &elf).unwrap();
     fs::write(info.join("METADATA"), "Metadata-Version: 2.4\nName: ziglang\nVersion: 0.14.1\n").unwrap();
     let size = recorded_size.unwrap_or(elf.len() as u64);
     fs::write(info.join("RECORD"), format!("ziglang/LICENSE,sha256=abc,10\nziglang/zig,sha256=xyz,{size}\n")).unwrap();
@@ -216,17 +230,22 @@ fn host_machine() -> u16 {
 }
 
 #[test]
-fn open_reads_the_version_and_install_writes_every_wrapper() {
-    let wheel = fake_wheel(host_machine(), None);
-    let tc = ZigToolchain::open(wheel.path()).unwrap();
-    assert_eq!(tc.version(), "0.14.1");
-    let written = tc.install_wrappers().unwrap();
-    assert_eq!(written.len(), Arch::ALL.len() * Tool::ALL.len());
-    for path in &written {
-        let mode = fs::metadata(path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o755, "{}", path.display());
+fn open_reads_the_version_and_install_writes_every_wrapper_in_both_layouts() {
+    for (layout, zig_rel) in [(Layout::Wheel, "ziglang/zig"), (Layout::Stripped, "zig")] {
+        let wheel = fake_wheel_in(layout, host_machine(), None);
+        let tc = ZigToolchain::open(wheel.path()).unwrap();
+        assert_eq!(tc.version(), "0.14.1", "{layout:?}");
+        assert_eq!(tc.zig(), wheel.path().join(zig_rel), "{layout:?}");
+        let written = tc.install_wrappers().unwrap();
+        assert_eq!(written.len(), Arch::ALL.len() * Tool::ALL.len());
+        for path in &written {
+            let mode = fs::metadata(path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o755, "{}", path.display());
+            let text = fs::read_to_string(path).unwrap();
+            assert!(text.contains(&format!("zig=$bin/../{zig_rel}\n")), "{layout:?}: {}", path.display());
+        }
+        assert_eq!(fs::metadata(tc.zig()).unwrap().permissions().mode() & 0o111, 0o111, "zig made executable");
     }
-    assert_eq!(fs::metadata(tc.zig()).unwrap().permissions().mode() & 0o111, 0o111, "zig made executable");
 }
 
 #[test]
@@ -281,9 +300,9 @@ fn recorded_size_matches_the_path_field_exactly() {
 // ---------- the real zig wheel ----------
 
 /// The pinned wheel unpacked by scripts/setup.sh, in a fresh directory that links to it, so the
-/// wrappers are installed in a temp dir (never into the shared asset) — which also shows that the
-/// wheel works through a symlinked `ziglang/`.
-fn real_toolchain() -> (tempfile::TempDir, ZigToolchain, PathBuf) {
+/// wrappers are installed in a temp dir (never into the shared asset) — which also shows that zig
+/// works through symlinks, in either layout.
+fn real_toolchain(layout: Layout) -> (tempfile::TempDir, ZigToolchain, PathBuf) {
     let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/assets");
     let wheel = assets.join("ziglang-0.14.1");
     assert!(
@@ -292,8 +311,17 @@ fn real_toolchain() -> (tempfile::TempDir, ZigToolchain, PathBuf) {
         wheel.display()
     );
     let dir = tempfile::tempdir().unwrap();
-    for name in ["ziglang", "ziglang-0.14.1.dist-info"] {
-        std::os::unix::fs::symlink(wheel.join(name), dir.path().join(name)).unwrap();
+    let links: &[(&str, &str)] = match layout {
+        Layout::Wheel => &[("ziglang", "ziglang"), ("ziglang-0.14.1.dist-info", "ziglang-0.14.1.dist-info")],
+        Layout::Stripped => &[
+            ("ziglang/zig", "zig"),
+            ("ziglang/lib", "lib"),
+            ("ziglang-0.14.1.dist-info/METADATA", "METADATA"),
+            ("ziglang-0.14.1.dist-info/RECORD", "RECORD"),
+        ],
+    };
+    for (from, to) in links {
+        std::os::unix::fs::symlink(wheel.join(from), dir.path().join(to)).unwrap();
     }
     let tc = ZigToolchain::open(dir.path()).unwrap();
     tc.install_wrappers().unwrap();
@@ -323,7 +351,7 @@ fn elf_machine(arch: Arch) -> &'static str {
 
 #[test]
 fn real_zig_builds_static_musl_executables_for_each_arch() {
-    let (_dir, tc, cache) = real_toolchain();
+    let (_dir, tc, cache) = real_toolchain(Layout::Wheel);
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     fs::write(w.join("hello.c"), "#include <stdio.h>\nint main(void){puts(\"hello from musl\");return 0;}\n").unwrap();
@@ -376,4 +404,20 @@ fn real_zig_builds_static_musl_executables_for_each_arch() {
     }
     let sig = tc.signature().unwrap();
     assert_eq!(sig.len(), 64);
+}
+
+#[test]
+fn real_zig_works_with_the_top_directory_stripped() {
+    // The layout the zig recipe produces (strip = 1): zig and lib/ directly under the root.
+    let (_dir, tc, cache) = real_toolchain(Layout::Stripped);
+    let work = tempfile::tempdir().unwrap();
+    fs::write(work.path().join("t.c"), "int main(void){return 0;}\n").unwrap();
+    for arch in Arch::ALL {
+        let exe = format!("t-{}", arch.name());
+        // -Os like the test above: zig builds musl once per optimisation mode, so sharing it
+        // keeps this test from paying for another musl build on a fresh cache.
+        tool(&tc, &cache, arch, Tool::Cc, &["-Os", "t.c", "-o", &exe], work.path());
+        let desc = file_of(&work.path().join(&exe));
+        assert!(desc.contains(elf_machine(arch)) && desc.contains("statically linked"), "{desc}");
+    }
 }
