@@ -13,6 +13,13 @@ PACKAGES=(
   ca-certificates   # TLS to mirrors
   file              # tests inspect ELF headers
   debian-archive-keyring  # signs the deb-src indexes ovm's Debian source fallback reads
+  curl              # scripts/fetch-zig.sh downloads the pinned zig wheel
+  unzip             # … and unpacks it
+  make              # recipes/tools/make.toml: the host make builds the sandbox's static GNU make
+  autoconf          # … and Debian's make-dfsg source needs autoreconf (toolchain profile, host /usr)
+  automake
+  autopoint
+  pkgconf           # … pkg.m4: make's configure.ac uses PKG_PROG_PKG_CONFIG
 )
 
 missing=()
@@ -24,4 +31,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+scripts/fetch-zig.sh
 echo "setup: done"

@@ -10,3 +10,4 @@ pub mod patch;
 pub mod project;
 pub mod recipe;
 pub mod unpack;
+pub mod toolchain;
