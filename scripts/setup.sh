@@ -12,6 +12,13 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PACKAGES=(
   ca-certificates   # TLS to mirrors
   file              # tests inspect ELF headers
+  cpio              # pack: round-trip tests list/extract with GNU cpio; bench peer
+  libarchive-tools  # pack: round-trip tests list with bsdtar
+  pigz              # pack: bench peer (pigz -9 -n)
+  xz-utils          # pack: tests decompress xz images
+  zstd              # pack: tests decompress zstd images
+  qemu-system-x86   # boot: qemu-system-x86_64
+  qemu-system-arm   # boot: qemu-system-aarch64
 )
 
 missing=()
@@ -23,4 +30,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# Kernels and busybox-static for both arches, for the pack/boot tests (into .cache/test-assets).
+scripts/fetch-test-assets.sh
 echo "setup: done"

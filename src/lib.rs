@@ -4,5 +4,7 @@
 //! `recipe` → `fetch` → `unpack` → `patch` → `sandbox` → `engine` → `pack` → `boot`.
 
 pub mod arch;
+pub mod boot;
 pub mod cli;
+pub mod pack;
 pub mod project;
