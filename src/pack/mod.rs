@@ -14,7 +14,9 @@
 //! The image and the manifest are written to temporary files in the output directory and renamed
 //! into place, image first, so an interrupted pack leaves the previous image intact and never a
 //! truncated one under the real name. The manifest records the image's sha256, so a manifest that
-//! does not belong to the image next to it is detectable.
+//! does not belong to the image next to it is detectable. Packs into one output directory take
+//! turns on an exclusive `flock` of `.pack.lock`; holding it, a pack removes the temporaries a
+//! killed pack left behind.
 //!
 //! The engine calls [`pack`] with the packages of a build in dependency order; `ovm pack` calls it
 //! through [`request_for_project`] with whatever `staging/ARCH/` holds, in name order.
@@ -162,6 +164,11 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &PackOptions) ->
     let rootfs = project.rootfs_dir();
     if rootfs.is_dir() {
         layers.push(Layer::rootfs(rootfs));
+    } else {
+        tracing::warn!(
+            "{} does not exist: the image gets no skeleton (no /init unless a package has one)",
+            rootfs.display()
+        );
     }
     let staging = project.root().join("staging").join(arch.name());
     if staging.is_dir() {
@@ -223,10 +230,12 @@ pub fn pack(req: &PackRequest) -> Result<PackOutcome, PackError> {
         move |source| PackError::Output { path, source }
     };
     std::fs::create_dir_all(&req.output_dir).map_err(out_err(&req.output_dir))?;
+    let _lock = lock_output(&req.output_dir)?;
+    remove_stale_temporaries(&req.output_dir)?;
     let image_path = req.output_dir.join(req.compress.image_name());
     let manifest_path = req.output_dir.join(MANIFEST_NAME);
 
-    let tmp_image = temp_in(&req.output_dir, ".initrd.")?;
+    let tmp_image = temp_in(&req.output_dir, TEMP_PREFIXES[0])?;
     let sink = HashingWriter::new(tmp_image.as_file().try_clone().map_err(out_err(tmp_image.path()))?);
     let threads = match req.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -250,7 +259,7 @@ pub fn pack(req: &PackRequest) -> Result<PackOutcome, PackError> {
         },
         entries,
     };
-    let mut tmp_manifest = temp_in(&req.output_dir, ".manifest.")?;
+    let mut tmp_manifest = temp_in(&req.output_dir, TEMP_PREFIXES[1])?;
     tmp_manifest.write_all(manifest.render().as_bytes()).map_err(out_err(tmp_manifest.path()))?;
     tmp_manifest.as_file().sync_all().map_err(out_err(tmp_manifest.path()))?;
 
@@ -422,6 +431,41 @@ pub fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
     }
     s
+}
+
+/// Temporary names in the output directory; see [`remove_stale_temporaries`].
+const TEMP_PREFIXES: [&str; 2] = [".initrd.", ".manifest."];
+/// Held while packing, so two packs into one directory take turns.
+const LOCK_NAME: &str = ".pack.lock";
+
+/// Exclusive `flock` on `dir/.pack.lock`, released when the returned value is dropped.
+fn lock_output(dir: &Path) -> Result<nix::fcntl::Flock<File>, PackError> {
+    let path = dir.join(LOCK_NAME);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| PackError::Output { path: path.clone(), source })?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, errno)| PackError::Output { path, source: io::Error::from_raw_os_error(errno as i32) })
+}
+
+/// Under the lock no other pack is writing here, so temporaries are leftovers of a killed pack.
+fn remove_stale_temporaries(dir: &Path) -> Result<(), PackError> {
+    let err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| PackError::Output { path, source }
+    };
+    for entry in std::fs::read_dir(dir).map_err(err(dir))? {
+        let entry = entry.map_err(err(dir))?;
+        let name = entry.file_name();
+        if TEMP_PREFIXES.iter().any(|p| name.to_string_lossy().starts_with(p)) {
+            tracing::info!("removing {}, left by an interrupted pack", entry.path().display());
+            std::fs::remove_file(entry.path()).map_err(err(&entry.path()))?;
+        }
+    }
+    Ok(())
 }
 
 fn temp_in(dir: &Path, prefix: &str) -> Result<tempfile::NamedTempFile, PackError> {
