@@ -78,7 +78,7 @@ for i in range(4300):  # text: ~31 MB
     with open(os.path.join(root, p), "wb") as f:
         f.write(text(size))
     files.append(p)
-for i in range(450):  # random binaries: ~29 MB
+for i in range(550):  # random binaries: ~31 MB
     p = os.path.join(rng.choice(dirs), f"b{i:03d}.bin")
     size = int(min(1_000_000, rng.lognormvariate(10.6, 0.8)))
     with open(os.path.join(root, p), "wb") as f:
@@ -153,11 +153,12 @@ chmod 0755 "$BB/rootfs/init"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$BB/rootfs/etc/passwd"
 printf 'root:x:0:\n' >"$BB/rootfs/etc/group"
 echo "welcome" >"$BB/rootfs/etc/motd"
-"$OVM_BIN" -q -C "$BB" pack x86_64 >/dev/null
+repack_bb() { "$OVM_BIN" -q -C "$BB" pack x86_64 >/dev/null; }
+repack_bb
 bb_entries=$(($(wc -l <"$BB/output/x86_64/manifest.txt") - 5))
 for i in $(seq "$REPACK_RUNS"); do
   echo "edit $i" >>"$BB/rootfs/etc/motd"
-  run repack "$BB/output/x86_64/initrd.cpio.gz" "$OVM_BIN" -q -C "$BB" pack x86_64
+  run repack "$BB/output/x86_64/initrd.cpio.gz" repack_bb
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }

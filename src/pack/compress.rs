@@ -10,9 +10,9 @@
 //!   encoder writes a different, single-block stream), with a fixed block size, preset 6 and the
 //!   CRC32 check: the kernel's XZ decoder rejects CRC64/SHA-256. Blocks are compressed
 //!   independently, so the thread count only changes the speed.
-//! - **zstd**: level 19 in zstd's multi-threaded mode with at least one worker and a fixed job size
-//!   (zstd documents MT output as independent of the worker count, but different from its
-//!   single-threaded mode, which is therefore never used), with a content checksum.
+//! - **zstd**: level 19 in zstd's multi-threaded mode with at least one worker, a fixed job size
+//!   and overlap (zstd documents MT output as independent of the worker count, but different from
+//!   its single-threaded mode, which is therefore never used), with a content checksum.
 //!
 //! Every encoder writes to a `BufWriter` of 1 MiB so the file sees few, large writes.
 
@@ -32,9 +32,12 @@ pub const XZ_PRESET: u32 = 6;
 pub const XZ_BLOCK: u64 = 4 << 20;
 /// zstd level (19 = the highest before --ultra, 8 MiB window).
 pub const ZSTD_LEVEL: i32 = 19;
-/// zstd's MT job size, fixed for the same reason as XZ_BLOCK (jobs overlap, so matches still
-/// reach into the previous job's data).
+/// zstd's MT job size, fixed for the same reason as XZ_BLOCK.
 pub const ZSTD_JOB: u32 = 4 << 20;
+/// How much of the previous job each job re-reads as history: 2^(6-9) of the 8 MiB window = 1 MiB.
+/// Level 19's default (the full window) makes every 4 MiB job process 12 MiB, 2.2x slower for
+/// +0.2 % size.
+pub const ZSTD_OVERLAP_LOG: u32 = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompressError {
@@ -132,6 +135,8 @@ impl<W: Write + Send + 'static> Encoder<W> {
                 let mut enc = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL).map_err(|e| err(&e))?;
                 enc.multithread(u32::try_from(threads).unwrap_or(u32::MAX)).map_err(|e| err(&e))?;
                 enc.set_parameter(zstd::zstd_safe::CParameter::JobSize(ZSTD_JOB)).map_err(|e| err(&e))?;
+                enc.set_parameter(zstd::zstd_safe::CParameter::OverlapSizeLog(ZSTD_OVERLAP_LOG))
+                    .map_err(|e| err(&e))?;
                 enc.include_checksum(true).map_err(|e| err(&e))?;
                 Encoder::Zstd(enc)
             }

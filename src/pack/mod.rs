@@ -242,7 +242,12 @@ pub fn pack(req: &PackRequest) -> Result<PackOutcome, PackError> {
         n => n,
     };
     let encoder = Encoder::new(req.compress, threads, sink)?;
-    let (entries, encoder) = write_archive(&tree, req.source_date_epoch, encoder)?;
+    // cpio headers are tiny writes; batch them so the encoders see large ones.
+    let buffered = io::BufWriter::with_capacity(READ_BUFFER, encoder);
+    let (entries, buffered) = write_archive(&tree, req.source_date_epoch, buffered)?;
+    let encoder = buffered
+        .into_inner()
+        .map_err(|e| PackError::Output { path: tmp_image.path().to_path_buf(), source: e.into_error() })?;
     let sink = encoder.finish()?;
     let (file, sha256, size) = sink.into_parts();
     file.sync_all().map_err(out_err(tmp_image.path()))?;
