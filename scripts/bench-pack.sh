@@ -25,7 +25,7 @@ REPACK_RUNS=${REPACK_RUNS:-5}
 THREADS=${THREADS:-0}
 
 die() { echo "bench-pack: error: $*" >&2; exit 1; }
-for tool in python3 cpio gzip pigz xz zstd; do
+for tool in python3 cpio gzip pigz xz zstd awk; do
   command -v "$tool" >/dev/null || die "$tool not found (run scripts/setup.sh)"
 done
 BUSYBOX=$ROOT/.cache/test-assets/x86_64/busybox

@@ -15,8 +15,9 @@ PACKAGES=(
   cpio              # pack: round-trip tests list/extract with GNU cpio; bench peer
   libarchive-tools  # pack: round-trip tests list with bsdtar
   pigz              # pack: bench peer (pigz -9 -n)
-  xz-utils          # pack: tests decompress xz images
-  zstd              # pack: tests decompress zstd images
+  xz-utils          # pack: bench peer (xz -6 --check=crc32)
+  zstd              # pack: bench peer (zstd -19)
+  python3           # pack: bench-pack.sh generates its tree
   qemu-system-x86   # boot: qemu-system-x86_64
   qemu-system-arm   # boot: qemu-system-aarch64
 )
