@@ -277,7 +277,7 @@ pub fn boot(req: &BootRequest) -> Result<BootOutcome, BootError> {
 
     let start = Instant::now();
     let mut scanner = Scanner::new(req.expect.as_deref());
-    let mut child = match Command::new(&program)
+    let child = match Command::new(&program)
         .args(&args)
         .stdin(if req.interactive { Stdio::inherit() } else { Stdio::null() })
         .stdout(Stdio::piped())
@@ -298,6 +298,8 @@ pub fn boot(req: &BootRequest) -> Result<BootOutcome, BootError> {
         }
     };
 
+    let mut child = QemuGuard(child);
+    let child = &mut child.0;
     let (tx, rx) = mpsc::channel();
     let mut readers = 0;
     if let Some(out) = child.stdout.take() {
@@ -345,7 +347,7 @@ pub fn boot(req: &BootRequest) -> Result<BootOutcome, BootError> {
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let timed_out = deadline.is_some_and(|d| Instant::now() >= d) && grace_deadline.is_none();
                 stopped = Some(if timed_out { Ending::TimedOut } else { Ending::Stopped });
-                stop(&mut child).map_err(BootError::Wait)?;
+                stop(child).map_err(BootError::Wait)?;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
@@ -361,6 +363,17 @@ pub fn boot(req: &BootRequest) -> Result<BootOutcome, BootError> {
         log: req.log.clone(),
         init_failure: scanner.init_failure().map(str::to_string),
     })
+}
+
+/// Stops qemu when `boot` returns early with an error (e.g. the log became unwritable), so no
+/// guest is left running; after a normal end this finds the process already reaped.
+struct QemuGuard(Child);
+
+impl Drop for QemuGuard {
+    fn drop(&mut self) {
+        let _ = stop(&mut self.0);
+        let _ = self.0.wait();
+    }
 }
 
 fn exited(status: ExitStatus) -> Ending {

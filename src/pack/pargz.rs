@@ -195,7 +195,13 @@ fn worker(level: u32, jobs: &Mutex<mpsc::Receiver<Job>>, pieces: &mpsc::Sender<P
             Err(_) => return,
         };
         let Ok(job) = job else { return };
-        let result = deflate_block(&mut z, &job);
+        // A panic must become an error for the collecting thread, which would otherwise wait
+        // forever for this block's piece.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| deflate_block(&mut z, &job)))
+            .unwrap_or_else(|_| {
+                z = Compress::new(flate2::Compression::new(level.min(9)), false);
+                Err(io::Error::other("a gzip worker panicked while compressing"))
+            });
         if pieces.send(Piece { seq: job.seq, result }).is_err() {
             return;
         }
