@@ -34,6 +34,13 @@ pub struct Cli {
 pub enum Command {
     /// Print the project root and its configuration as ovm understood it
     Config,
+    /// Run a command in the strict build sandbox (exactly the given mounts, no network)
+    Sandbox(crate::sandbox::cli::SandboxArgs),
+    /// Check that this host can run the build sandbox; prints the fix for each problem
+    Doctor,
+    /// Internal: run an OCI spec given as JSON (how multi-threaded callers start a sandbox)
+    #[command(name = "__sandbox-exec", hide = true)]
+    SandboxExec(crate::sandbox::cli::ExecArgs),
 }
 
 impl Cli {
@@ -57,5 +64,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{:#?}", project.config);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Sandbox(args) => Ok(crate::sandbox::cli::sandbox(args)),
+        Command::Doctor => Ok(crate::sandbox::cli::doctor()),
+        Command::SandboxExec(args) => Ok(crate::sandbox::cli::exec(args)),
     }
 }

@@ -6,3 +6,4 @@
 pub mod arch;
 pub mod cli;
 pub mod project;
+pub mod sandbox;

@@ -1,0 +1,465 @@
+//! Running a spec: the process layout of a sandbox and the order of its steps.
+//!
+//! ```text
+//! caller (ovm)        unshare(USER|PID), uid/gid map; blocks INT/TERM/HUP/QUIT/CHLD, forwards them
+//!  └─ init, pid 1     unshare(NS|NET|UTS|IPC), hostname, lo, setsid, mounts + pivot_root; forks the
+//!      │              command, then only reaps (see `reaper`) and exits with the command's status
+//!      └─ command     terminal, cwd, rlimits, umask, signals reset, every capability dropped,
+//!                     no_new_privs, execve with exactly the spec's environment
+//! ```
+//! The caller writes its own id maps right after `unshare`, so no round trip with a child is needed;
+//! the pid namespace starts with the caller's first child, init. The caller thereby joins the new user
+//! namespace, which is why [`run`] is only for processes that exist to run one sandbox (the `ovm
+//! sandbox` command, the hidden re-exec entry point); other callers use [`command`], which re-executes
+//! ovm. A user namespace cannot be entered by a multi-threaded process, and forking one would leave
+//! locks held in the child, so [`run`] checks the thread count first and says so.
+//!
+//! Init and the command report failures to the caller as JSON over a socketpair. Both ends are
+//! close-on-exec: init closes its end after forking the command, the command's end closes at a
+//! successful `execve`, so end-of-file means "running" and anything else is the error. Init has
+//! `PR_SET_PDEATHSIG(SIGKILL)` — if ovm dies, init dies and the kernel kills the whole namespace — and
+//! checks right after setting it that the caller's end is still open, closing the fork/prctl race.
+//! Init is not dumpable, so the command cannot ptrace it.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::{kill, sigaction, sigprocmask, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::sys::stat::Mode;
+use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::unistd::{ForkResult, Pid};
+use oci_spec::runtime::Spec;
+
+use super::error::SandboxError;
+use super::hints;
+use super::mounts;
+use super::plan::Plan;
+use super::reaper;
+use super::sys;
+
+/// The hidden subcommand that runs a spec given as JSON: `ovm __sandbox-exec '<spec>'`.
+pub const EXEC_SUBCOMMAND: &str = "__sandbox-exec";
+/// Environment variable overriding the ovm executable [`command`] re-executes.
+pub const EXE_ENV: &str = "OVM_EXE";
+
+/// Signals the caller forwards to the sandbox (and init to the command).
+const FORWARDED: [Signal; 4] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT];
+
+/// What the command process does once the sandbox is ready.
+#[derive(Clone, Copy)]
+pub(crate) enum Payload {
+    /// `execve` the spec's `process.args` (every real use).
+    Exec,
+    /// Run this function in the finished sandbox and exit with its result (the doctor's trial, which
+    /// cannot count on any executable existing inside a strict sandbox).
+    Probe(fn() -> i32),
+}
+
+/// Run `spec` and return the command's exit status (128+N if signal N ended it).
+///
+/// The calling process joins the sandbox's user namespace and cannot fork into a fresh pid
+/// namespace again, so this is for single-threaded processes that run one sandbox and exit (the
+/// `ovm sandbox` CLI). Multi-threaded callers get [`SandboxError::MultiThreaded`]; they use
+/// [`command`]. While the sandbox runs, SIGINT/SIGTERM/SIGHUP/SIGQUIT are forwarded to it.
+pub fn run(spec: &Spec) -> Result<i32, SandboxError> {
+    run_plan(&Plan::from_spec(spec)?, Payload::Exec)
+}
+
+/// A [`Command`] that runs `spec` in a separate ovm process (`ovm __sandbox-exec`), for callers
+/// that have threads or must keep their own namespaces: the engine sets its stdio (log files) and
+/// spawns it like any program. Its exit status is the sandboxed command's; 125 means the sandbox
+/// could not be set up (the reason is on its stderr), 126/127 not executable / not found. File
+/// descriptors the spec preserves are passed through (their close-on-exec flag is cleared in the
+/// child); all other inherited descriptors are closed inside the sandbox.
+///
+/// The executable is `$OVM_EXE` or the current executable; in `cargo test` the latter is the test
+/// harness, so tests use [`command_with_exe`] with `env!("CARGO_BIN_EXE_ovm")`.
+pub fn command(spec: &Spec) -> Result<Command, SandboxError> {
+    command_with_exe(&executable()?, spec)
+}
+
+/// [`command`] with an explicit ovm executable.
+pub fn command_with_exe(exe: &Path, spec: &Spec) -> Result<Command, SandboxError> {
+    let plan = Plan::from_spec(spec)?;
+    let json = serde_json::to_string(spec).map_err(|e| SandboxError::InvalidSpec(e.to_string()))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg(EXEC_SUBCOMMAND).arg(json);
+    let fds = plan.preserve_fds;
+    if !fds.is_empty() {
+        // SAFETY: the closure runs between fork and exec; it only calls fcntl (async-signal-safe)
+        // on integers it already owns and allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                for &fd in &fds {
+                    inheritable(fd)?;
+                }
+                Ok(())
+            });
+        }
+    }
+    Ok(cmd)
+}
+
+/// The ovm executable [`command`] re-executes.
+pub fn executable() -> Result<PathBuf, SandboxError> {
+    if let Some(exe) = std::env::var_os(EXE_ENV) {
+        return Ok(PathBuf::from(exe));
+    }
+    std::env::current_exe().map_err(|e| SandboxError::io("finding the ovm executable", Path::new("/proc/self/exe"), &e))
+}
+
+fn inheritable(fd: RawFd) -> std::io::Result<()> {
+    // SAFETY: F_GETFD/F_SETFD read and write only the descriptor flags of `fd`.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The set init and the caller wait on with `sigwait`: the forwarded signals and SIGCHLD.
+fn wait_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for sig in FORWARDED {
+        set.add(sig);
+    }
+    set.add(Signal::SIGCHLD);
+    set
+}
+
+pub(crate) fn run_plan(plan: &Plan, payload: Payload) -> Result<i32, SandboxError> {
+    match sys::thread_count() {
+        Some(threads) if threads > 1 => return Err(SandboxError::MultiThreaded { threads }),
+        _ => {}
+    }
+    let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+    for (kind, spec_id, actual) in [("uid", plan.uid, uid), ("gid", plan.gid, gid)] {
+        if spec_id != actual {
+            return Err(SandboxError::ForeignIdMapping { kind: kind.into(), spec_id, actual });
+        }
+    }
+    let signals = wait_set();
+    let mut old_mask = SigSet::empty();
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), Some(&mut old_mask))
+        .map_err(|e| SandboxError::process("blocking signals", e))?;
+    let result = run_blocked(plan, payload, &signals, &old_mask);
+    // Signals that arrived after the sandbox ended are delivered now, with their usual effect.
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+    result
+}
+
+fn run_blocked(plan: &Plan, payload: Payload, signals: &SigSet, old_mask: &SigSet) -> Result<i32, SandboxError> {
+    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID)
+        .map_err(|errno| SandboxError::UserNamespace { errno, hint: hints::userns_hint(errno) })?;
+    write_id_map("/proc/self/setgroups", "deny")?;
+    write_id_map("/proc/self/uid_map", &format!("0 {} 1", plan.uid))?;
+    write_id_map("/proc/self/gid_map", &format!("0 {} 1", plan.gid))?;
+
+    // Hand the terminal to the command only if we own it (not when started in the background).
+    let take_terminal = plan.terminal && owns_terminal();
+    let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(|e| SandboxError::process("socketpair", e))?;
+
+    // SAFETY: this process is single-threaded (checked in run_plan), so the child is an ordinary
+    // copy with no locks held by other threads; it leaves only through _exit.
+    match unsafe { nix::unistd::fork() } {
+        Err(errno) => Err(SandboxError::process("fork of the sandbox init", errno)),
+        Ok(ForkResult::Child) => {
+            drop(ours);
+            let code = init_main(plan, payload, theirs, signals, old_mask, take_terminal);
+            // SAFETY: _exit ends the child without running the parent's atexit handlers or
+            // flushing buffers copied from it.
+            unsafe { libc::_exit(code) }
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(theirs);
+            let setup = read_report(ours);
+            let status = supervise(child, signals);
+            if take_terminal {
+                reclaim_terminal();
+            }
+            match (setup, status) {
+                (Some(err), _) => Err(err),
+                (None, status) => status,
+            }
+        }
+    }
+}
+
+fn write_id_map(file: &str, content: &str) -> Result<(), SandboxError> {
+    let result = std::fs::OpenOptions::new().write(true).open(file).and_then(|mut f| f.write_all(content.as_bytes()));
+    result.map_err(|e| {
+        let errno = e.raw_os_error().map_or(Errno::EIO, Errno::from_raw);
+        SandboxError::IdMap { file: file.into(), errno, hint: hints::idmap_hint(errno) }
+    })
+}
+
+/// Wait for end-of-file (the command is running) or an error report from init or the command.
+fn read_report(sock: OwnedFd) -> Option<SandboxError> {
+    let mut report = Vec::new();
+    let mut stream = UnixStream::from(sock);
+    if let Err(e) = stream.read_to_end(&mut report) {
+        return Some(SandboxError::Protocol { reason: format!("reading the sandbox's status: {e}") });
+    }
+    if report.is_empty() {
+        return None;
+    }
+    Some(
+        serde_json::from_slice(&report).unwrap_or_else(|e| SandboxError::Protocol {
+            reason: format!("{e}: {}", String::from_utf8_lossy(&report)),
+        }),
+    )
+}
+
+fn send_report(sock: &OwnedFd, err: &SandboxError) {
+    if let Ok(json) = serde_json::to_vec(err) {
+        let _ = nix::unistd::write(sock, &json);
+    }
+}
+
+/// Wait for init, forwarding the signals the caller receives meanwhile.
+fn supervise(init: Pid, signals: &SigSet) -> Result<i32, SandboxError> {
+    loop {
+        match waitpid(init, Some(WaitPidFlag::WNOHANG)) {
+            Ok(status) => {
+                if let Some(code) = reaper::status_code(status) {
+                    return Ok(code);
+                }
+            }
+            Err(Errno::EINTR) => {}
+            Err(errno) => return Err(SandboxError::process("waiting for the sandbox", errno)),
+        }
+        match signals.wait() {
+            Ok(Signal::SIGCHLD) | Err(_) => {}
+            Ok(sig) => {
+                let _ = kill(init, sig);
+            }
+        }
+    }
+}
+
+fn owns_terminal() -> bool {
+    let stdin = std::io::stdin();
+    nix::unistd::isatty(stdin.as_fd()).unwrap_or(false)
+        && nix::unistd::tcgetpgrp(stdin.as_fd()).is_ok_and(|pgrp| pgrp == nix::unistd::getpgrp())
+}
+
+/// Make `pgrp` the terminal's foreground process group; SIGTTOU is blocked meanwhile, since a
+/// background process calling tcsetpgrp would otherwise be stopped by it.
+fn foreground(pgrp: Pid) -> Result<(), Errno> {
+    let mut ttou = SigSet::empty();
+    ttou.add(Signal::SIGTTOU);
+    let mut old = SigSet::empty();
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&ttou), Some(&mut old))?;
+    let result = nix::unistd::tcsetpgrp(std::io::stdin().as_fd(), pgrp);
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None)?;
+    result
+}
+
+fn reclaim_terminal() {
+    let _ = foreground(nix::unistd::getpgrp());
+}
+
+/// Init (pid 1): build the sandbox, fork the command, reap. Returns init's exit status.
+fn init_main(
+    plan: &Plan,
+    payload: Payload,
+    sock: OwnedFd,
+    signals: &SigSet,
+    old_mask: &SigSet,
+    take_terminal: bool,
+) -> i32 {
+    match init_setup(plan, &sock) {
+        Err(err) => {
+            send_report(&sock, &err);
+            err.exit_code()
+        }
+        Ok(()) => {
+            // SAFETY: init is single-threaded (a fork of a single-threaded process).
+            match unsafe { nix::unistd::fork() } {
+                Err(errno) => {
+                    let err = SandboxError::process("fork of the sandboxed command", errno);
+                    send_report(&sock, &err);
+                    err.exit_code()
+                }
+                Ok(ForkResult::Child) => command_main(plan, payload, sock, old_mask, take_terminal),
+                Ok(ForkResult::Parent { child }) => {
+                    drop(sock);
+                    for fd in &plan.preserve_fds {
+                        let _ = nix::unistd::close(*fd);
+                    }
+                    // Init needs no privilege to wait and signal; keep none it could lose.
+                    let _ = caps::clear(None, caps::CapSet::Permitted);
+                    reaper::reap(child, signals)
+                }
+            }
+        }
+    }
+}
+
+fn init_setup(plan: &Plan, sock: &OwnedFd) -> Result<(), SandboxError> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| SandboxError::process("PR_SET_PDEATHSIG", e))?;
+    // If the caller died before the prctl above, nobody would ever kill us: its socket end tells.
+    let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) if fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLHUP)) => {
+            return Err(SandboxError::ParentGone)
+        }
+        Ok(_) => {}
+        Err(e) => return Err(SandboxError::process("poll", e)),
+    }
+    nix::sys::prctl::set_dumpable(false).map_err(|e| SandboxError::process("PR_SET_DUMPABLE", e))?;
+
+    let mut keep = plan.preserve_fds.clone();
+    keep.push(sock.as_raw_fd());
+    sys::close_fds_except(&keep).map_err(|errno| SandboxError::CloseFds { errno })?;
+
+    let mut flags = CloneFlags::CLONE_NEWNS;
+    flags.set(CloneFlags::CLONE_NEWNET, plan.new_net);
+    flags.set(CloneFlags::CLONE_NEWUTS, plan.new_uts);
+    flags.set(CloneFlags::CLONE_NEWIPC, plan.new_ipc);
+    flags.set(CloneFlags::CLONE_NEWCGROUP, plan.new_cgroup);
+    unshare(flags).map_err(|errno| SandboxError::Namespaces { errno, hint: hints::mount_hint(errno) })?;
+    if let (true, Some(name)) = (plan.new_uts, &plan.hostname) {
+        nix::unistd::sethostname(name).map_err(|errno| SandboxError::Hostname { hostname: name.clone(), errno })?;
+    }
+    if plan.new_net {
+        sys::loopback_up().map_err(|errno| SandboxError::Loopback { errno })?;
+    }
+    if !plan.terminal {
+        // A new session without a controlling terminal: nothing inside can inject input into the
+        // caller's terminal (TIOCSTI) or be hit by its job-control signals.
+        nix::unistd::setsid().map_err(|e| SandboxError::process("setsid", e))?;
+    }
+    mounts::build_root(plan, &mut mounts::Kernel)
+}
+
+/// The command process: finish confining itself, then exec (or run the probe). Never returns.
+fn command_main(plan: &Plan, payload: Payload, sock: OwnedFd, old_mask: &SigSet, take_terminal: bool) -> ! {
+    let err = match confine(plan, take_terminal) {
+        Err(err) => err,
+        Ok(()) => match payload {
+            Payload::Exec => exec(plan, old_mask),
+            Payload::Probe(probe) => {
+                drop(sock);
+                let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(old_mask), None);
+                let code = probe();
+                let _ = std::io::stdout().flush();
+                let _ = std::io::stderr().flush();
+                // SAFETY: ends the forked command process without running inherited atexit handlers.
+                unsafe { libc::_exit(code) }
+            }
+        },
+    };
+    send_report(&sock, &err);
+    // SAFETY: as above.
+    unsafe { libc::_exit(err.exit_code()) }
+}
+
+fn confine(plan: &Plan, take_terminal: bool) -> Result<(), SandboxError> {
+    if take_terminal {
+        // Own process group in the foreground, so an interactive shell gets job control.
+        nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0)).map_err(|e| SandboxError::process("setpgid", e))?;
+        foreground(nix::unistd::getpgrp()).map_err(|e| SandboxError::process("tcsetpgrp", e))?;
+    }
+    nix::unistd::chdir(&plan.cwd).map_err(|errno| SandboxError::Cwd { dir: plan.cwd.display().to_string(), errno })?;
+    for &(resource, soft, hard) in &plan.rlimits {
+        nix::sys::resource::setrlimit(resource, soft, hard)
+            .map_err(|errno| SandboxError::Rlimit { resource: format!("{resource:?}"), errno })?;
+    }
+    nix::sys::stat::umask(Mode::from_bits_truncate(plan.umask as libc::mode_t));
+    // Ignored signals survive execve: start the command from the defaults (Rust ignores SIGPIPE).
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for sig in Signal::iterator().filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP)) {
+        // SAFETY: installing SIG_DFL registers no Rust code as a handler.
+        let _ = unsafe { sigaction(sig, &default) };
+    }
+    drop_capabilities()?;
+    nix::sys::prctl::set_no_new_privs().map_err(|e| SandboxError::process("PR_SET_NO_NEW_PRIVS", e))
+}
+
+fn drop_capabilities() -> Result<(), SandboxError> {
+    let err = |set: &str| {
+        let set = set.to_string();
+        move |e: caps::errors::CapsError| SandboxError::Capabilities { set, reason: e.to_string() }
+    };
+    // Bounding first: dropping from it needs CAP_SETPCAP, which goes with the permitted set.
+    sys::drop_bounding_set()
+        .map_err(|e| SandboxError::Capabilities { set: "bounding".into(), reason: e.to_string() })?;
+    caps::clear(None, caps::CapSet::Ambient).map_err(err("ambient"))?;
+    caps::clear(None, caps::CapSet::Inheritable).map_err(err("inheritable"))?;
+    caps::clear(None, caps::CapSet::Permitted).map_err(err("permitted and effective"))?;
+    Ok(())
+}
+
+/// Exec the command, searching the spec's PATH like execvp; returns only on failure.
+fn exec(plan: &Plan, old_mask: &SigSet) -> SandboxError {
+    let program = plan.program();
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(old_mask), None);
+    let Some(first) = plan.args.first() else {
+        return SandboxError::InvalidSpec("process.args is empty".into());
+    };
+    let failure = |errno| match errno {
+        Errno::ENOENT | Errno::ENOTDIR => SandboxError::ExecNotFound { program: program.clone() },
+        errno => SandboxError::Exec { program: program.clone(), errno },
+    };
+    if first.as_bytes().contains(&b'/') {
+        return match nix::unistd::execve(first, &plan.args, &plan.env) {
+            Ok(never) => match never {},
+            Err(errno) => failure(errno),
+        };
+    }
+    let mut denied = None;
+    for dir in plan.search_path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let Ok(candidate) = std::ffi::CString::new(format!("{dir}/{}", first.to_string_lossy())) else { continue };
+        match nix::unistd::execve(&candidate, &plan.args, &plan.env) {
+            Err(Errno::ENOENT | Errno::ENOTDIR) => {}
+            Err(Errno::EACCES) => denied = Some(Errno::EACCES),
+            Err(errno) => return failure(errno),
+            Ok(never) => match never {},
+        }
+    }
+    failure(denied.unwrap_or(Errno::ENOENT))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::SandboxBuilder;
+
+    #[test]
+    fn multi_threaded_callers_are_refused_before_anything_happens() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || rx.recv().ok());
+        let spec = SandboxBuilder::new(["/bin/true"]).build().unwrap();
+        let err = run(&spec).unwrap_err();
+        tx.send(()).unwrap();
+        other.join().unwrap();
+        assert!(matches!(err, SandboxError::MultiThreaded { threads } if threads >= 2), "{err}");
+        assert!(err.to_string().contains("sandbox::command()"), "{err}");
+    }
+
+    #[test]
+    fn command_reexecutes_ovm_with_the_spec() {
+        let spec = SandboxBuilder::new(["/bin/true"]).preserve_fds(&[7]).build().unwrap();
+        let cmd = command_with_exe(Path::new("/opt/ovm"), &spec).unwrap();
+        assert_eq!(cmd.get_program(), "/opt/ovm");
+        let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert_eq!(args[0], EXEC_SUBCOMMAND);
+        let back: Spec = serde_json::from_str(&args[1]).unwrap();
+        assert_eq!(back, spec);
+    }
+}
