@@ -12,6 +12,12 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PACKAGES=(
   ca-certificates   # TLS to mirrors
   file              # tests inspect ELF headers
+  busybox-static    # sandbox tests: the static userland bound into strict sandboxes (/bin/busybox)
+  runc              # sandbox tests: runs `ovm sandbox --bundle` output to compare with ovm's runtime
+  gcc               # sandbox tests: compile the C probes in tests/fixtures/sandbox (cc -static)
+  libc6-dev         # sandbox tests: static libc for those probes
+  util-linux        # sandbox tests: setpriv (run as the unprivileged test user), unshare
+  bsdutils          # sandbox tests: script (a pseudo-terminal for the TIOCSTI and job-control tests)
 )
 
 missing=()

@@ -48,19 +48,25 @@ impl FromStr for EnvArg {
     }
 }
 
+/// One `--ro`, `--rw` or `--tmpfs` option; they are mounted in command-line order, so a later
+/// mount can sit inside an earlier one.
+#[derive(Debug, Clone)]
+pub enum MountArg {
+    Ro(BindArg),
+    Rw(BindArg),
+    Tmpfs(PathBuf),
+}
+
 /// Run a command in the strict sandbox: no host /usr, /bin, /lib, /etc, /home, no network, unless
-/// bound or asked for.
-#[derive(Debug, Args)]
+/// bound or asked for. (`clap::Args` is implemented by hand so the mount options keep their order.)
+#[derive(Debug)]
 pub struct SandboxArgs {
-    /// Bind a host file or directory read-only (SRC:DST, or SRC for the same path)
-    #[arg(long = "ro", value_name = "SRC:DST")]
-    pub ro: Vec<BindArg>,
-    /// Bind a host file or directory read-write (nosuid, nodev)
-    #[arg(long = "rw", value_name = "SRC:DST")]
-    pub rw: Vec<BindArg>,
-    /// Mount an empty tmpfs (/tmp always gets one)
-    #[arg(long = "tmpfs", value_name = "DST")]
-    pub tmpfs: Vec<PathBuf>,
+    pub mounts: Vec<MountArg>,
+    pub options: SandboxOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxOptions {
     /// Working directory inside the sandbox
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub cwd: PathBuf,
@@ -88,28 +94,89 @@ pub struct SandboxArgs {
     pub command: Vec<String>,
 }
 
+impl clap::Args for SandboxArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        use clap::{value_parser, Arg, ArgAction};
+        let cmd = cmd
+            .arg(
+                Arg::new("ro")
+                    .long("ro")
+                    .value_name("SRC:DST")
+                    .action(ArgAction::Append)
+                    .value_parser(value_parser!(BindArg))
+                    .help("Bind a host file or directory read-only (SRC:DST, or SRC for the same path)"),
+            )
+            .arg(
+                Arg::new("rw")
+                    .long("rw")
+                    .value_name("SRC:DST")
+                    .action(ArgAction::Append)
+                    .value_parser(value_parser!(BindArg))
+                    .help("Bind a host file or directory read-write (always nosuid, nodev)"),
+            )
+            .arg(
+                Arg::new("tmpfs")
+                    .long("tmpfs")
+                    .value_name("DST")
+                    .action(ArgAction::Append)
+                    .value_parser(value_parser!(PathBuf))
+                    .help("Mount an empty tmpfs (/tmp always gets one)"),
+            );
+        SandboxOptions::augment_args(cmd)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl clap::FromArgMatches for SandboxArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let options = SandboxOptions::from_arg_matches(matches)?;
+        let mut mounts: Vec<(usize, MountArg)> = Vec::new();
+        let mut collect = |id: &str, make: &dyn Fn(&clap::ArgMatches, usize) -> Option<MountArg>| {
+            if let Some(indices) = matches.indices_of(id) {
+                for (n, index) in indices.enumerate() {
+                    if let Some(m) = make(matches, n) {
+                        mounts.push((index, m));
+                    }
+                }
+            }
+        };
+        collect("ro", &|m, n| m.get_many::<BindArg>("ro")?.nth(n).cloned().map(MountArg::Ro));
+        collect("rw", &|m, n| m.get_many::<BindArg>("rw")?.nth(n).cloned().map(MountArg::Rw));
+        collect("tmpfs", &|m, n| m.get_many::<PathBuf>("tmpfs")?.nth(n).cloned().map(MountArg::Tmpfs));
+        mounts.sort_by_key(|(index, _)| *index);
+        Ok(SandboxArgs { mounts: mounts.into_iter().map(|(_, m)| m).collect(), options })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
 impl SandboxArgs {
     pub fn spec(&self) -> Result<Spec, SandboxError> {
-        let mut b = SandboxBuilder::new(self.command.iter().cloned())
-            .cwd(&self.cwd)
-            .share_net(self.net)
-            .terminal(self.tty)
-            .hostname(&self.hostname);
-        for bind in &self.ro {
-            b = b.ro_bind(&bind.source, &bind.dest);
+        let o = &self.options;
+        let mut b = SandboxBuilder::new(o.command.iter().cloned())
+            .cwd(&o.cwd)
+            .share_net(o.net)
+            .terminal(o.tty)
+            .hostname(&o.hostname);
+        for m in &self.mounts {
+            b = match m {
+                MountArg::Ro(bind) => b.ro_bind(&bind.source, &bind.dest),
+                MountArg::Rw(bind) => b.rw_bind(&bind.source, &bind.dest),
+                MountArg::Tmpfs(dst) => b.tmpfs(dst),
+            };
         }
-        for bind in &self.rw {
-            b = b.rw_bind(&bind.source, &bind.dest);
-        }
-        for dst in &self.tmpfs {
-            b = b.tmpfs(dst);
-        }
-        if self.tty {
+        if o.tty {
             if let Ok(term) = std::env::var("TERM") {
                 b = b.env("TERM", term);
             }
         }
-        for e in &self.env {
+        for e in &o.env {
             b = b.env(&e.key, &e.value);
         }
         b.build()
@@ -145,7 +212,7 @@ pub fn sandbox(args: &SandboxArgs) -> ExitCode {
         Ok(spec) => spec,
         Err(err) => return fail(&err),
     };
-    if args.print_spec {
+    if args.options.print_spec {
         return match super::to_json(&spec) {
             Ok(json) => {
                 println!("{json}");
@@ -154,7 +221,7 @@ pub fn sandbox(args: &SandboxArgs) -> ExitCode {
             Err(err) => fail(&err),
         };
     }
-    if let Some(dir) = &args.bundle {
+    if let Some(dir) = &args.options.bundle {
         return match super::write_bundle(&spec, dir) {
             Ok(config) => {
                 println!("{}", config.display());
@@ -188,6 +255,42 @@ pub fn doctor() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: SandboxArgs,
+    }
+
+    #[test]
+    fn mount_options_keep_command_line_order() {
+        let w = Wrapper::try_parse_from([
+            "x",
+            "--rw",
+            "/a:/w",
+            "--ro",
+            "/b:/w/sub",
+            "--tmpfs",
+            "/w/t",
+            "--ro",
+            "/c:/c",
+            "--",
+            "sh",
+        ])
+        .unwrap();
+        let dests: Vec<String> = w
+            .args
+            .mounts
+            .iter()
+            .map(|m| match m {
+                MountArg::Ro(b) => format!("ro {}", b.dest.display()),
+                MountArg::Rw(b) => format!("rw {}", b.dest.display()),
+                MountArg::Tmpfs(d) => format!("tmpfs {}", d.display()),
+            })
+            .collect();
+        assert_eq!(dests, ["rw /w", "ro /w/sub", "tmpfs /w/t", "ro /c"]);
+    }
 
     #[test]
     fn bind_args_parse() {

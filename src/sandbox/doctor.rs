@@ -97,7 +97,18 @@ pub fn diagnose() -> Report {
              pivot_root; no capabilities",
             None,
         ),
-        Err(TrialFailure::Setup(err)) => check("trial sandbox", Status::Fail, err.to_string(), fix_of(&err)),
+        Err(TrialFailure::Setup(err)) => {
+            let fix = fix_of(&err);
+            let message = err.to_string();
+            // The error's message ends with its hint; the hint is shown once, as the fix.
+            let detail = match &fix {
+                Some(hint) => message.strip_suffix(hint.as_str()).map_or(message.clone(), |m| {
+                    m.trim_end_matches(|c: char| c == ':' || c.is_whitespace()).to_string()
+                }),
+                None => message,
+            };
+            check("trial sandbox", Status::Fail, detail, fix)
+        }
         Err(TrialFailure::Isolation(what)) => check(
             "trial sandbox",
             Status::Fail,

@@ -149,8 +149,8 @@ pub(crate) fn pivot_hint(errno: Errno) -> String {
 /// Why a mount destination could not be opened or created beneath the sandbox root.
 pub(crate) fn mountpoint_hint(errno: Errno) -> String {
     match errno {
-        Errno::ELOOP => ": a path component is a symlink (possibly planted in a read-write bind); mount points are \
-                         resolved without following symlinks so they cannot be redirected, so this is refused"
+        Errno::ELOOP => ": a path component is a symlink (possibly planted in a read-write bind); ovm never follows \
+                         symlinks in mount destinations, so that no mount can be redirected"
             .into(),
         Errno::EXDEV => ": the path escapes the sandbox root".into(),
         Errno::EROFS => ": it lies inside a read-only mount, where the mount point cannot be created; create it on \
