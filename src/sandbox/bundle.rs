@@ -42,6 +42,8 @@ pub fn write_bundle(spec: &Spec, dir: &Path) -> Result<PathBuf, SandboxError> {
     let json = to_json(spec)?;
     let mut tmp =
         tempfile::NamedTempFile::new_in(dir).map_err(|e| SandboxError::io("creating a temporary file in", dir, &e))?;
+    std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .map_err(|e| SandboxError::io("setting permissions of", tmp.path(), &e))?;
     tmp.write_all(json.as_bytes())
         .and_then(|_| tmp.write_all(b"\n"))
         .map_err(|e| SandboxError::io("writing", tmp.path(), &e))?;

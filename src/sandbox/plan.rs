@@ -82,6 +82,12 @@ pub(crate) struct Plan {
     pub preserve_fds: Vec<RawFd>,
 }
 
+/// The devices every OCI runtime provides without being asked (runtime-spec, "Default Devices"):
+/// (name under /dev, major, minor). `/dev/console` and `/dev/ptmx` are omitted: no console is
+/// allocated and there is no devpts.
+pub(crate) const DEFAULT_DEVICES: &[(&str, i64, i64)] =
+    &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+
 fn invalid(msg: impl Into<String>) -> SandboxError {
     SandboxError::InvalidSpec(msg.into())
 }
@@ -163,7 +169,11 @@ impl Plan {
 
         let mounts = spec.mounts().iter().flatten().map(mount_op).collect::<Result<Vec<_>, _>>()?;
         let dev_links = mounts.iter().any(|m| m.dest == Path::new("/dev"));
-        let devices = linux
+        let mut devices: Vec<DeviceOp> = DEFAULT_DEVICES
+            .iter()
+            .map(|(name, major, minor)| DeviceOp { path: Path::new("/dev").join(name), major: *major, minor: *minor })
+            .collect();
+        let extra = linux
             .devices()
             .iter()
             .flatten()
@@ -181,6 +191,12 @@ impl Plan {
                 Ok(DeviceOp { path, major: d.major(), minor: d.minor() })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        for dev in extra {
+            match devices.iter_mut().find(|d| d.path == dev.path) {
+                Some(existing) => *existing = dev,
+                None => devices.push(dev),
+            }
+        }
         let paths = |list: &Option<Vec<String>>, what: &str| {
             list.iter().flatten().map(|p| normalize(Path::new(p), what)).collect::<Result<Vec<_>, _>>()
         };

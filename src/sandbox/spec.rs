@@ -17,8 +17,8 @@ use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    LinuxCapabilities, LinuxDevice, LinuxDeviceType, LinuxIdMapping, LinuxIdMappingBuilder, LinuxNamespace,
-    LinuxNamespaceType, Mount, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec, User,
+    LinuxCapabilities, LinuxIdMapping, LinuxIdMappingBuilder, LinuxNamespace, LinuxNamespaceType, Mount, PosixRlimit,
+    PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec, User,
 };
 
 use super::error::SandboxError;
@@ -49,10 +49,6 @@ pub const MASKED_PATHS: &[&str] = &[
     "/proc/sched_debug",
     "/proc/scsi",
 ];
-
-/// The minimal /dev: (name, major, minor).
-const DEVICES: &[(&str, i64, i64)] =
-    &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
 
 /// Builds the [`Spec`] of one sandbox. Methods take and return the builder; [`build`](Self::build)
 /// reports the first invalid input.
@@ -227,7 +223,9 @@ impl SandboxBuilder {
         ));
         linux.set_uid_mappings(Some(vec![id_mapping(self.uid)?]));
         linux.set_gid_mappings(Some(vec![id_mapping(self.gid)?]));
-        linux.set_devices(Some(DEVICES.iter().map(|(name, major, minor)| device(name, *major, *minor)).collect()));
+        // No linux.devices: the OCI default devices (null, zero, full, random, urandom, tty) are
+        // implied, by runc and by our runtime alike; listing them again trips runc's cgroup setup.
+        linux.set_devices(None);
         linux.set_readonly_paths(Some(READONLY_PATHS.iter().map(|p| p.to_string()).collect()));
         linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|p| p.to_string()).collect()));
 
@@ -282,18 +280,6 @@ fn id_mapping(host_id: u32) -> Result<LinuxIdMapping, SandboxError> {
 
 fn oci_error(e: oci_spec::OciSpecError) -> SandboxError {
     SandboxError::InvalidSpec(e.to_string())
-}
-
-fn device(name: &str, major: i64, minor: i64) -> LinuxDevice {
-    let mut d = LinuxDevice::default();
-    d.set_path(Path::new("/dev").join(name));
-    d.set_typ(LinuxDeviceType::C);
-    d.set_major(major);
-    d.set_minor(minor);
-    d.set_file_mode(Some(0o666));
-    d.set_uid(Some(0));
-    d.set_gid(Some(0));
-    d
 }
 
 fn no_capabilities() -> LinuxCapabilities {
