@@ -22,15 +22,16 @@
 //! Init is not dumpable, so the command cannot ptrace it.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sched::{unshare, CloneFlags};
+use nix::sched::{sched_getaffinity, sched_getcpu, sched_setaffinity, unshare, CloneFlags, CpuSet};
 use nix::sys::signal::{kill, sigaction, sigprocmask, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::stat::Mode;
@@ -154,46 +155,104 @@ pub(crate) fn run_plan(plan: &Plan, payload: Payload) -> Result<i32, SandboxErro
     let mut old_mask = SigSet::empty();
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), Some(&mut old_mask))
         .map_err(|e| SandboxError::process("blocking signals", e))?;
-    let result = run_blocked(plan, payload, &signals, &old_mask);
+    let launch = Launch {
+        plan,
+        payload,
+        signals,
+        old_mask,
+        // Hand the terminal to the command only if we own it (not when started in the background).
+        take_terminal: plan.terminal && owns_terminal(),
+        new_session: !plan.terminal && has_controlling_terminal(),
+    };
+    let result = run_blocked(&launch);
     // Signals that arrived after the sandbox ended are delivered now, with their usual effect.
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
     result
 }
 
-fn run_blocked(plan: &Plan, payload: Payload, signals: &SigSet, old_mask: &SigSet) -> Result<i32, SandboxError> {
+/// What the caller decides before the sandbox's processes exist; init and the command read it.
+struct Launch<'a> {
+    plan: &'a Plan,
+    payload: Payload,
+    /// Blocked in all three processes; init and the caller take them with `sigwait`.
+    signals: SigSet,
+    /// The caller's signal mask, which the command gets back before `execve`.
+    old_mask: SigSet,
+    take_terminal: bool,
+    /// Put the sandbox in a session of its own. Needed only when the caller has a controlling
+    /// terminal, the one thing TIOCSTI could inject into: without one there is nothing to detach
+    /// from, and a new session would cost a scheduler autogroup (a time slice of delay on a busy host).
+    new_session: bool,
+}
+
+fn run_blocked(launch: &Launch<'_>) -> Result<i32, SandboxError> {
+    let plan = launch.plan;
     unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID)
         .map_err(|errno| SandboxError::UserNamespace { errno, hint: hints::userns_hint(errno) })?;
     write_id_map("/proc/self/setgroups", "deny")?;
     write_id_map("/proc/self/uid_map", &format!("0 {} 1", plan.uid))?;
     write_id_map("/proc/self/gid_map", &format!("0 {} 1", plan.gid))?;
 
-    // Hand the terminal to the command only if we own it (not when started in the background).
-    let take_terminal = plan.terminal && owns_terminal();
     let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
         .map_err(|e| SandboxError::process("socketpair", e))?;
 
+    let pin = Pin::here();
     // SAFETY: this process is single-threaded (checked in run_plan), so the child is an ordinary
     // copy with no locks held by other threads; it leaves only through _exit.
-    match unsafe { nix::unistd::fork() } {
+    let forked = unsafe { nix::unistd::fork() };
+    pin.release();
+    match forked {
         Err(errno) => Err(SandboxError::process("fork of the sandbox init", errno)),
         Ok(ForkResult::Child) => {
             drop(ours);
-            let code = init_main(plan, payload, theirs, signals, old_mask, take_terminal);
+            let code = init_main(launch, theirs);
             // SAFETY: _exit ends the child without running the parent's atexit handlers or
             // flushing buffers copied from it.
             unsafe { libc::_exit(code) }
         }
         Ok(ForkResult::Parent { child }) => {
             drop(theirs);
-            let setup = read_report(ours);
-            let status = supervise(child, signals);
-            if take_terminal {
+            let status = supervise(child, &launch.signals);
+            if launch.take_terminal {
                 reclaim_terminal();
             }
-            match (setup, status) {
+            // Read only now: every writer is gone, and the caller was not woken when the command
+            // started (a successful execve closes the command's end of the socket).
+            match (read_report(ours), status) {
                 (Some(err), _) => Err(err),
                 (None, status) => status,
             }
+        }
+    }
+}
+
+/// Keeps the next child on the current CPU while it starts.
+///
+/// Setting up a sandbox is a chain of processes that each wait for the next (caller → init →
+/// command). Left alone, the scheduler starts each new child on another CPU, and every hand-over
+/// then waits for a cross-CPU wakeup — on a virtual machine an idle vCPU can take hundreds of
+/// microseconds to wake, more than all the mounts cost. So the parent pins itself to its current
+/// CPU around the fork, and both restore the original affinity right after: the child runs as soon
+/// as the parent blocks, and both stay free to migrate (the build inherits the full affinity).
+struct Pin(Option<CpuSet>);
+
+impl Pin {
+    fn here() -> Pin {
+        let pinned = (|| {
+            let original = sched_getaffinity(Pid::from_raw(0)).ok()?;
+            let mut here = CpuSet::new();
+            here.set(sched_getcpu().ok()?).ok()?;
+            sched_setaffinity(Pid::from_raw(0), &here).ok()?;
+            Some(original)
+        })();
+        Pin(pinned)
+    }
+
+    /// Restore the affinity (in whichever process calls it). Restoring a mask just read cannot
+    /// fail short of a concurrent cpuset change; a process left pinned is slower, not less isolated.
+    fn release(&self) {
+        if let Some(original) = &self.0 {
+            let _ = sched_setaffinity(Pid::from_raw(0), original);
         }
     }
 }
@@ -206,7 +265,8 @@ fn write_id_map(file: &str, content: &str) -> Result<(), SandboxError> {
     })
 }
 
-/// Wait for end-of-file (the command is running) or an error report from init or the command.
+/// The error init or the command reported, if any. Called once init has exited, so every writer
+/// is gone and reading to end-of-file does not wait.
 fn read_report(sock: OwnedFd) -> Option<SandboxError> {
     let mut report = Vec::new();
     let mut stream = UnixStream::from(sock);
@@ -223,7 +283,7 @@ fn read_report(sock: OwnedFd) -> Option<SandboxError> {
     )
 }
 
-fn send_report(sock: &OwnedFd, err: &SandboxError) {
+fn send_report<Fd: AsFd>(sock: &Fd, err: &SandboxError) {
     if let Ok(json) = serde_json::to_vec(err) {
         let _ = nix::unistd::write(sock, &json);
     }
@@ -250,6 +310,11 @@ fn supervise(init: Pid, signals: &SigSet) -> Result<i32, SandboxError> {
     }
 }
 
+fn has_controlling_terminal() -> bool {
+    // O_NOCTTY: only look; ENXIO means this process has no controlling terminal.
+    nix::fcntl::open("/dev/tty", OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC, Mode::empty()).is_ok()
+}
+
 fn owns_terminal() -> bool {
     let stdin = std::io::stdin();
     nix::unistd::isatty(stdin.as_fd()).unwrap_or(false)
@@ -272,44 +337,58 @@ fn reclaim_terminal() {
     let _ = foreground(nix::unistd::getpgrp());
 }
 
-/// Init (pid 1): build the sandbox, fork the command, reap. Returns init's exit status.
-fn init_main(
-    plan: &Plan,
-    payload: Payload,
-    sock: OwnedFd,
-    signals: &SigSet,
-    old_mask: &SigSet,
-    take_terminal: bool,
-) -> i32 {
-    match init_setup(plan, &sock) {
+/// Stack of the command process while it shares init's memory (until `execve`).
+const COMMAND_STACK: usize = 512 * 1024;
+
+/// Init (pid 1): build the sandbox, start the command, reap. Returns init's exit status.
+fn init_main(launch: &Launch<'_>, sock: OwnedFd) -> i32 {
+    let plan = launch.plan;
+    if let Err(err) = init_setup(launch, &sock) {
+        send_report(&sock, &err);
+        return err.exit_code();
+    }
+    match spawn_command(launch, &sock) {
         Err(err) => {
             send_report(&sock, &err);
             err.exit_code()
         }
-        Ok(()) => {
-            // SAFETY: init is single-threaded (a fork of a single-threaded process).
-            match unsafe { nix::unistd::fork() } {
-                Err(errno) => {
-                    let err = SandboxError::process("fork of the sandboxed command", errno);
-                    send_report(&sock, &err);
-                    err.exit_code()
-                }
-                Ok(ForkResult::Child) => command_main(plan, payload, sock, old_mask, take_terminal),
-                Ok(ForkResult::Parent { child }) => {
-                    drop(sock);
-                    for fd in &plan.preserve_fds {
-                        let _ = nix::unistd::close(*fd);
-                    }
-                    // Init needs no privilege to wait and signal; keep none it could lose.
-                    let _ = caps::clear(None, caps::CapSet::Permitted);
-                    reaper::reap(child, signals)
-                }
+        Ok(child) => {
+            drop(sock);
+            for fd in &plan.preserve_fds {
+                let _ = nix::unistd::close(*fd);
             }
+            // Init needs no privilege to wait and signal; keep none it could lose.
+            let _ = caps::clear(None, caps::CapSet::Permitted);
+            reaper::reap(child, &launch.signals)
         }
     }
 }
 
-fn init_setup(plan: &Plan, sock: &OwnedFd) -> Result<(), SandboxError> {
+/// Start the command process as `posix_spawn` does: `clone(CLONE_VM | CLONE_VFORK)` on a stack of
+/// its own. It shares init's memory until its `execve` (init is suspended meanwhile), so nothing of
+/// init's address space is copied, and the exec has no copy to tear down. The child gets copies of
+/// the descriptor table, signal handlers, cwd and credentials (no CLONE_FILES/SIGHAND/FS), so every
+/// confinement step it takes is its own; it leaves only by `execve` or `_exit`, never by returning.
+fn spawn_command(launch: &Launch<'_>, sock: &OwnedFd) -> Result<Pid, SandboxError> {
+    let mut stack = sys::Stack::new(COMMAND_STACK).map_err(|e| SandboxError::process("allocating a stack", e))?;
+    let sock = sock.as_raw_fd();
+    let pin = Pin::here();
+    let child = Box::new(|| -> isize {
+        pin.release();
+        command_main(launch, sock)
+    });
+    let flags = CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK;
+    // SAFETY: init is single-threaded and suspended until the child execs or exits (CLONE_VFORK),
+    // so the child's use of the shared heap and of `launch` (borrowed from init's frame, which
+    // outlives the call) never races with init; the child runs on `stack`, which stays mapped
+    // until after clone returns, and it never returns from the closure.
+    let spawned = unsafe { nix::sched::clone(child, stack.as_mut_slice(), flags, Some(libc::SIGCHLD)) };
+    pin.release();
+    spawned.map_err(|e| SandboxError::process("clone of the sandboxed command", e))
+}
+
+fn init_setup(launch: &Launch<'_>, sock: &OwnedFd) -> Result<(), SandboxError> {
+    let plan = launch.plan;
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| SandboxError::process("PR_SET_PDEATHSIG", e))?;
     // If the caller died before the prctl above, nobody would ever kill us: its socket end tells.
     let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
@@ -338,7 +417,7 @@ fn init_setup(plan: &Plan, sock: &OwnedFd) -> Result<(), SandboxError> {
     if plan.new_net {
         sys::loopback_up().map_err(|errno| SandboxError::Loopback { errno })?;
     }
-    if !plan.terminal {
+    if launch.new_session {
         // A new session without a controlling terminal: nothing inside can inject input into the
         // caller's terminal (TIOCSTI) or be hit by its job-control signals.
         nix::unistd::setsid().map_err(|e| SandboxError::process("setsid", e))?;
@@ -346,24 +425,28 @@ fn init_setup(plan: &Plan, sock: &OwnedFd) -> Result<(), SandboxError> {
     mounts::build_root(plan, &mut mounts::Kernel)
 }
 
-/// The command process: finish confining itself, then exec (or run the probe). Never returns.
-fn command_main(plan: &Plan, payload: Payload, sock: OwnedFd, old_mask: &SigSet, take_terminal: bool) -> ! {
-    let err = match confine(plan, take_terminal) {
+/// The command process: finish confining itself, then exec (or run the probe). Never returns:
+/// it shares init's memory until `execve`, so it must not unwind into init's frames either.
+fn command_main(launch: &Launch<'_>, sock: RawFd) -> ! {
+    let plan = launch.plan;
+    let err = match confine(plan, launch.take_terminal) {
         Err(err) => err,
-        Ok(()) => match payload {
-            Payload::Exec => exec(plan, old_mask),
+        Ok(()) => match launch.payload {
+            Payload::Exec => exec(plan, &launch.old_mask),
             Payload::Probe(probe) => {
-                drop(sock);
-                let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(old_mask), None);
+                let _ = nix::unistd::close(sock);
+                let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&launch.old_mask), None);
                 let code = probe();
                 let _ = std::io::stdout().flush();
                 let _ = std::io::stderr().flush();
-                // SAFETY: ends the forked command process without running inherited atexit handlers.
+                // SAFETY: ends the command process without running atexit handlers, which would
+                // act on the memory it shares with init.
                 unsafe { libc::_exit(code) }
             }
         },
     };
-    send_report(&sock, &err);
+    // SAFETY: `sock` is this process's copy of init's socket, open until exec or exit.
+    send_report(unsafe { &BorrowedFd::borrow_raw(sock) }, &err);
     // SAFETY: as above.
     unsafe { libc::_exit(err.exit_code()) }
 }

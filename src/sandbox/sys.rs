@@ -114,6 +114,52 @@ fn close_range(first: u32, last: u32) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
+/// An anonymous stack for a `clone`d child, with an inaccessible guard page below it so an
+/// overflow faults instead of overwriting memory the child shares with its parent.
+pub(crate) struct Stack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+impl Stack {
+    pub(crate) fn new(size: usize) -> Result<Stack, Errno> {
+        let page = 4096;
+        let len = size.div_ceil(page) * page + page;
+        // SAFETY: an anonymous private mapping at an address the kernel chooses; no existing
+        // memory is affected.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Errno::last());
+        }
+        let stack = Stack { base, len };
+        // SAFETY: the lowest page of the mapping we own becomes the guard page.
+        Errno::result(unsafe { libc::mprotect(base, page, libc::PROT_NONE) })?;
+        Ok(stack)
+    }
+
+    /// The usable part, above the guard page.
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: [base + 4096, base + len) is mapped read-write and owned by this Stack.
+        unsafe { std::slice::from_raw_parts_mut((self.base as *mut u8).add(4096), self.len - 4096) }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping created in `new`, which nothing uses any more.
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
 /// Threads of the calling process (field 20 of /proc/self/stat), `None` if unreadable.
 pub(crate) fn thread_count() -> Option<usize> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
