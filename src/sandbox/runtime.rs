@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! caller (ovm)        unshare(USER|PID), uid/gid map; blocks INT/TERM/HUP/QUIT/CHLD, forwards them
-//!  └─ init, pid 1     unshare(NS|NET|UTS|IPC), hostname, lo, setsid, mounts + pivot_root; forks the
-//!      │              command, then only reaps (see `reaper`) and exits with the command's status
+//!  └─ init, pid 1     unshare(NS|NET|UTS|IPC), hostname, lo, setsid (if there is a terminal), mounts
+//!      │              + pivot_root; spawns the command, then only reaps (see `reaper`) and exits
+//!      │              with the command's status
 //!      └─ command     terminal, cwd, rlimits, umask, signals reset, every capability dropped,
 //!                     no_new_privs, execve with exactly the spec's environment
 //! ```
@@ -14,9 +15,12 @@
 //! ovm. A user namespace cannot be entered by a multi-threaded process, and forking one would leave
 //! locks held in the child, so [`run`] checks the thread count first and says so.
 //!
-//! Init and the command report failures to the caller as JSON over a socketpair. Both ends are
-//! close-on-exec: init closes its end after forking the command, the command's end closes at a
-//! successful `execve`, so end-of-file means "running" and anything else is the error. Init has
+//! Init is an ordinary fork; the command is spawned like `posix_spawn` does it (`CLONE_VM |
+//! CLONE_VFORK`): it shares init's memory until its `execve`, so nothing is copied for a process that
+//! is about to replace itself. Each fork keeps the child on the parent's CPU (see [`Pin`]).
+//!
+//! Init and the command report failures to the caller as JSON over a socketpair whose ends are
+//! close-on-exec; the caller reads it once init has exited (empty = the command ran). Init has
 //! `PR_SET_PDEATHSIG(SIGKILL)` — if ovm dies, init dies and the kernel kills the whole namespace — and
 //! checks right after setting it that the caller's end is still open, closing the fork/prctl race.
 //! Init is not dumpable, so the command cannot ptrace it.
