@@ -234,26 +234,48 @@ impl Plan {
 
 /// Fields whose settings the runtime would otherwise drop on the floor.
 fn refuse_unsupported(spec: &Spec) -> Result<(), SandboxError> {
-    if spec.hooks().is_some() {
-        return Err(invalid("hooks are not supported"));
+    let mut unsupported: Vec<&str> = Vec::new();
+    let mut check = |present: bool, field: &'static str| {
+        if present {
+            unsupported.push(field);
+        }
+    };
+    check(spec.hooks().is_some(), "hooks");
+    check(spec.domainname().is_some(), "domainname");
+    check(
+        spec.solaris().is_some() || spec.windows().is_some() || spec.vm().is_some() || spec.zos().is_some(),
+        "non-Linux platform sections",
+    );
+    if let Some(p) = spec.process() {
+        check(p.apparmor_profile().is_some(), "process.apparmorProfile");
+        check(p.selinux_label().is_some(), "process.selinuxLabel");
+        check(p.oom_score_adj().is_some(), "process.oomScoreAdj");
+        check(p.scheduler().is_some(), "process.scheduler");
+        check(p.io_priority().is_some(), "process.ioPriority");
+        check(p.exec_cpu_affinity().is_some(), "process.execCPUAffinity");
+        check(p.command_line().is_some(), "process.commandLine");
     }
-    if let Some(process) = spec.process() {
-        if process.apparmor_profile().is_some() || process.selinux_label().is_some() {
-            return Err(invalid("process.apparmorProfile / selinuxLabel are not supported"));
-        }
+    if let Some(l) = spec.linux() {
+        check(l.seccomp().is_some(), "linux.seccomp");
+        check(l.resources().is_some(), "linux.resources (cgroups)");
+        check(l.cgroups_path().is_some(), "linux.cgroupsPath");
+        check(l.sysctl().as_ref().is_some_and(|s| !s.is_empty()), "linux.sysctl");
+        check(l.net_devices().as_ref().is_some_and(|d| !d.is_empty()), "linux.netDevices");
+        check(l.rootfs_propagation().is_some(), "linux.rootfsPropagation");
+        check(l.mount_label().is_some(), "linux.mountLabel");
+        check(l.intel_rdt().is_some(), "linux.intelRdt");
+        check(l.memory_policy().is_some(), "linux.memoryPolicy");
+        check(l.personality().is_some(), "linux.personality");
+        check(l.time_offsets().is_some(), "linux.timeOffsets");
     }
-    if let Some(linux) = spec.linux() {
-        if linux.seccomp().is_some() {
-            return Err(invalid("linux.seccomp is not supported"));
-        }
-        if linux.resources().is_some() || linux.cgroups_path().is_some() {
-            return Err(invalid("cgroup settings (linux.resources, linux.cgroupsPath) are not supported"));
-        }
-        if linux.sysctl().as_ref().is_some_and(|s| !s.is_empty()) {
-            return Err(invalid("linux.sysctl is not supported"));
-        }
+    if unsupported.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "not supported by ovm's runtime (refused rather than ignored): {}",
+            unsupported.join(", ")
+        )))
     }
-    Ok(())
 }
 
 fn cstring(s: &str, what: &str) -> Result<CString, SandboxError> {
@@ -433,6 +455,12 @@ mod tests {
         s.mounts_mut().as_mut().unwrap()[3].set_typ(Some("overlay".into()));
         s.mounts_mut().as_mut().unwrap()[3].set_options(None);
         assert!(Plan::from_spec(&s).unwrap_err().to_string().contains("overlay"));
+
+        let mut s = spec();
+        s.process_mut().as_mut().unwrap().set_oom_score_adj(Some(500));
+        s.set_domainname(Some("example".into()));
+        let err = Plan::from_spec(&s).unwrap_err().to_string();
+        assert!(err.contains("process.oomScoreAdj") && err.contains("domainname"), "{err}");
 
         let mut s = spec();
         s.annotations_mut().as_mut().unwrap().clear();
