@@ -4,7 +4,8 @@
 # `unshare -Urmpnf --mount-proc true` as the floor of "just the namespaces". The commands run
 # alternately, RUNS times each after a warm-up, timed by a small C driver (posix_spawn + waitpid,
 # CLOCK_MONOTONIC) so the driver's own cost is the same tiny constant for every command.
-# Prints each median and the ovm/bwrap ratio (target <= 0.75, goal <= 0.5).
+# Prints each median and the ovm/bwrap ratio (target <= 0.75, goal <= 0.5), both as the ratio of
+# the medians and as the median of per-round ratios (which cancels load that drifts during a run).
 #
 # ovm is measured twice: as `cargo build --release` makes it (a dynamically linked PIE), and built
 # static and non-PIE (`-C target-feature=+crt-static -C relocation-model=static`, in its own target
@@ -52,19 +53,25 @@ cat > "$TIMER.c" <<'C'
 #include <time.h>
 extern char **environ;
 static int cmp(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
-/* timer RUNS NAME CMD... [::: NAME CMD...]... : run the commands alternately, print medians (ms). */
+static double median(double *v, int n) { qsort(v, n, sizeof(double), cmp); return v[n / 2]; }
+/* timer RUNS REF NAME CMD... [::: NAME CMD...]...
+ * Runs the commands alternately (one of each per round), RUNS rounds after 10 warm-up rounds.
+ * Prints per command: median, p10, p90 (ms), and the median over rounds of its time divided by
+ * REF's time in the same round (robust against load that drifts during the run). */
 int main(int argc, char **argv) {
-    if (argc < 4) { fprintf(stderr, "usage: timer RUNS NAME CMD... [::: NAME CMD...]...\n"); return 2; }
-    int runs = atoi(argv[1]), n = 0;
+    if (argc < 5) { fprintf(stderr, "usage: timer RUNS REF NAME CMD... [::: NAME CMD...]...\n"); return 2; }
+    int runs = atoi(argv[1]), n = 0, ref = -1;
     char **cmds[8], *names[8];
-    for (int i = 2; i < argc && n < 8;) {
+    for (int i = 3; i < argc && n < 8;) {
         names[n] = argv[i++];
+        if (strcmp(names[n], argv[2]) == 0) ref = n;
         cmds[n] = &argv[i];
         while (i < argc && strcmp(argv[i], ":::") != 0) i++;
         if (i < argc) argv[i++] = NULL;
         n++;
     }
-    double *t[8];
+    if (ref < 0) { fprintf(stderr, "timer: no command named %s\n", argv[2]); return 2; }
+    double *t[8], *ratio = calloc(runs, sizeof(double));
     for (int c = 0; c < n; c++) t[c] = calloc(runs, sizeof(double));
     for (int r = -10; r < runs; r++)
         for (int c = 0; c < n; c++) {
@@ -79,8 +86,10 @@ int main(int argc, char **argv) {
             if (r >= 0) t[c][r] = (b.tv_sec - a.tv_sec) * 1e3 + (b.tv_nsec - a.tv_nsec) / 1e6;
         }
     for (int c = 0; c < n; c++) {
-        qsort(t[c], runs, sizeof(double), cmp);
-        printf("%s %.3f %.3f %.3f\n", names[c], t[c][runs / 2], t[c][runs / 10], t[c][runs * 9 / 10]);
+        for (int r = 0; r < runs; r++) ratio[r] = t[c][r] / t[ref][r];
+        double paired = median(ratio, runs);
+        double med = median(t[c], runs); /* sorts t[c]; the ratios were taken first */
+        printf("%s %.3f %.3f %.3f %.3f\n", names[c], med, t[c][runs / 10], t[c][runs * 9 / 10], paired);
     }
     return 0;
 }
@@ -91,18 +100,19 @@ BWRAP="$(command -v bwrap)"
 UNSHARE="$(command -v unshare)"
 TRUE="$(command -v true)"
 echo "bench: $(uname -sr), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), $RUNS runs each, alternating"
-results="$("$TIMER" "$RUNS" \
+results="$("$TIMER" "$RUNS" bwrap \
   ovm "$OVM" sandbox --ro "$BUSYBOX:$BUSYBOX" -- "$BUSYBOX" true ::: \
   ovm-static "$OVM_STATIC" sandbox --ro "$BUSYBOX:$BUSYBOX" -- "$BUSYBOX" true ::: \
   bwrap "$BWRAP" --unshare-all --tmpfs / --ro-bind "$BUSYBOX" "$BUSYBOX" --proc /proc --dev /dev "$BUSYBOX" true ::: \
   unshare "$UNSHARE" -Urmpnf --mount-proc "$TRUE")"
 
 echo "$results" | awk '
-  { median[$1] = $2; printf "%-10s median %7.3f ms   (p10 %.3f, p90 %.3f)\n", $1, $2, $3, $4 }
+  { median[$1] = $2; paired[$1] = $5
+    printf "%-10s median %7.3f ms   (p10 %.3f, p90 %.3f)   per-round ratio to bwrap %.2f\n", $1, $2, $3, $4, $5 }
   function verdict(r) { return r <= 0.50 ? "goal met" : (r <= 0.75 ? "target met" : "TARGET MISSED") }
   END {
     r = median["ovm"] / median["bwrap"]; s = median["ovm-static"] / median["bwrap"]
-    printf "ratio ovm/bwrap        = %.2f (target <= 0.75, goal <= 0.50): %s\n", r, verdict(r)
-    printf "ratio ovm-static/bwrap = %.2f (target <= 0.75, goal <= 0.50): %s\n", s, verdict(s)
-    printf "ratio ovm-static/unshare = %.2f (unshare -Urmpnf: the namespaces alone, no mounts, no pivot_root)\n", median["ovm-static"] / median["unshare"]
+    printf "ratio of medians ovm/bwrap        = %.2f (per-round %.2f; target <= 0.75, goal <= 0.50): %s\n", r, paired["ovm"], verdict(r)
+    printf "ratio of medians ovm-static/bwrap = %.2f (per-round %.2f; target <= 0.75, goal <= 0.50): %s\n", s, paired["ovm-static"], verdict(s)
+    printf "ovm-static/unshare = %.2f (unshare -Urmpnf: the namespaces alone, no mounts, no pivot_root)\n", median["ovm-static"] / median["unshare"]
   }'
