@@ -48,8 +48,10 @@ pub fn fixtures() -> &'static Fixtures {
             setup_hint(&format!("{BUSYBOX} is dynamically linked; the tests need Debian's busybox-static"))
         );
 
-        // One directory per test binary and process, outside the (possibly mode 700) checkout.
-        let base = Path::new("/tmp/ovm-sandbox-tests");
+        // One directory per test binary and process, outside the (possibly mode 700) checkout, in
+        // $TMPDIR (default /tmp) so a machine with a noexec /tmp can point it elsewhere.
+        let base_dir = std::env::temp_dir().join("ovm-sandbox-tests");
+        let base = base_dir.as_path();
         fs::create_dir_all(base).unwrap();
         fs::set_permissions(base, fs::Permissions::from_mode(0o755)).unwrap();
         let prefix = format!("{}-", env!("CARGO_CRATE_NAME"));
