@@ -6,7 +6,7 @@ mod sandbox_support;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use sandbox_support::*;
@@ -48,6 +48,17 @@ fn without_tty_the_sandbox_cannot_reach_the_callers_terminal() {
 }
 
 #[test]
+fn without_a_controlling_terminal_the_terminal_on_stdio_is_still_out_of_reach() {
+    // ovm skips setsid when its caller has no controlling terminal; stdio may still be a terminal
+    // (here: `setsid` detaches ovm from the pty, which stays its stdin/stdout).
+    for who in [As::Root, As::Unprivileged] {
+        let text = in_terminal(who, &format!("setsid --wait {}", probe_command("")), &[]);
+        assert!(text.contains("open /dev/tty: DENIED ENXIO"), "the sandbox has a controlling terminal: {text}");
+        assert!(text.contains("TIOCSTI: DENIED"), "TIOCSTI injected input into the terminal: {text}");
+    }
+}
+
+#[test]
 fn interactive_shell_gets_job_control_with_tty() {
     for who in [As::Root, As::Unprivileged] {
         let command = format!(
@@ -63,5 +74,4 @@ fn interactive_shell_gets_job_control_with_tty() {
         assert!(text.contains("[1]") && text.contains("sleep 30"), "`jobs` did not list the background job: {text}");
         assert!(text.contains("JOBS-DONE-42"), "the shell did not run the input: {text}");
     }
-    let _ = Command::new("true");
 }
