@@ -296,6 +296,10 @@ fn trial_probe() -> i32 {
 
 /// Build a real strict sandbox in a forked child and run [`trial_probe`] in it.
 fn trial() -> Result<(), TrialFailure> {
+    // Forking a multi-threaded process could leave the child stuck on another thread's lock.
+    if let Some(threads) = super::sys::thread_count().filter(|&n| n > 1) {
+        return Err(TrialFailure::Setup(SandboxError::MultiThreaded { threads }));
+    }
     let exe = std::env::current_exe()
         .map_err(|e| TrialFailure::Setup(SandboxError::io("finding", Path::new("/proc/self/exe"), &e)))?;
     let spec =
