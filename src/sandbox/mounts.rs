@@ -34,7 +34,7 @@ use nix::sys::statvfs::{fstatvfs, FsFlags};
 
 use super::error::SandboxError;
 use super::hints;
-use super::plan::{Attrs, DeviceOp, MountKind, Plan};
+use super::plan::{Attrs, MountKind, Plan};
 use super::sys;
 
 /// Where the new root is mounted before `pivot_root`. Any existing directory works (sources are
@@ -50,19 +50,26 @@ const DEV_LINKS: &[(&str, &str)] = &[
     ("/dev/ptmx", "pts/ptmx"),
 ];
 
+/// What a path turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Dir,
+    CharDevice { major: i64, minor: i64 },
+    Other,
+}
+
 /// The steps of building the root, one method per system-level operation.
 pub(crate) trait MountSys {
     type Fd;
     fn make_private(&mut self) -> Result<(), SandboxError>;
-    /// Open a host path; returns the handle and whether it is a directory.
-    fn open_source(&mut self, path: &Path) -> Result<(Self::Fd, bool), SandboxError>;
-    fn check_device(&mut self, fd: &Self::Fd, dev: &DeviceOp) -> Result<(), SandboxError>;
+    /// Open a host path (following symlinks: it is the caller's own path).
+    fn open_source(&mut self, path: &Path) -> Result<(Self::Fd, Kind), SandboxError>;
     fn root_tmpfs(&mut self) -> Result<Self::Fd, SandboxError>;
-    /// Open `dest` beneath `root`, creating a directory (or an empty file) where it is missing;
-    /// never follows symlinks.
-    fn mount_point(&mut self, root: &Self::Fd, dest: &Path, dir: bool) -> Result<Self::Fd, SandboxError>;
-    /// Open `path` beneath `root` if it exists (and whether it is a directory).
-    fn existing(&mut self, root: &Self::Fd, path: &Path) -> Result<Option<(Self::Fd, bool)>, SandboxError>;
+    /// Open `rel` beneath `base`, creating a directory (or an empty file) where it is missing;
+    /// never follows symlinks. `shown` is the path inside the sandbox, for messages.
+    fn mount_point(&mut self, base: &Self::Fd, rel: &Path, dir: bool, shown: &Path) -> Result<Self::Fd, SandboxError>;
+    /// Open `path` beneath `root` if it exists.
+    fn existing(&mut self, root: &Self::Fd, path: &Path) -> Result<Option<(Self::Fd, Kind)>, SandboxError>;
     fn bind(
         &mut self,
         source: &Self::Fd,
@@ -96,9 +103,16 @@ pub(crate) fn build_root<S: MountSys>(plan: &Plan, sys: &mut S) -> Result<(), Sa
     }
     let mut devices = Vec::with_capacity(plan.devices.len());
     for dev in &plan.devices {
-        let (fd, _) = sys.open_source(&dev.path)?;
-        sys.check_device(&fd, dev)?;
-        devices.push(fd);
+        match sys.open_source(&dev.path)? {
+            (fd, Kind::CharDevice { major, minor }) if major == dev.major && minor == dev.minor => devices.push(fd),
+            _ => {
+                return Err(SandboxError::DeviceMismatch {
+                    path: dev.path.display().to_string(),
+                    major: dev.major,
+                    minor: dev.minor,
+                })
+            }
+        }
     }
     let null_index = plan.devices.iter().position(|d| d.path == Path::new("/dev/null"));
     let extra_null = match null_index {
@@ -111,24 +125,25 @@ pub(crate) fn build_root<S: MountSys>(plan: &Plan, sys: &mut S) -> Result<(), Sa
     let mut has_proc = false;
     for (m, source) in plan.mounts.iter().zip(&sources) {
         match (&m.kind, source) {
-            (MountKind::Bind { source: path }, Some((fd, is_dir))) => {
-                let target = sys.mount_point(&root, &m.dest, *is_dir)?;
+            (MountKind::Bind { source: path }, Some((fd, kind))) => {
+                let target = sys.mount_point(&root, relative(&m.dest), *kind == Kind::Dir, &m.dest)?;
                 sys.bind(fd, &target, m.attrs, path, &m.dest)?;
             }
             (kind, _) => {
                 has_proc |= *kind == MountKind::Proc;
-                let target = sys.mount_point(&root, &m.dest, true)?;
+                let target = sys.mount_point(&root, relative(&m.dest), true, &m.dest)?;
                 sys.mount_fs(kind, &target, m.attrs, &m.dest)?;
             }
         }
     }
 
-    for (dev, fd) in plan.devices.iter().zip(&devices) {
-        let target = sys.mount_point(&root, &dev.path, false)?;
-        sys.bind(fd, &target, DEVICE_ATTRS, &dev.path, &dev.path)?;
+    // Opened now, after any /dev mount: device nodes and links go into that mount.
+    let dev = sys.mount_point(&root, Path::new("dev"), true, Path::new("/dev"))?;
+    for (op, fd) in plan.devices.iter().zip(&devices) {
+        let target = sys.mount_point(&dev, op.path.strip_prefix("/dev").unwrap_or(&op.path), false, &op.path)?;
+        sys.bind(fd, &target, DEVICE_ATTRS, &op.path, &op.path)?;
     }
     if plan.dev_links {
-        let dev = sys.mount_point(&root, Path::new("/dev"), true)?;
         for (link, target) in DEV_LINKS {
             sys.symlink(&dev, target, Path::new(link))?;
         }
@@ -145,10 +160,10 @@ pub(crate) fn build_root<S: MountSys>(plan: &Plan, sys: &mut S) -> Result<(), Sa
     let null = null_index.map(|i| &devices[i]).or(extra_null.as_ref());
     for path in &plan.masked_paths {
         match (sys.existing(&root, path)?, null) {
-            (Some((target, true)), _) => {
+            (Some((target, Kind::Dir)), _) => {
                 sys.mount_fs(&MountKind::Tmpfs { data: String::new() }, &target, MASK_ATTRS, path)?
             }
-            (Some((target, false)), Some(null)) => sys.bind(null, &target, MASK_ATTRS, Path::new("/dev/null"), path)?,
+            (Some((target, _)), Some(null)) => sys.bind(null, &target, MASK_ATTRS, Path::new("/dev/null"), path)?,
             (Some(_), None) | (None, _) => {}
         }
     }
@@ -208,8 +223,15 @@ fn is_readonly(fd: &OwnedFd) -> Result<bool, Errno> {
     Ok(fstatvfs(fd)?.flags().contains(FsFlags::ST_RDONLY))
 }
 
-fn is_dir(fd: &OwnedFd) -> Result<bool, Errno> {
-    Ok(SFlag::from_bits_truncate(fstat(fd)?.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
+fn kind(fd: &OwnedFd) -> Result<Kind, Errno> {
+    let st = fstat(fd)?;
+    Ok(match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
+        SFlag::S_IFDIR => Kind::Dir,
+        SFlag::S_IFCHR => {
+            Kind::CharDevice { major: libc::major(st.st_rdev) as i64, minor: libc::minor(st.st_rdev) as i64 }
+        }
+        _ => Kind::Other,
+    })
 }
 
 impl Kernel {
@@ -244,22 +266,11 @@ impl MountSys for Kernel {
             .map_err(|errno| SandboxError::MakePrivate { errno, hint: hints::mount_hint(errno) })
     }
 
-    fn open_source(&mut self, path: &Path) -> Result<(OwnedFd, bool), SandboxError> {
+    fn open_source(&mut self, path: &Path) -> Result<(OwnedFd, Kind), SandboxError> {
         let err = |errno| SandboxError::BindSource { path: display(path), errno };
         let fd = nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(err)?;
-        let dir = is_dir(&fd).map_err(err)?;
-        Ok((fd, dir))
-    }
-
-    fn check_device(&mut self, fd: &OwnedFd, dev: &DeviceOp) -> Result<(), SandboxError> {
-        let st = fstat(fd).map_err(|errno| SandboxError::BindSource { path: display(&dev.path), errno })?;
-        let is_char = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
-        let (major, minor) = (libc::major(st.st_rdev) as i64, libc::minor(st.st_rdev) as i64);
-        if is_char && major == dev.major && minor == dev.minor {
-            Ok(())
-        } else {
-            Err(SandboxError::DeviceMismatch { path: display(&dev.path), major: dev.major, minor: dev.minor })
-        }
+        let kind = kind(&fd).map_err(err)?;
+        Ok((fd, kind))
     }
 
     fn root_tmpfs(&mut self) -> Result<OwnedFd, SandboxError> {
@@ -270,25 +281,24 @@ impl MountSys for Kernel {
         nix::fcntl::open(ROOT_BASE, open, Mode::empty()).map_err(err)
     }
 
-    fn mount_point(&mut self, root: &OwnedFd, dest: &Path, dir: bool) -> Result<OwnedFd, SandboxError> {
-        let rel = relative(dest);
-        let err = |errno| SandboxError::MountPoint { dest: display(dest), errno, hint: hints::mountpoint_hint(errno) };
+    fn mount_point(&mut self, base: &OwnedFd, rel: &Path, dir: bool, shown: &Path) -> Result<OwnedFd, SandboxError> {
+        let err = |errno| SandboxError::MountPoint { dest: display(shown), errno, hint: hints::mountpoint_hint(errno) };
         if rel.as_os_str().is_empty() {
-            return nix::unistd::dup(root).map_err(err);
+            return nix::unistd::dup(base).map_err(err);
         }
-        match openat2(root, rel, beneath()) {
+        match openat2(base, rel, beneath()) {
             Ok(fd) => Ok(fd),
-            Err(Errno::ENOENT) => Self::create_beneath(root, rel, dir).map_err(err),
+            Err(Errno::ENOENT) => Self::create_beneath(base, rel, dir).map_err(err),
             Err(errno) => Err(err(errno)),
         }
     }
 
-    fn existing(&mut self, root: &OwnedFd, path: &Path) -> Result<Option<(OwnedFd, bool)>, SandboxError> {
+    fn existing(&mut self, root: &OwnedFd, path: &Path) -> Result<Option<(OwnedFd, Kind)>, SandboxError> {
         let err = |errno| SandboxError::MountPoint { dest: display(path), errno, hint: hints::mountpoint_hint(errno) };
         match openat2(root, relative(path), beneath()) {
             Ok(fd) => {
-                let dir = is_dir(&fd).map_err(err)?;
-                Ok(Some((fd, dir)))
+                let kind = kind(&fd).map_err(err)?;
+                Ok(Some((fd, kind)))
             }
             Err(Errno::ENOENT) => Ok(None),
             Err(errno) => Err(err(errno)),
@@ -377,6 +387,8 @@ mod tests {
     struct Fake {
         log: Vec<String>,
         exists: Vec<(&'static str, bool)>,
+        /// A default device whose host node is not the expected character device.
+        wrong_device: &'static str,
     }
 
     impl MountSys for Fake {
@@ -385,24 +397,29 @@ mod tests {
             self.log.push("private".into());
             Ok(())
         }
-        fn open_source(&mut self, path: &Path) -> Result<(String, bool), SandboxError> {
+        fn open_source(&mut self, path: &Path) -> Result<(String, Kind), SandboxError> {
             self.log.push(format!("open {}", path.display()));
-            Ok((format!("host:{}", path.display()), !path.starts_with("/dev") && path.extension().is_none()))
-        }
-        fn check_device(&mut self, fd: &String, _: &DeviceOp) -> Result<(), SandboxError> {
-            self.log.push(format!("check {fd}"));
-            Ok(())
+            let p = path.to_string_lossy();
+            let device = crate::sandbox::plan::DEFAULT_DEVICES.iter().find(|(name, _, _)| p == format!("/dev/{name}"));
+            let kind = match device {
+                Some((name, _, _)) if *name == self.wrong_device => Kind::Other,
+                Some((_, major, minor)) => Kind::CharDevice { major: *major, minor: *minor },
+                None if p.ends_with(".bin") => Kind::Other,
+                None => Kind::Dir,
+            };
+            Ok((format!("host:{}", path.display()), kind))
         }
         fn root_tmpfs(&mut self) -> Result<String, SandboxError> {
             self.log.push("root".into());
             Ok("root".into())
         }
-        fn mount_point(&mut self, _: &String, dest: &Path, dir: bool) -> Result<String, SandboxError> {
-            self.log.push(format!("point {} {}", dest.display(), if dir { "dir" } else { "file" }));
-            Ok(dest.display().to_string())
+        fn mount_point(&mut self, _: &String, _: &Path, dir: bool, shown: &Path) -> Result<String, SandboxError> {
+            self.log.push(format!("point {} {}", shown.display(), if dir { "dir" } else { "file" }));
+            Ok(shown.display().to_string())
         }
-        fn existing(&mut self, _: &String, path: &Path) -> Result<Option<(String, bool)>, SandboxError> {
-            Ok(self.exists.iter().find(|(p, _)| Path::new(p) == path).map(|(p, d)| (p.to_string(), *d)))
+        fn existing(&mut self, _: &String, path: &Path) -> Result<Option<(String, Kind)>, SandboxError> {
+            let found = self.exists.iter().find(|(p, _)| Path::new(p) == path);
+            Ok(found.map(|(p, dir)| (p.to_string(), if *dir { Kind::Dir } else { Kind::Other })))
         }
         fn bind(&mut self, s: &String, t: &String, a: Attrs, _: &Path, _: &Path) -> Result<(), SandboxError> {
             self.log.push(format!("bind {s} {t} ro={} nosuid={} nodev={}", a.readonly, a.nosuid, a.nodev));
@@ -439,7 +456,7 @@ mod tests {
             .unwrap();
         let plan = Plan::from_spec(&spec).unwrap();
         assert_eq!(plan.mounts.len(), 5);
-        let mut fake = Fake { log: Vec::new(), exists };
+        let mut fake = Fake { log: Vec::new(), exists, wrong_device: "" };
         build_root(&plan, &mut fake).unwrap();
         fake.log
     }
@@ -477,6 +494,18 @@ mod tests {
         assert!(log[null].ends_with("nodev=false"), "{}", log[null]);
         assert!(pos(&log, "tmpfs /dev") < null);
         assert!(pos(&log, "symlink /dev/fd -> /proc/self/fd") > null);
+    }
+
+    #[test]
+    fn a_host_node_that_is_not_the_device_is_refused() {
+        let plan = Plan::from_spec(&SandboxBuilder::new(["x"]).build().unwrap()).unwrap();
+        let mut fake = Fake { log: Vec::new(), exists: vec![], wrong_device: "urandom" };
+        let err = build_root(&plan, &mut fake).unwrap_err();
+        assert!(
+            matches!(err, SandboxError::DeviceMismatch { ref path, major: 1, minor: 9 } if path == "/dev/urandom"),
+            "{err}"
+        );
+        assert!(!fake.log.contains(&"root".to_string()), "nothing may be mounted after a bad device: {:#?}", fake.log);
     }
 
     #[test]
