@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Benchmark of sandbox start-up: `ovm sandbox … -- /bin/busybox true` against bubblewrap doing the
+# same (`bwrap --unshare-all --tmpfs / --ro-bind busybox --proc /proc --dev /dev`), with
+# `unshare -Urmpnf --mount-proc true` as the floor of "just the namespaces". The commands run
+# alternately, RUNS times each after a warm-up, timed by a small C driver (posix_spawn + waitpid,
+# CLOCK_MONOTONIC) so the driver's own cost is the same tiny constant for every command.
+# Prints each median and the ovm/bwrap ratio (target <= 0.75, goal <= 0.5), both as the ratio of
+# the medians and as the median of per-round ratios (which cancels load that drifts during a run).
+#
+# ovm is measured twice: as `cargo build --release` makes it (a dynamically linked PIE), and built
+# static and non-PIE (`-C target-feature=+crt-static -C relocation-model=static`, in its own target
+# dir). A sandbox's cost is dominated by process start-up and exit, and about 0.5-0.8 ms of ovm's
+# is the dynamic loader relocating a 6 MB PIE and loading libc/libgcc_s, which the static build
+# does not pay; see README "Performance".
+#
+# Usage: scripts/bench-sandbox.sh [RUNS]   (default 300; installs bubblewrap with apt if missing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS="${1:-${RUNS:-300}}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+if ! command -v bwrap >/dev/null 2>&1; then
+  echo "bench: installing bubblewrap (needed by this benchmark only)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends bubblewrap >/dev/null
+fi
+BUSYBOX=/bin/busybox
+if ! file -L "$BUSYBOX" 2>/dev/null | grep -q "statically linked"; then
+  echo "bench: $BUSYBOX is missing or not static: run scripts/setup.sh (busybox-static)" >&2
+  exit 1
+fi
+
+echo "bench: building ovm --release (default: dynamic PIE)"
+cargo build --release --quiet
+OVM="$PWD/target/release/ovm"
+HOST="$(rustc -vV | sed -n 's/^host: //p')"
+echo "bench: building ovm --release static non-PIE for $HOST (target/bench-static; slow the first time)"
+# --target keeps the flags off build scripts and proc macros, which cannot be static.
+RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
+  cargo build --release --quiet --target "$HOST" --target-dir "$PWD/target/bench-static"
+OVM_STATIC="$PWD/target/bench-static/$HOST/release/ovm"
+
+TIMER="$PWD/target/bench-sandbox-timer"
+cat > "$TIMER.c" <<'C'
+#define _GNU_SOURCE
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+extern char **environ;
+static int cmp(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
+static double median(double *v, int n) { qsort(v, n, sizeof(double), cmp); return v[n / 2]; }
+/* timer RUNS REF NAME CMD... [::: NAME CMD...]...
+ * Runs the commands alternately (one of each per round), RUNS rounds after 10 warm-up rounds.
+ * Prints per command: median, p10, p90 (ms), and the median over rounds of its time divided by
+ * REF's time in the same round (robust against load that drifts during the run). */
+int main(int argc, char **argv) {
+    if (argc < 5) { fprintf(stderr, "usage: timer RUNS REF NAME CMD... [::: NAME CMD...]...\n"); return 2; }
+    int runs = atoi(argv[1]), n = 0, ref = -1;
+    char **cmds[8], *names[8];
+    for (int i = 3; i < argc && n < 8;) {
+        names[n] = argv[i++];
+        if (strcmp(names[n], argv[2]) == 0) ref = n;
+        cmds[n] = &argv[i];
+        while (i < argc && strcmp(argv[i], ":::") != 0) i++;
+        if (i < argc) argv[i++] = NULL;
+        n++;
+    }
+    if (ref < 0) { fprintf(stderr, "timer: no command named %s\n", argv[2]); return 2; }
+    double *t[8], *ratio = calloc(runs, sizeof(double));
+    for (int c = 0; c < n; c++) t[c] = calloc(runs, sizeof(double));
+    for (int r = -10; r < runs; r++)
+        for (int c = 0; c < n; c++) {
+            struct timespec a, b;
+            pid_t pid;
+            int st;
+            clock_gettime(CLOCK_MONOTONIC, &a);
+            if (posix_spawn(&pid, cmds[c][0], NULL, NULL, cmds[c], environ) != 0) { perror(cmds[c][0]); return 1; }
+            if (waitpid(pid, &st, 0) < 0) { perror("waitpid"); return 1; }
+            clock_gettime(CLOCK_MONOTONIC, &b);
+            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) { fprintf(stderr, "%s failed (status %d)\n", names[c], st); return 1; }
+            if (r >= 0) t[c][r] = (b.tv_sec - a.tv_sec) * 1e3 + (b.tv_nsec - a.tv_nsec) / 1e6;
+        }
+    for (int c = 0; c < n; c++) {
+        for (int r = 0; r < runs; r++) ratio[r] = t[c][r] / t[ref][r];
+        double paired = median(ratio, runs);
+        double med = median(t[c], runs); /* sorts t[c]; the ratios were taken first */
+        printf("%s %.3f %.3f %.3f %.3f\n", names[c], med, t[c][runs / 10], t[c][runs * 9 / 10], paired);
+    }
+    return 0;
+}
+C
+cc -O2 -o "$TIMER" "$TIMER.c"
+
+BWRAP="$(command -v bwrap)"
+UNSHARE="$(command -v unshare)"
+TRUE="$(command -v true)"
+echo "bench: $(uname -sr), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), $RUNS runs each, alternating"
+results="$("$TIMER" "$RUNS" bwrap \
+  ovm "$OVM" sandbox --ro "$BUSYBOX:$BUSYBOX" -- "$BUSYBOX" true ::: \
+  ovm-static "$OVM_STATIC" sandbox --ro "$BUSYBOX:$BUSYBOX" -- "$BUSYBOX" true ::: \
+  bwrap "$BWRAP" --unshare-all --tmpfs / --ro-bind "$BUSYBOX" "$BUSYBOX" --proc /proc --dev /dev "$BUSYBOX" true ::: \
+  unshare "$UNSHARE" -Urmpnf --mount-proc "$TRUE")"
+
+echo "$results" | awk '
+  { median[$1] = $2; paired[$1] = $5
+    printf "%-10s median %7.3f ms   (p10 %.3f, p90 %.3f)   per-round ratio to bwrap %.2f\n", $1, $2, $3, $4, $5 }
+  function verdict(r) { return r <= 0.50 ? "goal met" : (r <= 0.75 ? "target met" : "TARGET MISSED") }
+  END {
+    r = median["ovm"] / median["bwrap"]; s = median["ovm-static"] / median["bwrap"]
+    printf "ratio of medians ovm/bwrap        = %.2f (per-round %.2f; target <= 0.75, goal <= 0.50): %s\n", r, paired["ovm"], verdict(r)
+    printf "ratio of medians ovm-static/bwrap = %.2f (per-round %.2f; target <= 0.75, goal <= 0.50): %s\n", s, paired["ovm-static"], verdict(s)
+    printf "ovm-static/unshare = %.2f (unshare -Urmpnf: the namespaces alone, no mounts, no pivot_root)\n", median["ovm-static"] / median["unshare"]
+  }'
