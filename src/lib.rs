@@ -5,4 +5,5 @@
 
 pub mod arch;
 pub mod cli;
+pub mod engine;
 pub mod project;
