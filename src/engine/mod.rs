@@ -7,3 +7,4 @@ pub mod lock;
 pub mod scheduler;
 pub mod signature;
 pub mod state;
+pub mod tree;
