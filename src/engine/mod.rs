@@ -3,8 +3,10 @@
 //! parallel across packages under one jobserver, with the state kept on the host.
 
 pub mod context_log;
+pub mod env;
 pub mod lock;
 pub mod scheduler;
 pub mod signature;
 pub mod state;
+pub mod steps;
 pub mod tree;
