@@ -12,6 +12,22 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PACKAGES=(
   ca-certificates   # TLS to mirrors
   file              # tests inspect ELF headers
+  debian-archive-keyring  # signs the deb-src indexes ovm's Debian source fallback reads
+  curl              # scripts/fetch-zig.sh downloads the pinned zig wheel
+  unzip             # … and unpacks it
+  make              # recipes/tools/make.toml: the host make builds the sandbox's static GNU make
+  autoconf          # … and Debian's make-dfsg source needs autoreconf (toolchain profile, host /usr)
+  automake
+  autopoint
+  pkgconf           # … pkg.m4: make's configure.ac uses PKG_PROG_PKG_CONFIG
+  cpio              # pack: round-trip tests list/extract with GNU cpio; bench peer
+  libarchive-tools  # pack: round-trip tests list with bsdtar
+  pigz              # pack: bench peer (pigz -9 -n)
+  xz-utils          # pack: bench peer (xz -6 --check=crc32)
+  zstd              # pack: bench peer (zstd -19)
+  python3           # pack: bench-pack.sh generates its tree
+  qemu-system-x86   # boot: qemu-system-x86_64
+  qemu-system-arm   # boot: qemu-system-aarch64
 )
 
 missing=()
@@ -23,4 +39,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+scripts/fetch-zig.sh
+
+# Kernels and busybox-static for both arches, for the pack/boot tests (into .cache/test-assets).
+scripts/fetch-test-assets.sh
 echo "setup: done"

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use crate::arch::Arch;
+use crate::pack::Compression;
 use crate::project::Project;
 
 #[derive(Debug, Parser)]
@@ -34,6 +36,56 @@ pub struct Cli {
 pub enum Command {
     /// Print the project root and its configuration as ovm understood it
     Config,
+    /// Fetch and verify sources into sources/ (parallel, resumable, mirror-aware, sha256-checked)
+    Download {
+        /// An architecture (every recipe) or package names (each with its dependencies); none: every recipe
+        #[arg(value_name = "ARCH|PKG")]
+        items: Vec<String>,
+        /// Concurrent downloads (default: fetch.jobs in config/ovm.toml)
+        #[arg(short, long)]
+        jobs: Option<usize>,
+    },
+    /// Repack rootfs/ + staged packages (+ overlay) into output/ARCH/initrd.cpio.* without compiling
+    Pack {
+        /// x86_64 (amd64) or aarch64 (arm64)
+        arch: Arch,
+        /// gzip, xz, zstd or none (default: [pack] compress)
+        #[arg(long, value_name = "FORMAT")]
+        compress: Option<Compression>,
+        /// A directory merged over everything else (default: [pack] overlay)
+        #[arg(long, value_name = "DIR")]
+        overlay: Option<PathBuf>,
+        /// Compression threads, 0 = one per core (default: [pack] threads); never changes the output
+        #[arg(short = 'j', long, value_name = "N")]
+        threads: Option<usize>,
+    },
+    /// Boot the initrd in qemu on the serial console; with --expect, pass/fail by exit code
+    /// (0 pass, 10 timeout, 11 kernel panic, 12 marker missing, 13 qemu failed)
+    Boot {
+        /// x86_64 (amd64) or aarch64 (arm64)
+        arch: Arch,
+        /// Kernel image (default: [boot] kernel.ARCH, else the one scripts/fetch-test-assets.sh fetches)
+        #[arg(long, value_name = "PATH")]
+        kernel: Option<PathBuf>,
+        /// Initrd (default: the image in output/ARCH/)
+        #[arg(long, value_name = "PATH")]
+        initrd: Option<PathBuf>,
+        /// Extra kernel command line, after `console=… panic=-1` and [boot] append
+        #[arg(long, value_name = "ARGS")]
+        append: Option<String>,
+        /// Give up after S seconds (default with --expect: [boot] timeout; without: none)
+        #[arg(long, value_name = "S")]
+        timeout: Option<u64>,
+        /// Pass only if TEXT ends a console line and no kernel panic appears
+        #[arg(long, value_name = "TEXT")]
+        expect: Option<String>,
+        /// Seconds the guest may run on after the marker before qemu is stopped (default: [boot] grace)
+        #[arg(long, value_name = "S")]
+        grace: Option<u64>,
+        /// Guest memory in MiB (default: [boot] memory_mib)
+        #[arg(long, value_name = "MIB")]
+        memory: Option<u32>,
+    },
 }
 
 impl Cli {
@@ -56,6 +108,55 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("project: {}", project.root().display());
             println!("{:#?}", project.config);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Download { items, jobs } => {
+            let project = cli.project()?;
+            let recipes = crate::recipe::RecipeSet::load(&project)?;
+            let mut fetcher = crate::fetch::Fetcher::new(&project)?;
+            if let Some(jobs) = jobs {
+                fetcher.set_jobs(*jobs);
+            }
+            let sources: Vec<_> = recipes.select(items)?.into_iter().flat_map(|r| &r.sources).collect();
+            let report = fetcher.fetch_all(&sources);
+            println!("{report}");
+            Ok(if report.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Pack { arch, compress, overlay, threads } => {
+            let project = cli.project()?;
+            let opts = crate::pack::PackOptions { compress: *compress, overlay: overlay.clone(), threads: *threads };
+            let request = crate::pack::request_for_project(&project, *arch, &opts)?;
+            let started = std::time::Instant::now();
+            let out = crate::pack::pack(&request).with_context(|| format!("packing the {arch} initrd"))?;
+            if !cli.quiet {
+                eprintln!(
+                    "packed {} entries from {} layer(s) in {:.2} s: {} ({} bytes), manifest {}",
+                    out.entries,
+                    request.layers.len(),
+                    started.elapsed().as_secs_f64(),
+                    out.image.display(),
+                    out.size,
+                    out.manifest.display()
+                );
+            }
+            println!("{}  {}", out.sha256, out.image.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Boot { arch, kernel, initrd, append, timeout, expect, grace, memory } => {
+            let project = cli.project()?;
+            let opts = crate::boot::BootOptions {
+                kernel: kernel.clone(),
+                initrd: initrd.clone(),
+                append: append.clone(),
+                timeout: *timeout,
+                expect: expect.clone(),
+                grace: *grace,
+                memory_mib: *memory,
+                quiet: cli.quiet,
+            };
+            let request = crate::boot::request_for_project(&project, *arch, &opts)?;
+            let outcome = crate::boot::boot(&request)?;
+            eprintln!("\novm boot: {}", outcome.summary(expect.as_deref()));
+            Ok(ExitCode::from(outcome.verdict.exit_code()))
         }
     }
 }

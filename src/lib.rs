@@ -4,6 +4,13 @@
 //! `recipe` → `fetch` → `unpack` → `patch` → `sandbox` → `engine` → `pack` → `boot`.
 
 pub mod arch;
+pub mod boot;
 pub mod cli;
 pub mod engine;
+pub mod fetch;
+pub mod pack;
+pub mod patch;
 pub mod project;
+pub mod recipe;
+pub mod toolchain;
+pub mod unpack;

@@ -78,13 +78,31 @@ pub struct FetchConfig {
     pub jobs: usize,
     /// Fall back to Debian source packages (`apt-get source --download-only`).
     pub debian: bool,
-    /// Fall back to PyPI artifacts (`pip download`).
+    /// Fall back to PyPI artifacts (the index's simple API).
     pub pypi: bool,
+    /// Retries of one URL after a transient failure (timeout, dropped connection, 5xx).
+    pub retries: u32,
+    /// Seconds to wait for a TCP/TLS connection.
+    pub connect_timeout: u64,
+    /// Seconds to wait for any single read (or the response headers) before retrying.
+    pub timeout: u64,
+    /// PyPI simple-API index; default: `PIP_INDEX_URL`, else https://pypi.org/simple/.
+    pub pypi_index: Option<String>,
 }
 
 impl Default for FetchConfig {
     fn default() -> Self {
-        FetchConfig { mirrors: Vec::new(), backup: Vec::new(), jobs: 4, debian: true, pypi: true }
+        FetchConfig {
+            mirrors: Vec::new(),
+            backup: Vec::new(),
+            jobs: 4,
+            debian: true,
+            pypi: true,
+            retries: 3,
+            connect_timeout: 15,
+            timeout: 60,
+            pypi_index: None,
+        }
     }
 }
 
@@ -97,21 +115,40 @@ pub struct PackConfig {
     pub overlay: Option<PathBuf>,
     /// Buildroot makedevs-style device/permission table, relative to the project root.
     pub device_table: PathBuf,
+    /// Compression threads; 0 means one per core. Never changes the image's bytes.
+    pub threads: usize,
 }
 
 impl Default for PackConfig {
     fn default() -> Self {
-        PackConfig { compress: "gzip".into(), overlay: None, device_table: "config/device_table.txt".into() }
+        PackConfig {
+            compress: "gzip".into(),
+            overlay: None,
+            device_table: "config/device_table.txt".into(),
+            threads: 0,
+        }
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BootConfig {
     /// Kernel image per architecture (x86_64 / aarch64), relative to the project root.
     pub kernel: std::collections::BTreeMap<String, PathBuf>,
     /// Extra kernel command line.
     pub append: Option<String>,
+    /// Guest memory in MiB.
+    pub memory_mib: u32,
+    /// Seconds `ovm boot --expect` waits at most (0 = no limit).
+    pub timeout: u64,
+    /// Seconds the guest may keep running after the marker or a panic before qemu is stopped.
+    pub grace: u64,
+}
+
+impl Default for BootConfig {
+    fn default() -> Self {
+        BootConfig { kernel: Default::default(), append: None, memory_mib: 512, timeout: 120, grace: 5 }
+    }
 }
 
 /// A located project: its root and its parsed configuration.

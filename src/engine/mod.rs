@@ -2,11 +2,19 @@
 //! compile → install → package), each task guarded by a signature stamp, run in the sandbox, in
 //! parallel across packages under one jobserver, with the state kept on the host.
 
+pub mod build;
 pub mod context_log;
+pub mod domain;
 pub mod env;
+mod error;
 pub mod lock;
+pub mod package;
 pub mod scheduler;
 pub mod signature;
+pub mod sstate;
 pub mod state;
 pub mod steps;
+pub mod task;
 pub mod tree;
+
+pub use error::EngineError;

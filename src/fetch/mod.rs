@@ -1,0 +1,518 @@
+//! Fetching sources into `sources/`: every byte verified, resumable, mirror-aware, and never a
+//! half-written file under a real name.
+//!
+//! # Why it is shaped like this
+//! The contract with the rest of ovm is one function, [`Fetcher::ensure`]: give it a recipe
+//! [`Source`], get back the path of a file under `sources/` whose sha256 is the recipe's (or one of
+//! its alternatives'), plus which variant that is. Everything else is how to get there:
+//!
+//! 1. A verified file already in `sources/` costs no network access. A file there with the wrong
+//!    hash is moved aside to `FILE.bad` (never used, kept for inspection) and fetched again.
+//! 2. Otherwise the primary bytes are looked for, in order: the configured mirrors (`OVM_MIRRORS`
+//!    then `fetch.mirrors`; http(s)://, file:// or a directory, looked up by file name), the
+//!    recipe's `url` and `mirrors`, the configured backups (`fetch.backup`), then the package
+//!    archives: the Debian source package (`debian`), then PyPI (`pypi`).
+//! 3. Only when all of that failed are the source's alternatives (other bytes, e.g. a Debian
+//!    `-dfsg` repack, with their own sha256) tried the same way, in order.
+//!
+//! Downloads go to `FILE.part`, resumed with HTTP `Range` after an interruption (`http`), and are
+//! renamed to `FILE` only after the sha256 matched; a mismatch renames the `.part` to `FILE.bad`
+//! and moves on to the next place. A per-file `flock` (`sources/.locks/FILE.lock`) keeps two
+//! threads or two ovm processes from writing the same `.part`. A failure lists every place tried
+//! and why. [`Fetcher::fetch_all`] runs `ensure` for many sources on a bounded number of threads;
+//! one source failing does not stop the others.
+
+mod debian;
+mod http;
+mod places;
+mod progress;
+mod pypi;
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+pub use places::{BadMirror, Mirror, Place};
+pub use progress::ProgressMode;
+
+use crate::project::Project;
+use crate::recipe::{Artifact, Source};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// Every place (and every alternative) failed; `attempts` says where and why.
+    #[error("{recipe}: cannot fetch {file}; tried:{}", list_attempts(attempts))]
+    Exhausted { recipe: String, file: String, attempts: Vec<Attempt> },
+    #[error("cannot write {}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Mirror(#[from] BadMirror),
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(reqwest::Error),
+}
+
+/// One place tried, and why it did not give the right bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// A URL, a path, or a description such as `debian source package busybox`.
+    pub place: String,
+    pub error: String,
+}
+
+fn list_attempts(attempts: &[Attempt]) -> String {
+    if attempts.is_empty() {
+        return " nothing: no URL, mirror or package-archive fallback is configured for it".into();
+    }
+    attempts.iter().map(|a| format!("\n  - {}: {}", a.place, a.error)).collect()
+}
+
+/// Which of a source's accepted byte sets was used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Variant {
+    Primary,
+    /// `source.alternatives[index]`, which carries `version`.
+    Alternative {
+        index: usize,
+        version: String,
+    },
+}
+
+/// Where verified bytes came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Already in `sources/`: no network access.
+    Present,
+    Url(String),
+    Local(PathBuf),
+    Debian {
+        package: String,
+    },
+    Pypi {
+        url: String,
+    },
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Present => f.write_str("already present"),
+            Origin::Url(u) => write!(f, "from {u}"),
+            Origin::Local(p) => write!(f, "from {}", p.display()),
+            Origin::Debian { package } => write!(f, "from Debian source package {package}"),
+            Origin::Pypi { url } => write!(f, "from PyPI ({url})"),
+        }
+    }
+}
+
+/// A verified file in `sources/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub path: PathBuf,
+    pub file: String,
+    pub sha256: String,
+    pub variant: Variant,
+    pub origin: Origin,
+}
+
+/// Knobs of a [`Fetcher`]; [`FetchOptions::from_project`] reads them from `config/ovm.toml` and
+/// `OVM_MIRRORS`.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// Concurrent downloads in [`Fetcher::fetch_all`].
+    pub jobs: usize,
+    /// Retries of one URL after transient failures.
+    pub retries: u32,
+    /// Delay before the first retry, doubled for each further one.
+    pub backoff: Duration,
+    pub connect_timeout: Duration,
+    /// Longest wait for any single read (or for response headers).
+    pub read_timeout: Duration,
+    /// Tried before the recipe URLs.
+    pub mirrors: Vec<Mirror>,
+    /// Tried after the recipe URLs.
+    pub backup: Vec<Mirror>,
+    pub debian: bool,
+    pub pypi: bool,
+    pub pypi_index: String,
+    pub progress: ProgressMode,
+}
+
+impl FetchOptions {
+    pub fn from_project(project: &Project) -> Result<FetchOptions, FetchError> {
+        let cfg = &project.config.fetch;
+        let root = project.root();
+        let env_mirrors = std::env::var("OVM_MIRRORS").unwrap_or_default();
+        let mirrors = env_mirrors
+            .split_whitespace()
+            .map(str::to_string)
+            .chain(cfg.mirrors.iter().cloned())
+            .map(|m| Mirror::parse(&m, root))
+            .collect::<Result<Vec<_>, _>>()?;
+        let backup = cfg.backup.iter().map(|m| Mirror::parse(m, root)).collect::<Result<Vec<_>, _>>()?;
+        let pypi_index = cfg
+            .pypi_index
+            .clone()
+            .or_else(|| std::env::var("PIP_INDEX_URL").ok().filter(|v| !v.is_empty()))
+            .unwrap_or_else(|| pypi::DEFAULT_INDEX.to_string());
+        Ok(FetchOptions {
+            jobs: cfg.jobs.max(1),
+            retries: cfg.retries,
+            backoff: Duration::from_millis(500),
+            connect_timeout: Duration::from_secs(cfg.connect_timeout),
+            read_timeout: Duration::from_secs(cfg.timeout),
+            mirrors,
+            backup,
+            debian: cfg.debian,
+            pypi: cfg.pypi,
+            pypi_index,
+            progress: ProgressMode::Auto,
+        })
+    }
+}
+
+/// Fetches sources into one `sources/` directory. Cheap to share between threads.
+pub struct Fetcher {
+    sources_dir: PathBuf,
+    options: FetchOptions,
+    client: reqwest::blocking::Client,
+    apt: debian::Apt,
+    progress: progress::Progress,
+}
+
+impl Fetcher {
+    /// A fetcher for the project's `sources/`, configured from its `config/ovm.toml`.
+    pub fn new(project: &Project) -> Result<Fetcher, FetchError> {
+        Fetcher::with_options(project.sources_dir(), &project.cache_dir(), FetchOptions::from_project(project)?)
+    }
+
+    /// A fetcher writing to `sources_dir`, keeping its apt state under `cache_dir/apt`.
+    pub fn with_options(sources_dir: PathBuf, cache_dir: &Path, options: FetchOptions) -> Result<Fetcher, FetchError> {
+        let client = reqwest::blocking::Client::builder()
+            .user_agent(concat!("ovm/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.read_timeout)
+            .build()
+            .map_err(FetchError::Client)?;
+        Ok(Fetcher {
+            sources_dir,
+            apt: debian::Apt::new(cache_dir),
+            progress: progress::Progress::new(options.progress),
+            options,
+            client,
+        })
+    }
+
+    pub fn options(&self) -> &FetchOptions {
+        &self.options
+    }
+
+    /// Sets the number of concurrent downloads of [`fetch_all`](Self::fetch_all).
+    pub fn set_jobs(&mut self, jobs: usize) {
+        self.options.jobs = jobs.max(1);
+    }
+
+    /// The verified file for `source`: already present, or fetched now (see the module docs for the
+    /// order of places). Only the primary bytes are looked for until every place for them failed.
+    pub fn ensure(&self, source: &Source) -> Result<Fetched, FetchError> {
+        self.create_dir(&self.sources_dir)?;
+        self.create_dir(&self.sources_dir.join(".locks"))?;
+        let variants: Vec<(Variant, &Artifact)> =
+            std::iter::once((Variant::Primary, &source.primary))
+                .chain(
+                    source.alternatives.iter().enumerate().map(|(index, alt)| {
+                        (Variant::Alternative { index, version: alt.version.clone() }, &alt.artifact)
+                    }),
+                )
+                .collect();
+
+        for (variant, artifact) in &variants {
+            let _lock = self.lock(&artifact.file)?;
+            if let Some(path) = self.present(artifact)? {
+                return Ok(fetched(path, artifact, variant.clone(), Origin::Present));
+            }
+        }
+        let mut attempts = Vec::new();
+        for (variant, artifact) in &variants {
+            let _lock = self.lock(&artifact.file)?;
+            // Another process may have fetched it while we waited for the lock.
+            if let Some(path) = self.present(artifact)? {
+                return Ok(fetched(path, artifact, variant.clone(), Origin::Present));
+            }
+            if let Some((path, origin)) = self.obtain(artifact, &mut attempts)? {
+                if let Variant::Alternative { version, .. } = variant {
+                    self.progress.note(&format!(
+                        "{}: upstream bytes unavailable; using alternative {} (version {version})",
+                        source.recipe, artifact.file
+                    ));
+                }
+                return Ok(fetched(path, artifact, variant.clone(), origin));
+            }
+        }
+        Err(FetchError::Exhausted { recipe: source.recipe.clone(), file: source.primary.file.clone(), attempts })
+    }
+
+    /// [`ensure`](Self::ensure) for many sources, `jobs` at a time. Sources with identical bytes
+    /// (several recipes sharing a tarball) are fetched once. Results are in input order.
+    pub fn fetch_all(&self, sources: &[&Source]) -> FetchReport {
+        let mut unique: Vec<&Source> = Vec::new();
+        for s in sources {
+            if !unique.iter().any(|u| u.primary == s.primary && u.alternatives == s.alternatives) {
+                unique.push(s);
+            }
+        }
+        let next = AtomicUsize::new(0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            for _ in 0..self.options.jobs.clamp(1, unique.len().max(1)) {
+                let tx = tx.clone();
+                let (next, unique) = (&next, &unique);
+                scope.spawn(move || loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(source) = unique.get(i) else { break };
+                    if tx.send((i, self.ensure(source))).is_err() {
+                        break;
+                    }
+                });
+            }
+        });
+        drop(tx);
+        let mut results: Vec<Option<Result<Fetched, FetchError>>> = (0..unique.len()).map(|_| None).collect();
+        for (i, r) in rx {
+            results[i] = Some(r);
+        }
+        let items = unique
+            .iter()
+            .zip(results)
+            .filter_map(|(s, r)| {
+                r.map(|result| FetchItem { recipe: s.recipe.clone(), file: s.primary.file.clone(), result })
+            })
+            .collect();
+        FetchReport { items }
+    }
+
+    fn create_dir(&self, dir: &Path) -> Result<(), FetchError> {
+        fs::create_dir_all(dir).map_err(|source| FetchError::Io { path: dir.to_path_buf(), source })
+    }
+
+    fn lock(&self, file: &str) -> Result<nix::fcntl::Flock<File>, FetchError> {
+        let path = self.sources_dir.join(".locks").join(format!("{file}.lock"));
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| FetchError::Io { path: path.clone(), source })?;
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| FetchError::Io { path, source: e.into() })
+    }
+
+    fn final_path(&self, artifact: &Artifact) -> PathBuf {
+        self.sources_dir.join(&artifact.file)
+    }
+
+    fn part_path(&self, artifact: &Artifact) -> PathBuf {
+        self.sources_dir.join(format!("{}.part", artifact.file))
+    }
+
+    fn bad_path(&self, artifact: &Artifact) -> PathBuf {
+        self.sources_dir.join(format!("{}.bad", artifact.file))
+    }
+
+    /// The artifact's file if it is in `sources/` with the right hash. A wrong one is moved aside.
+    fn present(&self, artifact: &Artifact) -> Result<Option<PathBuf>, FetchError> {
+        let path = self.final_path(artifact);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let sum = sha256_file(&path).map_err(|source| FetchError::Io { path: path.clone(), source })?;
+        if sum == artifact.sha256 {
+            return Ok(Some(path));
+        }
+        let bad = self.bad_path(artifact);
+        self.progress.note(&format!(
+            "{}: sha256 is {sum}, expected {}; moved aside to {} and fetching again",
+            path.display(),
+            artifact.sha256,
+            bad.display()
+        ));
+        fs::rename(&path, &bad).map_err(|source| FetchError::Io { path: bad, source })?;
+        Ok(None)
+    }
+
+    /// Verifies the `.part` and renames it into place, or renames it to `.bad`. `Err(message)` is
+    /// the mismatch, for the list of attempts.
+    fn settle(&self, artifact: &Artifact) -> Result<Result<PathBuf, String>, FetchError> {
+        let part = self.part_path(artifact);
+        let sum = sha256_file(&part).map_err(|source| FetchError::Io { path: part.clone(), source })?;
+        if sum == artifact.sha256 {
+            let path = self.final_path(artifact);
+            fs::rename(&part, &path).map_err(|source| FetchError::Io { path: path.clone(), source })?;
+            return Ok(Ok(path));
+        }
+        let bad = self.bad_path(artifact);
+        fs::rename(&part, &bad).map_err(|source| FetchError::Io { path: bad.clone(), source })?;
+        Ok(Err(format!("sha256 mismatch: got {sum}, expected {} (kept as {})", artifact.sha256, bad.display())))
+    }
+
+    /// Tries every place for one artifact; `None` when all failed (each failure added to `attempts`).
+    fn obtain(
+        &self,
+        artifact: &Artifact,
+        attempts: &mut Vec<Attempt>,
+    ) -> Result<Option<(PathBuf, Origin)>, FetchError> {
+        let file = artifact.file.as_str();
+        let part = self.part_path(artifact);
+        let places: Vec<Place> = self
+            .options
+            .mirrors
+            .iter()
+            .filter_map(|m| m.locate(file))
+            .chain(artifact.urls.iter().filter_map(|u| places::place_of_url(u)))
+            .chain(self.options.backup.iter().filter_map(|m| m.locate(file)))
+            .collect();
+        for place in places {
+            let got = match &place {
+                Place::Http(url) => {
+                    let policy = http::RetryPolicy { retries: self.options.retries, backoff: self.options.backoff };
+                    http::download(&self.client, url, &part, file, &policy, &self.progress)
+                }
+                Place::Local(path) => copy_local(path, &part),
+            };
+            let origin = match &place {
+                Place::Http(url) => Origin::Url(url.to_string()),
+                Place::Local(path) => Origin::Local(path.clone()),
+            };
+            match got {
+                Ok(()) => match self.settle(artifact)? {
+                    Ok(path) => return Ok(Some((path, origin))),
+                    Err(error) => attempts.push(Attempt { place: place.to_string(), error }),
+                },
+                Err(error) => {
+                    self.progress.note(&format!("{file}: {place}: {error}"));
+                    attempts.push(Attempt { place: place.to_string(), error });
+                }
+            }
+        }
+
+        if let Some(deb) = artifact.debian.as_ref().filter(|_| self.options.debian) {
+            let place = format!("Debian source package {} ({})", deb.package, deb.file);
+            self.progress.note(&format!("{file}: trying {place}"));
+            let got = self.apt.fetch(deb).and_then(|obtained| {
+                debian::move_file(&obtained.path, &part)
+                    .map_err(|e| format!("cannot move into {}: {e}", part.display()))
+            });
+            match got {
+                Ok(()) => match self.settle(artifact)? {
+                    Ok(path) => return Ok(Some((path, Origin::Debian { package: deb.package.clone() }))),
+                    Err(error) => attempts.push(Attempt { place, error }),
+                },
+                Err(error) => attempts.push(Attempt { place, error }),
+            }
+        }
+
+        if let Some(py) = artifact.pypi.as_ref().filter(|_| self.options.pypi) {
+            let place = format!("PyPI {} {} ({})", py.package, py.version, py.file);
+            self.progress.note(&format!("{file}: trying {place}"));
+            let got = pypi::locate(&self.client, &self.options.pypi_index, py).and_then(|found| {
+                if let Some(sha) = found.sha256.as_ref().filter(|s| **s != artifact.sha256) {
+                    return Err(format!("the index lists sha256 {sha} for it, the recipe expects {}", artifact.sha256));
+                }
+                let policy = http::RetryPolicy { retries: self.options.retries, backoff: self.options.backoff };
+                http::download(&self.client, &found.url, &part, file, &policy, &self.progress)
+                    .map(|()| found.url.to_string())
+                    .map_err(|e| format!("{}: {e}", found.url))
+            });
+            match got {
+                Ok(url) => match self.settle(artifact)? {
+                    Ok(path) => return Ok(Some((path, Origin::Pypi { url }))),
+                    Err(error) => attempts.push(Attempt { place, error }),
+                },
+                Err(error) => attempts.push(Attempt { place, error }),
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn fetched(path: PathBuf, artifact: &Artifact, variant: Variant, origin: Origin) -> Fetched {
+    Fetched { path, file: artifact.file.clone(), sha256: artifact.sha256.clone(), variant, origin }
+}
+
+/// Copies a file from a local mirror into the `.part` (no resume: local reads are cheap).
+fn copy_local(from: &Path, part: &Path) -> Result<(), String> {
+    let mut input = File::open(from).map_err(|e| e.to_string())?;
+    let mut out = File::create(part).map_err(|e| format!("cannot create {}: {e}", part.display()))?;
+    io::copy(&mut input, &mut out).map_err(|e| format!("copying to {}: {e}", part.display()))?;
+    out.sync_all().map_err(|e| format!("cannot flush {}: {e}", part.display()))
+}
+
+/// Lower-case hex sha256 of a file's content.
+pub fn sha256_file(path: &Path) -> io::Result<String> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The outcome of [`Fetcher::fetch_all`], one item per distinct source.
+#[derive(Debug)]
+pub struct FetchReport {
+    pub items: Vec<FetchItem>,
+}
+
+#[derive(Debug)]
+pub struct FetchItem {
+    pub recipe: String,
+    /// The primary file name (the one the recipe names).
+    pub file: String,
+    pub result: Result<Fetched, FetchError>,
+}
+
+impl FetchReport {
+    pub fn is_success(&self) -> bool {
+        self.items.iter().all(|i| i.result.is_ok())
+    }
+
+    pub fn failures(&self) -> impl Iterator<Item = (&FetchItem, &FetchError)> {
+        self.items.iter().filter_map(|i| i.result.as_ref().err().map(|e| (i, e)))
+    }
+}
+
+impl fmt::Display for FetchReport {
+    /// One line per source, then every failure in full.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for item in &self.items {
+            match &item.result {
+                Ok(got) => {
+                    let variant = match &got.variant {
+                        Variant::Primary => String::new(),
+                        Variant::Alternative { version, .. } => format!(" [alternative {} {version}]", got.file),
+                    };
+                    writeln!(f, "ok      {:<12} {} ({}){variant}", item.recipe, item.file, got.origin)?;
+                }
+                Err(_) => writeln!(f, "FAILED  {:<12} {}", item.recipe, item.file)?,
+            }
+        }
+        for (_, error) in self.failures() {
+            writeln!(f, "\n{error}")?;
+        }
+        let failed = self.failures().count();
+        write!(f, "{} of {} sources ready", self.items.len() - failed, self.items.len())?;
+        if failed > 0 {
+            write!(f, ", {failed} failed")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,517 @@
+//! Pack: layers of files → one deterministic, compressed cpio "newc" initramfs plus a manifest.
+//!
+//! This runs on the host, outside any sandbox, because it does what an unprivileged build cannot:
+//! make device nodes and give files owners and setuid bits (from the device table). Its output must
+//! be a pure function of the layers' *content* and the table: the same bytes after a `touch`, a copy
+//! to another place, a `chown`, another umask, or another thread count. That is why:
+//!
+//! - `tree` reads the layers into a sorted map and normalises every piece of metadata that is an
+//!   accident of how the files got onto disk (owner, mode bits from the umask, mtime, inode);
+//! - `cpio` writes entries in path order with mtime = SOURCE_DATE_EPOCH and inode numbers from a
+//!   counter, hard links as GNU cpio does (data on the last name);
+//! - `compress` only uses encoders whose output does not depend on the thread count.
+//!
+//! The image and the manifest are written to temporary files in the output directory and renamed
+//! into place, image first, so an interrupted pack leaves the previous image intact and never a
+//! truncated one under the real name. The manifest records the image's sha256, so a manifest that
+//! does not belong to the image next to it is detectable. Packs into one output directory take
+//! turns on an exclusive `flock` of `.pack.lock`; holding it, a pack removes the temporaries a
+//! killed pack left behind.
+//!
+//! The engine calls [`pack`] with the packages of a build in dependency order; `ovm pack` calls it
+//! through [`request_for_project`] with whatever `staging/ARCH/` holds, in name order.
+
+pub mod compress;
+pub mod cpio;
+pub mod manifest;
+pub mod pargz;
+pub mod table;
+pub mod tree;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::arch::Arch;
+use crate::project::Project;
+
+pub use compress::Compression;
+use compress::Encoder;
+use cpio::{CpioError, Header, NewcWriter};
+use manifest::{EntryType, ImageInfo, Manifest, ManifestEntry};
+pub use table::DeviceTable;
+use tree::{archive_name, display_path, Kind, LinkRole, Tree};
+
+/// Name of the manifest next to the image.
+pub const MANIFEST_NAME: &str = "manifest.txt";
+/// Size of the buffer file contents are read through.
+const READ_BUFFER: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    #[error("layer {layer}: cannot read {path}: {source}")]
+    LayerRead { layer: String, path: PathBuf, source: io::Error },
+    #[error("layer {layer}: {path} is not a directory")]
+    LayerNotDir { layer: String, path: PathBuf },
+    #[error("layer {layer}: {path} is {what}, which an initramfs cannot hold")]
+    Unsupported { layer: String, path: PathBuf, what: &'static str },
+    #[error(
+        "{path} is installed by both {first} and {second}; remove it from one, or let {second}'s recipe override it"
+    )]
+    Conflict { path: String, first: String, second: String },
+    #[error("{path} is {first_kind} in {first} but {second_kind} in {second}; one would hide the other")]
+    TypeClash { path: String, first: String, first_kind: &'static str, second: String, second_kind: &'static str },
+    #[error("{origin}: {message}")]
+    TableRule { origin: String, message: String },
+    #[error(transparent)]
+    Table(#[from] table::TableError),
+    #[error("the overlay directory {0} does not exist (set [pack] overlay or pass --overlay DIR)")]
+    OverlayMissing(PathBuf),
+    #[error("cannot list {path}: {source}")]
+    Staging { path: PathBuf, source: io::Error },
+    #[error("{0}")]
+    Config(String),
+    #[error("reading {path} ({owner}): {source}")]
+    ReadFile { path: PathBuf, owner: String, source: io::Error },
+    #[error("{path} ({owner}) changed size while being packed; is a build still writing it?")]
+    Changed { path: PathBuf, owner: String },
+    #[error("writing the archive entry {entry}: {source}")]
+    Cpio { entry: String, source: CpioError },
+    #[error(transparent)]
+    Compress(#[from] compress::CompressError),
+    #[error("writing {path}: {source}")]
+    Output { path: PathBuf, source: io::Error },
+}
+
+/// What a layer is; decides who wins when two layers provide the same path (see `tree`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerKind {
+    /// The `rootfs/` skeleton: wins over package files.
+    Rootfs,
+    /// A package's staged output; `allow_override` lets it replace an earlier package's files.
+    Package { allow_override: bool },
+    /// The user's overlay: wins over everything.
+    Overlay,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layer {
+    /// Recorded as the owner of its files in the manifest (`rootfs`, the package name, `overlay`).
+    pub name: String,
+    pub dir: PathBuf,
+    pub kind: LayerKind,
+}
+
+impl Layer {
+    pub fn rootfs(dir: impl Into<PathBuf>) -> Layer {
+        Layer { name: "rootfs".into(), dir: dir.into(), kind: LayerKind::Rootfs }
+    }
+    pub fn package(name: impl Into<String>, dir: impl Into<PathBuf>, allow_override: bool) -> Layer {
+        Layer { name: name.into(), dir: dir.into(), kind: LayerKind::Package { allow_override } }
+    }
+    pub fn overlay(dir: impl Into<PathBuf>) -> Layer {
+        Layer { name: "overlay".into(), dir: dir.into(), kind: LayerKind::Overlay }
+    }
+}
+
+/// Everything one pack needs; nothing is read from the environment.
+#[derive(Debug, Clone)]
+pub struct PackRequest {
+    pub arch: Arch,
+    /// In order: skeleton, packages (dependency order), overlay.
+    pub layers: Vec<Layer>,
+    /// The device/permission table; `None` for none at all.
+    pub device_table: Option<PathBuf>,
+    pub compress: Compression,
+    /// Compression threads; 0 = one per core. Never changes the output.
+    pub threads: usize,
+    /// mtime of every entry.
+    pub source_date_epoch: u64,
+    /// Where `initrd.cpio.*` and `manifest.txt` go (created if missing).
+    pub output_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackOutcome {
+    pub image: PathBuf,
+    pub manifest: PathBuf,
+    /// Hex sha256 of the image file.
+    pub sha256: String,
+    /// Bytes of the image file.
+    pub size: u64,
+    /// Archive entries (without the trailer).
+    pub entries: usize,
+}
+
+/// Overrides of the project configuration, from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct PackOptions {
+    pub compress: Option<Compression>,
+    pub overlay: Option<PathBuf>,
+    pub threads: Option<usize>,
+}
+
+/// The request `ovm pack ARCH` makes: `rootfs/` (if present), every directory under
+/// `staging/ARCH/` in name order (dot-names are skipped: they are the engine's unfinished
+/// commits), then the overlay; compression, table and threads from `[pack]` unless overridden.
+pub fn request_for_project(project: &Project, arch: Arch, opts: &PackOptions) -> Result<PackRequest, PackError> {
+    let cfg = &project.config.pack;
+    let mut layers = Vec::new();
+    let rootfs = project.rootfs_dir();
+    if rootfs.is_dir() {
+        layers.push(Layer::rootfs(rootfs));
+    } else {
+        tracing::warn!(
+            "{} does not exist: the image gets no skeleton (no /init unless a package has one)",
+            rootfs.display()
+        );
+    }
+    let staging = project.root().join("staging").join(arch.name());
+    if staging.is_dir() {
+        let err = |source| PackError::Staging { path: staging.clone(), source };
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&staging).map_err(err)? {
+            let entry = entry.map_err(err)?;
+            let name = entry.file_name();
+            let name = name.to_str().ok_or_else(|| {
+                PackError::Config(format!("{}: package directory names must be UTF-8", entry.path().display()))
+            })?;
+            if !name.starts_with('.') && entry.path().is_dir() {
+                names.push(name.to_string());
+            }
+        }
+        names.sort();
+        for name in names {
+            let dir = project.staging_dir(arch, &name);
+            layers.push(Layer::package(name, dir, false));
+        }
+    }
+    if let Some(overlay) = opts.overlay.clone().or_else(|| cfg.overlay.as_ref().map(|o| project.root().join(o))) {
+        if !overlay.is_dir() {
+            return Err(PackError::OverlayMissing(overlay));
+        }
+        layers.push(Layer::overlay(overlay));
+    }
+    let compress = match opts.compress {
+        Some(c) => c,
+        None => cfg.compress.parse().map_err(|e| {
+            PackError::Config(format!(
+                "{}: [pack] compress: {e}",
+                project.root().join(crate::project::CONFIG_FILE).display()
+            ))
+        })?,
+    };
+    Ok(PackRequest {
+        arch,
+        layers,
+        device_table: Some(project.root().join(&cfg.device_table)),
+        compress,
+        threads: opts.threads.unwrap_or(cfg.threads),
+        source_date_epoch: project.source_date_epoch(),
+        output_dir: project.output_dir(arch),
+    })
+}
+
+/// Assembles, writes and compresses the image, then the manifest; see the module comment.
+pub fn pack(req: &PackRequest) -> Result<PackOutcome, PackError> {
+    let table = match &req.device_table {
+        Some(path) => DeviceTable::load(path)?,
+        None => DeviceTable::default(),
+    };
+    let tree = Tree::assemble(&req.layers, &table)?;
+    tracing::debug!(entries = tree.entries.len(), layers = req.layers.len(), "assembled the image tree");
+
+    let out_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| PackError::Output { path, source }
+    };
+    std::fs::create_dir_all(&req.output_dir).map_err(out_err(&req.output_dir))?;
+    let _lock = lock_output(&req.output_dir)?;
+    remove_stale_temporaries(&req.output_dir)?;
+    let image_path = req.output_dir.join(req.compress.image_name());
+    let manifest_path = req.output_dir.join(MANIFEST_NAME);
+
+    let tmp_image = temp_in(&req.output_dir, TEMP_PREFIXES[0])?;
+    let sink = HashingWriter::new(tmp_image.as_file().try_clone().map_err(out_err(tmp_image.path()))?);
+    let threads = match req.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let encoder = Encoder::new(req.compress, threads, sink)?;
+    // cpio headers are tiny writes; batch them so the encoders see large ones.
+    let buffered = io::BufWriter::with_capacity(READ_BUFFER, encoder);
+    let (entries, buffered) = write_archive(&tree, req.source_date_epoch, buffered)?;
+    let encoder = buffered
+        .into_inner()
+        .map_err(|e| PackError::Output { path: tmp_image.path().to_path_buf(), source: e.into_error() })?;
+    let sink = encoder.finish()?;
+    let (file, sha256, size) = sink.into_parts();
+    file.sync_all().map_err(out_err(tmp_image.path()))?;
+    drop(file);
+
+    let manifest = Manifest {
+        arch: req.arch.name().into(),
+        mtime: req.source_date_epoch,
+        image: ImageInfo {
+            file_name: req.compress.image_name().into(),
+            compress: req.compress.name().into(),
+            sha256: sha256.clone(),
+            size,
+        },
+        entries,
+    };
+    let mut tmp_manifest = temp_in(&req.output_dir, TEMP_PREFIXES[1])?;
+    tmp_manifest.write_all(manifest.render().as_bytes()).map_err(out_err(tmp_manifest.path()))?;
+    tmp_manifest.as_file().sync_all().map_err(out_err(tmp_manifest.path()))?;
+
+    persist(tmp_image, &image_path)?;
+    persist(tmp_manifest, &manifest_path)?;
+    // One image per output directory, the one the manifest describes: an image of another
+    // compression left from an earlier pack would be stale and `ovm boot` could pick it.
+    for other in Compression::ALL.into_iter().filter(|c| *c != req.compress) {
+        let stale = req.output_dir.join(other.image_name());
+        match std::fs::remove_file(&stale) {
+            Ok(()) => tracing::info!("removed the stale {}", stale.display()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(PackError::Output { path: stale, source }),
+        }
+    }
+    Ok(PackOutcome { image: image_path, manifest: manifest_path, sha256, size, entries: manifest.entries.len() })
+}
+
+/// Streams the tree as newc entries into `out`; returns the manifest rows in archive order.
+fn write_archive<W: Write>(tree: &Tree, mtime: u64, out: W) -> Result<(Vec<ManifestEntry>, W), PackError> {
+    let roles = tree.link_roles();
+    let subdirs = tree.subdir_counts();
+    let mut writer = NewcWriter::new(out);
+    let mut rows: Vec<ManifestEntry> = Vec::with_capacity(tree.entries.len());
+    let mut group_ino: HashMap<&[u8], u64> = HashMap::new();
+    // Rows of hard-link names written before their group's data (and so before its hash).
+    let mut waiting: HashMap<&[u8], Vec<usize>> = HashMap::new();
+    let mut buf = vec![0u8; READ_BUFFER];
+    let mut next_ino = 0u64;
+
+    for (rel, node) in &tree.entries {
+        let name = archive_name(rel);
+        let cpio_err = |source| PackError::Cpio { entry: display_path(rel), source };
+        let role = roles.get(rel).unwrap_or(&LinkRole::Single);
+        let ino = match role {
+            LinkRole::Later { first, .. } => group_ino.get(first.as_slice()).copied().unwrap_or(0),
+            _ => {
+                next_ino += 1;
+                if let LinkRole::First { .. } = role {
+                    group_ino.insert(rel, next_ino);
+                }
+                next_ino
+            }
+        };
+        let (nlink, carries_data) = match role {
+            LinkRole::Single => (if node.kind.is_dir() { 2 + subdirs.get(rel).copied().unwrap_or(0) } else { 1 }, true),
+            LinkRole::First { count } => (*count, false),
+            LinkRole::Later { count, last, .. } => (*count, *last),
+        };
+        let (rdev_major, rdev_minor) = match node.kind {
+            Kind::CharDev { major, minor } | Kind::BlockDev { major, minor } => (major, minor),
+            _ => (0, 0),
+        };
+        let content_size = match &node.kind {
+            Kind::File { size, .. } => *size,
+            Kind::Symlink { target } => target.len() as u64,
+            _ => 0,
+        };
+        let header = Header {
+            ino,
+            mode: node.kind.type_bits() | node.mode,
+            uid: node.uid,
+            gid: node.gid,
+            nlink,
+            mtime,
+            filesize: if carries_data { content_size } else { 0 },
+            rdev_major,
+            rdev_minor,
+        };
+        writer.start_entry(&header, name).map_err(cpio_err)?;
+
+        let mut row = ManifestEntry {
+            path: display_path_bytes(rel),
+            kind: EntryType::Dir,
+            mode: node.mode,
+            uid: node.uid,
+            gid: node.gid,
+            size: content_size,
+            sha256: None,
+            owner: node.owner.clone(),
+            target: None,
+        };
+        match &node.kind {
+            Kind::Dir => {}
+            Kind::File { source, size } => {
+                row.kind = match role {
+                    LinkRole::Later { first, .. } => {
+                        row.target = Some(display_path_bytes(first));
+                        EntryType::Hardlink
+                    }
+                    _ => EntryType::File,
+                };
+                if carries_data {
+                    let hash = copy_file(source, *size, &node.owner, &mut writer, &mut buf, rel)?;
+                    if let LinkRole::Later { first, .. } = role {
+                        for i in waiting.remove(first.as_slice()).unwrap_or_default() {
+                            rows[i].sha256 = Some(hash.clone());
+                        }
+                    }
+                    row.sha256 = Some(hash);
+                } else {
+                    let key: &[u8] = match role {
+                        LinkRole::Later { first, .. } => first,
+                        _ => rel,
+                    };
+                    waiting.entry(key).or_default().push(rows.len());
+                }
+            }
+            Kind::Symlink { target } => {
+                writer.write_data(target).map_err(cpio_err)?;
+                row.kind = EntryType::Symlink;
+                row.target = Some(target.clone());
+            }
+            Kind::CharDev { major, minor } | Kind::BlockDev { major, minor } => {
+                row.kind = if matches!(node.kind, Kind::CharDev { .. }) { EntryType::Char } else { EntryType::Block };
+                row.target = Some(format!("{major}:{minor}").into_bytes());
+            }
+            Kind::Fifo => row.kind = EntryType::Fifo,
+        }
+        rows.push(row);
+    }
+    let out = writer.finish().map_err(|source| PackError::Cpio { entry: "TRAILER!!!".into(), source })?;
+    Ok((rows, out))
+}
+
+/// Copies exactly `size` bytes of `source` into the archive; returns their hex sha256.
+fn copy_file<W: Write>(
+    source: &Path,
+    size: u64,
+    owner: &str,
+    writer: &mut NewcWriter<W>,
+    buf: &mut [u8],
+    rel: &[u8],
+) -> Result<String, PackError> {
+    let read_err = |e| PackError::ReadFile { path: source.to_path_buf(), owner: owner.to_string(), source: e };
+    let changed = || PackError::Changed { path: source.to_path_buf(), owner: owner.to_string() };
+    let mut file = File::open(source).map_err(read_err)?;
+    if file.metadata().map_err(read_err)?.len() != size {
+        return Err(changed());
+    }
+    let mut hasher = Sha256::new();
+    let mut left = size;
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = match file.read(&mut buf[..want]) {
+            Ok(0) => return Err(changed()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_err(e)),
+        };
+        hasher.update(&buf[..n]);
+        writer.write_data(&buf[..n]).map_err(|source| PackError::Cpio { entry: display_path(rel), source })?;
+        left -= n as u64;
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+fn display_path_bytes(rel: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(rel.len() + 1);
+    p.push(b'/');
+    p.extend_from_slice(rel);
+    p
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Temporary names in the output directory; see [`remove_stale_temporaries`].
+const TEMP_PREFIXES: [&str; 2] = [".initrd.", ".manifest."];
+/// Held while packing, so two packs into one directory take turns.
+const LOCK_NAME: &str = ".pack.lock";
+
+/// Exclusive `flock` on `dir/.pack.lock`, released when the returned value is dropped.
+fn lock_output(dir: &Path) -> Result<nix::fcntl::Flock<File>, PackError> {
+    let path = dir.join(LOCK_NAME);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| PackError::Output { path: path.clone(), source })?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, errno)| PackError::Output { path, source: io::Error::from_raw_os_error(errno as i32) })
+}
+
+/// Under the lock no other pack is writing here, so temporaries are leftovers of a killed pack.
+fn remove_stale_temporaries(dir: &Path) -> Result<(), PackError> {
+    let err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| PackError::Output { path, source }
+    };
+    for entry in std::fs::read_dir(dir).map_err(err(dir))? {
+        let entry = entry.map_err(err(dir))?;
+        let name = entry.file_name();
+        if TEMP_PREFIXES.iter().any(|p| name.to_string_lossy().starts_with(p)) {
+            tracing::info!("removing {}, left by an interrupted pack", entry.path().display());
+            std::fs::remove_file(entry.path()).map_err(err(&entry.path()))?;
+        }
+    }
+    Ok(())
+}
+
+fn temp_in(dir: &Path, prefix: &str) -> Result<tempfile::NamedTempFile, PackError> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempfile_in(dir)
+        .map_err(|source| PackError::Output { path: dir.to_path_buf(), source })
+}
+
+/// Renames `tmp` to `dest` with mode 0644 (temp files are created 0600).
+fn persist(tmp: tempfile::NamedTempFile, dest: &Path) -> Result<(), PackError> {
+    let err = |source| PackError::Output { path: dest.to_path_buf(), source };
+    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(err)?;
+    tmp.persist(dest).map_err(|e| err(e.error))?;
+    Ok(())
+}
+
+/// Passes bytes through to a file while hashing and counting them.
+struct HashingWriter {
+    file: File,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl HashingWriter {
+    fn new(file: File) -> Self {
+        HashingWriter { file, hasher: Sha256::new(), len: 0 }
+    }
+    fn into_parts(self) -> (File, String, u64) {
+        (self.file, hex(&self.hasher.finalize()), self.len)
+    }
+}
+
+impl Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}

@@ -1,0 +1,405 @@
+//! Recipes: one TOML file per package, turned into validated [`Recipe`]s and a dependency graph.
+//!
+//! # Why it is shaped like this
+//! A recipe is the only place a person describes a package, so every mistake in it must be reported
+//! where it was made: `recipes/busybox.toml:7:10: sha256 must be 64 hexadecimal digits …`. Parsing is
+//! therefore two steps. `raw` deserializes with serde into structs whose fields carry their byte
+//! spans (`toml::Spanned`), with `deny_unknown_fields` so a typo is an error and not a silently
+//! ignored setting; `validate` then checks meaning (names, versions, hashes, URLs, paths, files
+//! that must exist) and produces plain, span-free [`Recipe`]s that the rest of ovm consumes. Checks
+//! that need every recipe at once (duplicate names, unknown dependencies, cycles, two sources
+//! claiming one file name in `sources/` with different bytes) run in [`RecipeSet::load`], so a
+//! loaded set is known to be consistent and its topological order cannot fail later.
+//!
+//! Recipe kinds follow the directory a file sits in: `recipes/*.toml` are target packages (they go
+//! into the initrd), `recipes/tools/*.toml` build tools for the host, `recipes/toolchain/*.toml` parts
+//! of the cross toolchain. Names are unique across all three, because users and other recipes refer
+//! to packages by bare name (`ovm download busybox`, `depends = ["zlib"]`); a host build of a target
+//! package therefore needs its own name (BitBake's `-native` convention).
+
+mod graph;
+mod raw;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::arch::Arch;
+use crate::project::Project;
+
+/// Where in which recipe file something is; printed as `path:line:column` (1-based, columns count
+/// characters) so editors and terminals can jump to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecipeError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot list {}: {source}", dir.display())]
+    ListDir { dir: PathBuf, source: std::io::Error },
+    /// TOML syntax, unknown keys, missing keys and wrong types, as the TOML parser reports them.
+    #[error("{at}: {message}")]
+    Syntax { at: Location, message: String },
+    /// A value that parses but makes no sense (bad version, hash, URL, path …).
+    #[error("{at}: {message}")]
+    Invalid { at: Location, message: String },
+    #[error("{at}: package `{name}` is already defined by {}", first.display())]
+    Duplicate { at: Location, name: String, first: PathBuf },
+    #[error("{at}: unknown dependency `{name}`: {reason}")]
+    UnknownDependency { at: Location, name: String, reason: String },
+    #[error("{at}: dependency cycle: {}", cycle.join(" -> "))]
+    Cycle { at: Location, cycle: Vec<String> },
+    #[error("{at}: patch `{name}` not found: {} does not exist", path.display())]
+    MissingPatch { at: Location, name: String, path: PathBuf },
+    #[error("{at}: file `{name}` not found: {} does not exist", path.display())]
+    MissingFile { at: Location, name: String, path: PathBuf },
+    #[error("{at}: source file name `{file}` is also used by {other} with a different sha256")]
+    FileClash { at: Location, file: String, other: String },
+    #[error("no recipe named `{name}`{hint}")]
+    NotFound { name: String, hint: String },
+}
+
+impl RecipeError {
+    /// The file position the error points at, when it is about one place in one recipe.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            RecipeError::Syntax { at, .. }
+            | RecipeError::Invalid { at, .. }
+            | RecipeError::Duplicate { at, .. }
+            | RecipeError::UnknownDependency { at, .. }
+            | RecipeError::Cycle { at, .. }
+            | RecipeError::MissingPatch { at, .. }
+            | RecipeError::MissingFile { at, .. }
+            | RecipeError::FileClash { at, .. } => Some(at),
+            RecipeError::Read { .. } | RecipeError::ListDir { .. } | RecipeError::NotFound { .. } => None,
+        }
+    }
+}
+
+/// Which tree a recipe belongs to, from the directory its file sits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// `recipes/NAME.toml`: built for the target architecture, installed into the initrd.
+    Target,
+    /// `recipes/tools/NAME.toml`: built for the host, provides the sandbox's `/ovm/tools`.
+    Tools,
+    /// `recipes/toolchain/NAME.toml`: a part of the cross toolchain.
+    Toolchain,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Target, Kind::Tools, Kind::Toolchain];
+
+    /// The directory under `recipes/` holding this kind ("" for target recipes).
+    pub fn subdir(self) -> &'static str {
+        match self {
+            Kind::Target => "",
+            Kind::Tools => "tools",
+            Kind::Toolchain => "toolchain",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Target => "target",
+            Kind::Tools => "tools",
+            Kind::Toolchain => "toolchain",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A validated recipe. Paths are absolute and known to exist at load time.
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    pub name: String,
+    pub kind: Kind,
+    pub version: String,
+    /// SPDX expression.
+    pub license: String,
+    pub homepage: Option<String>,
+    pub description: Option<String>,
+    /// Recipes of the same kind whose staged output forms `/ovm/sysroot`.
+    pub depends: Vec<String>,
+    /// `files` entries from `config/`, in recipe order.
+    pub files: Vec<ConfigFile>,
+    /// Every patch to apply, in order: `patches/NAME-VERSION.patch`, then `patches/NAME/*.patch` in
+    /// byte order of their names, then the recipe's `patches` list in its order.
+    pub patches: Vec<PathBuf>,
+    pub sources: Vec<Source>,
+    /// `None` only for toolchain recipes: see [`Recipe::is_prebuilt`].
+    pub build: Option<Build>,
+    /// The recipe file.
+    pub path: PathBuf,
+}
+
+impl Recipe {
+    /// A toolchain recipe without `[build]` describes something that is used as shipped (the zig
+    /// wheel): its sources are unpacked (honouring `dest`/`strip`) into `toolchain/NAME/`, patched,
+    /// and nothing is compiled. Target and tools recipes always have a `[build]`.
+    pub fn is_prebuilt(&self) -> bool {
+        self.build.is_none()
+    }
+}
+
+/// A file under `config/` that a build reads, visible read-only at `/ovm/files/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigFile {
+    /// As written in the recipe (relative to `config/`).
+    pub name: String,
+    /// Absolute path on the host.
+    pub path: PathBuf,
+}
+
+/// One source of a package: the bytes it needs (the primary [`Artifact`]), acceptable other bytes
+/// ([`Alternative`]s), and how they go into the source tree.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The recipe this source belongs to, for messages.
+    pub recipe: String,
+    pub primary: Artifact,
+    /// Tried, in order, only when the primary bytes cannot be had.
+    pub alternatives: Vec<Alternative>,
+    /// Where the source lands inside `/ovm/src` (empty: the tree itself).
+    pub dest: PathBuf,
+    /// Leading path components dropped when unpacking.
+    pub strip: usize,
+    /// `false`: the file is copied into `dest` as is.
+    pub unpack: bool,
+}
+
+impl Source {
+    /// Every set of bytes this source accepts, primary first.
+    pub fn artifacts(&self) -> impl Iterator<Item = &Artifact> {
+        std::iter::once(&self.primary).chain(self.alternatives.iter().map(|a| &a.artifact))
+    }
+}
+
+/// One exact set of bytes (identified by sha256) and every place it may be found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    /// Name under `sources/`.
+    pub file: String,
+    /// Lower-case hex.
+    pub sha256: String,
+    /// The recipe's `url` followed by its `mirrors`, in order.
+    pub urls: Vec<String>,
+    pub debian: Option<DebianSource>,
+    pub pypi: Option<PypiSource>,
+}
+
+/// A file of a Debian source package, fetched with `apt-get source --download-only`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DebianSource {
+    pub package: String,
+    /// The file to keep, e.g. `busybox_1.35.0.orig.tar.bz2`.
+    pub file: String,
+    /// Debian version to request (`NAME=VERSION`); `None`: apt's candidate.
+    pub version: Option<String>,
+}
+
+/// A file of a PyPI release, found through the package index's simple API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PypiSource {
+    pub package: String,
+    pub version: String,
+    pub file: String,
+}
+
+/// Bytes other than the upstream ones that are acceptable for a source (a Debian `-dfsg` repack).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alternative {
+    pub artifact: Artifact,
+    /// The version these bytes carry (`4.3+dfsg`), recorded as an input of the package.
+    pub version: String,
+    /// Why these bytes differ, for people reading logs and manifests.
+    pub reason: String,
+}
+
+/// The build style: which default configure/compile/install steps a recipe gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Style {
+    /// `./configure --host=$TARGET --prefix=/usr ARGS`, `make`, `make DESTDIR=$DESTDIR install`.
+    Autotools,
+    /// `make ARGS`, `make ARGS DESTDIR=$DESTDIR install`.
+    Make,
+    /// Linux/busybox-style Kconfig trees (`make oldconfig`, `make`, `make install`).
+    Kbuild,
+    /// No default steps: only the recipe's snippets run.
+    Custom,
+}
+
+impl Style {
+    pub fn name(self) -> &'static str {
+        match self {
+            Style::Autotools => "autotools",
+            Style::Make => "make",
+            Style::Kbuild => "kbuild",
+            Style::Custom => "custom",
+        }
+    }
+}
+
+/// The `[build]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Build {
+    pub style: Style,
+    /// Extra environment for every step.
+    pub env: BTreeMap<String, String>,
+    /// `autotools` only: appended to `./configure --host=$TARGET --prefix=/usr`.
+    pub configure_args: Vec<String>,
+    /// Appended to every make call of the style.
+    pub make_args: Vec<String>,
+    /// Shell snippets replacing the style's step; each runs as `/bin/sh -ec SNIPPET` in `/ovm/build`.
+    pub configure: Option<String>,
+    pub compile: Option<String>,
+    pub install: Option<String>,
+}
+
+/// Every recipe of a project, validated together, with its dependency graph.
+#[derive(Debug, Clone)]
+pub struct RecipeSet {
+    recipes: BTreeMap<String, Recipe>,
+    /// All names, dependencies before their dependents, ties broken by name.
+    order: Vec<String>,
+}
+
+impl RecipeSet {
+    /// Reads and validates `recipes/*.toml`, `recipes/tools/*.toml` and `recipes/toolchain/*.toml`.
+    pub fn load(project: &Project) -> Result<RecipeSet, RecipeError> {
+        let ctx = validate::Context {
+            root: project.root().to_path_buf(),
+            config_dir: project.config_dir(),
+            patches_dir: project.patches_dir(),
+        };
+        let mut loaded = Vec::new();
+        for kind in Kind::ALL {
+            let dir = project.recipes_dir().join(kind.subdir());
+            for path in list_recipe_files(&dir)? {
+                loaded.push(validate::load_file(&ctx, &path, kind)?);
+            }
+        }
+        RecipeSet::from_loaded(loaded)
+    }
+
+    fn from_loaded(loaded: Vec<validate::Loaded>) -> Result<RecipeSet, RecipeError> {
+        validate::check_set(&loaded)?;
+        let order = graph::topological_order(&loaded)?;
+        let recipes = loaded.into_iter().map(|l| (l.recipe.name.clone(), l.recipe)).collect();
+        Ok(RecipeSet { recipes, order })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Recipe> {
+        self.recipes.get(name)
+    }
+
+    /// Like [`get`](Self::get), with an error that suggests close names.
+    pub fn require(&self, name: &str) -> Result<&Recipe, RecipeError> {
+        self.get(name).ok_or_else(|| RecipeError::NotFound { name: name.to_string(), hint: self.hint(name) })
+    }
+
+    pub fn len(&self) -> usize {
+        self.recipes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.recipes.is_empty()
+    }
+
+    /// All recipes in name order.
+    pub fn iter(&self) -> impl Iterator<Item = &Recipe> {
+        self.recipes.values()
+    }
+
+    /// The recipes of one kind, in name order.
+    pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Recipe> {
+        self.recipes.values().filter(move |r| r.kind == kind)
+    }
+
+    /// All recipes, each after every recipe it depends on (ties in name order, so stable).
+    pub fn topological_order(&self) -> Vec<&Recipe> {
+        self.order.iter().filter_map(|n| self.recipes.get(n)).collect()
+    }
+
+    /// The named recipes and everything they depend on, transitively, in topological order.
+    pub fn closure<S: AsRef<str>>(&self, names: &[S]) -> Result<Vec<&Recipe>, RecipeError> {
+        let mut wanted = std::collections::BTreeSet::new();
+        let mut stack = Vec::new();
+        for name in names {
+            stack.push(self.require(name.as_ref())?);
+        }
+        while let Some(recipe) = stack.pop() {
+            if wanted.insert(recipe.name.as_str()) {
+                stack.extend(recipe.depends.iter().filter_map(|d| self.recipes.get(d)));
+            }
+        }
+        Ok(self.topological_order().into_iter().filter(|r| wanted.contains(r.name.as_str())).collect())
+    }
+
+    /// What `ovm download [ARCH|PKG…]` acts on: no argument or an architecture selects every recipe
+    /// (every recipe is built for each architecture today); a package name selects it and its
+    /// dependency closure. Result in topological order, without repeats.
+    pub fn select<S: AsRef<str>>(&self, items: &[S]) -> Result<Vec<&Recipe>, RecipeError> {
+        let mut names = Vec::new();
+        for item in items {
+            let item = item.as_ref();
+            if item.parse::<Arch>().is_ok() && self.get(item).is_none() {
+                return Ok(self.topological_order());
+            }
+            names.push(item);
+        }
+        if names.is_empty() {
+            return Ok(self.topological_order());
+        }
+        self.closure(&names)
+    }
+
+    fn hint(&self, name: &str) -> String {
+        let close: Vec<&str> =
+            self.recipes.keys().filter(|k| k.contains(name) || name.contains(k.as_str())).map(String::as_str).collect();
+        if close.is_empty() {
+            String::new()
+        } else {
+            format!(" (did you mean {}?)", close.join(", "))
+        }
+    }
+}
+
+/// The `*.toml` files directly in `dir`, sorted; a missing directory has none.
+fn list_recipe_files(dir: &Path) -> Result<Vec<PathBuf>, RecipeError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(RecipeError::ListDir { dir: dir.to_path_buf(), source }),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| RecipeError::ListDir { dir: dir.to_path_buf(), source })?;
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "toml") && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}

@@ -1,0 +1,91 @@
+//! The recipe file exactly as written: serde structs mirroring the TOML, every field that a later
+//! check may complain about wrapped in `toml::Spanned` so the complaint can point at it.
+//!
+//! Nothing here is trusted; `validate` turns a `RawRecipe` into a `Recipe` or a located error.
+//! `deny_unknown_fields` everywhere: a misspelt key is an error, never a silently ignored setting.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRecipe {
+    pub name: Spanned<String>,
+    pub version: Spanned<String>,
+    pub license: Spanned<String>,
+    pub homepage: Option<Spanned<String>>,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub depends: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub files: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub patches: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub source: Vec<Spanned<RawSource>>,
+    pub build: Option<Spanned<RawBuild>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSource {
+    pub url: Spanned<String>,
+    pub sha256: Spanned<String>,
+    #[serde(default)]
+    pub mirrors: Vec<Spanned<String>>,
+    pub file: Option<Spanned<String>>,
+    pub debian: Option<Spanned<RawDebian>>,
+    pub pypi: Option<Spanned<RawPypi>>,
+    pub dest: Option<Spanned<String>>,
+    pub strip: Option<Spanned<u32>>,
+    pub unpack: Option<bool>,
+    #[serde(default)]
+    pub alternative: Vec<Spanned<RawAlternative>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAlternative {
+    pub sha256: Spanned<String>,
+    pub version: Spanned<String>,
+    pub reason: Spanned<String>,
+    pub url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub mirrors: Vec<Spanned<String>>,
+    pub file: Option<Spanned<String>>,
+    pub debian: Option<Spanned<RawDebian>>,
+    pub pypi: Option<Spanned<RawPypi>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDebian {
+    pub package: Spanned<String>,
+    pub file: Spanned<String>,
+    /// Debian version (`1:1.35.0-4`) to ask apt for; absent: apt's candidate.
+    pub version: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPypi {
+    pub package: Spanned<String>,
+    pub version: Spanned<String>,
+    pub file: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBuild {
+    pub style: Spanned<super::Style>,
+    #[serde(default)]
+    pub env: BTreeMap<Spanned<String>, String>,
+    pub configure_args: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub make_args: Vec<String>,
+    pub configure: Option<String>,
+    pub compile: Option<String>,
+    pub install: Option<String>,
+}

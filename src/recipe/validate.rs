@@ -1,0 +1,635 @@
+//! Meaning checks: `RawRecipe` (as written, with spans) → `Recipe` (validated, paths resolved), and
+//! the checks that need the whole set. Every error carries the file, line and column of the value
+//! it is about and says what was expected.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::{Component, Path, PathBuf};
+
+use toml::Spanned;
+
+use super::raw::{RawAlternative, RawBuild, RawDebian, RawPypi, RawRecipe, RawSource};
+use super::{
+    Alternative, Artifact, Build, ConfigFile, DebianSource, Kind, Location, PypiSource, Recipe, RecipeError, Source,
+    Style,
+};
+use crate::unpack::ArchiveFormat;
+
+/// Project paths the checks resolve against.
+pub(super) struct Context {
+    pub root: PathBuf,
+    pub config_dir: PathBuf,
+    pub patches_dir: PathBuf,
+}
+
+/// A validated recipe plus the positions the set-wide checks need to point at.
+pub(super) struct Loaded {
+    pub recipe: Recipe,
+    pub name_at: Location,
+    /// Parallel to `recipe.depends`.
+    pub depends_at: Vec<Location>,
+    /// Every artifact's (file, sha256) and where its sha256 is written.
+    pub artifacts_at: Vec<(String, String, Location)>,
+}
+
+/// The text of one recipe file, to turn byte spans into line:column.
+struct Doc<'a> {
+    display: PathBuf,
+    text: &'a str,
+}
+
+impl Doc<'_> {
+    fn at(&self, span: Range<usize>) -> Location {
+        let offset = span.start.min(self.text.len());
+        let before = self.text.get(..offset).unwrap_or(self.text);
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[line_start..].chars().count() + 1;
+        Location { file: self.display.clone(), line, column }
+    }
+
+    fn invalid<T>(&self, spanned: &Spanned<T>, message: String) -> RecipeError {
+        RecipeError::Invalid { at: self.at(spanned.span()), message }
+    }
+
+    fn start(&self) -> Location {
+        self.at(0..0)
+    }
+}
+
+pub(super) fn load_file(ctx: &Context, path: &Path, kind: Kind) -> Result<Loaded, RecipeError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| RecipeError::Read { path: path.to_path_buf(), source })?;
+    let display = path.strip_prefix(&ctx.root).unwrap_or(path).to_path_buf();
+    let doc = Doc { display, text: &text };
+    let raw: RawRecipe = toml::from_str(&text).map_err(|e| RecipeError::Syntax {
+        at: doc.at(e.span().unwrap_or(0..0)),
+        message: e.message().trim_end().to_string(),
+    })?;
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    validate(ctx, &doc, raw, &stem, kind, path)
+}
+
+fn validate(
+    ctx: &Context,
+    doc: &Doc,
+    raw: RawRecipe,
+    stem: &str,
+    kind: Kind,
+    path: &Path,
+) -> Result<Loaded, RecipeError> {
+    check_package_name(doc, &raw.name, "name")?;
+    if raw.name.as_ref() != stem {
+        return Err(doc.invalid(
+            &raw.name,
+            format!("name `{}` must equal the file name `{stem}` (recipes are found by file name)", raw.name.as_ref()),
+        ));
+    }
+    let name = raw.name.as_ref().clone();
+    check_version(doc, &raw.version)?;
+    if raw.license.as_ref().trim().is_empty() || raw.license.as_ref().contains('\n') {
+        return Err(doc.invalid(&raw.license, "license must be an SPDX expression on one line".into()));
+    }
+    if let Some(homepage) = &raw.homepage {
+        check_url(doc, homepage, "homepage", &["http", "https"])?;
+    }
+
+    let mut depends = Vec::new();
+    let mut depends_at = Vec::new();
+    for dep in &raw.depends {
+        check_package_name(doc, dep, "dependency")?;
+        if depends.contains(dep.as_ref()) {
+            return Err(doc.invalid(dep, format!("dependency `{}` is listed twice", dep.as_ref())));
+        }
+        depends.push(dep.as_ref().clone());
+        depends_at.push(doc.at(dep.span()));
+    }
+
+    let files = resolve_files(ctx, doc, &raw.files)?;
+    let patches = resolve_patches(ctx, doc, &name, raw.version.as_ref(), &raw.patches)?;
+
+    if raw.source.is_empty() {
+        return Err(RecipeError::Invalid {
+            at: doc.start(),
+            message: "no [[source]]: every recipe needs at least one source (url + sha256)".into(),
+        });
+    }
+    let mut sources = Vec::new();
+    let mut artifacts_at = Vec::new();
+    let mut seen_files: BTreeSet<String> = BTreeSet::new();
+    for raw_source in &raw.source {
+        let source = convert_source(doc, &name, raw_source, &mut artifacts_at)?;
+        for artifact in source.artifacts() {
+            if !seen_files.insert(artifact.file.clone()) {
+                return Err(doc.invalid(
+                    raw_source,
+                    format!("two sources of this recipe are both stored as sources/{}", artifact.file),
+                ));
+            }
+        }
+        sources.push(source);
+    }
+
+    let build = match raw.build {
+        Some(b) => Some(convert_build(doc, b)?),
+        None if kind == Kind::Toolchain => None,
+        None => {
+            return Err(RecipeError::Invalid {
+                at: doc.start(),
+                message: format!(
+                    "missing [build] section: a {kind} recipe must say how it is built (only recipes/toolchain/ may \
+                     omit it, meaning \"unpack as shipped\")"
+                ),
+            })
+        }
+    };
+
+    let recipe = Recipe {
+        name,
+        kind,
+        version: raw.version.into_inner(),
+        license: raw.license.into_inner(),
+        homepage: raw.homepage.map(Spanned::into_inner),
+        description: raw.description,
+        depends,
+        files,
+        patches,
+        sources,
+        build,
+        path: path.to_path_buf(),
+    };
+    Ok(Loaded { recipe, name_at: doc.at(raw.name.span()), depends_at, artifacts_at })
+}
+
+/// Package names: what BitBake/OpenWrt accept in practice and what is safe as a path component.
+fn check_package_name(doc: &Doc, value: &Spanned<String>, what: &str) -> Result<(), RecipeError> {
+    let v = value.as_ref();
+    let ok = v.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+._-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(doc.invalid(
+            value,
+            format!("{what} `{v}` is not a valid package name: expected lower-case letters, digits and + . _ - only, starting with a letter or digit"),
+        ))
+    }
+}
+
+fn is_valid_version(v: &str) -> bool {
+    v.chars().next().is_some_and(|c| c.is_ascii_digit())
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || "._+~-".contains(c))
+}
+
+fn check_version(doc: &Doc, value: &Spanned<String>) -> Result<(), RecipeError> {
+    if is_valid_version(value.as_ref()) {
+        Ok(())
+    } else {
+        Err(doc.invalid(
+            value,
+            format!(
+                "bad version `{}`: expected a digit first, then only letters, digits and . _ + ~ -",
+                value.as_ref()
+            ),
+        ))
+    }
+}
+
+fn check_sha256(doc: &Doc, value: &Spanned<String>) -> Result<String, RecipeError> {
+    let v = value.as_ref();
+    if v.len() != 64 {
+        return Err(doc.invalid(value, format!("sha256 must be 64 hexadecimal digits, found {} characters", v.len())));
+    }
+    if let Some(bad) = v.chars().find(|c| !c.is_ascii_hexdigit()) {
+        return Err(doc.invalid(value, format!("sha256 must be 64 hexadecimal digits, found `{bad}`")));
+    }
+    Ok(v.to_ascii_lowercase())
+}
+
+fn check_url(doc: &Doc, value: &Spanned<String>, what: &str, schemes: &[&str]) -> Result<reqwest::Url, RecipeError> {
+    let url = reqwest::Url::parse(value.as_ref())
+        .map_err(|e| doc.invalid(value, format!("{what} `{}` is not a URL: {e}", value.as_ref())))?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(doc.invalid(
+            value,
+            format!(
+                "{what} `{}`: scheme `{}` is not supported (expected {})",
+                value.as_ref(),
+                url.scheme(),
+                schemes.join(", ")
+            ),
+        ));
+    }
+    Ok(url)
+}
+
+/// A name for a file directly under `sources/`.
+fn check_file_name(doc: &Doc, value: &Spanned<String>, what: &str) -> Result<String, RecipeError> {
+    let v = value.as_ref();
+    let reserved = [".part", ".bad", ".lock"].iter().any(|s| v.ends_with(s));
+    if v.is_empty() || v.starts_with('.') || v.contains('/') || v.contains('\0') || reserved {
+        return Err(doc.invalid(
+            value,
+            format!("{what} `{v}` is not a plain file name (no `/`, no leading `.`, not ending in .part/.bad/.lock)"),
+        ));
+    }
+    Ok(v.clone())
+}
+
+/// A relative path that stays inside the directory it is relative to.
+fn check_relative(doc: &Doc, value: &Spanned<String>, what: &str, allow_empty: bool) -> Result<PathBuf, RecipeError> {
+    let v = value.as_ref();
+    let path = Path::new(v);
+    let mut clean = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(c) => clean.push(c),
+            Component::CurDir => {}
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
+                return Err(doc.invalid(
+                    value,
+                    format!("{what} `{v}` must be a relative path without `..` (it must stay inside its directory)"),
+                ));
+            }
+        }
+    }
+    if clean.as_os_str().is_empty() && !allow_empty {
+        return Err(doc.invalid(value, format!("{what} must not be empty")));
+    }
+    Ok(clean)
+}
+
+fn resolve_files(ctx: &Context, doc: &Doc, raw: &[Spanned<String>]) -> Result<Vec<ConfigFile>, RecipeError> {
+    let mut files: Vec<ConfigFile> = Vec::new();
+    for entry in raw {
+        let rel = check_relative(doc, entry, "file", false)?;
+        if files.iter().any(|f| f.name == *entry.as_ref()) {
+            return Err(doc.invalid(entry, format!("file `{}` is listed twice", entry.as_ref())));
+        }
+        let path = ctx.config_dir.join(&rel);
+        if !path.is_file() {
+            return Err(RecipeError::MissingFile { at: doc.at(entry.span()), name: entry.as_ref().clone(), path });
+        }
+        files.push(ConfigFile { name: entry.as_ref().clone(), path });
+    }
+    Ok(files)
+}
+
+/// The automatic patches (`patches/NAME-VERSION.patch`, then `patches/NAME/*.patch` in byte order
+/// of their names), then the listed ones. A listed patch that is already automatic is an error: it
+/// would be applied twice.
+fn resolve_patches(
+    ctx: &Context,
+    doc: &Doc,
+    name: &str,
+    version: &str,
+    listed: &[Spanned<String>],
+) -> Result<Vec<PathBuf>, RecipeError> {
+    let mut patches = Vec::new();
+    let single = ctx.patches_dir.join(format!("{name}-{version}.patch"));
+    if single.is_file() {
+        patches.push(single);
+    }
+    let dir = ctx.patches_dir.join(name);
+    if dir.is_dir() {
+        let entries = std::fs::read_dir(&dir).map_err(|source| RecipeError::ListDir { dir: dir.clone(), source })?;
+        let mut found = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| RecipeError::ListDir { dir: dir.clone(), source })?;
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "patch") && path.is_file() {
+                found.push(path);
+            } else {
+                tracing::debug!("ignoring {} (only *.patch files are applied)", path.display());
+            }
+        }
+        found.sort();
+        patches.extend(found);
+    }
+    for entry in listed {
+        let rel = check_relative(doc, entry, "patch", false)?;
+        let path = ctx.patches_dir.join(&rel);
+        if !path.is_file() {
+            return Err(RecipeError::MissingPatch { at: doc.at(entry.span()), name: entry.as_ref().clone(), path });
+        }
+        if patches.contains(&path) {
+            return Err(doc.invalid(
+                entry,
+                format!(
+                    "patch `{}` is already applied (automatically or listed earlier); list it once",
+                    entry.as_ref()
+                ),
+            ));
+        }
+        patches.push(path);
+    }
+    Ok(patches)
+}
+
+fn convert_debian(doc: &Doc, raw: &Spanned<RawDebian>) -> Result<DebianSource, RecipeError> {
+    let r = raw.as_ref();
+    let p = r.package.as_ref();
+    let ok = p.len() >= 2
+        && p.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+.-".contains(c));
+    if !ok {
+        return Err(doc.invalid(&r.package, format!("`{p}` is not a Debian source package name")));
+    }
+    let file = check_file_name(doc, &r.file, "debian file")?;
+    let version = match &r.version {
+        Some(v) => {
+            let s = v.as_ref();
+            if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || ".+~-:".contains(c)) {
+                return Err(doc.invalid(v, format!("`{s}` is not a Debian version")));
+            }
+            Some(s.clone())
+        }
+        None => None,
+    };
+    Ok(DebianSource { package: p.clone(), file, version })
+}
+
+fn convert_pypi(doc: &Doc, raw: &Spanned<RawPypi>) -> Result<PypiSource, RecipeError> {
+    let r = raw.as_ref();
+    let p = r.package.as_ref();
+    if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+        return Err(doc.invalid(&r.package, format!("`{p}` is not a PyPI project name")));
+    }
+    if r.version.as_ref().is_empty()
+        || !r.version.as_ref().chars().all(|c| c.is_ascii_alphanumeric() || "._+!-".contains(c))
+    {
+        return Err(doc.invalid(&r.version, format!("`{}` is not a PyPI version", r.version.as_ref())));
+    }
+    let file = check_file_name(doc, &r.file, "pypi file")?;
+    if !file.contains(&format!("-{}", r.version.as_ref())) {
+        return Err(doc.invalid(
+            &r.file,
+            format!(
+                "pypi file `{file}` does not carry version {} (expected NAME-{}…)",
+                r.version.as_ref(),
+                r.version.as_ref()
+            ),
+        ));
+    }
+    Ok(PypiSource { package: p.clone(), version: r.version.as_ref().clone(), file })
+}
+
+fn urls(doc: &Doc, url: Option<&Spanned<String>>, mirrors: &[Spanned<String>]) -> Result<Vec<String>, RecipeError> {
+    let mut out = Vec::new();
+    if let Some(url) = url {
+        check_url(doc, url, "url", &["http", "https", "file"])?;
+        out.push(url.as_ref().clone());
+    }
+    for m in mirrors {
+        check_url(doc, m, "mirror", &["http", "https", "file"])?;
+        out.push(m.as_ref().clone());
+    }
+    Ok(out)
+}
+
+/// The default name under `sources/`: the URL's last path component.
+fn file_from_url(doc: &Doc, url: &Spanned<String>) -> Result<String, RecipeError> {
+    let parsed = check_url(doc, url, "url", &["http", "https", "file"])?;
+    let last = parsed.path_segments().and_then(|mut s| s.next_back()).unwrap_or("").to_string();
+    let spanned = Spanned::new(url.span(), last);
+    if spanned.as_ref().is_empty() {
+        return Err(doc.invalid(url, format!("cannot take a file name from url `{}`: set `file`", url.as_ref())));
+    }
+    check_file_name(doc, &spanned, "file name taken from url")
+}
+
+fn check_unpackable(doc: &Doc, file: &str, at: Range<usize>) -> Result<(), RecipeError> {
+    if ArchiveFormat::from_file_name(file).is_some() {
+        Ok(())
+    } else {
+        Err(RecipeError::Invalid {
+            at: doc.at(at),
+            message: format!(
+                "cannot tell how to unpack `{file}`: expected {}, or set `unpack = false`",
+                ArchiveFormat::SUFFIXES.join(", ")
+            ),
+        })
+    }
+}
+
+fn convert_source(
+    doc: &Doc,
+    recipe: &str,
+    raw: &Spanned<RawSource>,
+    artifacts_at: &mut Vec<(String, String, Location)>,
+) -> Result<Source, RecipeError> {
+    let r = raw.as_ref();
+    let sha256 = check_sha256(doc, &r.sha256)?;
+    let urls = urls(doc, Some(&r.url), &r.mirrors)?;
+    let (file, file_span) = match &r.file {
+        Some(f) => (check_file_name(doc, f, "file")?, f.span()),
+        None => (file_from_url(doc, &r.url)?, r.url.span()),
+    };
+    let debian = r.debian.as_ref().map(|d| convert_debian(doc, d)).transpose()?;
+    let pypi = r.pypi.as_ref().map(|p| convert_pypi(doc, p)).transpose()?;
+    let dest = match &r.dest {
+        Some(d) => check_relative(doc, d, "dest", true)?,
+        None => PathBuf::new(),
+    };
+    let unpack = r.unpack.unwrap_or(true);
+    if unpack {
+        check_unpackable(doc, &file, file_span)?;
+    }
+    artifacts_at.push((file.clone(), sha256.clone(), doc.at(r.sha256.span())));
+    let primary = Artifact { file, sha256, urls, debian, pypi };
+
+    let mut alternatives: Vec<Alternative> = Vec::new();
+    for alt in &r.alternative {
+        let a = convert_alternative(doc, alt, unpack)?;
+        if a.artifact.sha256 == primary.sha256 {
+            return Err(doc.invalid(
+                &alt.as_ref().sha256,
+                "an alternative must have other bytes than the primary source: this sha256 is the primary's; list its \
+                 URLs as `mirrors` instead"
+                    .into(),
+            ));
+        }
+        if a.artifact.file == primary.file || alternatives.iter().any(|o| o.artifact.file == a.artifact.file) {
+            return Err(doc.invalid(
+                alt,
+                format!(
+                    "this alternative would be stored as sources/{}, a name already used by this source; set `file`",
+                    a.artifact.file
+                ),
+            ));
+        }
+        artifacts_at.push((a.artifact.file.clone(), a.artifact.sha256.clone(), doc.at(alt.as_ref().sha256.span())));
+        alternatives.push(a);
+    }
+
+    Ok(Source {
+        recipe: recipe.to_string(),
+        primary,
+        alternatives,
+        dest,
+        strip: r.strip.as_ref().map_or(1, |s| *s.as_ref() as usize),
+        unpack,
+    })
+}
+
+fn convert_alternative(doc: &Doc, raw: &Spanned<RawAlternative>, unpack: bool) -> Result<Alternative, RecipeError> {
+    let r = raw.as_ref();
+    let sha256 = check_sha256(doc, &r.sha256)?;
+    check_version(doc, &r.version)?;
+    if r.reason.as_ref().trim().is_empty() {
+        return Err(doc.invalid(&r.reason, "reason must say why these bytes differ from upstream".into()));
+    }
+    let urls = urls(doc, r.url.as_ref(), &r.mirrors)?;
+    let debian = r.debian.as_ref().map(|d| convert_debian(doc, d)).transpose()?;
+    let pypi = r.pypi.as_ref().map(|p| convert_pypi(doc, p)).transpose()?;
+    if urls.is_empty() && debian.is_none() && pypi.is_none() {
+        return Err(doc
+            .invalid(raw, "an alternative needs somewhere to come from: `url`, `mirrors`, `debian` or `pypi`".into()));
+    }
+    let (file, span) = match (&r.file, &r.url, &debian, &pypi) {
+        (Some(f), _, _, _) => (check_file_name(doc, f, "file")?, f.span()),
+        (None, Some(url), _, _) => (file_from_url(doc, url)?, url.span()),
+        (None, None, Some(d), _) => (d.file.clone(), raw.span()),
+        (None, None, None, Some(p)) => (p.file.clone(), raw.span()),
+        (None, None, None, None) => {
+            return Err(doc.invalid(raw, "an alternative with only `mirrors` needs `file`".into()));
+        }
+    };
+    if unpack {
+        check_unpackable(doc, &file, span)?;
+    }
+    Ok(Alternative {
+        artifact: Artifact { file, sha256, urls, debian, pypi },
+        version: r.version.as_ref().clone(),
+        reason: r.reason.as_ref().clone(),
+    })
+}
+
+fn convert_build(doc: &Doc, raw: Spanned<RawBuild>) -> Result<Build, RecipeError> {
+    let span = raw.span();
+    let b = raw.into_inner();
+    let style = *b.style.as_ref();
+    let mut env = BTreeMap::new();
+    for (key, value) in b.env {
+        let k = key.as_ref();
+        let ok = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return Err(
+                doc.invalid(&key, format!("`{k}` is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"))
+            );
+        }
+        env.insert(key.into_inner(), value);
+    }
+    let configure_args = match b.configure_args {
+        Some(args) if style != Style::Autotools => {
+            return Err(doc.invalid(
+                &args,
+                format!("configure_args is only used by style = \"autotools\", not \"{}\"", style.name()),
+            ));
+        }
+        Some(args) => args.into_inner(),
+        None => Vec::new(),
+    };
+    if style == Style::Custom && b.configure.is_none() && b.compile.is_none() && b.install.is_none() {
+        return Err(RecipeError::Invalid {
+            at: doc.at(span),
+            message: "style = \"custom\" has no default steps: give at least one of configure, compile, install".into(),
+        });
+    }
+    Ok(Build {
+        style,
+        env,
+        configure_args,
+        make_args: b.make_args,
+        configure: b.configure,
+        compile: b.compile,
+        install: b.install,
+    })
+}
+
+/// Checks that need every recipe: unique names, dependencies that exist and are of the same kind,
+/// and one set of bytes per name under `sources/`.
+pub(super) fn check_set(loaded: &[Loaded]) -> Result<(), RecipeError> {
+    let mut by_name: BTreeMap<&str, &Loaded> = BTreeMap::new();
+    for l in loaded {
+        if let Some(first) = by_name.insert(&l.recipe.name, l) {
+            return Err(RecipeError::Duplicate {
+                at: l.name_at.clone(),
+                name: l.recipe.name.clone(),
+                first: first.recipe.path.clone(),
+            });
+        }
+    }
+    for l in loaded {
+        for (dep, at) in l.recipe.depends.iter().zip(&l.depends_at) {
+            match by_name.get(dep.as_str()) {
+                None => {
+                    let dir = match l.recipe.kind.subdir() {
+                        "" => "recipes".to_string(),
+                        sub => format!("recipes/{sub}"),
+                    };
+                    return Err(RecipeError::UnknownDependency {
+                        at: at.clone(),
+                        name: dep.clone(),
+                        reason: format!("there is no {dir}/{dep}.toml"),
+                    });
+                }
+                Some(other) if other.recipe.kind != l.recipe.kind => {
+                    return Err(RecipeError::UnknownDependency {
+                        at: at.clone(),
+                        name: dep.clone(),
+                        reason: format!(
+                            "`{dep}` is a {} recipe; a {} recipe may only depend on {} recipes",
+                            other.recipe.kind, l.recipe.kind, l.recipe.kind
+                        ),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    let mut files: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+    for l in loaded {
+        for (file, sha, at) in &l.artifacts_at {
+            match files.get(file.as_str()) {
+                Some((other_sha, other)) if other_sha != sha => {
+                    return Err(RecipeError::FileClash {
+                        at: at.clone(),
+                        file: file.clone(),
+                        other: format!("recipe `{other}`"),
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    files.insert(file, (sha, &l.recipe.name));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_count_characters_and_lines_start_at_one() {
+        let doc = Doc { display: "r.toml".into(), text: "a = 1\nbé = \"x\"\n" };
+        assert_eq!(doc.at(0..1).to_string(), "r.toml:1:1");
+        // "bé = " is 6 bytes but 5 characters: the value starts at column 6.
+        let offset = doc.text.find('"').unwrap();
+        assert_eq!(doc.at(offset..offset + 1).to_string(), "r.toml:2:6");
+    }
+
+    #[test]
+    fn versions() {
+        for good in ["1.35.0", "4.3+dfsg", "2.40", "1.2.3~rc1", "12.2.0-14", "0.14.1"] {
+            assert!(is_valid_version(good), "{good}");
+        }
+        for bad in ["", "v1.0", "1.0 beta", "1/2", ".1", "1:2"] {
+            assert!(!is_valid_version(bad), "{bad}");
+        }
+    }
+}

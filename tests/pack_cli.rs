@@ -1,0 +1,85 @@
+//! `ovm pack` as a user meets it: layers from rootfs/, staging/ARCH/* and the overlay, and clear
+//! errors that name the file, package or line at fault.
+
+mod pack_support;
+
+use ovm::pack::manifest::Manifest;
+use pack_support::*;
+
+fn manifest(proj: &std::path::Path, arch: &str) -> Manifest {
+    Manifest::parse(&std::fs::read_to_string(proj.join("output").join(arch).join("manifest.txt")).unwrap()).unwrap()
+}
+
+#[test]
+fn packs_staging_in_name_order_and_prints_the_sha256() {
+    let proj = new_project();
+    let p = proj.path();
+    write(&p.join("rootfs/init"), b"#!/bin/sh\n", 0o755);
+    write(&p.join("staging/aarch64/zlib/usr/lib/libz.a"), b"z", 0o644);
+    write(&p.join("staging/aarch64/busybox/bin/busybox"), b"bb", 0o755);
+    std::fs::create_dir_all(p.join("staging/aarch64/.musl.tmp/junk")).unwrap();
+    let out = ovm_in(p, &["pack", "aarch64", "-j", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let image = p.join("output/aarch64/initrd.cpio.gz");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.trim(), format!("{}  {}", sha256_file(&image), image.display()));
+    let m = manifest(p, "aarch64");
+    let owner = |path: &str| m.entries.iter().find(|e| e.path == path.as_bytes()).map(|e| e.owner.clone());
+    assert_eq!(owner("/bin/busybox").as_deref(), Some("busybox"));
+    assert_eq!(owner("/usr/lib/libz.a").as_deref(), Some("zlib"));
+    assert_eq!(owner("/junk"), None, "dot-directories in staging are unfinished commits");
+    assert_eq!(m.image.sha256, sha256_file(&image));
+}
+
+#[test]
+fn a_file_from_two_packages_is_an_error_naming_both() {
+    let proj = new_project();
+    let p = proj.path();
+    write(&p.join("staging/x86_64/busybox/bin/sh"), b"1", 0o755);
+    write(&p.join("staging/x86_64/dash/bin/sh"), b"2", 0o755);
+    let out = ovm_in(p, &["pack", "x86_64"]);
+    assert_eq!(out.status.code(), Some(1));
+    let msg = text(&out);
+    assert!(msg.contains("/bin/sh") && msg.contains("busybox") && msg.contains("dash"), "{msg}");
+    assert!(!p.join("output/x86_64/initrd.cpio.gz").exists());
+}
+
+#[test]
+fn a_bad_table_line_or_missing_inputs_are_named() {
+    let proj = new_project();
+    let p = proj.path();
+    write(&p.join("rootfs/init"), b"#!/bin/sh\n", 0o755);
+    std::fs::write(p.join("config/device_table.txt"), "/dev/console c 600 0 0 5 1\n/dev/bad z 600 0 0\n").unwrap();
+    let msg = text(&ovm_in(p, &["pack", "x86_64"]));
+    assert!(msg.contains("device_table.txt:2") && msg.contains("unknown type `z`"), "{msg}");
+
+    std::fs::remove_file(p.join("config/device_table.txt")).unwrap();
+    let msg = text(&ovm_in(p, &["pack", "x86_64"]));
+    assert!(msg.contains("device_table.txt") && msg.contains("No such file"), "{msg}");
+
+    std::fs::copy(repo_root().join("config/device_table.txt"), p.join("config/device_table.txt")).unwrap();
+    let msg = text(&ovm_in(p, &["pack", "x86_64", "--overlay", "/nonexistent/overlay"]));
+    assert!(msg.contains("/nonexistent/overlay") && msg.contains("does not exist"), "{msg}");
+
+    let msg = text(&ovm_in(p, &["pack", "x86_64", "--compress", "lz4"]));
+    assert!(msg.contains("lz4") && msg.contains("gzip, xz, zstd or none"), "{msg}");
+}
+
+#[test]
+fn changing_compression_replaces_the_image_and_keeps_one_manifest() {
+    let proj = new_project();
+    let p = proj.path();
+    write(&p.join("rootfs/init"), b"#!/bin/sh\n", 0o755);
+    for (format, name) in [("gzip", "initrd.cpio.gz"), ("zstd", "initrd.cpio.zst"), ("none", "initrd.cpio")] {
+        let out = ovm_in(p, &["pack", "x86_64", "--compress", format]);
+        assert!(out.status.success(), "{}", text(&out));
+        let images: Vec<String> = std::fs::read_dir(p.join("output/x86_64"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("initrd"))
+            .collect();
+        assert_eq!(images, [name]);
+        assert_eq!(manifest(p, "x86_64").image.file_name, name);
+    }
+}

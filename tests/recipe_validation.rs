@@ -1,0 +1,355 @@
+//! Recipe loading: malformed recipes give the expected message at the expected line:column, good
+//! ones load with their defaults, patches are discovered in order, and the dependency graph gives
+//! topological orders, closures and cycles.
+
+use std::fs;
+use std::path::Path;
+
+use ovm::project::Project;
+use ovm::recipe::{Kind, RecipeError, RecipeSet, Style};
+
+const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const SHA_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+/// A throw-away project with the given files (paths relative to the project root).
+fn project(files: &[(&str, &str)]) -> (tempfile::TempDir, Project) {
+    let dir = tempfile::tempdir().unwrap();
+    for d in ["recipes", "config", "patches"] {
+        fs::create_dir_all(dir.path().join(d)).unwrap();
+    }
+    for (path, text) in files {
+        let p = dir.path().join(path);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+    let project = Project::open(dir.path()).unwrap();
+    (dir, project)
+}
+
+/// A valid target recipe named `name`, with `extra` inserted before `[[source]]`.
+fn recipe(name: &str, extra: &str) -> String {
+    format!(
+        "name = \"{name}\"\nversion = \"1.0\"\nlicense = \"MIT\"\n{extra}\n[[source]]\nurl = \"https://example.org/{name}-1.0.tar.gz\"\nsha256 = \"{SHA_A}\"\n\n[build]\nstyle = \"make\"\n"
+    )
+}
+
+fn load_err(files: &[(&str, &str)]) -> RecipeError {
+    let (_dir, project) = project(files);
+    match RecipeSet::load(&project) {
+        Ok(_) => panic!("recipes loaded but should not have: {files:?}"),
+        Err(e) => e,
+    }
+}
+
+/// Asserts the error's position (`file:line:column`) and that its message says `needle`.
+fn assert_error(files: &[(&str, &str)], position: &str, needle: &str) {
+    let err = load_err(files);
+    let msg = err.to_string();
+    let at = err.location().unwrap_or_else(|| panic!("error without a location: {msg}")).to_string();
+    assert_eq!(at, position, "wrong position in: {msg}");
+    assert!(msg.starts_with(&format!("{position}: ")), "message does not start with the position: {msg}");
+    assert!(msg.contains(needle), "expected `{needle}` in: {msg}");
+}
+
+#[test]
+fn unknown_key_is_named_at_its_position() {
+    let text = recipe("hello", "").replace("sha256 =", "sha265 =");
+    assert_error(&[("recipes/hello.toml", &text)], "recipes/hello.toml:7:1", "unknown field `sha265`");
+}
+
+#[test]
+fn missing_sha256_is_an_error() {
+    let text = "name = \"hello\"\nversion = \"1.0\"\nlicense = \"MIT\"\n\n[[source]]\nurl = \"https://example.org/h.tar.gz\"\n\n[build]\nstyle = \"make\"\n";
+    assert_error(&[("recipes/hello.toml", text)], "recipes/hello.toml:5:1", "missing field `sha256`");
+}
+
+#[test]
+fn sha256_of_the_wrong_length_is_an_error() {
+    let text = recipe("hello", "").replace(SHA_A, &SHA_A[1..]);
+    assert_error(
+        &[("recipes/hello.toml", &text)],
+        "recipes/hello.toml:7:10",
+        "sha256 must be 64 hexadecimal digits, found 63 characters",
+    );
+}
+
+#[test]
+fn sha256_with_non_hex_digits_is_an_error() {
+    let bad = format!("{}g", &SHA_A[1..]);
+    let text = recipe("hello", "").replace(SHA_A, &bad);
+    assert_error(&[("recipes/hello.toml", &text)], "recipes/hello.toml:7:10", "found `g`");
+}
+
+#[test]
+fn dependency_cycle_names_the_cycle() {
+    let a = recipe("a", "depends = [\"b\"]");
+    let b = recipe("b", "depends = [\"c\"]");
+    let c = recipe("c", "depends = [\"a\"]");
+    // Roots are visited in name order: a -> b -> c, and c's `depends` closes the cycle.
+    assert_error(
+        &[("recipes/a.toml", &a), ("recipes/b.toml", &b), ("recipes/c.toml", &c)],
+        "recipes/c.toml:4:12",
+        "dependency cycle: a -> b -> c -> a",
+    );
+}
+
+#[test]
+fn self_dependency_is_a_cycle() {
+    let a = recipe("a", "depends = [\"a\"]");
+    assert_error(&[("recipes/a.toml", &a)], "recipes/a.toml:4:12", "dependency cycle: a -> a");
+}
+
+#[test]
+fn unknown_dependency_is_an_error() {
+    let a = recipe("a", "depends = [\"zlib\"]");
+    assert_error(
+        &[("recipes/a.toml", &a)],
+        "recipes/a.toml:4:12",
+        "unknown dependency `zlib`: there is no recipes/zlib.toml",
+    );
+}
+
+#[test]
+fn dependency_on_another_kind_is_an_error() {
+    let a = recipe("a", "depends = [\"make\"]");
+    let make = recipe("make", "");
+    assert_error(
+        &[("recipes/a.toml", &a), ("recipes/tools/make.toml", &make)],
+        "recipes/a.toml:4:12",
+        "`make` is a tools recipe; a target recipe may only depend on target recipes",
+    );
+}
+
+#[test]
+fn missing_patch_is_an_error() {
+    let a = recipe("a", "patches = [\"fix.patch\"]");
+    assert_error(&[("recipes/a.toml", &a)], "recipes/a.toml:4:12", "patch `fix.patch` not found");
+}
+
+#[test]
+fn missing_config_file_is_an_error() {
+    let a = recipe("a", "files = [\"a.config\"]");
+    assert_error(&[("recipes/a.toml", &a)], "recipes/a.toml:4:10", "file `a.config` not found");
+}
+
+#[test]
+fn bad_version_string_is_an_error() {
+    let a = recipe("a", "").replace("version = \"1.0\"", "version = \"v1.0\"");
+    assert_error(
+        &[("recipes/a.toml", &a)],
+        "recipes/a.toml:2:11",
+        "bad version `v1.0`: expected a digit first, then only letters, digits and . _ + ~ -",
+    );
+}
+
+#[test]
+fn duplicate_package_name_across_kinds_is_an_error() {
+    let target = recipe("busybox", "");
+    let tools = recipe("busybox", "");
+    let err = load_err(&[("recipes/busybox.toml", &target), ("recipes/tools/busybox.toml", &tools)]);
+    let msg = err.to_string();
+    assert_eq!(err.location().unwrap().to_string(), "recipes/tools/busybox.toml:1:8", "{msg}");
+    assert!(msg.contains("package `busybox` is already defined by") && msg.contains("recipes/busybox.toml"), "{msg}");
+}
+
+#[test]
+fn name_must_match_the_file_name() {
+    let a = recipe("other", "");
+    assert_error(&[("recipes/a.toml", &a)], "recipes/a.toml:1:8", "name `other` must equal the file name `a`");
+}
+
+#[test]
+fn unknown_build_style_lists_the_choices() {
+    let a = recipe("a", "").replace("style = \"make\"", "style = \"cmake\"");
+    assert_error(&[("recipes/a.toml", &a)], "recipes/a.toml:10:9", "unknown variant `cmake`");
+}
+
+#[test]
+fn dest_may_not_leave_the_tree() {
+    let a = recipe("a", "").replace("[build]", "dest = \"../gmp\"\n\n[build]");
+    assert_error(&[("recipes/a.toml", &a)], "recipes/a.toml:9:8", "dest `../gmp` must be a relative path without `..`");
+}
+
+#[test]
+fn unsupported_url_scheme_is_an_error() {
+    let a = recipe("a", "").replace("https://example.org/", "ftp://example.org/");
+    assert_error(&[("recipes/a.toml", &a)], "recipes/a.toml:6:7", "scheme `ftp` is not supported");
+}
+
+#[test]
+fn toml_syntax_error_has_a_position() {
+    let a = recipe("a", "").replace("license = \"MIT\"", "license = \"MIT");
+    assert_error(&[("recipes/a.toml", &a)], "recipes/a.toml:3:15", "invalid basic string, expected `\"`");
+}
+
+#[test]
+fn target_recipe_without_build_is_an_error() {
+    let a = recipe("a", "").replace("\n[build]\nstyle = \"make\"\n", "");
+    assert_error(&[("recipes/a.toml", &a)], "recipes/a.toml:1:1", "missing [build] section");
+}
+
+#[test]
+fn configure_args_only_for_autotools() {
+    let a = recipe("a", "").replace("style = \"make\"", "style = \"make\"\nconfigure_args = [\"--x\"]");
+    assert_error(
+        &[("recipes/a.toml", &a)],
+        "recipes/a.toml:11:18",
+        "configure_args is only used by style = \"autotools\"",
+    );
+}
+
+#[test]
+fn unknown_archive_suffix_needs_unpack_false() {
+    let a = recipe("a", "").replace("a-1.0.tar.gz", "a-1.0.rar");
+    assert_error(&[("recipes/a.toml", &a)], "recipes/a.toml:6:7", "cannot tell how to unpack `a-1.0.rar`");
+    let ok = recipe("a", "").replace("a-1.0.tar.gz", "a-1.0.rar").replace("[build]", "unpack = false\n\n[build]");
+    let (_d, p) = project(&[("recipes/a.toml", &ok)]);
+    assert!(!RecipeSet::load(&p).unwrap().get("a").unwrap().sources[0].unpack);
+}
+
+#[test]
+fn one_file_name_with_two_hashes_is_an_error() {
+    let a = recipe("a", "").replace("a-1.0.tar.gz", "common.tar.gz");
+    let b = recipe("b", "").replace("b-1.0.tar.gz", "common.tar.gz").replace(SHA_A, SHA_B);
+    assert_error(
+        &[("recipes/a.toml", &a), ("recipes/b.toml", &b)],
+        "recipes/b.toml:7:10",
+        "source file name `common.tar.gz` is also used by recipe `a` with a different sha256",
+    );
+}
+
+#[test]
+fn alternative_with_the_primary_hash_is_an_error() {
+    let alt = format!(
+        "\n[[source.alternative]]\nsha256 = \"{SHA_A}\"\nversion = \"1.0+dfsg\"\nreason = \"repack\"\nurl = \"https://example.org/a_1.0.orig.tar.gz\"\n"
+    );
+    let a = recipe("a", "").replace("\n[build]", &format!("{alt}\n[build]"));
+    assert_error(&[("recipes/a.toml", &a)], "recipes/a.toml:10:10", "an alternative must have other bytes");
+}
+
+#[test]
+fn a_full_recipe_loads_with_every_field() {
+    let text = format!(
+        r#"name = "make"
+version = "4.3"
+license = "GPL-3.0-or-later"
+homepage = "https://www.gnu.org/software/make/"
+description = "GNU make"
+depends = []
+files = ["make.config"]
+patches = ["extra/late.patch"]
+
+[[source]]
+url = "https://ftp.gnu.org/gnu/make/make-4.3.tar.gz"
+sha256 = "{SHA_A}"
+mirrors = ["https://ftpmirror.gnu.org/make/make-4.3.tar.gz"]
+debian = {{ package = "make-dfsg", file = "make-dfsg_4.3.orig.tar.gz", version = "4.3-4.1" }}
+
+[[source.alternative]]
+sha256 = "{SHA_B}"
+version = "4.3+dfsg"
+reason = "Debian repack: doc/ removed"
+debian = {{ package = "make-dfsg", file = "make-dfsg_4.3.orig.tar.gz" }}
+
+[[source]]
+url = "https://example.org/extra.patch.txt"
+sha256 = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+unpack = false
+dest = "./contrib"
+
+[build]
+style = "autotools"
+env = {{ MAKEINFO = "true" }}
+configure_args = ["--disable-nls"]
+make_args = ["V=1"]
+install = '''make DESTDIR="$DESTDIR" install-binPROGRAMS'''
+"#
+    );
+    let (dir, p) = project(&[
+        ("recipes/tools/make.toml", &text),
+        ("config/make.config", "x"),
+        ("patches/make-4.3.patch", ""),
+        ("patches/make/0002-b.patch", ""),
+        ("patches/make/0001-a.patch", ""),
+        ("patches/make/README", "not a patch"),
+        ("patches/extra/late.patch", ""),
+    ]);
+    let set = RecipeSet::load(&p).unwrap();
+    let r = set.require("make").unwrap();
+    assert_eq!(r.kind, Kind::Tools);
+    assert_eq!(r.version, "4.3");
+    assert_eq!(r.homepage.as_deref(), Some("https://www.gnu.org/software/make/"));
+    assert_eq!(r.files[0].path, dir.path().join("config/make.config"));
+    let patches: Vec<_> = r.patches.iter().map(|p| p.strip_prefix(dir.path()).unwrap().to_path_buf()).collect();
+    assert_eq!(
+        patches,
+        [
+            "patches/make-4.3.patch",
+            "patches/make/0001-a.patch",
+            "patches/make/0002-b.patch",
+            "patches/extra/late.patch"
+        ]
+        .map(std::path::PathBuf::from)
+    );
+    let s = &r.sources[0];
+    assert_eq!(s.primary.file, "make-4.3.tar.gz", "file defaults to the URL's last component");
+    assert_eq!(s.primary.urls.len(), 2);
+    assert_eq!(s.primary.debian.as_ref().unwrap().version.as_deref(), Some("4.3-4.1"));
+    assert_eq!((s.strip, s.unpack, s.dest.as_os_str().is_empty()), (1, true, true));
+    let alt = &s.alternatives[0];
+    assert_eq!((alt.version.as_str(), alt.artifact.file.as_str()), ("4.3+dfsg", "make-dfsg_4.3.orig.tar.gz"));
+    assert_eq!(r.sources[1].dest, Path::new("contrib"));
+    let b = r.build.as_ref().unwrap();
+    assert_eq!(b.style, Style::Autotools);
+    assert_eq!(b.env["MAKEINFO"], "true");
+    assert!(b.install.as_deref().unwrap().contains("install-binPROGRAMS"));
+}
+
+#[test]
+fn toolchain_recipe_without_build_is_prebuilt() {
+    let zig = recipe("zig", "").replace("\n[build]\nstyle = \"make\"\n", "");
+    let (_d, p) = project(&[("recipes/toolchain/zig.toml", &zig)]);
+    let set = RecipeSet::load(&p).unwrap();
+    let r = set.get("zig").unwrap();
+    assert!(r.is_prebuilt());
+    assert_eq!(set.of_kind(Kind::Toolchain).count(), 1);
+    assert_eq!(set.of_kind(Kind::Target).count(), 0);
+}
+
+#[test]
+fn topological_order_closure_and_selection() {
+    let files = [
+        ("recipes/app.toml", recipe("app", "depends = [\"libb\", \"liba\"]")),
+        ("recipes/liba.toml", recipe("liba", "depends = [\"libc0\"]")),
+        ("recipes/libb.toml", recipe("libb", "depends = [\"libc0\"]")),
+        ("recipes/libc0.toml", recipe("libc0", "")),
+        ("recipes/other.toml", recipe("other", "")),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+    let (_d, p) = project(&files);
+    let set = RecipeSet::load(&p).unwrap();
+    let names = |rs: Vec<&ovm::recipe::Recipe>| rs.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+    let order = names(set.topological_order());
+    // Dependencies first; roots in name order, dependencies in the order listed: deterministic.
+    assert_eq!(order, ["libc0", "libb", "liba", "app", "other"]);
+    assert_eq!(order.len(), 5);
+    assert_eq!(names(set.closure(&["liba"]).unwrap()), ["libc0", "liba"]);
+    assert_eq!(names(set.select(&["app"]).unwrap()).len(), 4);
+    assert_eq!(names(set.select(&["x86_64"]).unwrap()).len(), 5, "an architecture selects every recipe");
+    assert_eq!(names(set.select::<&str>(&[]).unwrap()).len(), 5);
+    let err = set.select(&["nope"]).unwrap_err().to_string();
+    assert!(err.contains("no recipe named `nope`"), "{err}");
+}
+
+#[test]
+fn the_projects_own_recipes_are_valid() {
+    let project = Project::open(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let set = RecipeSet::load(&project).unwrap();
+    let zig = set.require("zig").unwrap();
+    assert_eq!(zig.kind, Kind::Toolchain);
+    assert!(zig.is_prebuilt());
+    let source = &zig.sources[0];
+    assert_eq!(source.primary.sha256, "6eb9d4d759b292c83810dbee2e9e8e3fbfbf01d864e6e9811bae711fd74e1c2f");
+    assert_eq!(source.primary.pypi.as_ref().unwrap().package, "ziglang");
+    assert_eq!(source.strip, 1);
+}
