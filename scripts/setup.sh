@@ -28,6 +28,12 @@ PACKAGES=(
   python3           # pack: bench-pack.sh generates its tree
   qemu-system-x86   # boot: qemu-system-x86_64
   qemu-system-arm   # boot: qemu-system-aarch64
+  busybox-static    # sandbox tests: the static userland bound into strict sandboxes (/bin/busybox)
+  runc              # sandbox tests: runs `ovm sandbox --bundle` output to compare with ovm's runtime
+  gcc               # sandbox tests: compile the C probes in tests/fixtures/sandbox (cc -static)
+  libc6-dev         # sandbox tests: static libc for those probes
+  util-linux        # sandbox tests: setpriv (run as the unprivileged test user), unshare
+  bsdutils          # sandbox tests: script (a pseudo-terminal for the TIOCSTI and job-control tests)
 )
 
 missing=()

@@ -86,6 +86,13 @@ pub enum Command {
         #[arg(long, value_name = "MIB")]
         memory: Option<u32>,
     },
+    /// Run a command in the strict build sandbox (exactly the given mounts, no network)
+    Sandbox(crate::sandbox::cli::SandboxArgs),
+    /// Check that this host can run the build sandbox; prints the fix for each problem
+    Doctor,
+    /// Internal: run an OCI spec given as JSON (how multi-threaded callers start a sandbox)
+    #[command(name = "__sandbox-exec", hide = true)]
+    SandboxExec(crate::sandbox::cli::ExecArgs),
 }
 
 impl Cli {
@@ -158,5 +165,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("\novm boot: {}", outcome.summary(expect.as_deref()));
             Ok(ExitCode::from(outcome.verdict.exit_code()))
         }
+        Command::Sandbox(args) => Ok(crate::sandbox::cli::sandbox(args)),
+        Command::Doctor => Ok(crate::sandbox::cli::doctor()),
+        Command::SandboxExec(args) => Ok(crate::sandbox::cli::exec(args)),
     }
 }

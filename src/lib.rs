@@ -12,5 +12,6 @@ pub mod pack;
 pub mod patch;
 pub mod project;
 pub mod recipe;
+pub mod sandbox;
 pub mod toolchain;
 pub mod unpack;

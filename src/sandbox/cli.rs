@@ -1,0 +1,313 @@
+//! `ovm sandbox`, `ovm doctor` and the hidden `ovm __sandbox-exec`: arguments and the thin glue from
+//! them to the library. Exit statuses follow docker/podman: the command's own status (128+N for
+//! signal N), 125 when the sandbox could not be set up, 126 not executable, 127 not found.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::str::FromStr;
+
+use clap::Args;
+use oci_spec::runtime::Spec;
+
+use super::error::SandboxError;
+use super::{doctor, runtime, SandboxBuilder};
+
+/// A bind argument: `SRC:DST`, or `SRC` alone for the same path inside.
+#[derive(Debug, Clone)]
+pub struct BindArg {
+    pub source: PathBuf,
+    pub dest: PathBuf,
+}
+
+impl FromStr for BindArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (source, dest) = s.split_once(':').unwrap_or((s, s));
+        if source.is_empty() || dest.is_empty() {
+            return Err(format!("{s:?}: expected SRC:DST"));
+        }
+        let source = std::path::absolute(source).map_err(|e| format!("{source}: {e}"))?;
+        Ok(BindArg { source, dest: PathBuf::from(dest) })
+    }
+}
+
+/// `KEY=VALUE`.
+#[derive(Debug, Clone)]
+pub struct EnvArg {
+    pub key: String,
+    pub value: String,
+}
+
+impl FromStr for EnvArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once('=') {
+            Some((key, value)) if !key.is_empty() => Ok(EnvArg { key: key.into(), value: value.into() }),
+            _ => Err(format!("{s:?}: expected KEY=VALUE")),
+        }
+    }
+}
+
+/// One `--ro`, `--rw` or `--tmpfs` option; they are mounted in command-line order, so a later
+/// mount can sit inside an earlier one.
+#[derive(Debug, Clone)]
+pub enum MountArg {
+    Ro(BindArg),
+    Rw(BindArg),
+    Tmpfs(PathBuf),
+}
+
+/// Run a command in the strict sandbox: no host /usr, /bin, /lib, /etc, /home, no network, unless
+/// bound or asked for. (`clap::Args` is implemented by hand so the mount options keep their order.)
+#[derive(Debug)]
+pub struct SandboxArgs {
+    pub mounts: Vec<MountArg>,
+    pub options: SandboxOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxOptions {
+    /// Working directory inside the sandbox
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub cwd: PathBuf,
+    /// Set an environment variable (the environment is otherwise PATH, HOME, LC_ALL=C, TZ=UTC only)
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<EnvArg>,
+    /// Share the host's network instead of an empty network namespace
+    #[arg(long)]
+    pub net: bool,
+    /// Pass the terminal through (interactive shell with job control); otherwise the command runs
+    /// in a new session without a controlling terminal
+    #[arg(long)]
+    pub tty: bool,
+    /// Hostname inside
+    #[arg(long, default_value = super::spec::DEFAULT_HOSTNAME)]
+    pub hostname: String,
+    /// Print the OCI runtime spec as JSON instead of running
+    #[arg(long, conflicts_with = "bundle")]
+    pub print_spec: bool,
+    /// Write an OCI bundle (config.json + rootfs/) to DIR for `runc run` instead of running
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    /// The command and its arguments (after `--`)
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+impl clap::Args for SandboxArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        use clap::{value_parser, Arg, ArgAction};
+        let cmd = cmd
+            .arg(
+                Arg::new("ro")
+                    .long("ro")
+                    .value_name("SRC:DST")
+                    .action(ArgAction::Append)
+                    .value_parser(value_parser!(BindArg))
+                    .help("Bind a host file or directory read-only (SRC:DST, or SRC for the same path)"),
+            )
+            .arg(
+                Arg::new("rw")
+                    .long("rw")
+                    .value_name("SRC:DST")
+                    .action(ArgAction::Append)
+                    .value_parser(value_parser!(BindArg))
+                    .help("Bind a host file or directory read-write (always nosuid, nodev)"),
+            )
+            .arg(
+                Arg::new("tmpfs")
+                    .long("tmpfs")
+                    .value_name("DST")
+                    .action(ArgAction::Append)
+                    .value_parser(value_parser!(PathBuf))
+                    .help("Mount an empty tmpfs (/tmp always gets one)"),
+            );
+        SandboxOptions::augment_args(cmd)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl clap::FromArgMatches for SandboxArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let options = SandboxOptions::from_arg_matches(matches)?;
+        let mut mounts: Vec<(usize, MountArg)> = Vec::new();
+        let mut collect = |id: &str, make: &dyn Fn(&clap::ArgMatches, usize) -> Option<MountArg>| {
+            if let Some(indices) = matches.indices_of(id) {
+                for (n, index) in indices.enumerate() {
+                    if let Some(m) = make(matches, n) {
+                        mounts.push((index, m));
+                    }
+                }
+            }
+        };
+        collect("ro", &|m, n| m.get_many::<BindArg>("ro")?.nth(n).cloned().map(MountArg::Ro));
+        collect("rw", &|m, n| m.get_many::<BindArg>("rw")?.nth(n).cloned().map(MountArg::Rw));
+        collect("tmpfs", &|m, n| m.get_many::<PathBuf>("tmpfs")?.nth(n).cloned().map(MountArg::Tmpfs));
+        mounts.sort_by_key(|(index, _)| *index);
+        Ok(SandboxArgs { mounts: mounts.into_iter().map(|(_, m)| m).collect(), options })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl SandboxArgs {
+    pub fn spec(&self) -> Result<Spec, SandboxError> {
+        let o = &self.options;
+        let mut b = SandboxBuilder::new(o.command.iter().cloned())
+            .cwd(&o.cwd)
+            .share_net(o.net)
+            .terminal(o.tty)
+            .hostname(&o.hostname);
+        for m in &self.mounts {
+            b = match m {
+                MountArg::Ro(bind) => b.ro_bind(&bind.source, &bind.dest),
+                MountArg::Rw(bind) => b.rw_bind(&bind.source, &bind.dest),
+                MountArg::Tmpfs(dst) => b.tmpfs(dst),
+            };
+        }
+        if o.tty {
+            if let Ok(term) = std::env::var("TERM") {
+                b = b.env("TERM", term);
+            }
+        }
+        for e in &o.env {
+            b = b.env(&e.key, &e.value);
+        }
+        b.build()
+    }
+}
+
+/// Arguments of the hidden re-exec entry point used by [`runtime::command`].
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The OCI runtime spec, as JSON
+    pub spec: String,
+}
+
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from((code & 0xff) as u8)
+}
+
+fn fail(err: &SandboxError) -> ExitCode {
+    eprintln!("ovm: sandbox: {err}");
+    exit(err.exit_code())
+}
+
+fn status(result: Result<i32, SandboxError>) -> ExitCode {
+    match result {
+        Ok(code) => exit(code),
+        Err(err) => fail(&err),
+    }
+}
+
+/// `ovm sandbox …`
+pub fn sandbox(args: &SandboxArgs) -> ExitCode {
+    let spec = match args.spec() {
+        Ok(spec) => spec,
+        Err(err) => return fail(&err),
+    };
+    if args.options.print_spec {
+        return match super::to_json(&spec) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => fail(&err),
+        };
+    }
+    if let Some(dir) = &args.options.bundle {
+        return match super::write_bundle(&spec, dir) {
+            Ok(config) => {
+                println!("{}", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(err) => fail(&err),
+        };
+    }
+    status(runtime::run(&spec))
+}
+
+/// `ovm __sandbox-exec SPEC_JSON`
+pub fn exec(args: &ExecArgs) -> ExitCode {
+    match serde_json::from_str::<Spec>(&args.spec) {
+        Ok(spec) => status(runtime::run(&spec)),
+        Err(e) => fail(&SandboxError::InvalidSpec(format!("spec JSON: {e}"))),
+    }
+}
+
+/// `ovm doctor`
+pub fn doctor() -> ExitCode {
+    let report = doctor::diagnose();
+    print!("{}", report.render());
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: SandboxArgs,
+    }
+
+    #[test]
+    fn mount_options_keep_command_line_order() {
+        let w = Wrapper::try_parse_from([
+            "x",
+            "--rw",
+            "/a:/w",
+            "--ro",
+            "/b:/w/sub",
+            "--tmpfs",
+            "/w/t",
+            "--ro",
+            "/c:/c",
+            "--",
+            "sh",
+        ])
+        .unwrap();
+        let dests: Vec<String> = w
+            .args
+            .mounts
+            .iter()
+            .map(|m| match m {
+                MountArg::Ro(b) => format!("ro {}", b.dest.display()),
+                MountArg::Rw(b) => format!("rw {}", b.dest.display()),
+                MountArg::Tmpfs(d) => format!("tmpfs {}", d.display()),
+            })
+            .collect();
+        assert_eq!(dests, ["rw /w", "ro /w/sub", "tmpfs /w/t", "ro /c"]);
+    }
+
+    #[test]
+    fn bind_args_parse() {
+        let b: BindArg = "/bin/busybox:/bin/sh".parse().unwrap();
+        assert_eq!((b.source.to_str().unwrap(), b.dest.to_str().unwrap()), ("/bin/busybox", "/bin/sh"));
+        let same: BindArg = "/usr".parse().unwrap();
+        assert_eq!(same.dest, PathBuf::from("/usr"));
+        let rel: BindArg = "data:/data".parse().unwrap();
+        assert!(rel.source.is_absolute());
+        assert!("/a:".parse::<BindArg>().is_err());
+    }
+
+    #[test]
+    fn env_args_parse() {
+        let e: EnvArg = "A=b=c".parse().unwrap();
+        assert_eq!((e.key.as_str(), e.value.as_str()), ("A", "b=c"));
+        assert!("novalue".parse::<EnvArg>().is_err());
+        assert!("=x".parse::<EnvArg>().is_err());
+    }
+}

@@ -1,0 +1,211 @@
+//! What usually makes a sandbox step fail on a given host, and the exact fix.
+//!
+//! Sandbox failures are nearly always the environment, not ovm: Docker's default seccomp profile
+//! blocks `unshare(CLONE_NEWUSER)`, Ubuntu ≥ 23.10 restricts unprivileged user namespaces with
+//! AppArmor (`unshare` succeeds but writing the uid map fails), old Debian kernels gate them behind
+//! `kernel.unprivileged_userns_clone`, `user.max_user_namespaces` can be 0, and Podman/Docker mask
+//! parts of `/proc` with over-mounts so the kernel refuses a fresh proc mount in a user namespace.
+//! [`HostFacts`] reads the few `/proc` values that tell these apart; the `*_hint` functions turn an
+//! errno plus those facts into one sentence naming the cause and the command that fixes it. `ovm
+//! doctor` shows the same facts and the same fixes.
+
+use std::fs;
+
+use nix::errno::Errno;
+
+pub(crate) const FIX_SECCOMP: &str = "a seccomp filter is active on this process (Seccomp: 2 in /proc/self/status), \
+     as Docker's default profile does; it blocks unshare(CLONE_NEWUSER). Fix: run the container with \
+     --security-opt seccomp=unconfined";
+pub(crate) const FIX_APPARMOR: &str = "AppArmor restricts unprivileged user namespaces \
+     (kernel.apparmor_restrict_unprivileged_userns=1, Ubuntu >= 23.10). Fix: sudo sysctl -w \
+     kernel.apparmor_restrict_unprivileged_userns=0 (persist it in /etc/sysctl.d/), or inside a container \
+     --security-opt apparmor=unconfined";
+pub(crate) const FIX_USERNS_CLONE: &str = "unprivileged user namespaces are disabled \
+     (kernel.unprivileged_userns_clone=0). Fix: sudo sysctl -w kernel.unprivileged_userns_clone=1";
+pub(crate) const FIX_PROC: &str = "the kernel refuses a new /proc in a user namespace while parts of the \
+     existing /proc are hidden by over-mounts (Podman and Docker mask /proc/kcore, /proc/keys, ... this way). \
+     Fix: podman run --security-opt systempaths=unconfined (docker run --security-opt systempaths=unconfined)";
+
+/// The host settings that decide whether a sandbox can be made. Missing files are `None`
+/// (e.g. `kernel.unprivileged_userns_clone` exists only on Debian/Ubuntu kernels).
+#[derive(Debug, Clone, Default)]
+pub struct HostFacts {
+    pub euid: u32,
+    /// 0 = none, 1 = strict, 2 = filter (from `/proc/self/status`).
+    pub seccomp_mode: Option<u32>,
+    pub max_user_namespaces: Option<u64>,
+    pub unprivileged_userns_clone: Option<u64>,
+    pub apparmor_restrict_userns: Option<u64>,
+    /// Container marker files that exist (`/.dockerenv`, `/run/.containerenv`).
+    pub container_markers: Vec<String>,
+    /// Mount points below `/proc` (other than binfmt_misc): over-mounts that block a fresh proc mount.
+    pub proc_overmounts: Vec<String>,
+}
+
+impl HostFacts {
+    pub fn read() -> Self {
+        HostFacts {
+            euid: nix::unistd::geteuid().as_raw(),
+            seccomp_mode: status_field("Seccomp:"),
+            max_user_namespaces: read_number("/proc/sys/user/max_user_namespaces"),
+            unprivileged_userns_clone: read_number("/proc/sys/kernel/unprivileged_userns_clone"),
+            apparmor_restrict_userns: read_number("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"),
+            container_markers: ["/.dockerenv", "/run/.containerenv"]
+                .iter()
+                .filter(|p| fs::symlink_metadata(p).is_ok())
+                .map(|p| p.to_string())
+                .collect(),
+            proc_overmounts: proc_overmounts(),
+        }
+    }
+
+    fn unprivileged(&self) -> bool {
+        self.euid != 0
+    }
+}
+
+fn read_number(path: &str) -> Option<u64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn status_field(name: &str) -> Option<u32> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok())
+}
+
+fn proc_overmounts() -> Vec<String> {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else { return Vec::new() };
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|mp| mp.starts_with("/proc/") && !mp.starts_with("/proc/sys/fs/binfmt_misc"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Why creating the user (and pid) namespace failed.
+pub(crate) fn userns_hint(errno: Errno) -> String {
+    let facts = HostFacts::read();
+    match errno {
+        Errno::ENOSPC => format!(
+            "the user namespace limit is reached (user.max_user_namespaces = {}). Fix: sudo sysctl -w \
+             user.max_user_namespaces=15000",
+            facts.max_user_namespaces.map_or("?".to_string(), |n| n.to_string())
+        ),
+        Errno::EPERM | Errno::EACCES => policy_hint(&facts, "creating user namespaces"),
+        Errno::EUSERS => "user namespaces are nested 32 deep already; run ovm from a less nested sandbox".into(),
+        Errno::EINVAL => "the calling process is multi-threaded or chrooted, where the kernel refuses a new user \
+                          namespace"
+            .into(),
+        _ => String::new(),
+    }
+}
+
+/// Why writing `/proc/self/{setgroups,uid_map,gid_map}` failed.
+pub(crate) fn idmap_hint(errno: Errno) -> String {
+    let facts = HostFacts::read();
+    if facts.unprivileged() && facts.apparmor_restrict_userns == Some(1) {
+        return FIX_APPARMOR.to_string();
+    }
+    match errno {
+        Errno::EPERM => "the kernel refused the id mapping; ovm maps only the invoking uid/gid (no setuid helper), \
+                         so a security policy (LSM or seccomp) is the likely cause"
+            .into(),
+        _ => String::new(),
+    }
+}
+
+/// Why an ordinary mount step (rprivate, the root tmpfs) failed.
+pub(crate) fn mount_hint(errno: Errno) -> String {
+    match errno {
+        Errno::EPERM | Errno::EACCES => policy_hint(&HostFacts::read(), "mounting in a user namespace"),
+        _ => String::new(),
+    }
+}
+
+/// Why the fresh `/proc` could not be mounted.
+pub(crate) fn proc_hint(errno: Errno) -> String {
+    let facts = HostFacts::read();
+    match errno {
+        Errno::EPERM | Errno::EACCES if !facts.proc_overmounts.is_empty() => {
+            format!("{FIX_PROC} (over-mounts found: {})", facts.proc_overmounts.join(", "))
+        }
+        Errno::EPERM | Errno::EACCES => {
+            format!("{FIX_PROC}; or a security policy forbids it: {}", policy_hint(&facts, "mounting proc"))
+        }
+        _ => String::new(),
+    }
+}
+
+/// Why `pivot_root` failed.
+pub(crate) fn pivot_hint(errno: Errno) -> String {
+    match errno {
+        Errno::EINVAL => "the host's / is probably an initramfs (rootfs), where pivot_root is impossible; run ovm \
+                          on a system with a real root filesystem"
+            .into(),
+        _ => String::new(),
+    }
+}
+
+/// Why a mount destination could not be opened or created beneath the sandbox root.
+pub(crate) fn mountpoint_hint(errno: Errno) -> String {
+    match errno {
+        Errno::ELOOP => ": a path component is a symlink (possibly planted in a read-write bind); ovm never follows \
+                         symlinks in mount destinations, so that no mount can be redirected"
+            .into(),
+        Errno::EXDEV => ": the path escapes the sandbox root".into(),
+        Errno::EROFS => ": it lies inside a read-only mount, where the mount point cannot be created; create it on \
+                         the host or order the mounts differently"
+            .into(),
+        _ => String::new(),
+    }
+}
+
+/// EPERM from a namespace or mount call: pick the policy that explains it on this host.
+fn policy_hint(facts: &HostFacts, what: &str) -> String {
+    if facts.seccomp_mode == Some(2) {
+        FIX_SECCOMP.to_string()
+    } else if facts.unprivileged() && facts.unprivileged_userns_clone == Some(0) {
+        FIX_USERNS_CLONE.to_string()
+    } else if facts.unprivileged() && facts.apparmor_restrict_userns == Some(1) {
+        FIX_APPARMOR.to_string()
+    } else if !facts.container_markers.is_empty() {
+        format!(
+            "a security policy forbids {what}; this looks like a container ({}): run it with --security-opt \
+             seccomp=unconfined --security-opt apparmor=unconfined",
+            facts.container_markers.join(", ")
+        )
+    } else {
+        format!("a security policy (seccomp filter or LSM such as AppArmor/SELinux) forbids {what}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_hint_names_seccomp_first() {
+        let facts =
+            HostFacts { euid: 1000, seccomp_mode: Some(2), apparmor_restrict_userns: Some(1), ..Default::default() };
+        assert!(policy_hint(&facts, "x").contains("seccomp=unconfined"));
+    }
+
+    #[test]
+    fn policy_hint_names_apparmor_for_unprivileged_users_only() {
+        let mut facts = HostFacts { euid: 1000, apparmor_restrict_userns: Some(1), ..Default::default() };
+        assert!(policy_hint(&facts, "x").contains("apparmor_restrict_unprivileged_userns=0"));
+        facts.euid = 0;
+        assert!(!policy_hint(&facts, "x").contains("apparmor_restrict"));
+    }
+
+    #[test]
+    fn policy_hint_names_the_debian_sysctl() {
+        let facts = HostFacts { euid: 1000, unprivileged_userns_clone: Some(0), ..Default::default() };
+        assert!(policy_hint(&facts, "x").contains("kernel.unprivileged_userns_clone=1"));
+    }
+
+    #[test]
+    fn symlinked_mount_points_are_explained() {
+        assert!(mountpoint_hint(Errno::ELOOP).contains("symlink"));
+    }
+}

@@ -1,0 +1,552 @@
+//! Running a spec: the process layout of a sandbox and the order of its steps.
+//!
+//! ```text
+//! caller (ovm)        unshare(USER|PID), uid/gid map; blocks INT/TERM/HUP/QUIT/CHLD, forwards them
+//!  └─ init, pid 1     unshare(NS|NET|UTS|IPC), hostname, lo, setsid (if there is a terminal), mounts
+//!      │              + pivot_root; spawns the command, then only reaps (see `reaper`) and exits
+//!      │              with the command's status
+//!      └─ command     terminal, cwd, rlimits, umask, signals reset, every capability dropped,
+//!                     no_new_privs, execve with exactly the spec's environment
+//! ```
+//! The caller writes its own id maps right after `unshare`, so no round trip with a child is needed;
+//! the pid namespace starts with the caller's first child, init. The caller thereby joins the new user
+//! namespace, which is why [`run`] is only for processes that exist to run one sandbox (the `ovm
+//! sandbox` command, the hidden re-exec entry point); other callers use [`command`], which re-executes
+//! ovm. A user namespace cannot be entered by a multi-threaded process, and forking one would leave
+//! locks held in the child, so [`run`] checks the thread count first and says so.
+//!
+//! Init is an ordinary fork; the command is spawned like `posix_spawn` does it (`CLONE_VM |
+//! CLONE_VFORK`): it shares init's memory until its `execve`, so nothing is copied for a process that
+//! is about to replace itself. Each fork keeps the child on the parent's CPU (see [`Pin`]).
+//!
+//! Init and the command report failures to the caller as JSON over a socketpair whose ends are
+//! close-on-exec; the caller reads it once init has exited (empty = the command ran). Init has
+//! `PR_SET_PDEATHSIG(SIGKILL)` — if ovm dies, init dies and the kernel kills the whole namespace — and
+//! checks right after setting it that the caller's end is still open, closing the fork/prctl race.
+//! Init is not dumpable, so the command cannot ptrace it.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sched::{sched_getaffinity, sched_getcpu, sched_setaffinity, unshare, CloneFlags, CpuSet};
+use nix::sys::signal::{kill, sigaction, sigprocmask, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::sys::stat::Mode;
+use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::unistd::{ForkResult, Pid};
+use oci_spec::runtime::Spec;
+
+use super::error::SandboxError;
+use super::hints;
+use super::mounts;
+use super::plan::Plan;
+use super::reaper;
+use super::sys;
+
+/// The hidden subcommand that runs a spec given as JSON: `ovm __sandbox-exec '<spec>'`.
+pub const EXEC_SUBCOMMAND: &str = "__sandbox-exec";
+/// Environment variable overriding the ovm executable [`command`] re-executes.
+pub const EXE_ENV: &str = "OVM_EXE";
+
+/// Signals the caller forwards to the sandbox (and init to the command).
+const FORWARDED: [Signal; 4] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT];
+
+/// What the command process does once the sandbox is ready.
+#[derive(Clone, Copy)]
+pub(crate) enum Payload {
+    /// `execve` the spec's `process.args` (every real use).
+    Exec,
+    /// Run this function in the finished sandbox and exit with its result (the doctor's trial, which
+    /// cannot count on any executable existing inside a strict sandbox).
+    Probe(fn() -> i32),
+}
+
+/// Run `spec` and return the command's exit status (128+N if signal N ended it).
+///
+/// The calling process joins the sandbox's user namespace and cannot fork into a fresh pid
+/// namespace again, so this is for single-threaded processes that run one sandbox and exit (the
+/// `ovm sandbox` CLI). Multi-threaded callers get [`SandboxError::MultiThreaded`]; they use
+/// [`command`]. While the sandbox runs, SIGINT/SIGTERM/SIGHUP/SIGQUIT are forwarded to it.
+pub fn run(spec: &Spec) -> Result<i32, SandboxError> {
+    run_plan(&Plan::from_spec(spec)?, Payload::Exec)
+}
+
+/// A [`Command`] that runs `spec` in a separate ovm process (`ovm __sandbox-exec`), for callers
+/// that have threads or must keep their own namespaces: the engine sets its stdio (log files) and
+/// spawns it like any program. Its exit status is the sandboxed command's; 125 means the sandbox
+/// could not be set up (the reason is on its stderr), 126/127 not executable / not found. File
+/// descriptors the spec preserves are passed through (their close-on-exec flag is cleared in the
+/// child); all other inherited descriptors are closed inside the sandbox.
+///
+/// The executable is `$OVM_EXE` or the current executable; in `cargo test` the latter is the test
+/// harness, so tests use [`command_with_exe`] with `env!("CARGO_BIN_EXE_ovm")`.
+pub fn command(spec: &Spec) -> Result<Command, SandboxError> {
+    command_with_exe(&executable()?, spec)
+}
+
+/// [`command`] with an explicit ovm executable.
+pub fn command_with_exe(exe: &Path, spec: &Spec) -> Result<Command, SandboxError> {
+    let plan = Plan::from_spec(spec)?;
+    let json = serde_json::to_string(spec).map_err(|e| SandboxError::InvalidSpec(e.to_string()))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg(EXEC_SUBCOMMAND).arg(json);
+    let fds = plan.preserve_fds;
+    if !fds.is_empty() {
+        // SAFETY: the closure runs between fork and exec; it only calls fcntl (async-signal-safe)
+        // on integers it already owns and allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                for &fd in &fds {
+                    inheritable(fd)?;
+                }
+                Ok(())
+            });
+        }
+    }
+    Ok(cmd)
+}
+
+/// The ovm executable [`command`] re-executes.
+pub fn executable() -> Result<PathBuf, SandboxError> {
+    if let Some(exe) = std::env::var_os(EXE_ENV) {
+        return Ok(PathBuf::from(exe));
+    }
+    std::env::current_exe().map_err(|e| SandboxError::io("finding the ovm executable", Path::new("/proc/self/exe"), &e))
+}
+
+fn inheritable(fd: RawFd) -> std::io::Result<()> {
+    // SAFETY: F_GETFD/F_SETFD read and write only the descriptor flags of `fd`.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The set init and the caller wait on with `sigwait`: the forwarded signals and SIGCHLD.
+fn wait_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for sig in FORWARDED {
+        set.add(sig);
+    }
+    set.add(Signal::SIGCHLD);
+    set
+}
+
+pub(crate) fn run_plan(plan: &Plan, payload: Payload) -> Result<i32, SandboxError> {
+    match sys::thread_count() {
+        Some(threads) if threads > 1 => return Err(SandboxError::MultiThreaded { threads }),
+        _ => {}
+    }
+    let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+    for (kind, spec_id, actual) in [("uid", plan.uid, uid), ("gid", plan.gid, gid)] {
+        if spec_id != actual {
+            return Err(SandboxError::ForeignIdMapping { kind: kind.into(), spec_id, actual });
+        }
+    }
+    let signals = wait_set();
+    let mut old_mask = SigSet::empty();
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), Some(&mut old_mask))
+        .map_err(|e| SandboxError::process("blocking signals", e))?;
+    let launch = Launch {
+        plan,
+        payload,
+        signals,
+        old_mask,
+        // Hand the terminal to the command only if we own it (not when started in the background).
+        take_terminal: plan.terminal && owns_terminal(),
+        new_session: !plan.terminal && has_controlling_terminal(),
+    };
+    let result = run_blocked(&launch);
+    // Signals that arrived after the sandbox ended are delivered now, with their usual effect.
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+    result
+}
+
+/// What the caller decides before the sandbox's processes exist; init and the command read it.
+struct Launch<'a> {
+    plan: &'a Plan,
+    payload: Payload,
+    /// Blocked in all three processes; init and the caller take them with `sigwait`.
+    signals: SigSet,
+    /// The caller's signal mask, which the command gets back before `execve`.
+    old_mask: SigSet,
+    take_terminal: bool,
+    /// Put the sandbox in a session of its own. Needed only when the caller has a controlling
+    /// terminal, the one thing TIOCSTI could inject into: without one there is nothing to detach
+    /// from, and a new session would cost a scheduler autogroup (a time slice of delay on a busy host).
+    new_session: bool,
+}
+
+fn run_blocked(launch: &Launch<'_>) -> Result<i32, SandboxError> {
+    let plan = launch.plan;
+    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID)
+        .map_err(|errno| SandboxError::UserNamespace { errno, hint: hints::userns_hint(errno) })?;
+    write_id_map("/proc/self/setgroups", "deny")?;
+    write_id_map("/proc/self/uid_map", &format!("0 {} 1", plan.uid))?;
+    write_id_map("/proc/self/gid_map", &format!("0 {} 1", plan.gid))?;
+
+    let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(|e| SandboxError::process("socketpair", e))?;
+
+    let pin = Pin::here();
+    // SAFETY: this process is single-threaded (checked in run_plan), so the child is an ordinary
+    // copy with no locks held by other threads; it leaves only through _exit.
+    let forked = unsafe { nix::unistd::fork() };
+    pin.release();
+    match forked {
+        Err(errno) => Err(SandboxError::process("fork of the sandbox init", errno)),
+        Ok(ForkResult::Child) => {
+            drop(ours);
+            let code = init_main(launch, theirs);
+            // SAFETY: _exit ends the child without running the parent's atexit handlers or
+            // flushing buffers copied from it.
+            unsafe { libc::_exit(code) }
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(theirs);
+            let status = supervise(child, &launch.signals);
+            if launch.take_terminal {
+                reclaim_terminal();
+            }
+            // Read only now: every writer is gone, and the caller was not woken when the command
+            // started (a successful execve closes the command's end of the socket).
+            match (read_report(ours), status) {
+                (Some(err), _) => Err(err),
+                (None, status) => status,
+            }
+        }
+    }
+}
+
+/// Keeps the next child on the current CPU while it starts.
+///
+/// Setting up a sandbox is a chain of processes that each wait for the next (caller → init →
+/// command). Left alone, the scheduler starts each new child on another CPU, and every hand-over
+/// then waits for a cross-CPU wakeup — on a virtual machine an idle vCPU can take hundreds of
+/// microseconds to wake, more than all the mounts cost. So the parent pins itself to its current
+/// CPU around the fork, and both restore the original affinity right after: the child runs as soon
+/// as the parent blocks, and both stay free to migrate (the build inherits the full affinity).
+struct Pin(Option<CpuSet>);
+
+impl Pin {
+    fn here() -> Pin {
+        let pinned = (|| {
+            let original = sched_getaffinity(Pid::from_raw(0)).ok()?;
+            let mut here = CpuSet::new();
+            here.set(sched_getcpu().ok()?).ok()?;
+            sched_setaffinity(Pid::from_raw(0), &here).ok()?;
+            Some(original)
+        })();
+        Pin(pinned)
+    }
+
+    /// Restore the affinity (in whichever process calls it). Restoring a mask just read cannot
+    /// fail short of a concurrent cpuset change; a process left pinned is slower, not less isolated.
+    fn release(&self) {
+        if let Some(original) = &self.0 {
+            let _ = sched_setaffinity(Pid::from_raw(0), original);
+        }
+    }
+}
+
+fn write_id_map(file: &str, content: &str) -> Result<(), SandboxError> {
+    let result = std::fs::OpenOptions::new().write(true).open(file).and_then(|mut f| f.write_all(content.as_bytes()));
+    result.map_err(|e| {
+        let errno = e.raw_os_error().map_or(Errno::EIO, Errno::from_raw);
+        SandboxError::IdMap { file: file.into(), errno, hint: hints::idmap_hint(errno) }
+    })
+}
+
+/// The error init or the command reported, if any. Called once init has exited, so every writer
+/// is gone and reading to end-of-file does not wait.
+fn read_report(sock: OwnedFd) -> Option<SandboxError> {
+    let mut report = Vec::new();
+    let mut stream = UnixStream::from(sock);
+    if let Err(e) = stream.read_to_end(&mut report) {
+        return Some(SandboxError::Protocol { reason: format!("reading the sandbox's status: {e}") });
+    }
+    if report.is_empty() {
+        return None;
+    }
+    Some(
+        serde_json::from_slice(&report).unwrap_or_else(|e| SandboxError::Protocol {
+            reason: format!("{e}: {}", String::from_utf8_lossy(&report)),
+        }),
+    )
+}
+
+fn send_report<Fd: AsFd>(sock: &Fd, err: &SandboxError) {
+    if let Ok(json) = serde_json::to_vec(err) {
+        let _ = nix::unistd::write(sock, &json);
+    }
+}
+
+/// Wait for init, forwarding the signals the caller receives meanwhile.
+fn supervise(init: Pid, signals: &SigSet) -> Result<i32, SandboxError> {
+    loop {
+        match waitpid(init, Some(WaitPidFlag::WNOHANG)) {
+            Ok(status) => {
+                if let Some(code) = reaper::status_code(status) {
+                    return Ok(code);
+                }
+            }
+            Err(Errno::EINTR) => {}
+            Err(errno) => return Err(SandboxError::process("waiting for the sandbox", errno)),
+        }
+        match signals.wait() {
+            Ok(Signal::SIGCHLD) | Err(_) => {}
+            Ok(sig) => {
+                let _ = kill(init, sig);
+            }
+        }
+    }
+}
+
+fn has_controlling_terminal() -> bool {
+    // O_NOCTTY: only look; ENXIO means this process has no controlling terminal.
+    nix::fcntl::open("/dev/tty", OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC, Mode::empty()).is_ok()
+}
+
+fn owns_terminal() -> bool {
+    let stdin = std::io::stdin();
+    nix::unistd::isatty(stdin.as_fd()).unwrap_or(false)
+        && nix::unistd::tcgetpgrp(stdin.as_fd()).is_ok_and(|pgrp| pgrp == nix::unistd::getpgrp())
+}
+
+/// Make `pgrp` the terminal's foreground process group; SIGTTOU is blocked meanwhile, since a
+/// background process calling tcsetpgrp would otherwise be stopped by it.
+fn foreground(pgrp: Pid) -> Result<(), Errno> {
+    let mut ttou = SigSet::empty();
+    ttou.add(Signal::SIGTTOU);
+    let mut old = SigSet::empty();
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&ttou), Some(&mut old))?;
+    let result = nix::unistd::tcsetpgrp(std::io::stdin().as_fd(), pgrp);
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None)?;
+    result
+}
+
+fn reclaim_terminal() {
+    let _ = foreground(nix::unistd::getpgrp());
+}
+
+/// Stack of the command process while it shares init's memory (until `execve`).
+const COMMAND_STACK: usize = 512 * 1024;
+
+/// Init (pid 1): build the sandbox, start the command, reap. Returns init's exit status.
+fn init_main(launch: &Launch<'_>, sock: OwnedFd) -> i32 {
+    let plan = launch.plan;
+    if let Err(err) = init_setup(launch, &sock) {
+        send_report(&sock, &err);
+        return err.exit_code();
+    }
+    match spawn_command(launch, &sock) {
+        Err(err) => {
+            send_report(&sock, &err);
+            err.exit_code()
+        }
+        Ok(child) => {
+            drop(sock);
+            for fd in &plan.preserve_fds {
+                let _ = nix::unistd::close(*fd);
+            }
+            // Init needs no privilege to wait and signal; keep none it could lose.
+            let _ = caps::clear(None, caps::CapSet::Permitted);
+            reaper::reap(child, &launch.signals)
+        }
+    }
+}
+
+/// Start the command process as `posix_spawn` does: `clone(CLONE_VM | CLONE_VFORK)` on a stack of
+/// its own. It shares init's memory until its `execve` (init is suspended meanwhile), so nothing of
+/// init's address space is copied, and the exec has no copy to tear down. The child gets copies of
+/// the descriptor table, signal handlers, cwd and credentials (no CLONE_FILES/SIGHAND/FS), so every
+/// confinement step it takes is its own; it leaves only by `execve` or `_exit`, never by returning.
+fn spawn_command(launch: &Launch<'_>, sock: &OwnedFd) -> Result<Pid, SandboxError> {
+    let mut stack = sys::Stack::new(COMMAND_STACK).map_err(|e| SandboxError::process("allocating a stack", e))?;
+    let sock = sock.as_raw_fd();
+    let pin = Pin::here();
+    let child = Box::new(|| -> isize {
+        pin.release();
+        command_main(launch, sock)
+    });
+    let flags = CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK;
+    // SAFETY: init is single-threaded and suspended until the child execs or exits (CLONE_VFORK),
+    // so the child's use of the shared heap and of `launch` (borrowed from init's frame, which
+    // outlives the call) never races with init; the child runs on `stack`, which stays mapped
+    // until after clone returns, and it never returns from the closure.
+    let spawned = unsafe { nix::sched::clone(child, stack.as_mut_slice(), flags, Some(libc::SIGCHLD)) };
+    pin.release();
+    spawned.map_err(|e| SandboxError::process("clone of the sandboxed command", e))
+}
+
+fn init_setup(launch: &Launch<'_>, sock: &OwnedFd) -> Result<(), SandboxError> {
+    let plan = launch.plan;
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| SandboxError::process("PR_SET_PDEATHSIG", e))?;
+    // If the caller died before the prctl above, nobody would ever kill us: its socket end tells.
+    let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) if fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLHUP)) => {
+            return Err(SandboxError::ParentGone)
+        }
+        Ok(_) => {}
+        Err(e) => return Err(SandboxError::process("poll", e)),
+    }
+    nix::sys::prctl::set_dumpable(false).map_err(|e| SandboxError::process("PR_SET_DUMPABLE", e))?;
+
+    let mut keep = plan.preserve_fds.clone();
+    keep.push(sock.as_raw_fd());
+    sys::close_fds_except(&keep).map_err(|errno| SandboxError::CloseFds { errno })?;
+
+    let mut flags = CloneFlags::CLONE_NEWNS;
+    flags.set(CloneFlags::CLONE_NEWNET, plan.new_net);
+    flags.set(CloneFlags::CLONE_NEWUTS, plan.new_uts);
+    flags.set(CloneFlags::CLONE_NEWIPC, plan.new_ipc);
+    flags.set(CloneFlags::CLONE_NEWCGROUP, plan.new_cgroup);
+    unshare(flags).map_err(|errno| SandboxError::Namespaces { errno, hint: hints::mount_hint(errno) })?;
+    if let (true, Some(name)) = (plan.new_uts, &plan.hostname) {
+        nix::unistd::sethostname(name).map_err(|errno| SandboxError::Hostname { hostname: name.clone(), errno })?;
+    }
+    if plan.new_net {
+        sys::loopback_up().map_err(|errno| SandboxError::Loopback { errno })?;
+    }
+    if launch.new_session {
+        // A new session without a controlling terminal: nothing inside can inject input into the
+        // caller's terminal (TIOCSTI) or be hit by its job-control signals.
+        nix::unistd::setsid().map_err(|e| SandboxError::process("setsid", e))?;
+    }
+    mounts::build_root(plan, &mut mounts::Kernel)
+}
+
+/// The command process: finish confining itself, then exec (or run the probe). Never returns:
+/// it shares init's memory until `execve`, so it must not unwind into init's frames either.
+fn command_main(launch: &Launch<'_>, sock: RawFd) -> ! {
+    let plan = launch.plan;
+    let err = match confine(plan, launch.take_terminal) {
+        Err(err) => err,
+        Ok(()) => match launch.payload {
+            Payload::Exec => exec(plan, &launch.old_mask),
+            Payload::Probe(probe) => {
+                let _ = nix::unistd::close(sock);
+                let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&launch.old_mask), None);
+                let code = probe();
+                let _ = std::io::stdout().flush();
+                let _ = std::io::stderr().flush();
+                // SAFETY: ends the command process without running atexit handlers, which would
+                // act on the memory it shares with init.
+                unsafe { libc::_exit(code) }
+            }
+        },
+    };
+    // SAFETY: `sock` is this process's copy of init's socket, open until exec or exit.
+    send_report(unsafe { &BorrowedFd::borrow_raw(sock) }, &err);
+    // SAFETY: as above.
+    unsafe { libc::_exit(err.exit_code()) }
+}
+
+fn confine(plan: &Plan, take_terminal: bool) -> Result<(), SandboxError> {
+    if take_terminal {
+        // Own process group in the foreground, so an interactive shell gets job control.
+        nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0)).map_err(|e| SandboxError::process("setpgid", e))?;
+        foreground(nix::unistd::getpgrp()).map_err(|e| SandboxError::process("tcsetpgrp", e))?;
+    }
+    nix::unistd::chdir(&plan.cwd).map_err(|errno| SandboxError::Cwd { dir: plan.cwd.display().to_string(), errno })?;
+    for &(resource, soft, hard) in &plan.rlimits {
+        nix::sys::resource::setrlimit(resource, soft, hard)
+            .map_err(|errno| SandboxError::Rlimit { resource: format!("{resource:?}"), errno })?;
+    }
+    nix::sys::stat::umask(Mode::from_bits_truncate(plan.umask as libc::mode_t));
+    // Ignored signals survive execve: start the command from the defaults (Rust ignores SIGPIPE).
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for sig in Signal::iterator().filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP)) {
+        // SAFETY: installing SIG_DFL registers no Rust code as a handler.
+        let _ = unsafe { sigaction(sig, &default) };
+    }
+    drop_capabilities()?;
+    nix::sys::prctl::set_no_new_privs().map_err(|e| SandboxError::process("PR_SET_NO_NEW_PRIVS", e))
+}
+
+fn drop_capabilities() -> Result<(), SandboxError> {
+    let err = |set: &str| {
+        let set = set.to_string();
+        move |e: caps::errors::CapsError| SandboxError::Capabilities { set, reason: e.to_string() }
+    };
+    // Bounding first: dropping from it needs CAP_SETPCAP, which goes with the permitted set.
+    sys::drop_bounding_set()
+        .map_err(|e| SandboxError::Capabilities { set: "bounding".into(), reason: e.to_string() })?;
+    caps::clear(None, caps::CapSet::Ambient).map_err(err("ambient"))?;
+    caps::clear(None, caps::CapSet::Inheritable).map_err(err("inheritable"))?;
+    caps::clear(None, caps::CapSet::Permitted).map_err(err("permitted and effective"))?;
+    Ok(())
+}
+
+/// Exec the command, searching the spec's PATH like execvp; returns only on failure.
+fn exec(plan: &Plan, old_mask: &SigSet) -> SandboxError {
+    let program = plan.program();
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(old_mask), None);
+    let Some(first) = plan.args.first() else {
+        return SandboxError::InvalidSpec("process.args is empty".into());
+    };
+    let failure = |errno| match errno {
+        Errno::ENOENT | Errno::ENOTDIR => SandboxError::ExecNotFound { program: program.clone() },
+        errno => SandboxError::Exec { program: program.clone(), errno },
+    };
+    if first.as_bytes().contains(&b'/') {
+        return match nix::unistd::execve(first, &plan.args, &plan.env) {
+            Ok(never) => match never {},
+            Err(errno) => failure(errno),
+        };
+    }
+    let mut denied = None;
+    for dir in plan.search_path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let Ok(candidate) = std::ffi::CString::new(format!("{dir}/{}", first.to_string_lossy())) else { continue };
+        match nix::unistd::execve(&candidate, &plan.args, &plan.env) {
+            Err(Errno::ENOENT | Errno::ENOTDIR) => {}
+            Err(Errno::EACCES) => denied = Some(Errno::EACCES),
+            Err(errno) => return failure(errno),
+            Ok(never) => match never {},
+        }
+    }
+    failure(denied.unwrap_or(Errno::ENOENT))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::SandboxBuilder;
+
+    #[test]
+    fn multi_threaded_callers_are_refused_before_anything_happens() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || rx.recv().ok());
+        let spec = SandboxBuilder::new(["/bin/true"]).build().unwrap();
+        let err = run(&spec).unwrap_err();
+        tx.send(()).unwrap();
+        other.join().unwrap();
+        assert!(matches!(err, SandboxError::MultiThreaded { threads } if threads >= 2), "{err}");
+        assert!(err.to_string().contains("sandbox::command()"), "{err}");
+    }
+
+    #[test]
+    fn command_reexecutes_ovm_with_the_spec() {
+        let spec = SandboxBuilder::new(["/bin/true"]).preserve_fds(&[7]).build().unwrap();
+        let cmd = command_with_exe(Path::new("/opt/ovm"), &spec).unwrap();
+        assert_eq!(cmd.get_program(), "/opt/ovm");
+        let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert_eq!(args[0], EXEC_SUBCOMMAND);
+        let back: Spec = serde_json::from_str(&args[1]).unwrap();
+        assert_eq!(back, spec);
+    }
+}
