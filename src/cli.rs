@@ -36,6 +36,29 @@ pub struct Cli {
 pub enum Command {
     /// Print the project root and its configuration as ovm understood it
     Config,
+    /// Build everything for ARCH (toolchain, build tools, packages) and pack output/ARCH/initrd.cpio.gz
+    Build {
+        /// x86_64 (amd64) or aarch64 (arm64)
+        arch: Arch,
+        /// Only these packages (and their dependencies); no image is packed
+        #[arg(value_name = "PKG")]
+        packages: Vec<String>,
+        /// Build every package in the strict sandbox (the default)
+        #[arg(long, overrides_with = "no_sandbox")]
+        sandbox: bool,
+        /// Build on the host instead: no isolation, host /usr and network visible (loudly warned)
+        #[arg(long)]
+        no_sandbox: bool,
+        /// Jobs for all packages together (one GNU make jobserver); default [build] jobs, else cores
+        #[arg(short, long, value_name = "N", default_value_t = 0)]
+        jobs: usize,
+        /// Toolchain: zig, or external:DIR (default: [toolchain] in config/ovm.toml)
+        #[arg(long, value_name = "KIND")]
+        toolchain: Option<String>,
+        /// Fail at once if another ovm holds this project's lock, instead of waiting
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Fetch and verify sources into sources/ (parallel, resumable, mirror-aware, sha256-checked)
     Download {
         /// An architecture (every recipe) or package names (each with its dependencies); none: every recipe
@@ -168,5 +191,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sandbox(args) => Ok(crate::sandbox::cli::sandbox(args)),
         Command::Doctor => Ok(crate::sandbox::cli::doctor()),
         Command::SandboxExec(args) => Ok(crate::sandbox::cli::exec(args)),
+        Command::Build { arch, packages, sandbox: _, no_sandbox, jobs, toolchain, no_wait } => {
+            let project = cli.project()?;
+            let opts = crate::engine::build::BuildOptions {
+                arch: *arch,
+                packages: packages.clone(),
+                jobs: *jobs,
+                no_sandbox: *no_sandbox,
+                no_wait: *no_wait,
+                toolchain: toolchain.clone(),
+            };
+            Ok(crate::engine::report::build(&project, &opts, cli.quiet))
+        }
     }
 }

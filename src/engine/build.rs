@@ -21,7 +21,7 @@ use super::package::{self, Ctx, Equipment, Failure, Isolation, Outcome};
 use super::scheduler::{run_graph, JobSlots, NodeResult};
 use super::signature::{sha256_hex, Inputs, ENGINE_VERSION};
 use super::sstate::Sstate;
-use super::state::{StateDir, Stamp};
+use super::state::{Stamp, StateDir};
 use super::tree;
 use super::EngineError;
 
@@ -69,12 +69,12 @@ pub struct ImageReport {
 #[derive(Debug)]
 pub struct BuildFailure {
     pub failures: Vec<Failure>,
-    pub error: Option<EngineError>,
+    pub error: Option<Box<EngineError>>,
 }
 
 impl From<EngineError> for BuildFailure {
     fn from(e: EngineError) -> Self {
-        BuildFailure { failures: Vec::new(), error: Some(e) }
+        BuildFailure { failures: Vec::new(), error: Some(Box::new(e)) }
     }
 }
 
@@ -101,7 +101,12 @@ pub fn jobs(project: &Project, requested: usize) -> usize {
 }
 
 impl<'a> Run<'a> {
-    pub fn new(project: &'a Project, jobs_wanted: usize, no_sandbox: bool, quiet: bool) -> Result<Run<'a>, EngineError> {
+    pub fn new(
+        project: &'a Project,
+        jobs_wanted: usize,
+        no_sandbox: bool,
+        quiet: bool,
+    ) -> Result<Run<'a>, EngineError> {
         let recipes = RecipeSet::load(project)?;
         let fetcher = Fetcher::new(project)?;
         let slots = JobSlots::new(jobs(project, jobs_wanted)).map_err(EngineError::Jobserver)?;
@@ -200,7 +205,7 @@ pub(crate) fn build_domain(
     let index: BTreeMap<&str, usize> = list.iter().enumerate().map(|(i, r)| (r.name.as_str(), i)).collect();
     let deps: Vec<Vec<usize>> =
         list.iter().map(|r| r.depends.iter().filter_map(|d| index.get(d.as_str()).copied()).collect()).collect();
-    let results = run_graph(&deps, ctx.slots.jobs(), |i| {
+    let results: Vec<NodeResult<Box<Failure>>> = run_graph(&deps, ctx.slots.jobs(), |i| {
         let recipe = list[i];
         let dep_outputs: BTreeMap<String, String> = {
             let outs = ctx.outputs.lock().map_err(|_| poisoned(recipe))?;
@@ -365,7 +370,11 @@ pub fn build(project: &Project, opts: &BuildOptions, quiet: bool) -> Result<Buil
         if let ToolchainChoice::Zig = choice {
             plans.push((Domain::Toolchain, vec![run.zig_recipe()?], bootstrap_eq(PathBuf::new(), String::new())));
         }
-        plans.push((Domain::Tools(run.host), tools.clone(), bootstrap_eq(cur.toolchain_dir.clone(), cur.toolchain_sig.clone())));
+        plans.push((
+            Domain::Tools(run.host),
+            tools.clone(),
+            bootstrap_eq(cur.toolchain_dir.clone(), cur.toolchain_sig.clone()),
+        ));
         plans.push((Domain::Target(opts.arch), targets.clone(), cur));
         prefetch(&run, &plans)?;
     }
@@ -403,11 +412,8 @@ pub fn build(project: &Project, opts: &BuildOptions, quiet: bool) -> Result<Buil
     let outputs = build_domain(&ctx, &targets, &reports)?;
 
     // Phase 4: the image, unless only some packages were asked for.
-    let image = if opts.packages.is_empty() {
-        Some(pack_image(project, opts.arch, &targets, &outputs, &log)?)
-    } else {
-        None
-    };
+    let image =
+        if opts.packages.is_empty() { Some(pack_image(project, opts.arch, &targets, &outputs, &log)?) } else { None };
 
     let mut packages = reports.into_inner().unwrap_or_default();
     packages.sort_by(|a, b| (a.domain, &a.name).cmp(&(b.domain, &b.name)));
@@ -425,12 +431,8 @@ fn pack_image(
 ) -> Result<ImageReport, EngineError> {
     let mut req = crate::pack::request_for_project(project, arch, &crate::pack::PackOptions::default())?;
     // The packages are exactly the ones this build made, in dependency order.
-    let mut layers: Vec<crate::pack::Layer> = req
-        .layers
-        .iter()
-        .filter(|l| matches!(l.kind, crate::pack::LayerKind::Rootfs))
-        .cloned()
-        .collect();
+    let mut layers: Vec<crate::pack::Layer> =
+        req.layers.iter().filter(|l| matches!(l.kind, crate::pack::LayerKind::Rootfs)).cloned().collect();
     for r in targets {
         layers.push(crate::pack::Layer::package(r.name.clone(), project.staging_dir(arch, &r.name), false));
     }

@@ -9,6 +9,7 @@ pub mod env;
 mod error;
 pub mod lock;
 pub mod package;
+pub mod report;
 pub mod scheduler;
 pub mod signature;
 pub mod sstate;

@@ -30,7 +30,7 @@ use super::env::{self, EnvSpec, Profile};
 use super::scheduler::JobSlots;
 use super::signature::{Inputs, ENGINE_VERSION};
 use super::sstate::Sstate;
-use super::state::{self, Await, StateDir, Stamp};
+use super::state::{self, Await, Stamp, StateDir};
 use super::steps::{self, Step};
 use super::task::Task;
 use super::tree;
@@ -292,11 +292,7 @@ pub struct Verdict {
     pub stamps: Vec<Option<Stamp>>,
 }
 
-pub fn assess(
-    ctx: &Ctx<'_>,
-    recipe: &Recipe,
-    dep_outputs: &BTreeMap<String, String>,
-) -> Result<Verdict, EngineError> {
+pub fn assess(ctx: &Ctx<'_>, recipe: &Recipe, dep_outputs: &BTreeMap<String, String>) -> Result<Verdict, EngineError> {
     let pkg = recipe.name.as_str();
     let stamps: Vec<Option<Stamp>> =
         Task::ALL.iter().map(|t| ctx.states.stamp(pkg, t.name())).collect::<Result<_, _>>()?;
@@ -332,8 +328,7 @@ pub fn assess(
         break;
     }
 
-    let dirty = ctx.states.running(pkg)?.is_some()
-        || ctx.states.awaiting()?.is_some_and(|a| a.package == pkg);
+    let dirty = ctx.states.running(pkg)?.is_some() || ctx.states.awaiting()?.is_some_and(|a| a.package == pkg);
     if dirty {
         let restart = start.map_or(Task::Unpack, |s| s.min(Task::Unpack));
         if start.is_none() {
@@ -365,7 +360,8 @@ pub fn build(
     dep_outputs: &BTreeMap<String, String>,
 ) -> Result<(Outcome, String), Box<Failure>> {
     let pkg = recipe.name.as_str();
-    let fail = |task: Task, log: PathBuf, error: EngineError| Box::new(Failure { package: pkg.into(), task, log, error });
+    let fail =
+        |task: Task, log: PathBuf, error: EngineError| Box::new(Failure { package: pkg.into(), task, log, error });
     let dirs = Dirs::new(ctx, pkg);
     let verdict = assess(ctx, recipe, dep_outputs).map_err(|e| fail(Task::Fetch, dirs.logs.clone(), e))?;
     let Some(mut start) = verdict.start else {
@@ -445,9 +441,7 @@ pub fn build(
                         output: (*t == Task::Package).then(|| out.clone()),
                         duration_ms: 0,
                     };
-                    ctx.states
-                        .write_stamp(pkg, t.name(), &stamp)
-                        .map_err(|e| fail(*t, dirs.logs.clone(), e.into()))?;
+                    ctx.states.write_stamp(pkg, t.name(), &stamp).map_err(|e| fail(*t, dirs.logs.clone(), e.into()))?;
                 }
                 let _ = ctx.states.clear_running(pkg);
                 clear_await_of(ctx, pkg);
@@ -607,6 +601,7 @@ fn run_task(
                 tree::remove_all(d)?;
             }
             mkdir(&dirs.build)?;
+            mkdir(&dirs.dest)?;
             compose_sysroot(ctx, recipe, dirs)?;
             mkdir(&dirs.files)?;
             for f in &recipe.files {
@@ -627,7 +622,8 @@ fn run_task(
         Task::Install if recipe.is_prebuilt() => {
             // Used as shipped: the patched source tree is the product; wrappers make it a toolchain.
             tree::remove_all(&dirs.dest)?;
-            fs::rename(&dirs.src, &dirs.dest).map_err(|source| EngineError::Write { path: dirs.dest.clone(), source })?;
+            fs::rename(&dirs.src, &dirs.dest)
+                .map_err(|source| EngineError::Write { path: dirs.dest.clone(), source })?;
             let zig = crate::toolchain::zig::ZigToolchain::open(&dirs.dest)?;
             let made = zig.install_wrappers()?;
             write_log(log, &format!("installed {} wrappers in {}\n", made.len(), dirs.dest.join("bin").display()))
@@ -697,16 +693,10 @@ pub fn step_spec(
     for (k, v) in step_env(ctx, recipe) {
         b = b.env(k, v);
     }
-    let fds = jobserver_fds(ctx.slots);
-    if !fds.is_empty() {
-        let flags = ctx.slots.client().string_arg();
-        b = b.env("MAKEFLAGS", format!("-j --jobserver-fds={flags} --jobserver-auth={flags}")).preserve_fds(&fds);
-    }
+    let js = ctx.slots.server();
+    let (r, w) = js.fds();
+    b = b.env("MAKEFLAGS", js.makeflags()).preserve_fds(&[r, w]);
     Ok(b.build()?)
-}
-
-fn jobserver_fds(slots: &JobSlots) -> Vec<i32> {
-    slots.client().string_arg().split(',').filter_map(|s| s.parse().ok()).collect()
 }
 
 /// Runs `step` of `recipe`, appending its output to `log`; an empty step does nothing.
@@ -764,7 +754,19 @@ fn host_command(ctx: &Ctx<'_>, recipe: &Recipe, args: Vec<String>, dirs: &Dirs) 
             cmd.env(k, map(&v));
         }
     }
-    ctx.slots.client().configure_make(&mut cmd);
+    cmd.env("MAKEFLAGS", ctx.slots.server().makeflags());
+    let (r, w) = ctx.slots.server().fds();
+    // SAFETY: between fork and exec only fcntl on two descriptors this process owns.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            for fd in [r, w] {
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
     cmd.current_dir(&dirs.build);
     cmd
 }

@@ -11,24 +11,86 @@
 use std::io;
 use std::sync::{Condvar, Mutex};
 
+/// GNU make's jobserver: a pipe holding one byte per free job slot beyond the implicit one.
+///
+/// Hand-written rather than the `jobserver` crate: that crate keeps the pipe's fd numbers private
+/// and publishes them only by editing a `Command`'s environment, while a sandbox's environment is
+/// rebuilt from its OCI spec, which must name the fds (`MAKEFLAGS` and the preserved-fd list).
+pub struct Jobserver {
+    read: std::os::fd::OwnedFd,
+    write: std::os::fd::OwnedFd,
+}
+
+impl Jobserver {
+    fn new(tokens: usize) -> io::Result<Jobserver> {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+        let js = Jobserver { read, write };
+        for _ in 0..tokens {
+            js.put(b'+')?;
+        }
+        Ok(js)
+    }
+
+    /// The (read, write) descriptors, for `--jobserver-auth=R,W` and the sandbox's preserved fds.
+    pub fn fds(&self) -> (i32, i32) {
+        use std::os::fd::AsRawFd;
+        (self.read.as_raw_fd(), self.write.as_raw_fd())
+    }
+
+    /// `MAKEFLAGS` for a make that joins this jobserver (make 4.2+ reads `--jobserver-auth`).
+    pub fn makeflags(&self) -> String {
+        let (r, w) = self.fds();
+        format!("-j --jobserver-fds={r},{w} --jobserver-auth={r},{w}")
+    }
+
+    fn take(&self) -> io::Result<u8> {
+        let mut b = [0u8; 1];
+        loop {
+            match nix::unistd::read(&self.read, &mut b) {
+                Ok(1) => return Ok(b[0]),
+                Ok(_) => return Err(io::Error::other("jobserver pipe closed")),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn put(&self, b: u8) -> io::Result<()> {
+        loop {
+            match nix::unistd::write(&self.write, &[b]) {
+                Ok(1) => return Ok(()),
+                Ok(_) => return Err(io::Error::other("jobserver pipe full")),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
 /// A package-level job slot; gives itself back when dropped.
 pub struct Slot<'a> {
     slots: &'a JobSlots,
-    token: Option<jobserver::Acquired>,
+    token: Option<u8>,
 }
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        if self.token.take().is_none() {
-            if let Ok(mut free) = self.slots.implicit_free.lock() {
-                *free = true;
+        match self.token.take() {
+            Some(b) => {
+                // A token that cannot be returned only lowers parallelism for the rest of the run.
+                let _ = self.slots.server.put(b);
+            }
+            None => {
+                if let Ok(mut free) = self.slots.implicit_free.lock() {
+                    *free = true;
+                }
             }
         }
     }
 }
 
 pub struct JobSlots {
-    client: jobserver::Client,
+    server: Jobserver,
     implicit_free: Mutex<bool>,
     jobs: usize,
 }
@@ -36,7 +98,7 @@ pub struct JobSlots {
 impl JobSlots {
     pub fn new(jobs: usize) -> io::Result<JobSlots> {
         let jobs = jobs.max(1);
-        Ok(JobSlots { client: jobserver::Client::new(jobs - 1)?, implicit_free: Mutex::new(true), jobs })
+        Ok(JobSlots { server: Jobserver::new(jobs - 1)?, implicit_free: Mutex::new(true), jobs })
     }
 
     pub fn jobs(&self) -> usize {
@@ -44,8 +106,8 @@ impl JobSlots {
     }
 
     /// The jobserver every sandboxed `make` joins.
-    pub fn client(&self) -> &jobserver::Client {
-        &self.client
+    pub fn server(&self) -> &Jobserver {
+        &self.server
     }
 
     /// Blocks until a slot is free.
@@ -57,7 +119,7 @@ impl JobSlots {
                 return Ok(Slot { slots: self, token: None });
             }
         }
-        let token = self.client.acquire()?;
+        let token = self.server.take()?;
         Ok(Slot { slots: self, token: Some(token) })
     }
 }
