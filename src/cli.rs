@@ -109,6 +109,35 @@ pub enum Command {
         #[arg(long, value_name = "MIB")]
         memory: Option<u32>,
     },
+    /// What is built, stale (and which input changed), failed (await) or never built
+    Status {
+        /// x86_64 or aarch64 (default: every architecture with state)
+        arch: Option<Arch>,
+        /// Say exactly which inputs changed since each stale task last ran
+        #[arg(long)]
+        why: bool,
+    },
+    /// Forget what was built: one package, one architecture, or everything generated (not sources/)
+    Clean {
+        /// An architecture and/or package names; nothing: everything
+        #[arg(value_name = "ARCH|PKG")]
+        items: Vec<String>,
+    },
+    /// Print the OCI runtime spec (config.json) of PKG's compile sandbox
+    Spec {
+        pkg: String,
+        #[arg(long, default_value = "x86_64")]
+        arch: Arch,
+    },
+    /// A shell (or CMD) inside exactly the sandbox PKG's compile step runs in, at its build dir
+    Shell {
+        pkg: String,
+        #[arg(long, default_value = "x86_64")]
+        arch: Arch,
+        /// The command to run instead of an interactive shell
+        #[arg(last = true, value_name = "CMD")]
+        cmd: Vec<String>,
+    },
     /// Run a command in the strict build sandbox (exactly the given mounts, no network)
     Sandbox(crate::sandbox::cli::SandboxArgs),
     /// Check that this host can run the build sandbox; prints the fix for each problem
@@ -191,6 +220,38 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sandbox(args) => Ok(crate::sandbox::cli::sandbox(args)),
         Command::Doctor => Ok(crate::sandbox::cli::doctor()),
         Command::SandboxExec(args) => Ok(crate::sandbox::cli::exec(args)),
+        Command::Status { arch, why } => {
+            let project = cli.project()?;
+            let lines = crate::engine::status::collect(&project, *arch)?;
+            let all = crate::engine::status::print(&lines, *why, &mut std::io::stdout());
+            Ok(if all { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Clean { items } => {
+            let project = cli.project()?;
+            let mut arch = None;
+            let mut packages = Vec::new();
+            for item in items {
+                match item.parse::<Arch>() {
+                    Ok(a) if arch.is_none() && packages.is_empty() => arch = Some(a),
+                    _ => packages.push(item.clone()),
+                }
+            }
+            for p in crate::engine::clean::clean(&project, arch, &packages)? {
+                if !cli.quiet {
+                    println!("removed {}", p.display());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Spec { pkg, arch } => {
+            let project = cli.project()?;
+            println!("{}", crate::engine::devshell::spec(&project, pkg, *arch)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Shell { pkg, arch, cmd } => {
+            let project = cli.project()?;
+            Ok(crate::engine::devshell::shell(&project, pkg, *arch, cmd, cli.quiet)?)
+        }
         Command::Build { arch, packages, sandbox: _, no_sandbox, jobs, toolchain, no_wait } => {
             let project = cli.project()?;
             let opts = crate::engine::build::BuildOptions {

@@ -337,26 +337,36 @@ fn prefetch(run: &Run<'_>, plans: &[(Domain, Vec<&Recipe>, Equipment)]) -> Resul
     }
 }
 
-/// `ovm build`.
-pub fn build(project: &Project, opts: &BuildOptions, quiet: bool) -> Result<BuildSummary, BuildFailure> {
-    let t0 = Instant::now();
-    let _lock = ProjectLock::acquire(
+/// Takes the project lock and opens a run (recipes, fetcher, jobserver, sandbox executable).
+pub(crate) fn open_run<'a>(
+    project: &'a Project,
+    jobs: usize,
+    no_sandbox: bool,
+    no_wait: bool,
+    quiet: bool,
+) -> Result<(ProjectLock, Run<'a>), EngineError> {
+    let lock = ProjectLock::acquire(
         &project.root().join("states").join(".lock"),
-        if opts.no_wait { Wait::NoWait } else { Wait::Block },
+        if no_wait { Wait::NoWait } else { Wait::Block },
         |holder| tracing::warn!("waiting for another ovm on this project ({holder})"),
-    )
-    .map_err(EngineError::from)?;
-    let run = Run::new(project, opts.jobs, opts.no_sandbox, quiet)?;
-    let choice = run.toolchain_kind(opts.toolchain.as_deref())?;
-    let root = project.root();
-    let reports = Mutex::new(Vec::new());
-    let what = format!("ovm build {}{}", opts.arch, opts.packages.iter().map(|p| format!(" {p}")).collect::<String>());
+    )?;
+    Ok((lock, Run::new(project, jobs, no_sandbox, quiet)?))
+}
 
-    let targets = target_list(&run.recipes, &opts.packages)?;
+/// Phases 1 and 2: the toolchain and the build tools, built or reused; returns what the target
+/// packages are built with. Sources of everything stale (including `targets`) are fetched first.
+pub(crate) fn equip(
+    run: &Run<'_>,
+    choice: &ToolchainChoice,
+    arch: Arch,
+    targets: &[&Recipe],
+    what: &str,
+    reports: &Mutex<Vec<PackageReport>>,
+) -> Result<Equipment, BuildFailure> {
+    let root = run.project.root();
     let tools: Vec<&Recipe> = run.recipes.topological_order().into_iter().filter(|r| r.kind == Kind::Tools).collect();
 
-    // The host side of the toolchain: the bootstrap profile builds with host /usr visible, and
-    // zig is unpacked, never compiled.
+    // The bootstrap profile builds with host /usr visible; zig is unpacked, never compiled.
     let bootstrap_eq = |toolchain_dir: PathBuf, toolchain_sig: String| Equipment {
         toolchain_dir,
         toolchain_sig,
@@ -366,7 +376,7 @@ pub fn build(project: &Project, opts: &BuildOptions, quiet: bool) -> Result<Buil
 
     {
         let mut plans = Vec::new();
-        let cur = current_equipment(&run, &choice, opts.arch);
+        let cur = current_equipment(run, choice, arch);
         if let ToolchainChoice::Zig = choice {
             plans.push((Domain::Toolchain, vec![run.zig_recipe()?], bootstrap_eq(PathBuf::new(), String::new())));
         }
@@ -375,60 +385,73 @@ pub fn build(project: &Project, opts: &BuildOptions, quiet: bool) -> Result<Buil
             tools.clone(),
             bootstrap_eq(cur.toolchain_dir.clone(), cur.toolchain_sig.clone()),
         ));
-        plans.push((Domain::Target(opts.arch), targets.clone(), cur));
-        prefetch(&run, &plans)?;
+        plans.push((Domain::Target(arch), targets.to_vec(), cur));
+        prefetch(run, &plans)?;
     }
 
-    // Phase 1: the toolchain.
-    let (toolchain_dir, toolchain_sig) = match &choice {
+    let (toolchain_dir, toolchain_sig) = match choice {
         ToolchainChoice::Zig => {
-            let log = ContextLog::open(&Domain::Toolchain.logs(root).join("context.log"))
-                .map_err(|source| EngineError::Write { path: Domain::Toolchain.logs(root), source })?;
-            log.run_started(&what);
+            let log = open_log(root, Domain::Toolchain, what)?;
             let ctx = run.ctx(Domain::Toolchain, &log, bootstrap_eq(PathBuf::new(), String::new()));
-            let zig = run.zig_recipe()?;
-            let outs = build_domain(&ctx, &[zig], &reports)?;
+            let outs = build_domain(&ctx, &[run.zig_recipe()?], reports)?;
             (Domain::Toolchain.staging(root, "zig"), outs.get("zig").cloned().unwrap_or_default())
         }
-        ToolchainChoice::External(dir) => external_equipment(dir, opts.arch)?,
+        ToolchainChoice::External(dir) => external_equipment(dir, arch)?,
     };
 
-    // Phase 2: the build tools, for the host.
     let tools_domain = Domain::Tools(run.host);
-    let log = ContextLog::open(&tools_domain.logs(root).join("context.log"))
-        .map_err(|source| EngineError::Write { path: tools_domain.logs(root), source })?;
-    log.run_started(&what);
+    let log = open_log(root, tools_domain, what)?;
     let ctx = run.ctx(tools_domain, &log, bootstrap_eq(toolchain_dir.clone(), toolchain_sig.clone()));
-    let tool_outputs = build_domain(&ctx, &tools, &reports)?;
+    let tool_outputs = build_domain(&ctx, &tools, reports)?;
     let (tools_dir, tools_sig) = compose_tools(root, &tool_outputs)?;
+    Ok(Equipment { toolchain_dir, toolchain_sig, tools_dir: Some(tools_dir), tools_sig })
+}
 
-    // Phase 3: the target packages.
+/// `logs/DOMAIN/context.log`, with this run's header line.
+pub(crate) fn open_log(root: &Path, domain: Domain, what: &str) -> Result<ContextLog, EngineError> {
+    let dir = domain.logs(root);
+    let log = ContextLog::open(&dir.join("context.log")).map_err(|source| EngineError::Write { path: dir, source })?;
+    log.run_started(what);
+    Ok(log)
+}
+
+/// `ovm build`.
+pub fn build(project: &Project, opts: &BuildOptions, quiet: bool) -> Result<BuildSummary, BuildFailure> {
+    let t0 = Instant::now();
+    let (_lock, run) = open_run(project, opts.jobs, opts.no_sandbox, opts.no_wait, quiet)?;
+    let choice = run.toolchain_kind(opts.toolchain.as_deref())?;
+    let reports = Mutex::new(Vec::new());
+    let what = format!("ovm build {}{}", opts.arch, opts.packages.iter().map(|p| format!(" {p}")).collect::<String>());
+    let targets = target_list(&run.recipes, &opts.packages)?;
+
+    let equipment = equip(&run, &choice, opts.arch, &targets, &what, &reports)?;
+
     let domain = Domain::Target(opts.arch);
-    let log = ContextLog::open(&domain.logs(root).join("context.log"))
-        .map_err(|source| EngineError::Write { path: domain.logs(root), source })?;
-    log.run_started(&what);
-    let equipment = Equipment { toolchain_dir, toolchain_sig, tools_dir: Some(tools_dir), tools_sig };
+    let log = open_log(project.root(), domain, &what)?;
     let ctx = run.ctx(domain, &log, equipment);
     let outputs = build_domain(&ctx, &targets, &reports)?;
 
-    // Phase 4: the image, unless only some packages were asked for.
-    let image =
-        if opts.packages.is_empty() { Some(pack_image(project, opts.arch, &targets, &outputs, &log)?) } else { None };
+    // The image, unless only some packages were asked for.
+    let image = if opts.packages.is_empty() {
+        Some(pack_image(project, opts.arch, &targets, &outputs, &log)?)
+    } else {
+        None
+    };
 
     let mut packages = reports.into_inner().unwrap_or_default();
     packages.sort_by(|a, b| (a.domain, &a.name).cmp(&(b.domain, &b.name)));
     Ok(BuildSummary { packages, image, elapsed: t0.elapsed() })
 }
 
-/// Packs `rootfs/` + the target packages (dependency order) + the overlay, unless nothing that goes
-/// into the image changed since the last pack and the image is still there.
-fn pack_image(
+/// The pack request for the image of `targets` and the inputs of its signature: every layer's
+/// hash (packages by their recorded output hash, rootfs/ and the overlay by walking them), the
+/// device table, compression and SOURCE_DATE_EPOCH.
+pub(crate) fn image_plan(
     project: &Project,
     arch: Arch,
     targets: &[&Recipe],
     outputs: &BTreeMap<String, String>,
-    log: &ContextLog,
-) -> Result<ImageReport, EngineError> {
+) -> Result<(crate::pack::PackRequest, Inputs), EngineError> {
     let mut req = crate::pack::request_for_project(project, arch, &crate::pack::PackOptions::default())?;
     // The packages are exactly the ones this build made, in dependency order.
     let mut layers: Vec<crate::pack::Layer> =
@@ -453,6 +476,19 @@ fn pack_image(
         let bytes = std::fs::read(t).unwrap_or_default();
         inputs.set("device_table", sha256_hex(&bytes));
     }
+    Ok((req, inputs))
+}
+
+/// Packs `rootfs/` + the target packages (dependency order) + the overlay, unless nothing that goes
+/// into the image changed since the last pack and the image is still there.
+fn pack_image(
+    project: &Project,
+    arch: Arch,
+    targets: &[&Recipe],
+    outputs: &BTreeMap<String, String>,
+    log: &ContextLog,
+) -> Result<ImageReport, EngineError> {
+    let (req, inputs) = image_plan(project, arch, targets, outputs)?;
     let states = StateDir::new(Domain::Target(arch).states(project.root()));
     let sig = inputs.signature();
     if let Some(stamp) = states.stamp("image", "pack")? {
@@ -476,14 +512,15 @@ fn pack_image(
     Ok(ImageReport { path: out.image, manifest: out.manifest, size: out.size, sha256: out.sha256, repacked: true })
 }
 
-/// The image a pack stamp describes, if it is still there with the recorded size.
-fn existing_image(stamp: &Stamp) -> Option<ImageReport> {
+/// The image a pack stamp describes, if it is still there with the recorded size and hash.
+pub(crate) fn existing_image(stamp: &Stamp) -> Option<ImageReport> {
     let out = stamp.output.as_deref()?;
     let mut l = out.lines();
     let path = PathBuf::from(l.next()?);
     let manifest = PathBuf::from(l.next()?);
     let size: u64 = l.next()?.parse().ok()?;
     let sha256 = l.next()?.to_string();
-    let md = std::fs::metadata(&path).ok()?;
-    (md.len() == size && manifest.exists()).then_some(ImageReport { path, manifest, size, sha256, repacked: false })
+    let bytes = std::fs::read(&path).ok()?;
+    let intact = bytes.len() as u64 == size && sha256_hex(&bytes) == sha256 && manifest.exists();
+    intact.then_some(ImageReport { path, manifest, size, sha256, repacked: false })
 }

@@ -3,7 +3,9 @@
 //! parallel across packages under one jobserver, with the state kept on the host.
 
 pub mod build;
+pub mod clean;
 pub mod context_log;
+pub mod devshell;
 pub mod domain;
 pub mod env;
 mod error;
@@ -14,6 +16,7 @@ pub mod scheduler;
 pub mod signature;
 pub mod sstate;
 pub mod state;
+pub mod status;
 pub mod steps;
 pub mod task;
 pub mod tree;

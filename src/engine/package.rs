@@ -359,14 +359,27 @@ pub fn build(
     recipe: &Recipe,
     dep_outputs: &BTreeMap<String, String>,
 ) -> Result<(Outcome, String), Box<Failure>> {
+    run_until(ctx, recipe, dep_outputs, Task::Package)
+}
+
+/// Runs the stale tasks of `recipe` up to and including `last` (`ovm shell` stops after `patch`).
+pub fn run_until(
+    ctx: &Ctx<'_>,
+    recipe: &Recipe,
+    dep_outputs: &BTreeMap<String, String>,
+    last: Task,
+) -> Result<(Outcome, String), Box<Failure>> {
     let pkg = recipe.name.as_str();
     let fail =
         |task: Task, log: PathBuf, error: EngineError| Box::new(Failure { package: pkg.into(), task, log, error });
     let dirs = Dirs::new(ctx, pkg);
     let verdict = assess(ctx, recipe, dep_outputs).map_err(|e| fail(Task::Fetch, dirs.logs.clone(), e))?;
+    let reused = |v: &Verdict| {
+        let out = v.stamps[Task::Package.index()].as_ref().and_then(|s| s.output.clone()).unwrap_or_default();
+        Ok((Outcome::Reused, out))
+    };
     let Some(mut start) = verdict.start else {
-        let out = verdict.stamps[Task::Package.index()].as_ref().and_then(|s| s.output.clone()).unwrap_or_default();
-        return Ok((Outcome::Reused, out));
+        return reused(&verdict);
     };
     tracing::debug!("{}: {pkg}: starts at {start} ({})", ctx.domain, verdict.reason);
 
@@ -429,8 +442,12 @@ pub fn build(
         }
     }
 
+    if start > last {
+        return reused(&verdict);
+    }
+
     // The shared-state cache can stand in for everything from unpack to package.
-    if start <= Task::Package {
+    if last == Task::Package {
         if let Some(sstate) = &ctx.sstate {
             let psig = sig_of(Task::Package);
             if let Some(out) = restore_from_sstate(ctx, sstate, &psig, &dirs) {
@@ -452,7 +469,7 @@ pub fn build(
 
     let first = start;
     let mut output = String::new();
-    for t in Task::ALL.into_iter().filter(|t| *t >= first) {
+    for t in Task::ALL.into_iter().filter(|t| *t >= first && *t <= last) {
         let log = dirs.logs.join(format!("{t}.log"));
         let sig = sig_of(t);
         ctx.states.set_running(pkg, t.name()).map_err(|e| fail(t, log.clone(), e.into()))?;
@@ -490,6 +507,9 @@ pub fn build(
         }
     }
     let _ = ctx.states.clear_running(pkg);
+    if last < Task::Package {
+        return Ok((Outcome::Built(first), output));
+    }
     clear_await_of(ctx, pkg);
     if let Some(sstate) = &ctx.sstate {
         if let Err(e) = sstate.store(&sig_of(Task::Package), &dirs.staging, &output) {
@@ -641,6 +661,24 @@ fn run_task(
             Ok(Some(output_hash(ctx.domain, &dirs.staging)?))
         }
     }
+}
+
+/// Makes the directories a compile sandbox binds exist (for `ovm shell` on a package that was
+/// only prepared up to `patch`); an existing build dir is left as the person left it.
+pub fn ready_for_shell(ctx: &Ctx<'_>, recipe: &Recipe) -> Result<(), EngineError> {
+    let dirs = Dirs::new(ctx, &recipe.name);
+    for d in [&dirs.src, &dirs.build, &dirs.dest] {
+        mkdir(d)?;
+    }
+    tree::remove_all(&dirs.sysroot)?;
+    compose_sysroot(ctx, recipe, &dirs)?;
+    tree::remove_all(&dirs.files)?;
+    mkdir(&dirs.files)?;
+    for f in &recipe.files {
+        let to = dirs.files.join(&f.name);
+        fs::copy(&f.path, &to).map_err(|source| EngineError::Write { path: to.clone(), source })?;
+    }
+    Ok(())
 }
 
 fn compose_sysroot(ctx: &Ctx<'_>, recipe: &Recipe, dirs: &Dirs) -> Result<(), EngineError> {
