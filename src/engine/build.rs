@@ -432,11 +432,8 @@ pub fn build(project: &Project, opts: &BuildOptions, quiet: bool) -> Result<Buil
     let outputs = build_domain(&ctx, &targets, &reports)?;
 
     // The image, unless only some packages were asked for.
-    let image = if opts.packages.is_empty() {
-        Some(pack_image(project, opts.arch, &targets, &outputs, &log)?)
-    } else {
-        None
-    };
+    let image =
+        if opts.packages.is_empty() { Some(pack_image(project, opts.arch, &targets, &outputs, &log)?) } else { None };
 
     let mut packages = reports.into_inner().unwrap_or_default();
     packages.sort_by(|a, b| (a.domain, &a.name).cmp(&(b.domain, &b.name)));

@@ -22,12 +22,22 @@ use super::EngineError;
 pub enum State {
     Built,
     NeverBuilt,
-    Failed { task: String, log: String },
-    Interrupted { task: String },
+    Failed {
+        task: String,
+        log: String,
+    },
+    Interrupted {
+        task: String,
+    },
     /// Stale from `task`; `changes` lists the inputs that differ from the stamp.
-    Stale { task: String, changes: Vec<String> },
+    Stale {
+        task: String,
+        changes: Vec<String>,
+    },
     /// A dependency is not built, so this cannot be up to date either.
-    Waits { on: String },
+    Waits {
+        on: String,
+    },
 }
 
 impl State {
@@ -65,7 +75,12 @@ pub fn collect(project: &Project, arch: Option<Arch>) -> Result<Vec<Line>, Engin
     let mut blocked_by: Option<String> = None;
 
     if let ToolchainChoice::Zig = choice {
-        let eq = Equipment { toolchain_dir: Default::default(), toolchain_sig: String::new(), tools_dir: None, tools_sig: String::new() };
+        let eq = Equipment {
+            toolchain_dir: Default::default(),
+            toolchain_sig: String::new(),
+            tools_dir: None,
+            tools_sig: String::new(),
+        };
         let ctx = run.ctx(Domain::Toolchain, &log, eq);
         let zig = run.recipes.require("zig")?;
         let st = domain_status(&ctx, &[zig], &mut lines)?;
@@ -122,7 +137,10 @@ fn image_state(
         },
         Some(s) => match super::build::existing_image(&s) {
             Some(_) => State::Built,
-            None => State::Stale { task: "pack".into(), changes: vec!["the image in output/ is missing or was changed".into()] },
+            None => State::Stale {
+                task: "pack".into(),
+                changes: vec!["the image in output/ is missing or was changed".into()],
+            },
         },
     })
 }
@@ -159,11 +177,8 @@ fn package_state(ctx: &package::Ctx<'_>, r: &Recipe) -> Result<State, EngineErro
     if ctx.states.stamp(pkg, "fetch")?.is_none() && ctx.states.stamp(pkg, "package")?.is_none() {
         return Ok(State::NeverBuilt);
     }
-    let deps: BTreeMap<String, String> = r
-        .depends
-        .iter()
-        .filter_map(|d| Some((d.clone(), ctx.states.stamp(d, "package").ok()??.output?)))
-        .collect();
+    let deps: BTreeMap<String, String> =
+        r.depends.iter().filter_map(|d| Some((d.clone(), ctx.states.stamp(d, "package").ok()??.output?))).collect();
     let v = package::assess(ctx, r, &deps)?;
     Ok(match v.start {
         None => State::Built,
