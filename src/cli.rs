@@ -36,6 +36,29 @@ pub struct Cli {
 pub enum Command {
     /// Print the project root and its configuration as ovm understood it
     Config,
+    /// Build everything for ARCH (toolchain, build tools, packages) and pack output/ARCH/initrd.cpio.gz
+    Build {
+        /// x86_64 (amd64) or aarch64 (arm64)
+        arch: Arch,
+        /// Only these packages (and their dependencies); no image is packed
+        #[arg(value_name = "PKG")]
+        packages: Vec<String>,
+        /// Build every package in the strict sandbox (the default)
+        #[arg(long, overrides_with = "no_sandbox")]
+        sandbox: bool,
+        /// Build on the host instead: no isolation, host /usr and network visible (loudly warned)
+        #[arg(long)]
+        no_sandbox: bool,
+        /// Jobs for all packages together (one GNU make jobserver); default [build] jobs, else cores
+        #[arg(short, long, value_name = "N", default_value_t = 0)]
+        jobs: usize,
+        /// Toolchain: zig, or external:DIR (default: [toolchain] in config/ovm.toml)
+        #[arg(long, value_name = "KIND")]
+        toolchain: Option<String>,
+        /// Fail at once if another ovm holds this project's lock, instead of waiting
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Fetch and verify sources into sources/ (parallel, resumable, mirror-aware, sha256-checked)
     Download {
         /// An architecture (every recipe) or package names (each with its dependencies); none: every recipe
@@ -85,6 +108,35 @@ pub enum Command {
         /// Guest memory in MiB (default: [boot] memory_mib)
         #[arg(long, value_name = "MIB")]
         memory: Option<u32>,
+    },
+    /// What is built, stale (and which input changed), failed (await) or never built
+    Status {
+        /// x86_64 or aarch64 (default: every architecture with state)
+        arch: Option<Arch>,
+        /// Say exactly which inputs changed since each stale task last ran
+        #[arg(long)]
+        why: bool,
+    },
+    /// Forget what was built: one package, one architecture, or everything generated (not sources/)
+    Clean {
+        /// An architecture and/or package names; nothing: everything
+        #[arg(value_name = "ARCH|PKG")]
+        items: Vec<String>,
+    },
+    /// Print the OCI runtime spec (config.json) of PKG's compile sandbox
+    Spec {
+        pkg: String,
+        #[arg(long, default_value = "x86_64")]
+        arch: Arch,
+    },
+    /// A shell (or CMD) inside exactly the sandbox PKG's compile step runs in, at its build dir
+    Shell {
+        pkg: String,
+        #[arg(long, default_value = "x86_64")]
+        arch: Arch,
+        /// The command to run instead of an interactive shell
+        #[arg(last = true, value_name = "CMD")]
+        cmd: Vec<String>,
     },
     /// Run a command in the strict build sandbox (exactly the given mounts, no network)
     Sandbox(crate::sandbox::cli::SandboxArgs),
@@ -168,5 +220,49 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sandbox(args) => Ok(crate::sandbox::cli::sandbox(args)),
         Command::Doctor => Ok(crate::sandbox::cli::doctor()),
         Command::SandboxExec(args) => Ok(crate::sandbox::cli::exec(args)),
+        Command::Status { arch, why } => {
+            let project = cli.project()?;
+            let lines = crate::engine::status::collect(&project, *arch)?;
+            let all = crate::engine::status::print(&lines, *why, &mut std::io::stdout());
+            Ok(if all { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Clean { items } => {
+            let project = cli.project()?;
+            let mut arch = None;
+            let mut packages = Vec::new();
+            for item in items {
+                match item.parse::<Arch>() {
+                    Ok(a) if arch.is_none() && packages.is_empty() => arch = Some(a),
+                    _ => packages.push(item.clone()),
+                }
+            }
+            for p in crate::engine::clean::clean(&project, arch, &packages)? {
+                if !cli.quiet {
+                    println!("removed {}", p.display());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Spec { pkg, arch } => {
+            let project = cli.project()?;
+            println!("{}", crate::engine::devshell::spec(&project, pkg, *arch)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Shell { pkg, arch, cmd } => {
+            let project = cli.project()?;
+            Ok(crate::engine::devshell::shell(&project, pkg, *arch, cmd, cli.quiet)?)
+        }
+        Command::Build { arch, packages, sandbox: _, no_sandbox, jobs, toolchain, no_wait } => {
+            let project = cli.project()?;
+            let opts = crate::engine::build::BuildOptions {
+                arch: *arch,
+                packages: packages.clone(),
+                jobs: *jobs,
+                no_sandbox: *no_sandbox,
+                no_wait: *no_wait,
+                toolchain: toolchain.clone(),
+            };
+            Ok(crate::engine::report::build(&project, &opts, cli.quiet))
+        }
     }
 }

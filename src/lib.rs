@@ -6,6 +6,7 @@
 pub mod arch;
 pub mod boot;
 pub mod cli;
+pub mod engine;
 pub mod fetch;
 pub mod pack;
 pub mod patch;

@@ -44,11 +44,14 @@ pub struct BuildConfig {
     pub source_date_epoch: u64,
     /// Parallel jobs (packages and make jobs together); 0 means the number of cores.
     pub jobs: usize,
+    /// The shared-state cache of package outputs (BitBake's sstate), relative to the project root;
+    /// `OVM_SSTATE_DIR` overrides it. Default: `.cache/sstate`.
+    pub sstate_dir: Option<PathBuf>,
 }
 
 impl Default for BuildConfig {
     fn default() -> Self {
-        BuildConfig { source_date_epoch: DEFAULT_SOURCE_DATE_EPOCH, jobs: 0 }
+        BuildConfig { source_date_epoch: DEFAULT_SOURCE_DATE_EPOCH, jobs: 0, sstate_dir: None }
     }
 }
 

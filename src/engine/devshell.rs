@@ -1,0 +1,121 @@
+//! `ovm shell PKG` (BitBake's devshell) and `ovm spec PKG`: both are about the sandbox PKG's
+//! compile task runs in. The shell is started from the very spec the compile step gets — same
+//! mounts, same environment, cwd `/ovm/build` — with only the command (a login shell, or the
+//! user's command after `--`) and terminal pass-through changed, so what works in the shell works in
+//! the build and what fails there fails in the build.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use crate::arch::Arch;
+use crate::project::Project;
+use crate::recipe::{Kind, Recipe};
+
+use super::build::{build_domain, current_equipment, equip, open_log, open_run, Run};
+use super::context_log::ContextLog;
+use super::domain::Domain;
+use super::package::{self, Equipment};
+use super::task::Task;
+use super::EngineError;
+
+/// The domain a package builds in.
+pub fn domain_of(recipe: &Recipe, arch: Arch, host: Arch) -> Domain {
+    match recipe.kind {
+        Kind::Target => Domain::Target(arch),
+        Kind::Tools => Domain::Tools(host),
+        Kind::Toolchain => Domain::Toolchain,
+    }
+}
+
+fn equipment_for(run: &Run<'_>, domain: Domain, arch: Arch) -> Result<Equipment, EngineError> {
+    let choice = run.toolchain_kind(None)?;
+    let cur = current_equipment(run, &choice, arch);
+    Ok(match domain {
+        Domain::Target(_) => cur,
+        _ => Equipment { tools_dir: None, tools_sig: String::new(), ..cur },
+    })
+}
+
+/// `ovm spec PKG`: the OCI runtime spec of PKG's compile sandbox, as JSON.
+pub fn spec(project: &Project, pkg: &str, arch: Arch) -> Result<String, EngineError> {
+    let run = Run::new(project, 0, false, true)?;
+    let recipe = run.recipes.require(pkg)?;
+    let domain = domain_of(recipe, arch, run.host);
+    let eq = equipment_for(&run, domain, arch)?;
+    let log = ContextLog::open(std::path::Path::new("/dev/null"))
+        .map_err(|source| EngineError::Write { path: "/dev/null".into(), source })?;
+    let ctx = run.ctx(domain, &log, eq);
+    let script = package::step_script(recipe, super::steps::Step::Compile).unwrap_or_default();
+    let spec = package::step_spec(&ctx, recipe, vec!["/bin/sh".into(), "-ec".into(), script], false)?;
+    Ok(crate::sandbox::to_json(&spec)?)
+}
+
+/// `ovm shell PKG [-- CMD…]`: builds what PKG needs (toolchain, build tools, its dependencies),
+/// prepares PKG up to `patch`, and runs CMD — or an interactive shell — in its compile sandbox.
+/// The project stays locked while the shell runs, so no build can pull the work dir away.
+pub fn shell(project: &Project, pkg: &str, arch: Arch, cmd: &[String], quiet: bool) -> Result<ExitCode, EngineError> {
+    let (_lock, run) = open_run(project, 0, false, false, quiet)?;
+    let recipe = run.recipes.require(pkg)?;
+    let domain = domain_of(recipe, arch, run.host);
+    let what = format!("ovm shell {pkg}");
+    let reports = Mutex::new(Vec::new());
+    let deps: Vec<&Recipe> = run
+        .recipes
+        .closure(std::slice::from_ref(&recipe.name))?
+        .into_iter()
+        .filter(|r| r.name != recipe.name)
+        .collect();
+    let failed = |f: super::build::BuildFailure| {
+        let mut err = std::io::stderr();
+        for x in &f.failures {
+            package::report_failure(x, &mut err);
+        }
+        f.error.map(|e| *e).unwrap_or(EngineError::Failed(f.failures.len()))
+    };
+
+    let eq = match domain {
+        Domain::Target(_) => {
+            let choice = run.toolchain_kind(None)?;
+            let mut wanted = deps.clone();
+            wanted.push(recipe);
+            equip(&run, &choice, arch, &wanted, &what, &reports).map_err(failed)?
+        }
+        // Tools and toolchain parts build with what exists; building them first would be circular.
+        _ => equipment_for(&run, domain, arch)?,
+    };
+    let log = open_log(project.root(), domain, &what)?;
+    let ctx = run.ctx(domain, &log, eq);
+    let dep_outputs: BTreeMap<String, String> = build_domain(&ctx, &deps, &reports).map_err(failed)?;
+    package::run_until(&ctx, recipe, &dep_outputs, Task::Patch).map_err(|f| {
+        package::report_failure(&f, &mut std::io::stderr());
+        f.error
+    })?;
+    package::ready_for_shell(&ctx, recipe)?;
+
+    let interactive = std::io::stdin().is_terminal();
+    let args: Vec<String> = if cmd.is_empty() {
+        if !interactive {
+            tracing::warn!("stdin is not a terminal: the shell reads commands from it");
+        }
+        vec!["/bin/sh".into(), "-l".into()]
+    } else {
+        cmd.to_vec()
+    };
+    let mut spec = package::step_spec(&ctx, recipe, args, interactive)?;
+    if let Some(p) = spec.process_mut() {
+        let mut env = p.env().clone().unwrap_or_default();
+        env.push(format!("PS1=[ovm {domain} {pkg}] \\w \\$ "));
+        p.set_env(Some(env));
+    }
+    if !quiet {
+        eprintln!(
+            "ovm: {pkg}: entering its build sandbox ({domain}); /ovm/src, /ovm/build, /ovm/dest are writable, changes stay"
+        );
+    }
+    let mut command = crate::sandbox::command(&spec)?;
+    let status = command.status().map_err(|source| EngineError::Spawn { what: "shell".into(), source })?;
+    let code = status.code().unwrap_or(1);
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}

@@ -1,0 +1,83 @@
+//! A *domain* is one set of packages built together for one architecture in one sandbox profile,
+//! with its own `work/`, `states/`, `staging/` and `logs/` subdirectory:
+//!
+//! * `tools` — the build tools (static busybox, static GNU make) for the host architecture, built in
+//!   the `toolchain` profile (host /usr read-only, no network), composed into `toolchain/tools/`.
+//! * `x86_64`, `aarch64` — the target packages, built in the strict `package` profile.
+//! * `toolchain` — the cross toolchain itself (the zig wheel; later gcc's parts).
+//!
+//! Keeping them apart is what lets one `busybox` recipe name exist both as a target package and as a
+//! build tool, and lets aarch64 reuse the build tools made for x86_64.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::arch::Arch;
+use crate::recipe::Kind;
+
+use super::env::Profile;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Domain {
+    Toolchain,
+    Tools(Arch),
+    Target(Arch),
+}
+
+impl Domain {
+    /// The directory name under work/, states/, staging/, logs/.
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Domain::Toolchain => "toolchain",
+            Domain::Tools(_) => "tools",
+            Domain::Target(a) => a.name(),
+        }
+    }
+
+    /// The architecture the packages of this domain are compiled for.
+    pub fn arch(self) -> Arch {
+        match self {
+            Domain::Toolchain => Arch::host().unwrap_or(Arch::X86_64),
+            Domain::Tools(a) | Domain::Target(a) => a,
+        }
+    }
+
+    pub fn kind(self) -> Kind {
+        match self {
+            Domain::Toolchain => Kind::Toolchain,
+            Domain::Tools(_) => Kind::Tools,
+            Domain::Target(_) => Kind::Target,
+        }
+    }
+
+    pub fn profile(self) -> Profile {
+        match self {
+            Domain::Target(_) => Profile::Package,
+            Domain::Toolchain | Domain::Tools(_) => Profile::Toolchain,
+        }
+    }
+
+    pub fn work(self, root: &Path, pkg: &str) -> PathBuf {
+        root.join("work").join(self.dir_name()).join(pkg)
+    }
+    pub fn states(self, root: &Path) -> PathBuf {
+        root.join("states").join(self.dir_name())
+    }
+    /// Where a package's output is committed. Toolchain parts are committed straight into
+    /// `toolchain/NAME` (the zig toolchain is `toolchain/zig`), which is what gets bound.
+    pub fn staging(self, root: &Path, pkg: &str) -> PathBuf {
+        match self {
+            Domain::Toolchain => root.join("toolchain").join(pkg),
+            _ => root.join("staging").join(self.dir_name()).join(pkg),
+        }
+    }
+    pub fn logs(self, root: &Path) -> PathBuf {
+        root.join("logs").join(self.dir_name())
+    }
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.dir_name())
+    }
+}

@@ -1,0 +1,142 @@
+//! The environment every sandboxed step sees. It is fixed, complete and written down here, because
+//! anything a build can read is an input: the sandbox clears the caller's environment entirely,
+//! and this list (plus the recipe's own `env`) is all there is. Values name only in-sandbox paths.
+
+use crate::arch::Arch;
+
+/// Where the tools live inside every sandbox (see COMMON conventions / README "Sandbox layout").
+pub const TOOLCHAIN_DIR: &str = "/ovm/toolchain";
+pub const TOOLS_DIR: &str = "/ovm/tools";
+pub const SRC_DIR: &str = "/ovm/src";
+pub const BUILD_DIR: &str = "/ovm/build";
+pub const DEST_DIR: &str = "/ovm/dest";
+pub const SYSROOT_DIR: &str = "/ovm/sysroot";
+pub const FILES_DIR: &str = "/ovm/files";
+pub const CACHE_DIR: &str = "/ovm/cache";
+
+/// Which host things a step may see; decides PATH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// Strict: only /ovm/tools and /ovm/toolchain; no host /usr at all.
+    Package,
+    /// Bootstrap of the build tools (and later gcc): host /usr read-only, still no network.
+    Toolchain,
+}
+
+pub struct EnvSpec<'a> {
+    pub target: Arch,
+    pub host: Arch,
+    pub profile: Profile,
+    pub jobs: usize,
+    pub source_date_epoch: u64,
+    /// The recipe's `env`, applied last so a recipe can override a default (not PATH).
+    pub recipe_env: &'a [(String, String)],
+}
+
+/// The complete environment, sorted by name (a stable order keeps specs diffable).
+pub fn build_env(spec: &EnvSpec<'_>) -> Vec<(String, String)> {
+    let t = spec.target.musl_triple();
+    let h = spec.host.musl_triple();
+    let path = match spec.profile {
+        Profile::Package => format!("{TOOLS_DIR}/bin:{TOOLCHAIN_DIR}/bin"),
+        Profile::Toolchain => format!("{TOOLCHAIN_DIR}/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"),
+    };
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), path),
+        ("HOME".into(), "/tmp".into()),
+        ("LC_ALL".into(), "C".into()),
+        ("LANG".into(), "C".into()),
+        ("TZ".into(), "UTC".into()),
+        ("SHELL".into(), "/bin/sh".into()),
+        ("TERM".into(), "dumb".into()),
+        ("SOURCE_DATE_EPOCH".into(), spec.source_date_epoch.to_string()),
+        // kconfig trees embed the build time and user unless told otherwise.
+        ("KCONFIG_NOTIMESTAMP".into(), "1".into()),
+        ("KBUILD_BUILD_TIMESTAMP".into(), "@".to_string() + &spec.source_date_epoch.to_string()),
+        ("KBUILD_BUILD_USER".into(), "ovm".into()),
+        ("KBUILD_BUILD_HOST".into(), "ovm".into()),
+        ("ARCH".into(), spec.target.kernel_arch().into()),
+        ("TARGET".into(), t.into()),
+        ("BUILD_TRIPLE".into(), h.into()),
+        ("CROSS_COMPILE".into(), format!("{t}-")),
+        ("CC".into(), format!("{t}-cc")),
+        ("CXX".into(), format!("{t}-c++")),
+        ("AR".into(), format!("{t}-ar")),
+        ("RANLIB".into(), format!("{t}-ranlib")),
+        ("NM".into(), format!("{t}-nm")),
+        ("STRIP".into(), format!("{t}-strip")),
+        ("OBJCOPY".into(), format!("{t}-objcopy")),
+        ("LD".into(), format!("{t}-ld")),
+        ("HOSTCC".into(), format!("{h}-cc")),
+        ("HOSTCXX".into(), format!("{h}-c++")),
+        ("CFLAGS".into(), "-Os".into()),
+        ("CPPFLAGS".into(), format!("-isystem {SYSROOT_DIR}/usr/include")),
+        ("LDFLAGS".into(), format!("-L{SYSROOT_DIR}/usr/lib")),
+        ("PKG_CONFIG_SYSROOT_DIR".into(), SYSROOT_DIR.into()),
+        ("PKG_CONFIG_LIBDIR".into(), format!("{SYSROOT_DIR}/usr/lib/pkgconfig")),
+        ("SYSROOT".into(), SYSROOT_DIR.into()),
+        ("SRC".into(), SRC_DIR.into()),
+        ("BUILD".into(), BUILD_DIR.into()),
+        ("DESTDIR".into(), DEST_DIR.into()),
+        ("FILES".into(), FILES_DIR.into()),
+        ("JOBS".into(), spec.jobs.to_string()),
+        ("ZIG_GLOBAL_CACHE_DIR".into(), format!("{CACHE_DIR}/zig")),
+        ("ZIG_LOCAL_CACHE_DIR".into(), format!("{CACHE_DIR}/zig")),
+    ];
+    for (k, v) in spec.recipe_env {
+        if k == "PATH" {
+            continue;
+        }
+        match env.iter_mut().find(|(ek, _)| ek == k) {
+            Some(slot) => slot.1 = v.clone(),
+            None => env.push((k.clone(), v.clone())),
+        }
+    }
+    env.sort();
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(recipe_env: &[(String, String)]) -> EnvSpec<'_> {
+        EnvSpec {
+            target: Arch::Aarch64,
+            host: Arch::X86_64,
+            profile: Profile::Package,
+            jobs: 2,
+            source_date_epoch: 42,
+            recipe_env,
+        }
+    }
+
+    fn get<'a>(env: &'a [(String, String)], k: &str) -> Option<&'a str> {
+        env.iter().find(|(ek, _)| ek == k).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn cross_and_host_compilers_are_distinct() {
+        let env = build_env(&spec(&[]));
+        assert_eq!(get(&env, "CC"), Some("aarch64-linux-musl-cc"));
+        assert_eq!(get(&env, "HOSTCC"), Some("x86_64-linux-musl-cc"));
+        assert_eq!(get(&env, "ARCH"), Some("arm64"));
+        assert_eq!(get(&env, "PATH"), Some("/ovm/tools/bin:/ovm/toolchain/bin"));
+        assert_eq!(get(&env, "SOURCE_DATE_EPOCH"), Some("42"));
+    }
+
+    #[test]
+    fn recipe_env_overrides_defaults_but_not_path() {
+        let extra = vec![("CFLAGS".to_string(), "-O2".to_string()), ("PATH".into(), "/usr/bin".into())];
+        let env = build_env(&spec(&extra));
+        assert_eq!(get(&env, "CFLAGS"), Some("-O2"));
+        assert_eq!(get(&env, "PATH"), Some("/ovm/tools/bin:/ovm/toolchain/bin"));
+    }
+
+    #[test]
+    fn no_value_names_a_host_path() {
+        for (k, v) in build_env(&spec(&[])) {
+            assert!(!v.contains("/home") && !v.contains("/root") && !v.contains("/work"), "{k}={v}");
+        }
+    }
+}

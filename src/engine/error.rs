@@ -1,0 +1,53 @@
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can stop a build; each variant names the package, file or step involved.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Recipe(#[from] crate::recipe::RecipeError),
+    #[error(transparent)]
+    Fetch(#[from] crate::fetch::FetchError),
+    #[error(transparent)]
+    Unpack(#[from] crate::unpack::UnpackError),
+    #[error(transparent)]
+    Patch(#[from] crate::patch::PatchError),
+    #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::SandboxError),
+    #[error(transparent)]
+    Toolchain(#[from] crate::toolchain::ToolchainError),
+    #[error(transparent)]
+    Pack(#[from] crate::pack::PackError),
+    #[error(transparent)]
+    State(#[from] super::state::StateError),
+    #[error(transparent)]
+    Tree(#[from] super::tree::TreeError),
+    #[error(transparent)]
+    Lock(#[from] super::lock::LockError),
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("jobserver: {0}")]
+    Jobserver(io::Error),
+    #[error("cannot start the {what} step: {source}")]
+    Spawn { what: String, source: io::Error },
+    #[error("{package}: the {step} step failed ({})", match .status { Some(125) => "the sandbox could not be set up: see the log".to_string(), Some(c) => format!("exit status {c}"), None => "killed by a signal".to_string() })]
+    StepFailed { package: String, step: String, status: Option<i32> },
+    #[error("{package}: depends on `{dep}`, whose output is not staged")]
+    MissingDependency { package: String, dep: String },
+    #[error("{package}: {file} in sources/ is not the file the fetch recorded; run the build again to refetch")]
+    SourceChanged { package: String, file: String },
+    #[error("shared-state entry {sig} does not match its recorded hash")]
+    SstateMismatch { sig: String },
+    #[error("no host architecture: ovm runs on x86_64 or aarch64 hosts")]
+    UnsupportedHost,
+    #[error("toolchain `{0}` is not supported: use zig, gcc or external (with path = DIR)")]
+    UnknownToolchain(String),
+    #[error("external toolchain {dir}: {reason}")]
+    ExternalToolchain { dir: PathBuf, reason: String },
+    #[error("{0} package(s) failed")]
+    Failed(usize),
+    #[error("internal error: {0}")]
+    Internal(String),
+}

@@ -1,0 +1,24 @@
+//! The build engine: recipes become per-package task chains (fetch → unpack → patch → configure →
+//! compile → install → package), each task guarded by a signature stamp, run in the sandbox, in
+//! parallel across packages under one jobserver, with the state kept on the host.
+
+pub mod build;
+pub mod clean;
+pub mod context_log;
+pub mod devshell;
+pub mod domain;
+pub mod env;
+mod error;
+pub mod lock;
+pub mod package;
+pub mod report;
+pub mod scheduler;
+pub mod signature;
+pub mod sstate;
+pub mod state;
+pub mod status;
+pub mod steps;
+pub mod task;
+pub mod tree;
+
+pub use error::EngineError;

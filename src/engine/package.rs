@@ -1,0 +1,831 @@
+//! Building one package: decide which of its tasks are stale, then run them in order, in the
+//! sandbox where they compile, with stamps, logs, the `running` marker and the `await` marker.
+//!
+//! Where a package resumes:
+//! * the first task whose stamp is missing or whose signature differs from the one computed now;
+//! * but a task can only run on the work dir its predecessor left: `work/D/PKG/.ovm-work` records the
+//!   signatures of the tasks done in this work dir; if the predecessor's is not there (work dir
+//!   wiped, or made by another recipe), the package restarts at `unpack`;
+//! * a package whose `running` marker survived (ovm was killed) or that is named by `await` (it
+//!   failed) has a dirty work dir: it is thrown away and the package restarts at `unpack`;
+//! * nothing stale: the staged output must still hash to what the `package` stamp recorded, else it
+//!   was damaged behind ovm's back and the package is rebuilt.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fetch::{Fetcher, Variant};
+use crate::recipe::{Recipe, Style};
+use crate::sandbox::{self, SandboxBuilder};
+
+use super::context_log::ContextLog;
+use super::domain::Domain;
+use super::env::{self, EnvSpec, Profile};
+use super::scheduler::JobSlots;
+use super::signature::{Inputs, ENGINE_VERSION};
+use super::sstate::Sstate;
+use super::state::{self, Await, Stamp, StateDir};
+use super::steps::{self, Step};
+use super::task::Task;
+use super::tree;
+use super::EngineError;
+
+/// How steps run: in the sandbox (the default) or, when the user opted out loudly, on the host.
+#[derive(Debug, Clone)]
+pub enum Isolation {
+    Sandbox { exe: PathBuf },
+    Host,
+}
+
+/// The toolchain and build tools a domain builds with, as host paths plus their signatures.
+#[derive(Debug, Clone)]
+pub struct Equipment {
+    /// Bound at /ovm/toolchain.
+    pub toolchain_dir: PathBuf,
+    pub toolchain_sig: String,
+    /// Bound at /ovm/tools; `None` while the tools themselves are being built.
+    pub tools_dir: Option<PathBuf>,
+    pub tools_sig: String,
+}
+
+/// Everything shared by the packages of one domain in one run.
+pub struct Ctx<'a> {
+    pub root: &'a Path,
+    pub domain: Domain,
+    pub host: crate::arch::Arch,
+    pub fetcher: &'a Fetcher,
+    pub slots: &'a JobSlots,
+    pub log: &'a ContextLog,
+    pub states: StateDir,
+    pub isolation: Isolation,
+    pub equipment: Equipment,
+    /// Host dir bound at /ovm/cache (the zig cache lives there).
+    pub cache_dir: PathBuf,
+    pub sstate: Option<Sstate>,
+    pub source_date_epoch: u64,
+    /// Output hashes of every package of this domain finished in this run (or reused).
+    pub outputs: std::sync::Mutex<BTreeMap<String, String>>,
+    pub quiet: bool,
+}
+
+/// How a package ended up built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing was stale.
+    Reused,
+    /// Installed from the shared-state cache.
+    FromCache,
+    /// Tasks ran, starting at this one.
+    Built(Task),
+}
+
+/// A failed task, for the summary and the await marker.
+#[derive(Debug)]
+pub struct Failure {
+    pub package: String,
+    pub task: Task,
+    pub log: PathBuf,
+    pub error: EngineError,
+}
+
+/// Signatures of the tasks done in a work dir, in `work/D/PKG/.ovm-work`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct WorkState {
+    done: BTreeMap<String, String>,
+}
+
+const WORK_STATE: &str = ".ovm-work";
+
+struct Dirs {
+    work: PathBuf,
+    src: PathBuf,
+    build: PathBuf,
+    dest: PathBuf,
+    sysroot: PathBuf,
+    files: PathBuf,
+    staging: PathBuf,
+    logs: PathBuf,
+}
+
+impl Dirs {
+    fn new(ctx: &Ctx<'_>, pkg: &str) -> Dirs {
+        let work = ctx.domain.work(ctx.root, pkg);
+        Dirs {
+            src: work.join("src"),
+            build: work.join("build"),
+            dest: work.join("dest"),
+            sysroot: work.join("sysroot"),
+            files: work.join("files"),
+            staging: ctx.domain.staging(ctx.root, pkg),
+            logs: ctx.domain.logs(ctx.root).join(pkg),
+            work,
+        }
+    }
+}
+
+/// The inputs of every task of `recipe`, given what is known now. `fetched` is the sha256 actually
+/// fetched for each source (from this run's fetch, or the fetch stamp); `None` when unknown, in
+/// which case tasks from `unpack` on have no signature yet (they are stale by definition).
+pub struct Signatures {
+    pub inputs: Vec<Option<Inputs>>,
+}
+
+impl Signatures {
+    pub fn sig(&self, t: Task) -> Option<String> {
+        self.inputs[t.index()].as_ref().map(Inputs::signature)
+    }
+}
+
+pub fn step_script(recipe: &Recipe, step: Step) -> Option<String> {
+    let build = recipe.build.as_ref()?;
+    let snippet = match step {
+        Step::Configure => &build.configure,
+        Step::Compile => &build.compile,
+        Step::Install => &build.install,
+    };
+    if let Some(s) = snippet {
+        return Some(s.clone());
+    }
+    let style = match build.style {
+        Style::Autotools => steps::Style::Autotools,
+        Style::Make => steps::Style::Make,
+        Style::Kbuild => steps::Style::Kbuild,
+        Style::Custom => steps::Style::Custom,
+    };
+    let kconfig = recipe.files.iter().map(|f| f.name.as_str()).find(|n| n.ends_with(".config"));
+    steps::default_script(style, step, &build.configure_args, &build.make_args, kconfig)
+}
+
+/// The full environment of a step of `recipe` in this domain.
+pub fn step_env(ctx: &Ctx<'_>, recipe: &Recipe) -> Vec<(String, String)> {
+    let recipe_env: Vec<(String, String)> =
+        recipe.build.as_ref().map(|b| b.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+    env::build_env(&EnvSpec {
+        target: ctx.domain.arch(),
+        host: ctx.host,
+        profile: ctx.domain.profile(),
+        jobs: ctx.slots.jobs(),
+        source_date_epoch: ctx.source_date_epoch,
+        recipe_env: &recipe_env,
+    })
+}
+
+pub fn signatures(
+    ctx: &Ctx<'_>,
+    recipe: &Recipe,
+    dep_outputs: &BTreeMap<String, String>,
+    fetched: Option<&[String]>,
+) -> Result<Signatures, EngineError> {
+    let mut all: Vec<Option<Inputs>> = Vec::with_capacity(Task::ALL.len());
+
+    let mut fetch = Inputs::new();
+    for (i, s) in recipe.sources.iter().enumerate() {
+        fetch.set(format!("source.{i}.sha256"), &s.primary.sha256);
+        for (j, a) in s.alternatives.iter().enumerate() {
+            fetch.set(format!("source.{i}.alternative.{j}.sha256"), &a.artifact.sha256);
+        }
+    }
+    let fetch_sig = fetch.signature();
+    all.push(Some(fetch));
+
+    let Some(fetched) = fetched else {
+        all.extend((1..Task::ALL.len()).map(|_| None));
+        return Ok(Signatures { inputs: all });
+    };
+
+    let mut unpack = Inputs::new();
+    unpack.set("fetch", &fetch_sig).set("engine", ENGINE_VERSION).set("domain", ctx.domain.dir_name());
+    for (i, s) in recipe.sources.iter().enumerate() {
+        unpack.set(format!("source.{i}.fetched"), fetched.get(i).map(String::as_str).unwrap_or("?"));
+        unpack.set(format!("source.{i}.dest"), s.dest.to_string_lossy());
+        unpack.set(format!("source.{i}.strip"), s.strip.to_string());
+        unpack.set(format!("source.{i}.unpack"), s.unpack.to_string());
+    }
+    let unpack_sig = unpack.signature();
+    all.push(Some(unpack));
+
+    let mut patch = Inputs::new();
+    patch.set("unpack", &unpack_sig);
+    for (i, p) in recipe.patches.iter().enumerate() {
+        let bytes = fs::read(p).map_err(|source| EngineError::Read { path: p.clone(), source })?;
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        patch.set_bytes(format!("patch.{i}.{name}"), &bytes);
+    }
+    let patch_sig = patch.signature();
+    all.push(Some(patch));
+
+    let mut configure = Inputs::new();
+    configure.set("patch", &patch_sig);
+    if let Some(b) = &recipe.build {
+        configure.set("build.style", b.style.name());
+    }
+    configure.set("script.configure", step_script(recipe, Step::Configure).unwrap_or_default());
+    for (k, v) in step_env(ctx, recipe) {
+        // -j never changes what is built; everything else in the environment may.
+        if k != "JOBS" {
+            configure.set(format!("env.{k}"), v);
+        }
+    }
+    for f in &recipe.files {
+        let bytes = fs::read(&f.path).map_err(|source| EngineError::Read { path: f.path.clone(), source })?;
+        configure.set_bytes(format!("file.{}", f.name), &bytes);
+    }
+    configure.set("toolchain", &ctx.equipment.toolchain_sig);
+    configure.set("tools", &ctx.equipment.tools_sig);
+    for d in &recipe.depends {
+        configure.set(format!("dep.{d}"), dep_outputs.get(d).map(String::as_str).unwrap_or("?"));
+    }
+    configure.set("isolation", if matches!(ctx.isolation, Isolation::Host) { "host" } else { "sandbox" });
+    let configure_sig = configure.signature();
+    all.push(Some(configure));
+
+    let mut compile = Inputs::new();
+    compile.set("configure", &configure_sig);
+    compile.set("script.compile", step_script(recipe, Step::Compile).unwrap_or_default());
+    let compile_sig = compile.signature();
+    all.push(Some(compile));
+
+    let mut install = Inputs::new();
+    install.set("compile", &compile_sig);
+    install.set("script.install", step_script(recipe, Step::Install).unwrap_or_default());
+    let install_sig = install.signature();
+    all.push(Some(install));
+
+    let mut package = Inputs::new();
+    package.set("install", &install_sig);
+    all.push(Some(package));
+
+    Ok(Signatures { inputs: all })
+}
+
+/// The sha256 per source recorded by the last fetch, if its stamp is current.
+fn fetched_from_stamp(stamp: Option<&Stamp>, fetch_sig: &str) -> Option<Vec<String>> {
+    let s = stamp?;
+    if s.signature != fetch_sig {
+        return None;
+    }
+    let out = s.output.as_deref()?;
+    Some(if out.is_empty() { Vec::new() } else { out.split(',').map(str::to_string).collect() })
+}
+
+/// Output hash of a staged tree. The toolchain (340 MB of zig) is identified by its own signature,
+/// which reads the wheel's RECORD of per-file hashes instead of re-hashing every byte.
+pub fn output_hash(domain: Domain, staged: &Path) -> Result<String, EngineError> {
+    match domain {
+        Domain::Toolchain => Ok(crate::toolchain::zig::ZigToolchain::open(staged)?.signature()?),
+        _ => Ok(tree::hash_tree(staged)?),
+    }
+}
+
+/// Where a package must start, and why (for `ovm status --why` and the log).
+pub struct Verdict {
+    pub start: Option<Task>,
+    pub reason: String,
+    pub fetched: Option<Vec<String>>,
+    pub sigs: Signatures,
+    pub stamps: Vec<Option<Stamp>>,
+}
+
+pub fn assess(ctx: &Ctx<'_>, recipe: &Recipe, dep_outputs: &BTreeMap<String, String>) -> Result<Verdict, EngineError> {
+    let pkg = recipe.name.as_str();
+    let stamps: Vec<Option<Stamp>> =
+        Task::ALL.iter().map(|t| ctx.states.stamp(pkg, t.name())).collect::<Result<_, _>>()?;
+    let first = signatures(ctx, recipe, dep_outputs, None)?;
+    let fetch_sig = first.sig(Task::Fetch).unwrap_or_default();
+    let fetched = fetched_from_stamp(stamps[0].as_ref(), &fetch_sig);
+    let sigs = match &fetched {
+        Some(f) => signatures(ctx, recipe, dep_outputs, Some(f))?,
+        None => first,
+    };
+
+    let mut start = None;
+    let mut reason = String::new();
+    for t in Task::ALL {
+        let want = sigs.sig(t);
+        match (&stamps[t.index()], want) {
+            (None, _) => {
+                start = Some(t);
+                reason = format!("{t} never ran");
+            }
+            (Some(_), None) => {
+                start = Some(t);
+                reason = format!("{t} waits for a new fetch");
+            }
+            (Some(s), Some(w)) if s.signature != w => {
+                start = Some(t);
+                let new = sigs.inputs[t.index()].clone().unwrap_or_default();
+                let changes: Vec<String> = new.diff(&s.inputs).iter().map(ToString::to_string).collect();
+                reason = format!("{t}: {}", changes.join("; "));
+            }
+            _ => continue,
+        }
+        break;
+    }
+
+    let dirty = ctx.states.running(pkg)?.is_some() || ctx.states.awaiting()?.is_some_and(|a| a.package == pkg);
+    if dirty {
+        let restart = start.map_or(Task::Unpack, |s| s.min(Task::Unpack));
+        if start.is_none() {
+            reason = "an earlier run stopped inside this package: its work dir is discarded".into();
+        }
+        start = Some(restart);
+    }
+
+    if start.is_none() {
+        let recorded = stamps[Task::Package.index()].as_ref().and_then(|s| s.output.clone());
+        let staged = Dirs::new(ctx, pkg).staging;
+        let actual = if staged.is_dir() { Some(output_hash(ctx.domain, &staged)?) } else { None };
+        if actual.is_none() || actual != recorded {
+            start = Some(Task::Unpack);
+            reason = if actual.is_none() {
+                format!("{} is missing", staged.display())
+            } else {
+                format!("{} does not match its recorded hash (changed behind ovm's back)", staged.display())
+            };
+        }
+    }
+    Ok(Verdict { start, reason, fetched, sigs, stamps })
+}
+
+/// Builds `recipe` if needed; returns how, and its output hash.
+pub fn build(
+    ctx: &Ctx<'_>,
+    recipe: &Recipe,
+    dep_outputs: &BTreeMap<String, String>,
+) -> Result<(Outcome, String), Box<Failure>> {
+    run_until(ctx, recipe, dep_outputs, Task::Package)
+}
+
+/// Runs the stale tasks of `recipe` up to and including `last` (`ovm shell` stops after `patch`).
+pub fn run_until(
+    ctx: &Ctx<'_>,
+    recipe: &Recipe,
+    dep_outputs: &BTreeMap<String, String>,
+    last: Task,
+) -> Result<(Outcome, String), Box<Failure>> {
+    let pkg = recipe.name.as_str();
+    let fail =
+        |task: Task, log: PathBuf, error: EngineError| Box::new(Failure { package: pkg.into(), task, log, error });
+    let dirs = Dirs::new(ctx, pkg);
+    let verdict = assess(ctx, recipe, dep_outputs).map_err(|e| fail(Task::Fetch, dirs.logs.clone(), e))?;
+    let reused = |v: &Verdict| {
+        let out = v.stamps[Task::Package.index()].as_ref().and_then(|s| s.output.clone()).unwrap_or_default();
+        Ok((Outcome::Reused, out))
+    };
+    let Some(mut start) = verdict.start else {
+        return reused(&verdict);
+    };
+    tracing::debug!("{}: {pkg}: starts at {start} ({})", ctx.domain, verdict.reason);
+
+    let _slot = ctx.slots.acquire().map_err(|e| fail(start, dirs.logs.clone(), EngineError::Jobserver(e)))?;
+
+    // Fetch (or confirm the recorded fetch is still usable).
+    let mut fetched = verdict.fetched.clone();
+    if start == Task::Fetch || fetched.is_none() {
+        let log = dirs.logs.join("fetch.log");
+        let sigs = signatures(ctx, recipe, dep_outputs, None).map_err(|e| fail(Task::Fetch, log.clone(), e))?;
+        let sig = sigs.sig(Task::Fetch).unwrap_or_default();
+        let t0 = Instant::now();
+        ctx.log.start(ctx.domain.dir_name(), pkg, "fetch", &sig);
+        let mut used = Vec::new();
+        for s in &recipe.sources {
+            match ctx.fetcher.ensure(s) {
+                Ok(f) => {
+                    if let Variant::Alternative { version, .. } = &f.variant {
+                        tracing::warn!("{pkg}: using alternative source {} (version {version})", f.file);
+                    }
+                    used.push(f.sha256);
+                }
+                Err(e) => {
+                    ctx.log.failed(ctx.domain.dir_name(), pkg, "fetch", t0.elapsed(), &log);
+                    let _ = write_log(&log, &e.to_string());
+                    return Err(fail(Task::Fetch, log, EngineError::Fetch(e)));
+                }
+            }
+        }
+        let stamp = Stamp {
+            signature: sig.clone(),
+            inputs: sigs.inputs[0].clone().unwrap_or_default(),
+            output: Some(used.join(",")),
+            duration_ms: t0.elapsed().as_millis() as u64,
+        };
+        ctx.states.write_stamp(pkg, "fetch", &stamp).map_err(|e| fail(Task::Fetch, log.clone(), e.into()))?;
+        ctx.log.done(ctx.domain.dir_name(), pkg, "fetch", t0.elapsed(), &sig);
+        fetched = Some(used);
+        if start == Task::Fetch {
+            start = Task::Unpack;
+        }
+    }
+    let fetched = fetched.unwrap_or_default();
+    let sigs = signatures(ctx, recipe, dep_outputs, Some(&fetched)).map_err(|e| fail(start, dirs.logs.clone(), e))?;
+    let sig_of = |t: Task| sigs.sig(t).unwrap_or_default();
+
+    // A stale task can only run on the work dir its predecessor left behind.
+    let dirty = ctx.states.running(pkg).ok().flatten().is_some()
+        || ctx.states.awaiting().ok().flatten().is_some_and(|a| a.package == pkg);
+    if dirty {
+        start = start.min(Task::Unpack);
+    }
+    if start > Task::Unpack {
+        let ws = read_work_state(&dirs.work);
+        let prev = start.previous().unwrap_or(Task::Unpack);
+        let ok = ws.done.get(prev.name()).is_some_and(|s| *s == sig_of(prev))
+            && (start != Task::Package || dirs.dest.is_dir());
+        if !ok {
+            start = Task::Unpack;
+        }
+    }
+
+    if start > last {
+        return reused(&verdict);
+    }
+
+    // The shared-state cache can stand in for everything from unpack to package.
+    if last == Task::Package {
+        if let Some(sstate) = &ctx.sstate {
+            let psig = sig_of(Task::Package);
+            if let Some(out) = restore_from_sstate(ctx, sstate, &psig, &dirs) {
+                for t in Task::ALL.iter().skip(1) {
+                    let stamp = Stamp {
+                        signature: sig_of(*t),
+                        inputs: sigs.inputs[t.index()].clone().unwrap_or_default(),
+                        output: (*t == Task::Package).then(|| out.clone()),
+                        duration_ms: 0,
+                    };
+                    ctx.states.write_stamp(pkg, t.name(), &stamp).map_err(|e| fail(*t, dirs.logs.clone(), e.into()))?;
+                }
+                let _ = ctx.states.clear_running(pkg);
+                clear_await_of(ctx, pkg);
+                return Ok((Outcome::FromCache, out));
+            }
+        }
+    }
+
+    let first = start;
+    let mut output = String::new();
+    for t in Task::ALL.into_iter().filter(|t| *t >= first && *t <= last) {
+        let log = dirs.logs.join(format!("{t}.log"));
+        let sig = sig_of(t);
+        ctx.states.set_running(pkg, t.name()).map_err(|e| fail(t, log.clone(), e.into()))?;
+        ctx.log.start(ctx.domain.dir_name(), pkg, t.name(), &sig);
+        let t0 = Instant::now();
+        let result = run_task(ctx, recipe, t, &dirs, &fetched, dep_outputs, &log);
+        match result {
+            Ok(out) => {
+                let stamp = Stamp {
+                    signature: sig.clone(),
+                    inputs: sigs.inputs[t.index()].clone().unwrap_or_default(),
+                    output: out.clone(),
+                    duration_ms: t0.elapsed().as_millis() as u64,
+                };
+                ctx.states.write_stamp(pkg, t.name(), &stamp).map_err(|e| fail(t, log.clone(), e.into()))?;
+                if t != Task::Package {
+                    let mut ws = read_work_state(&dirs.work);
+                    if t == Task::Unpack {
+                        ws.done.clear();
+                    }
+                    ws.done.insert(t.name().into(), sig.clone());
+                    write_work_state(&dirs.work, &ws).map_err(|e| fail(t, log.clone(), e))?;
+                }
+                ctx.log.done(ctx.domain.dir_name(), pkg, t.name(), t0.elapsed(), &sig);
+                if let Some(o) = out {
+                    output = o;
+                }
+            }
+            Err(error) => {
+                ctx.log.failed(ctx.domain.dir_name(), pkg, t.name(), t0.elapsed(), &log);
+                let _ = ctx.states.set_await(&Await { package: pkg.into(), task: t.name().into(), log: log.clone() });
+                let _ = ctx.states.remove_stamp(pkg, t.name());
+                return Err(fail(t, log, error));
+            }
+        }
+    }
+    let _ = ctx.states.clear_running(pkg);
+    if last < Task::Package {
+        return Ok((Outcome::Built(first), output));
+    }
+    clear_await_of(ctx, pkg);
+    if let Some(sstate) = &ctx.sstate {
+        if let Err(e) = sstate.store(&sig_of(Task::Package), &dirs.staging, &output) {
+            tracing::warn!("{pkg}: could not file the output in the shared-state cache: {e}");
+        }
+    }
+    Ok((Outcome::Built(first), output))
+}
+
+fn clear_await_of(ctx: &Ctx<'_>, pkg: &str) {
+    if ctx.states.awaiting().ok().flatten().is_some_and(|a| a.package == pkg) {
+        let _ = ctx.states.clear_await();
+    }
+}
+
+fn restore_from_sstate(ctx: &Ctx<'_>, sstate: &Sstate, sig: &str, dirs: &Dirs) -> Option<String> {
+    let (cached, recorded) = sstate.lookup(sig)?;
+    let tmp = dirs.work.with_file_name(format!(".{}.sstate", dirs.work.file_name()?.to_string_lossy()));
+    let _ = tree::remove_all(&tmp);
+    let restored = (|| -> Result<String, EngineError> {
+        tree::compose(&[("sstate".into(), cached.clone())], &tmp)?;
+        let actual = output_hash(ctx.domain, &tmp)?;
+        if actual != recorded {
+            return Err(EngineError::SstateMismatch { sig: sig.into() });
+        }
+        tree::commit(&tmp, &dirs.staging)?;
+        Ok(actual)
+    })();
+    match restored {
+        Ok(out) => {
+            ctx.log.done(ctx.domain.dir_name(), dirs.work.file_name()?.to_str()?, "sstate", Duration::ZERO, sig);
+            Some(out)
+        }
+        Err(e) => {
+            tracing::warn!("shared-state entry {sig} unusable ({e}); building instead");
+            sstate.evict(sig);
+            let _ = tree::remove_all(&tmp);
+            None
+        }
+    }
+}
+
+fn read_work_state(work: &Path) -> WorkState {
+    fs::read(work.join(WORK_STATE)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+}
+
+fn write_work_state(work: &Path, ws: &WorkState) -> Result<(), EngineError> {
+    let bytes = serde_json::to_vec_pretty(ws).map_err(|e| EngineError::Internal(e.to_string()))?;
+    state::write_atomic(&work.join(WORK_STATE), &bytes)?;
+    Ok(())
+}
+
+fn mkdir(p: &Path) -> Result<(), EngineError> {
+    fs::create_dir_all(p).map_err(|source| EngineError::Write { path: p.to_path_buf(), source })
+}
+
+fn write_log(log: &Path, text: &str) -> io::Result<()> {
+    if let Some(d) = log.parent() {
+        fs::create_dir_all(d)?;
+    }
+    fs::write(log, text)
+}
+
+/// Runs one task; returns its product for the stamp (`package`: the output hash).
+fn run_task(
+    ctx: &Ctx<'_>,
+    recipe: &Recipe,
+    task: Task,
+    dirs: &Dirs,
+    fetched: &[String],
+    dep_outputs: &BTreeMap<String, String>,
+    log: &Path,
+) -> Result<Option<String>, EngineError> {
+    if let Some(d) = log.parent() {
+        mkdir(d)?;
+    }
+    match task {
+        Task::Fetch => Ok(None),
+        Task::Unpack => {
+            tree::remove_all(&dirs.work)?;
+            mkdir(&dirs.work)?;
+            let mut text = String::new();
+            for (i, s) in recipe.sources.iter().enumerate() {
+                let f = ctx.fetcher.ensure(s)?;
+                if fetched.get(i).is_some_and(|want| *want != f.sha256) {
+                    return Err(EngineError::SourceChanged { package: recipe.name.clone(), file: f.file });
+                }
+                let stats = crate::unpack::place_source(s, &f.path, &dirs.src)?;
+                text.push_str(&format!("{}: {} files, {} bytes\n", f.file, stats.files, stats.bytes));
+            }
+            mkdir(&dirs.src)?;
+            write_log(log, &text).map_err(|source| EngineError::Write { path: log.to_path_buf(), source })?;
+            Ok(None)
+        }
+        Task::Patch => {
+            crate::patch::apply_series(&dirs.src, &recipe.patches)?;
+            let names: Vec<String> = recipe.patches.iter().map(|p| format!("{}\n", p.display())).collect();
+            write_log(log, &names.concat()).map_err(|source| EngineError::Write { path: log.to_path_buf(), source })?;
+            Ok(None)
+        }
+        Task::Configure | Task::Compile if recipe.is_prebuilt() => {
+            write_log(log, "(prebuilt: nothing to do)\n")
+                .map_err(|source| EngineError::Write { path: log.to_path_buf(), source })?;
+            Ok(None)
+        }
+        Task::Configure => {
+            // A fresh build: nothing from an earlier configuration may leak in.
+            for d in [&dirs.build, &dirs.dest, &dirs.sysroot, &dirs.files] {
+                tree::remove_all(d)?;
+            }
+            mkdir(&dirs.build)?;
+            mkdir(&dirs.dest)?;
+            compose_sysroot(ctx, recipe, dirs)?;
+            mkdir(&dirs.files)?;
+            for f in &recipe.files {
+                let to = dirs.files.join(&f.name);
+                if let Some(p) = to.parent() {
+                    mkdir(p)?;
+                }
+                fs::copy(&f.path, &to).map_err(|source| EngineError::Write { path: to.clone(), source })?;
+            }
+            let _ = dep_outputs;
+            run_step(ctx, recipe, Step::Configure, dirs, log)?;
+            Ok(None)
+        }
+        Task::Compile => {
+            run_step(ctx, recipe, Step::Compile, dirs, log)?;
+            Ok(None)
+        }
+        Task::Install if recipe.is_prebuilt() => {
+            // Used as shipped: the patched source tree is the product; wrappers make it a toolchain.
+            tree::remove_all(&dirs.dest)?;
+            fs::rename(&dirs.src, &dirs.dest)
+                .map_err(|source| EngineError::Write { path: dirs.dest.clone(), source })?;
+            let zig = crate::toolchain::zig::ZigToolchain::open(&dirs.dest)?;
+            let made = zig.install_wrappers()?;
+            write_log(log, &format!("installed {} wrappers in {}\n", made.len(), dirs.dest.join("bin").display()))
+                .map_err(|source| EngineError::Write { path: log.to_path_buf(), source })?;
+            Ok(None)
+        }
+        Task::Install => {
+            tree::remove_all(&dirs.dest)?;
+            mkdir(&dirs.dest)?;
+            run_step(ctx, recipe, Step::Install, dirs, log)?;
+            Ok(None)
+        }
+        Task::Package => {
+            tree::commit(&dirs.dest, &dirs.staging)?;
+            Ok(Some(output_hash(ctx.domain, &dirs.staging)?))
+        }
+    }
+}
+
+/// Makes the directories a compile sandbox binds exist (for `ovm shell` on a package that was
+/// only prepared up to `patch`); an existing build dir is left as the person left it.
+pub fn ready_for_shell(ctx: &Ctx<'_>, recipe: &Recipe) -> Result<(), EngineError> {
+    let dirs = Dirs::new(ctx, &recipe.name);
+    for d in [&dirs.src, &dirs.build, &dirs.dest] {
+        mkdir(d)?;
+    }
+    tree::remove_all(&dirs.sysroot)?;
+    compose_sysroot(ctx, recipe, &dirs)?;
+    tree::remove_all(&dirs.files)?;
+    mkdir(&dirs.files)?;
+    for f in &recipe.files {
+        let to = dirs.files.join(&f.name);
+        fs::copy(&f.path, &to).map_err(|source| EngineError::Write { path: to.clone(), source })?;
+    }
+    Ok(())
+}
+
+fn compose_sysroot(ctx: &Ctx<'_>, recipe: &Recipe, dirs: &Dirs) -> Result<(), EngineError> {
+    let layers: Vec<(String, PathBuf)> =
+        recipe.depends.iter().map(|d| (d.clone(), ctx.domain.staging(ctx.root, d))).collect();
+    for (name, dir) in &layers {
+        if !dir.is_dir() {
+            return Err(EngineError::MissingDependency { package: recipe.name.clone(), dep: name.clone() });
+        }
+    }
+    tree::compose(&layers, &dirs.sysroot)?;
+    Ok(())
+}
+
+/// The sandbox a step of `recipe` runs in. `args` is what runs; `terminal` passes the caller's tty.
+pub fn step_spec(
+    ctx: &Ctx<'_>,
+    recipe: &Recipe,
+    args: Vec<String>,
+    terminal: bool,
+) -> Result<oci_spec::runtime::Spec, EngineError> {
+    let dirs = Dirs::new(ctx, &recipe.name);
+    let eq = &ctx.equipment;
+    let mut b = SandboxBuilder::new(args)
+        .ro_bind(&eq.toolchain_dir, env::TOOLCHAIN_DIR)
+        .rw_bind(&dirs.src, env::SRC_DIR)
+        .rw_bind(&dirs.build, env::BUILD_DIR)
+        .rw_bind(&dirs.dest, env::DEST_DIR)
+        .ro_bind(&dirs.sysroot, env::SYSROOT_DIR)
+        .ro_bind(&dirs.files, env::FILES_DIR)
+        .rw_bind(&ctx.cache_dir, env::CACHE_DIR)
+        .tmpfs("/tmp")
+        .cwd(env::BUILD_DIR)
+        .hostname("ovm")
+        .terminal(terminal);
+    match ctx.domain.profile() {
+        Profile::Package => {
+            let tools = eq.tools_dir.as_ref().ok_or_else(|| EngineError::Internal("no build tools".into()))?;
+            b = b.ro_bind(tools, env::TOOLS_DIR).ro_bind(tools.join("bin/busybox"), "/bin/sh");
+        }
+        Profile::Toolchain => {
+            // The host's userland, read-only: the host compiler builds the tools (and gcc).
+            for p in ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"] {
+                if Path::new(p).exists() {
+                    b = b.ro_bind(p, p);
+                }
+            }
+        }
+    }
+    for (k, v) in step_env(ctx, recipe) {
+        b = b.env(k, v);
+    }
+    let js = ctx.slots.server();
+    let (r, w) = js.fds();
+    b = b.env("MAKEFLAGS", js.makeflags()).preserve_fds(&[r, w]);
+    Ok(b.build()?)
+}
+
+/// Runs `step` of `recipe`, appending its output to `log`; an empty step does nothing.
+fn run_step(ctx: &Ctx<'_>, recipe: &Recipe, step: Step, dirs: &Dirs, log: &Path) -> Result<(), EngineError> {
+    let Some(script) = step_script(recipe, step) else {
+        write_log(log, "(nothing to do for this step)\n")
+            .map_err(|source| EngineError::Write { path: log.to_path_buf(), source })?;
+        return Ok(());
+    };
+    let file = File::create(log).map_err(|source| EngineError::Write { path: log.to_path_buf(), source })?;
+    let err_file = file.try_clone().map_err(|source| EngineError::Write { path: log.to_path_buf(), source })?;
+    let args = vec!["/bin/sh".to_string(), "-ec".to_string(), script];
+    let mut cmd = match &ctx.isolation {
+        Isolation::Sandbox { exe } => {
+            let spec = step_spec(ctx, recipe, args, false)?;
+            sandbox::command_with_exe(exe, &spec)?
+        }
+        Isolation::Host => host_command(ctx, recipe, args, dirs),
+    };
+    cmd.stdin(Stdio::null()).stdout(file).stderr(err_file);
+    let status = cmd.status().map_err(|source| EngineError::Spawn { what: step.name().into(), source })?;
+    if status.success() {
+        return Ok(());
+    }
+    Err(EngineError::StepFailed { package: recipe.name.clone(), step: step.name().into(), status: status.code() })
+}
+
+/// `--no-sandbox`: the same script and environment with the /ovm paths mapped to host paths.
+fn host_command(ctx: &Ctx<'_>, recipe: &Recipe, args: Vec<String>, dirs: &Dirs) -> Command {
+    let eq = &ctx.equipment;
+    let map = |v: &str| -> String {
+        let mut v = v.to_string();
+        let pairs: Vec<(&str, PathBuf)> = vec![
+            (env::TOOLCHAIN_DIR, eq.toolchain_dir.clone()),
+            (env::TOOLS_DIR, eq.tools_dir.clone().unwrap_or_default()),
+            (env::SRC_DIR, dirs.src.clone()),
+            (env::BUILD_DIR, dirs.build.clone()),
+            (env::DEST_DIR, dirs.dest.clone()),
+            (env::SYSROOT_DIR, dirs.sysroot.clone()),
+            (env::FILES_DIR, dirs.files.clone()),
+            (env::CACHE_DIR, ctx.cache_dir.clone()),
+        ];
+        for (from, to) in pairs {
+            v = v.replace(from, &to.to_string_lossy());
+        }
+        v
+    };
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(args.iter().skip(1).map(|a| map(a)));
+    cmd.env_clear();
+    for (k, v) in step_env(ctx, recipe) {
+        if k == "PATH" {
+            cmd.env(k, format!("{}:/usr/bin:/bin", map(&v)));
+        } else {
+            cmd.env(k, map(&v));
+        }
+    }
+    cmd.env("MAKEFLAGS", ctx.slots.server().makeflags());
+    let (r, w) = ctx.slots.server().fds();
+    // SAFETY: between fork and exec only fcntl on two descriptors this process owns.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            for fd in [r, w] {
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    cmd.current_dir(&dirs.build);
+    cmd
+}
+
+/// The last `n` lines of a log, for the failure report.
+pub fn tail(log: &Path, n: usize) -> Vec<String> {
+    let Ok(f) = File::open(log) else { return Vec::new() };
+    let lines: Vec<String> = io::BufReader::new(f).lines().map_while(Result::ok).collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
+}
+
+/// Prints a failure the way the old project did: the last lines, then where the rest is.
+pub fn report_failure(f: &Failure, out: &mut dyn Write) {
+    let _ = writeln!(out, "ovm: {} failed at {}: {}", f.package, f.task, f.error);
+    let lines = tail(&f.log, 30);
+    if !lines.is_empty() {
+        let _ = writeln!(out, "---- last {} lines of {} ----", lines.len(), f.log.display());
+        for l in lines {
+            let _ = writeln!(out, "{l}");
+        }
+        let _ = writeln!(out, "---- end of log ----");
+    }
+    let _ = writeln!(out, "log: {}", f.log.display());
+}

@@ -1,0 +1,294 @@
+//! Runs a dependency graph of packages on a bounded pool of workers, after make's own model:
+//! a node starts once every node it depends on has succeeded; after the first failure nothing new
+//! starts, running nodes finish, and their dependents are reported as not run (make without -k).
+//!
+//! CPU is shared through one GNU make jobserver (`JobSlots`): `-j N` means N jobs in total, not N
+//! per package. A package that has real work takes a slot before it runs: the first one takes the
+//! implicit slot every jobserver client owns, the others a token from the pipe, which now holds
+//! N-1 tokens. Every `make` inside a sandbox draws its extra jobs from the same pipe, so package
+//! parallelism and make parallelism together never exceed N.
+
+use std::io;
+use std::sync::{Condvar, Mutex};
+
+/// GNU make's jobserver: a pipe holding one byte per free job slot beyond the implicit one.
+///
+/// Hand-written rather than the `jobserver` crate: that crate keeps the pipe's fd numbers private
+/// and publishes them only by editing a `Command`'s environment, while a sandbox's environment is
+/// rebuilt from its OCI spec, which must name the fds (`MAKEFLAGS` and the preserved-fd list).
+pub struct Jobserver {
+    read: std::os::fd::OwnedFd,
+    write: std::os::fd::OwnedFd,
+}
+
+impl Jobserver {
+    fn new(tokens: usize) -> io::Result<Jobserver> {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+        let js = Jobserver { read, write };
+        for _ in 0..tokens {
+            js.put(b'+')?;
+        }
+        Ok(js)
+    }
+
+    /// The (read, write) descriptors, for `--jobserver-auth=R,W` and the sandbox's preserved fds.
+    pub fn fds(&self) -> (i32, i32) {
+        use std::os::fd::AsRawFd;
+        (self.read.as_raw_fd(), self.write.as_raw_fd())
+    }
+
+    /// `MAKEFLAGS` for a make that joins this jobserver (make 4.2+ reads `--jobserver-auth`).
+    pub fn makeflags(&self) -> String {
+        let (r, w) = self.fds();
+        format!("-j --jobserver-fds={r},{w} --jobserver-auth={r},{w}")
+    }
+
+    fn take(&self) -> io::Result<u8> {
+        let mut b = [0u8; 1];
+        loop {
+            match nix::unistd::read(&self.read, &mut b) {
+                Ok(1) => return Ok(b[0]),
+                Ok(_) => return Err(io::Error::other("jobserver pipe closed")),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn put(&self, b: u8) -> io::Result<()> {
+        loop {
+            match nix::unistd::write(&self.write, &[b]) {
+                Ok(1) => return Ok(()),
+                Ok(_) => return Err(io::Error::other("jobserver pipe full")),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// A package-level job slot; gives itself back when dropped.
+pub struct Slot<'a> {
+    slots: &'a JobSlots,
+    token: Option<u8>,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        match self.token.take() {
+            Some(b) => {
+                // A token that cannot be returned only lowers parallelism for the rest of the run.
+                let _ = self.slots.server.put(b);
+            }
+            None => {
+                if let Ok(mut free) = self.slots.implicit_free.lock() {
+                    *free = true;
+                }
+            }
+        }
+    }
+}
+
+pub struct JobSlots {
+    server: Jobserver,
+    implicit_free: Mutex<bool>,
+    jobs: usize,
+}
+
+impl JobSlots {
+    pub fn new(jobs: usize) -> io::Result<JobSlots> {
+        let jobs = jobs.max(1);
+        Ok(JobSlots { server: Jobserver::new(jobs - 1)?, implicit_free: Mutex::new(true), jobs })
+    }
+
+    pub fn jobs(&self) -> usize {
+        self.jobs
+    }
+
+    /// The jobserver every sandboxed `make` joins.
+    pub fn server(&self) -> &Jobserver {
+        &self.server
+    }
+
+    /// Blocks until a slot is free.
+    pub fn acquire(&self) -> io::Result<Slot<'_>> {
+        {
+            let mut free = self.implicit_free.lock().map_err(|_| io::Error::other("job slot lock poisoned"))?;
+            if *free {
+                *free = false;
+                return Ok(Slot { slots: self, token: None });
+            }
+        }
+        let token = self.server.take()?;
+        Ok(Slot { slots: self, token: Some(token) })
+    }
+}
+
+/// What happened to one node.
+#[derive(Debug)]
+pub enum NodeResult<E> {
+    Done,
+    Failed(E),
+    /// Not started: a dependency failed, or the run stopped after a failure elsewhere.
+    NotRun,
+}
+
+struct State<E> {
+    waiting_on: Vec<usize>,
+    ready: Vec<usize>,
+    running: usize,
+    stop: bool,
+    results: Vec<Option<NodeResult<E>>>,
+}
+
+/// Runs `work(node)` for every node of the graph (`deps[i]` = the nodes `i` depends on) on at
+/// most `workers` threads. Nodes become ready in index order among equals, so a run is repeatable.
+pub fn run_graph<E, F>(deps: &[Vec<usize>], workers: usize, work: F) -> Vec<NodeResult<E>>
+where
+    E: Send,
+    F: Fn(usize) -> Result<(), E> + Sync,
+{
+    let n = deps.len();
+    let mut dependents = vec![Vec::new(); n];
+    for (i, ds) in deps.iter().enumerate() {
+        for &d in ds {
+            dependents[d].push(i);
+        }
+    }
+    let waiting_on: Vec<usize> = deps.iter().map(Vec::len).collect();
+    let mut ready: Vec<usize> = (0..n).filter(|&i| waiting_on[i] == 0).collect();
+    ready.reverse(); // popped from the back: lowest index first
+    let state =
+        Mutex::new(State { waiting_on, ready, running: 0, stop: false, results: (0..n).map(|_| None).collect() });
+    let cv = Condvar::new();
+
+    std::thread::scope(|s| {
+        for _ in 0..workers.clamp(1, n.max(1)) {
+            s.spawn(|| worker(&state, &cv, &dependents, &work));
+        }
+    });
+
+    let state = match state.into_inner() {
+        Ok(s) => s,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    state.results.into_iter().map(|r| r.unwrap_or(NodeResult::NotRun)).collect()
+}
+
+fn worker<E, F>(state: &Mutex<State<E>>, cv: &Condvar, dependents: &[Vec<usize>], work: &F)
+where
+    F: Fn(usize) -> Result<(), E>,
+{
+    loop {
+        let node = {
+            let Ok(mut st) = state.lock() else { return };
+            loop {
+                if st.stop && st.running == 0 {
+                    cv.notify_all();
+                    return;
+                }
+                if !st.stop {
+                    if let Some(node) = st.ready.pop() {
+                        st.running += 1;
+                        break node;
+                    }
+                }
+                if st.running == 0 {
+                    // Nothing ready, nothing running: the rest waits on failed nodes or is done.
+                    cv.notify_all();
+                    return;
+                }
+                st = match cv.wait(st) {
+                    Ok(g) => g,
+                    Err(_) => return,
+                };
+            }
+        };
+
+        let result = work(node);
+
+        let Ok(mut st) = state.lock() else { return };
+        st.running -= 1;
+        match result {
+            Ok(()) => {
+                st.results[node] = Some(NodeResult::Done);
+                let mut newly_ready = Vec::new();
+                for &d in &dependents[node] {
+                    st.waiting_on[d] -= 1;
+                    if st.waiting_on[d] == 0 {
+                        newly_ready.push(d);
+                    }
+                }
+                newly_ready.sort_unstable_by(|a, b| b.cmp(a));
+                let keep: Vec<usize> = std::mem::take(&mut st.ready);
+                st.ready = keep.into_iter().chain(newly_ready).collect();
+                st.ready.sort_unstable_by(|a, b| b.cmp(a));
+            }
+            Err(e) => {
+                st.results[node] = Some(NodeResult::Failed(e));
+                st.stop = true;
+            }
+        }
+        cv.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[test]
+    fn dependencies_run_first_and_independent_nodes_overlap() {
+        // 0 and 1 independent, 2 needs both.
+        let deps = vec![vec![], vec![], vec![0, 1]];
+        let order = Mutex::new(Vec::new());
+        let live = AtomicUsize::new(0);
+        let max_live = AtomicUsize::new(0);
+        let res = run_graph(&deps, 2, |i| {
+            let now = live.fetch_add(1, Ordering::SeqCst) + 1;
+            max_live.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(50));
+            order.lock().unwrap().push(i);
+            live.fetch_sub(1, Ordering::SeqCst);
+            Ok::<(), ()>(())
+        });
+        assert!(res.iter().all(|r| matches!(r, NodeResult::Done)));
+        assert_eq!(order.lock().unwrap().last(), Some(&2));
+        assert_eq!(max_live.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_failure_stops_new_work_and_skips_dependents() {
+        // 0 fails; 1 depends on 0; 2 is independent but queued after the failure on one worker.
+        let deps = vec![vec![], vec![0], vec![]];
+        let res = run_graph(&deps, 1, |i| if i == 0 { Err("boom") } else { Ok(()) });
+        assert!(matches!(res[0], NodeResult::Failed("boom")));
+        assert!(matches!(res[1], NodeResult::NotRun));
+        assert!(matches!(res[2], NodeResult::NotRun));
+    }
+
+    #[test]
+    fn job_slots_never_exceed_the_limit() {
+        let slots = JobSlots::new(2).unwrap();
+        let live = AtomicUsize::new(0);
+        let max_live = AtomicUsize::new(0);
+        let deps = vec![vec![]; 6];
+        run_graph(&deps, 6, |_| {
+            let _slot = slots.acquire().map_err(|_| ())?;
+            let now = live.fetch_add(1, Ordering::SeqCst) + 1;
+            max_live.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(30));
+            live.fetch_sub(1, Ordering::SeqCst);
+            Ok::<(), ()>(())
+        });
+        assert_eq!(max_live.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn empty_graph_is_fine() {
+        let res = run_graph::<(), _>(&[], 4, |_| Ok(()));
+        assert!(res.is_empty());
+    }
+}

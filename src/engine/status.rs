@@ -1,0 +1,222 @@
+//! `ovm status [ARCH] [--why]`: for every package of the toolchain, the build tools and the
+//! target architecture(s), whether it is built, stale (and which input changed, cargo's fingerprint
+//! explanations being the model), failed (the `await` marker), interrupted, or never built — and
+//! whether the image needs repacking. It reads state only: no lock, nothing written.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use crate::arch::Arch;
+use crate::project::Project;
+use crate::recipe::{Kind, Recipe};
+
+use super::build::{current_equipment, image_plan, target_list, Run, ToolchainChoice};
+use super::context_log::ContextLog;
+use super::domain::Domain;
+use super::package::{self, Equipment};
+use super::state::StateDir;
+use super::EngineError;
+
+/// One package's line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    Built,
+    NeverBuilt,
+    Failed {
+        task: String,
+        log: String,
+    },
+    Interrupted {
+        task: String,
+    },
+    /// Stale from `task`; `changes` lists the inputs that differ from the stamp.
+    Stale {
+        task: String,
+        changes: Vec<String>,
+    },
+    /// A dependency is not built, so this cannot be up to date either.
+    Waits {
+        on: String,
+    },
+}
+
+impl State {
+    pub fn is_built(&self) -> bool {
+        matches!(self, State::Built)
+    }
+}
+
+pub struct Line {
+    pub domain: String,
+    pub name: String,
+    pub state: State,
+}
+
+/// The status of every package; `arch: None` covers every architecture that has state.
+pub fn collect(project: &Project, arch: Option<Arch>) -> Result<Vec<Line>, EngineError> {
+    let run = Run::new(project, 1, false, true)?;
+    let choice = run.toolchain_kind(None)?;
+    let log = ContextLog::open(std::path::Path::new("/dev/null"))
+        .map_err(|source| EngineError::Write { path: "/dev/null".into(), source })?;
+    let root = project.root();
+    let archs: Vec<Arch> = match arch {
+        Some(a) => vec![a],
+        None => {
+            let with_state: Vec<Arch> =
+                Arch::ALL.into_iter().filter(|a| Domain::Target(*a).states(root).is_dir()).collect();
+            if with_state.is_empty() {
+                vec![Arch::host().unwrap_or(Arch::X86_64)]
+            } else {
+                with_state
+            }
+        }
+    };
+    let mut lines = Vec::new();
+    let mut blocked_by: Option<String> = None;
+
+    if let ToolchainChoice::Zig = choice {
+        let eq = Equipment {
+            toolchain_dir: Default::default(),
+            toolchain_sig: String::new(),
+            tools_dir: None,
+            tools_sig: String::new(),
+        };
+        let ctx = run.ctx(Domain::Toolchain, &log, eq);
+        let zig = run.recipes.require("zig")?;
+        let st = domain_status(&ctx, &[zig], &mut lines)?;
+        blocked_by = st.then_some("toolchain zig".to_string());
+    }
+    let cur = current_equipment(&run, &choice, archs[0]);
+    let tools: Vec<&Recipe> = run.recipes.topological_order().into_iter().filter(|r| r.kind == Kind::Tools).collect();
+    let eq = Equipment { tools_dir: None, tools_sig: String::new(), ..cur };
+    let ctx = run.ctx(Domain::Tools(run.host), &log, eq);
+    let stale_tools = domain_status(&ctx, &tools, &mut lines)?;
+    if blocked_by.is_none() && stale_tools {
+        blocked_by = Some("the build tools".into());
+    }
+
+    for a in archs {
+        let targets = target_list(&run.recipes, &[])?;
+        let ctx = run.ctx(Domain::Target(a), &log, current_equipment(&run, &choice, a));
+        let first = lines.len();
+        let stale = domain_status(&ctx, &targets, &mut lines)?;
+        if let Some(b) = &blocked_by {
+            for l in &mut lines[first..] {
+                if l.state.is_built() {
+                    l.state = State::Waits { on: b.clone() };
+                }
+            }
+        }
+        let outputs: BTreeMap<String, String> = targets
+            .iter()
+            .filter_map(|r| Some((r.name.clone(), ctx.states.stamp(&r.name, "package").ok()??.output?)))
+            .collect();
+        let image = if stale || blocked_by.is_some() {
+            State::Waits { on: "the packages".into() }
+        } else {
+            image_state(project, a, &targets, &outputs, &ctx.states)?
+        };
+        lines.push(Line { domain: a.name().into(), name: "image".into(), state: image });
+    }
+    Ok(lines)
+}
+
+fn image_state(
+    project: &Project,
+    arch: Arch,
+    targets: &[&Recipe],
+    outputs: &BTreeMap<String, String>,
+    states: &StateDir,
+) -> Result<State, EngineError> {
+    let (_, inputs) = image_plan(project, arch, targets, outputs)?;
+    Ok(match states.stamp("image", "pack")? {
+        None => State::NeverBuilt,
+        Some(s) if s.signature != inputs.signature() => State::Stale {
+            task: "pack".into(),
+            changes: inputs.diff(&s.inputs).iter().map(ToString::to_string).collect(),
+        },
+        Some(s) => match super::build::existing_image(&s) {
+            Some(_) => State::Built,
+            None => State::Stale {
+                task: "pack".into(),
+                changes: vec!["the image in output/ is missing or was changed".into()],
+            },
+        },
+    })
+}
+
+/// Appends one line per recipe; returns whether any is not built.
+fn domain_status(ctx: &package::Ctx<'_>, list: &[&Recipe], lines: &mut Vec<Line>) -> Result<bool, EngineError> {
+    let mut not_built: BTreeMap<&str, ()> = BTreeMap::new();
+    let mut any = false;
+    for r in list {
+        let waits = r.depends.iter().find(|d| not_built.contains_key(d.as_str()));
+        let state = match waits {
+            Some(d) => State::Waits { on: d.clone() },
+            None => package_state(ctx, r)?,
+        };
+        if !state.is_built() {
+            not_built.insert(r.name.as_str(), ());
+            any = true;
+        }
+        lines.push(Line { domain: ctx.domain.to_string(), name: r.name.clone(), state });
+    }
+    Ok(any)
+}
+
+fn package_state(ctx: &package::Ctx<'_>, r: &Recipe) -> Result<State, EngineError> {
+    let pkg = r.name.as_str();
+    if let Some(a) = ctx.states.awaiting()? {
+        if a.package == pkg {
+            return Ok(State::Failed { task: a.task, log: a.log.display().to_string() });
+        }
+    }
+    if let Some(task) = ctx.states.running(pkg)? {
+        return Ok(State::Interrupted { task });
+    }
+    if ctx.states.stamp(pkg, "fetch")?.is_none() && ctx.states.stamp(pkg, "package")?.is_none() {
+        return Ok(State::NeverBuilt);
+    }
+    let deps: BTreeMap<String, String> =
+        r.depends.iter().filter_map(|d| Some((d.clone(), ctx.states.stamp(d, "package").ok()??.output?))).collect();
+    let v = package::assess(ctx, r, &deps)?;
+    Ok(match v.start {
+        None => State::Built,
+        Some(t) => {
+            let changes = match (&v.stamps[t.index()], &v.sigs.inputs[t.index()]) {
+                (Some(stamp), Some(now)) => now.diff(&stamp.inputs).iter().map(ToString::to_string).collect(),
+                _ => vec![v.reason.clone()],
+            };
+            let changes = if changes.is_empty() { vec![v.reason] } else { changes };
+            State::Stale { task: t.name().into(), changes }
+        }
+    })
+}
+
+/// Prints the table; with `why`, every changed input on its own line. Returns whether all is built.
+pub fn print(lines: &[Line], why: bool, out: &mut dyn Write) -> bool {
+    let mut all = true;
+    for l in lines {
+        all &= l.state.is_built();
+        let text = match &l.state {
+            State::Built => "built".to_string(),
+            State::NeverBuilt => "never built".to_string(),
+            State::Failed { task, log } => format!("FAILED at {task} (log: {log})"),
+            State::Interrupted { task } => format!("interrupted during {task} (its work dir will be discarded)"),
+            State::Waits { on } => format!("stale: waits for {on}"),
+            State::Stale { task, changes } if why => {
+                let mut s = format!("stale from {task}, because:");
+                for c in changes {
+                    s.push_str(&format!("\n{:29}- {c}", ""));
+                }
+                s
+            }
+            State::Stale { task, changes } => {
+                let keys: Vec<&str> = changes.iter().map(|c| c.split(' ').next().unwrap_or(c)).collect();
+                format!("stale from {task} ({}; --why for details)", keys.join(", "))
+            }
+        };
+        let _ = writeln!(out, "{:<10} {:<16} {text}", l.domain, l.name);
+    }
+    all
+}

@@ -1,0 +1,311 @@
+//! Directory trees the engine moves around: a package's committed output (`staging/ARCH/PKG`) and
+//! the sysroot composed from a package's declared dependencies.
+//!
+//! * `hash_tree` is the *output signature* of a package: sha256 over every entry's relative path,
+//!   type, executable bit, symlink target and content, in byte order of paths. Dependents' signatures
+//!   use it, so a dependency rebuilt into identical bytes rebuilds nothing downstream (early cutoff),
+//!   and a staged file corrupted after the fact is detected by re-hashing.
+//! * `commit` replaces the staging dir by the freshly installed one with `renameat2(RENAME_EXCHANGE)`:
+//!   at every instant the staging path holds either the complete old or the complete new output.
+//! * `compose` builds a sysroot by hard-linking the dependencies' staged files into one tree; two
+//!   dependencies providing different content at the same path is an error naming both.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+use sha2::{Digest, Sha256};
+
+use super::signature::hex;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TreeError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("{path}: unsupported file type in a package output (only files, dirs and symlinks)")]
+    FileType { path: PathBuf },
+    #[error("renameat2({from}, {to}, RENAME_EXCHANGE): {errno}")]
+    Exchange { from: PathBuf, to: PathBuf, errno: nix::errno::Errno },
+    #[error("sysroot conflict: `{path}` is provided by both `{first}` and `{second}` with different content")]
+    Conflict { path: String, first: String, second: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    Dir,
+    File { exec: bool },
+    Symlink(PathBuf),
+}
+
+fn kind_of(path: &Path, md: &fs::Metadata) -> Result<Kind, TreeError> {
+    let ft = md.file_type();
+    if ft.is_dir() {
+        Ok(Kind::Dir)
+    } else if ft.is_file() {
+        Ok(Kind::File { exec: md.permissions().mode() & 0o111 != 0 })
+    } else if ft.is_symlink() {
+        let target = fs::read_link(path).map_err(|source| TreeError::Read { path: path.to_path_buf(), source })?;
+        Ok(Kind::Symlink(target))
+    } else {
+        Err(TreeError::FileType { path: path.to_path_buf() })
+    }
+}
+
+/// Every entry below `root` (not `root` itself), keyed by relative path, without following links.
+fn walk(root: &Path) -> Result<BTreeMap<PathBuf, Kind>, TreeError> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = root.join(&rel);
+        let rd = fs::read_dir(&dir).map_err(|source| TreeError::Read { path: dir.clone(), source })?;
+        for entry in rd {
+            let entry = entry.map_err(|source| TreeError::Read { path: dir.clone(), source })?;
+            let path = entry.path();
+            let md = fs::symlink_metadata(&path).map_err(|source| TreeError::Read { path: path.clone(), source })?;
+            let kind = kind_of(&path, &md)?;
+            let r = rel.join(entry.file_name());
+            if kind == Kind::Dir {
+                stack.push(r.clone());
+            }
+            out.insert(r, kind);
+        }
+    }
+    Ok(out)
+}
+
+fn file_digest(path: &Path) -> Result<[u8; 32], TreeError> {
+    let mut f = fs::File::open(path).map_err(|source| TreeError::Read { path: path.to_path_buf(), source })?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n =
+            io::Read::read(&mut f, &mut buf).map_err(|source| TreeError::Read { path: path.to_path_buf(), source })?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().into())
+}
+
+/// The output signature of a tree; see the module comment. A missing tree hashes like an empty one
+/// would not: it is an error, because a package's output must exist once committed.
+pub fn hash_tree(root: &Path) -> Result<String, TreeError> {
+    let mut h = Sha256::new();
+    for (rel, kind) in walk(root)? {
+        let name = rel.as_os_str().as_encoded_bytes();
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name);
+        match kind {
+            Kind::Dir => h.update(b"d"),
+            Kind::File { exec } => {
+                h.update(if exec { b"x" } else { b"f" });
+                h.update(file_digest(&root.join(&rel))?);
+            }
+            Kind::Symlink(t) => {
+                let t = t.as_os_str().as_encoded_bytes();
+                h.update(b"l");
+                h.update((t.len() as u64).to_le_bytes());
+                h.update(t);
+            }
+        }
+    }
+    Ok(hex(&h.finalize()))
+}
+
+/// Moves the complete tree `fresh` to `staged`, replacing what was there atomically. `fresh` is
+/// consumed. Both must be on one filesystem (they are: both live in the project tree).
+pub fn commit(fresh: &Path, staged: &Path) -> Result<(), TreeError> {
+    if let Some(parent) = staged.parent() {
+        fs::create_dir_all(parent).map_err(|source| TreeError::Write { path: parent.to_path_buf(), source })?;
+    }
+    match fs::symlink_metadata(staged) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::rename(fresh, staged).map_err(|source| TreeError::Write { path: staged.to_path_buf(), source })
+        }
+        Err(source) => Err(TreeError::Read { path: staged.to_path_buf(), source }),
+        Ok(_) => {
+            renameat2(AT_FDCWD, fresh, AT_FDCWD, staged, RenameFlags::RENAME_EXCHANGE)
+                .map_err(|errno| TreeError::Exchange { from: fresh.to_path_buf(), to: staged.to_path_buf(), errno })?;
+            // `fresh` now holds the previous output; nothing refers to it any more.
+            remove_all(fresh)
+        }
+    }
+}
+
+/// `rm -rf` that tolerates a missing path and makes read-only dirs writable first (a build may
+/// leave `chmod 555` directories behind).
+pub fn remove_all(path: &Path) -> Result<(), TreeError> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(TreeError::Read { path: path.to_path_buf(), source }),
+        Ok(md) if !md.is_dir() => {
+            return fs::remove_file(path).map_err(|source| TreeError::Write { path: path.to_path_buf(), source })
+        }
+        Ok(_) => {}
+    }
+    match fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            for (rel, kind) in walk(path)? {
+                if kind == Kind::Dir {
+                    let _ = fs::set_permissions(path.join(rel), fs::Permissions::from_mode(0o755));
+                }
+            }
+            let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o755));
+            fs::remove_dir_all(path).map_err(|source| TreeError::Write { path: path.to_path_buf(), source })
+        }
+        Err(source) => Err(TreeError::Write { path: path.to_path_buf(), source }),
+    }
+}
+
+/// Builds `dest` (which must not exist) from `layers` (name, staged dir), hard-linking files so a
+/// sysroot costs no copies. Identical content from two layers is accepted; different is a conflict.
+pub fn compose(layers: &[(String, PathBuf)], dest: &Path) -> Result<(), TreeError> {
+    fs::create_dir_all(dest).map_err(|source| TreeError::Write { path: dest.to_path_buf(), source })?;
+    let mut owner: BTreeMap<PathBuf, (String, Kind)> = BTreeMap::new();
+    for (name, root) in layers {
+        for (rel, kind) in walk(root)? {
+            let src = root.join(&rel);
+            let dst = dest.join(&rel);
+            if let Some((first, prev)) = owner.get(&rel) {
+                let same = match (prev, &kind) {
+                    (Kind::Dir, Kind::Dir) => true,
+                    (Kind::Symlink(a), Kind::Symlink(b)) => a == b,
+                    (Kind::File { .. }, Kind::File { .. }) => file_digest(&dst)? == file_digest(&src)?,
+                    _ => false,
+                };
+                if !same {
+                    return Err(TreeError::Conflict {
+                        path: rel.display().to_string(),
+                        first: first.clone(),
+                        second: name.clone(),
+                    });
+                }
+                continue;
+            }
+            let werr = |source| TreeError::Write { path: dst.clone(), source };
+            match &kind {
+                Kind::Dir => fs::create_dir_all(&dst).map_err(werr)?,
+                Kind::Symlink(t) => std::os::unix::fs::symlink(t, &dst).map_err(werr)?,
+                Kind::File { .. } => {
+                    if let Err(e) = fs::hard_link(&src, &dst) {
+                        // Cross-device or a filesystem without hard links: a copy is as good.
+                        if e.raw_os_error() == Some(libc::EXDEV) || e.kind() == io::ErrorKind::PermissionDenied {
+                            fs::copy(&src, &dst).map_err(werr)?;
+                        } else {
+                            return Err(werr(e));
+                        }
+                    }
+                }
+            }
+            owner.insert(rel, (name.clone(), kind));
+        }
+    }
+    Ok(())
+}
+
+/// Number of bytes and files below `root`, for summaries.
+pub fn size_of(root: &Path) -> Result<(u64, u64), TreeError> {
+    let mut bytes = 0;
+    let mut files = 0;
+    for (rel, kind) in walk(root)? {
+        if let Kind::File { .. } = kind {
+            let p = root.join(rel);
+            let md = fs::symlink_metadata(&p).map_err(|source| TreeError::Read { path: p.clone(), source })?;
+            bytes += md.size();
+            files += 1;
+        }
+    }
+    Ok((bytes, files))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn tree(root: &Path, files: &[(&str, &str)]) {
+        for (p, content) in files {
+            let p = root.join(p);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, content).unwrap();
+        }
+    }
+
+    #[test]
+    fn hash_ignores_mtime_and_inode_but_sees_content_mode_and_links() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a");
+        tree(&a, &[("usr/bin/x", "1"), ("usr/lib/y", "2")]);
+        symlink("x", a.join("usr/bin/z")).unwrap();
+        let h1 = hash_tree(&a).unwrap();
+
+        // same bytes, new inodes and mtimes
+        let b = d.path().join("b");
+        tree(&b, &[("usr/lib/y", "2"), ("usr/bin/x", "1")]);
+        symlink("x", b.join("usr/bin/z")).unwrap();
+        assert_eq!(hash_tree(&b).unwrap(), h1);
+
+        fs::set_permissions(b.join("usr/bin/x"), fs::Permissions::from_mode(0o755)).unwrap();
+        let h_exec = hash_tree(&b).unwrap();
+        assert_ne!(h_exec, h1, "exec bit must count");
+
+        fs::write(b.join("usr/lib/y"), "3").unwrap();
+        assert_ne!(hash_tree(&b).unwrap(), h_exec, "content must count");
+
+        fs::remove_file(a.join("usr/bin/z")).unwrap();
+        symlink("y", a.join("usr/bin/z")).unwrap();
+        assert_ne!(hash_tree(&a).unwrap(), h1, "link target must count");
+    }
+
+    #[test]
+    fn commit_replaces_atomically_and_consumes_the_fresh_tree() {
+        let d = tempfile::tempdir().unwrap();
+        let staged = d.path().join("staging/x86_64/p");
+        let fresh = d.path().join("work/dest");
+        tree(&fresh, &[("a", "1")]);
+        commit(&fresh, &staged).unwrap();
+        assert_eq!(fs::read_to_string(staged.join("a")).unwrap(), "1");
+        assert!(!fresh.exists());
+
+        tree(&fresh, &[("b", "2")]);
+        commit(&fresh, &staged).unwrap();
+        assert!(!staged.join("a").exists());
+        assert_eq!(fs::read_to_string(staged.join("b")).unwrap(), "2");
+        assert!(!fresh.exists());
+    }
+
+    #[test]
+    fn compose_merges_layers_and_names_both_sides_of_a_conflict() {
+        let d = tempfile::tempdir().unwrap();
+        let l1 = d.path().join("l1");
+        let l2 = d.path().join("l2");
+        tree(&l1, &[("usr/include/a.h", "a"), ("usr/lib/libz.a", "z")]);
+        tree(&l2, &[("usr/include/b.h", "b"), ("usr/lib/libz.a", "z")]);
+        let out = d.path().join("sysroot");
+        compose(&[("zlib".into(), l1.clone()), ("other".into(), l2.clone())], &out).unwrap();
+        assert!(out.join("usr/include/a.h").exists() && out.join("usr/include/b.h").exists());
+
+        fs::write(l2.join("usr/lib/libz.a"), "different").unwrap();
+        let out2 = d.path().join("sysroot2");
+        let err = compose(&[("zlib".into(), l1), ("other".into(), l2)], &out2).unwrap_err().to_string();
+        assert!(err.contains("usr/lib/libz.a") && err.contains("zlib") && err.contains("other"), "{err}");
+    }
+
+    #[test]
+    fn remove_all_copes_with_read_only_dirs() {
+        let d = tempfile::tempdir().unwrap();
+        let t = d.path().join("t");
+        tree(&t, &[("ro/f", "1")]);
+        fs::set_permissions(t.join("ro"), fs::Permissions::from_mode(0o555)).unwrap();
+        remove_all(&t).unwrap();
+        assert!(!t.exists());
+        remove_all(&t).unwrap();
+    }
+}

@@ -1,0 +1,187 @@
+//! Helpers shared by the tests that run whole builds (engine_*, e2e_*): scratch projects made from
+//! the repository's own inputs or from test recipes, and the three things those builds share so a
+//! test run does not download or compile the same thing twice:
+//!
+//! * sources: `ovm download` into the repository's own `sources/` once per `cargo test` run, used by
+//!   every scratch project as a plain-directory mirror (`OVM_MIRRORS`) — the Debian-filled mirror;
+//! * the zig compiler cache (`OVM_BUILD_CACHE_DIR`): only a cache of compiled objects, kept across
+//!   runs under `.cache/test-build-cache`;
+//! * the shared-state cache (`OVM_SSTATE_DIR`): shared by the tests of ONE `cargo test` invocation
+//!   (keyed by cargo's pid, the test binaries' common parent), fresh for the next one, so the build
+//!   tools are compiled once per run and a test that must see a package really built is not
+//!   served an output from an earlier run.
+#![allow(dead_code)] // each test crate uses a different subset
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub const SETUP_HINT: &str = "run scripts/setup.sh";
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn ovm_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ovm")
+}
+
+fn tmp_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+}
+
+/// The sstate dir of this `cargo test` invocation (see the module comment).
+pub fn run_sstate() -> PathBuf {
+    let parent = nix::unistd::getppid().as_raw();
+    let dir = tmp_root().join(format!("sstate-run-{parent}"));
+    fs::create_dir_all(&dir).expect("creating the run's sstate dir");
+    dir
+}
+
+pub fn build_cache() -> PathBuf {
+    let dir = repo_root().join(".cache").join("test-build-cache");
+    fs::create_dir_all(&dir).expect("creating the shared zig cache dir");
+    dir
+}
+
+/// `ovm download` of every real recipe into the repository's `sources/`, once per test binary (and
+/// cheap when already done: verified files cost no network). Returns the mirror directory.
+pub fn mirror() -> &'static Path {
+    static MIRROR: OnceLock<PathBuf> = OnceLock::new();
+    MIRROR.get_or_init(|| {
+        let root = repo_root();
+        let out = Command::new(ovm_bin())
+            .arg("-C")
+            .arg(&root)
+            .arg("download")
+            .output()
+            .expect("running ovm download for the test mirror");
+        assert!(
+            out.status.success(),
+            "filling the test mirror with `ovm -C {} download` failed (network to Debian/PyPI needed once):\n{}",
+            root.display(),
+            text(&out)
+        );
+        root.join("sources")
+    })
+}
+
+pub fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// A scratch project under the target dir (same filesystem as the caches: sstate restores are
+/// hard links, not copies).
+pub struct TestProject {
+    pub dir: tempfile::TempDir,
+    pub sstate: PathBuf,
+}
+
+impl TestProject {
+    /// An empty project (recipes/, config/, patches/, rootfs/).
+    pub fn empty() -> TestProject {
+        let dir = tempfile::Builder::new().prefix("ovm-project-").tempdir_in(tmp_root()).expect("scratch project");
+        for d in ["recipes/tools", "recipes/toolchain", "config", "patches", "rootfs"] {
+            fs::create_dir_all(dir.path().join(d)).expect("project layout");
+        }
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod project");
+        TestProject { dir, sstate: run_sstate() }
+    }
+
+    /// A copy of the repository's own inputs: recipes/, config/, patches/, rootfs/.
+    pub fn from_repo() -> TestProject {
+        let p = TestProject::empty();
+        let root = repo_root();
+        for d in ["recipes", "config", "patches", "rootfs"] {
+            copy_tree(&root.join(d), &p.path().join(d));
+        }
+        p
+    }
+
+    /// Only the toolchain and build-tool recipes of the repository (and their config files and
+    /// patches): the base on which tests put their own target recipes.
+    pub fn with_real_tools() -> TestProject {
+        let p = TestProject::empty();
+        let root = repo_root();
+        for d in ["recipes/tools", "recipes/toolchain", "config", "patches"] {
+            copy_tree(&root.join(d), &p.path().join(d));
+        }
+        p
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, rel: &str, content: &str) {
+        let p = self.path().join(rel);
+        fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        fs::write(&p, content).expect("write project file");
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        fs::read_to_string(self.path().join(rel)).unwrap_or_else(|e| panic!("reading {rel}: {e}"))
+    }
+
+    /// `ovm -C project ARGS` with the shared mirror and caches.
+    pub fn ovm(&self) -> Command {
+        let mut c = Command::new(ovm_bin());
+        c.arg("-C").arg(self.path());
+        c.env("OVM_MIRRORS", mirror());
+        c.env("OVM_SSTATE_DIR", &self.sstate);
+        c.env("OVM_BUILD_CACHE_DIR", build_cache());
+        c.env_remove("SOURCE_DATE_EPOCH");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.ovm().args(args).output().expect("running ovm")
+    }
+
+    /// Runs and asserts success, returning stdout+stderr.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let t = text(&out);
+        assert!(out.status.success(), "ovm {} failed ({:?}):\n{t}", args.join(" "), out.status);
+        t
+    }
+
+    /// The tasks the last run started in `domain` (x86_64, aarch64, tools, toolchain), as
+    /// `package task` strings, from logs/DOMAIN/context.log.
+    pub fn tasks_run(&self, domain: &str) -> Vec<String> {
+        let log = self.path().join("logs").join(domain).join("context.log");
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        ovm::engine::context_log::tasks_of_last_run(&text)
+            .into_iter()
+            .map(|s| format!("{} {}", s.package, s.task))
+            .collect()
+    }
+}
+
+pub fn copy_tree(from: &Path, to: &Path) {
+    if !from.exists() {
+        return;
+    }
+    fs::create_dir_all(to).expect("mkdir");
+    for e in fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let t = to.join(e.file_name());
+        let ft = e.file_type().expect("file type");
+        if ft.is_dir() {
+            copy_tree(&e.path(), &t);
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(e.path()).expect("readlink"), &t).expect("symlink");
+        } else {
+            fs::copy(e.path(), &t).expect("copy");
+        }
+    }
+}
+
+/// Fails (never skips) when a host tool is missing.
+pub fn require_tool(name: &str) {
+    let found =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file())).unwrap_or(false);
+    assert!(found, "`{name}` is not installed: {SETUP_HINT}");
+}
