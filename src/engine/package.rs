@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::fetch::{Fetcher, Variant};
-use crate::recipe::{Recipe, Style};
+use crate::recipe::Recipe;
 use crate::sandbox::{self, SandboxBuilder};
 
 use super::context_log::ContextLog;
@@ -152,12 +152,7 @@ pub fn step_script(recipe: &Recipe, step: Step) -> Option<String> {
     if let Some(s) = snippet {
         return Some(s.clone());
     }
-    let style = match build.style {
-        Style::Autotools => steps::Style::Autotools,
-        Style::Make => steps::Style::Make,
-        Style::Kbuild => steps::Style::Kbuild,
-        Style::Custom => steps::Style::Custom,
-    };
+    let style = build.style;
     let kconfig = recipe.files.iter().map(|f| f.name.as_str()).find(|n| n.ends_with(".config"));
     steps::default_script(style, step, &build.configure_args, &build.make_args, kconfig)
 }

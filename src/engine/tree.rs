@@ -79,18 +79,7 @@ fn walk(root: &Path) -> Result<BTreeMap<PathBuf, Kind>, TreeError> {
 }
 
 fn file_digest(path: &Path) -> Result<[u8; 32], TreeError> {
-    let mut f = fs::File::open(path).map_err(|source| TreeError::Read { path: path.to_path_buf(), source })?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n =
-            io::Read::read(&mut f, &mut buf).map_err(|source| TreeError::Read { path: path.to_path_buf(), source })?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().into())
+    crate::digest::sha256_file_raw(path).map_err(|source| TreeError::Read { path: path.to_path_buf(), source })
 }
 
 /// The output signature of a tree; see the module comment. A missing tree hashes like an empty one

@@ -30,12 +30,10 @@ mod pypi;
 
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-
-use sha2::{Digest, Sha256};
 
 pub use places::{BadMirror, Mirror, Place};
 pub use progress::ProgressMode;
@@ -451,20 +449,7 @@ fn copy_local(from: &Path, part: &Path) -> Result<(), String> {
     out.sync_all().map_err(|e| format!("cannot flush {}: {e}", part.display()))
 }
 
-/// Lower-case hex sha256 of a file's content.
-pub fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
+pub use crate::digest::sha256_file;
 
 /// The outcome of [`Fetcher::fetch_all`], one item per distinct source.
 #[derive(Debug)]
