@@ -27,6 +27,7 @@ use crate::sandbox::{self, SandboxBuilder};
 use super::context_log::ContextLog;
 use super::domain::Domain;
 use super::env::{self, EnvSpec, Profile};
+use super::fault;
 use super::scheduler::JobSlots;
 use super::signature::{Inputs, ENGINE_VERSION};
 use super::sstate::Sstate;
@@ -393,6 +394,7 @@ pub fn run_until(
         let sig = sigs.sig(Task::Fetch).unwrap_or_default();
         let t0 = Instant::now();
         ctx.log.start(ctx.domain.dir_name(), pkg, "fetch", &sig);
+        fault::point("fetch.begin", pkg);
         let mut used = Vec::new();
         for s in &recipe.sources {
             match ctx.fetcher.ensure(s) {
@@ -415,7 +417,9 @@ pub fn run_until(
             output: Some(used.join(",")),
             duration_ms: t0.elapsed().as_millis() as u64,
         };
+        fault::point("fetch.end", pkg);
         ctx.states.write_stamp(pkg, "fetch", &stamp).map_err(|e| fail(Task::Fetch, log.clone(), e.into()))?;
+        fault::point("fetch.stamped", pkg);
         ctx.log.done(ctx.domain.dir_name(), pkg, "fetch", t0.elapsed(), &sig);
         fetched = Some(used);
         if start == Task::Fetch {
@@ -451,6 +455,7 @@ pub fn run_until(
         if let Some(sstate) = &ctx.sstate {
             let psig = sig_of(Task::Package);
             if let Some(out) = restore_from_sstate(ctx, sstate, &psig, &dirs) {
+                fault::point("sstate.restored", pkg);
                 for t in Task::ALL.iter().skip(1) {
                     let stamp = Stamp {
                         signature: sig_of(*t),
@@ -474,6 +479,7 @@ pub fn run_until(
         let sig = sig_of(t);
         ctx.states.set_running(pkg, t.name()).map_err(|e| fail(t, log.clone(), e.into()))?;
         ctx.log.start(ctx.domain.dir_name(), pkg, t.name(), &sig);
+        fault::point(&format!("{t}.begin"), pkg);
         let t0 = Instant::now();
         let result = run_task(ctx, recipe, t, &dirs, &fetched, dep_outputs, &log);
         match result {
@@ -484,7 +490,9 @@ pub fn run_until(
                     output: out.clone(),
                     duration_ms: t0.elapsed().as_millis() as u64,
                 };
+                fault::point(&format!("{t}.end"), pkg);
                 ctx.states.write_stamp(pkg, t.name(), &stamp).map_err(|e| fail(t, log.clone(), e.into()))?;
+                fault::point(&format!("{t}.stamped"), pkg);
                 if t != Task::Package {
                     let mut ws = read_work_state(&dirs.work);
                     if t == Task::Unpack {
@@ -599,6 +607,7 @@ fn run_task(
                 }
                 let stats = crate::unpack::place_source(s, &f.path, &dirs.src)?;
                 text.push_str(&format!("{}: {} files, {} bytes\n", f.file, stats.files, stats.bytes));
+                fault::point("unpack.source", &recipe.name);
             }
             mkdir(&dirs.src)?;
             write_log(log, &text).map_err(|source| EngineError::Write { path: log.to_path_buf(), source })?;
@@ -657,7 +666,7 @@ fn run_task(
             Ok(None)
         }
         Task::Package => {
-            tree::commit(&dirs.dest, &dirs.staging)?;
+            tree::commit_then(&dirs.dest, &dirs.staging, || fault::point("package.exchanged", &recipe.name))?;
             Ok(Some(output_hash(ctx.domain, &dirs.staging)?))
         }
     }
@@ -755,7 +764,17 @@ fn run_step(ctx: &Ctx<'_>, recipe: &Recipe, step: Step, dirs: &Dirs, log: &Path)
         Isolation::Host => host_command(ctx, recipe, args, dirs),
     };
     cmd.stdin(Stdio::null()).stdout(file).stderr(err_file);
-    let status = cmd.status().map_err(|source| EngineError::Spawn { what: step.name().into(), source })?;
+    let spawn_err = |source| EngineError::Spawn { what: step.name().into(), source };
+    let mut child = cmd.spawn().map_err(spawn_err)?;
+    let running = format!("{}.running", step.name());
+    if fault::is_armed(&running, &recipe.name) {
+        // The step counts as running once it has written something: then its sandbox is up.
+        while child.try_wait().map_err(spawn_err)?.is_none() && fs::metadata(log).map_or(0, |m| m.len()) == 0 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        fault::point(&running, &recipe.name);
+    }
+    let status = child.wait().map_err(spawn_err)?;
     if status.success() {
         return Ok(());
     }
