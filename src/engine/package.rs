@@ -6,6 +6,8 @@
 //! * but a task can only run on the work dir its predecessor left: `work/D/PKG/.ovm-work` records the
 //!   signatures of the tasks done in this work dir; if the predecessor's is not there (work dir
 //!   wiped, or made by another recipe), the package restarts at `unpack`;
+//! * a stale `patch`, `configure` or `compile` restarts at `unpack`: they never rerun on a tree
+//!   their own earlier run wrote to (already patched sources, in-tree objects make takes as current);
 //! * a package whose `running` marker survived (ovm was killed) or that is named by `await` (it
 //!   failed) has a dirty work dir: it is thrown away and the package restarts at `unpack`;
 //! * nothing stale: the staged output must still hash to what the `package` stamp recorded, else it
@@ -430,6 +432,15 @@ pub fn run_until(
     let sigs = signatures(ctx, recipe, dep_outputs, Some(&fetched)).map_err(|e| fail(start, dirs.logs.clone(), e))?;
     let sig_of = |t: Task| sigs.sig(t).unwrap_or_default();
 
+    // patch, configure and compile would rerun on a tree the package's earlier run wrote to:
+    // `patch` on sources it already patched (its hunks no longer apply), configure and compile on
+    // a source tree in-tree builds changed (make style, regenerated configure scripts) and on
+    // objects `make` takes as current although a variable on its command line changed. Only a
+    // fresh unpack gives them the tree their signature describes. install reruns in place (on
+    // the compiled tree, into an empty DESTDIR), package on the installed tree.
+    if matches!(start, Task::Patch | Task::Configure | Task::Compile) {
+        start = Task::Unpack;
+    }
     // A stale task can only run on the work dir its predecessor left behind.
     let dirty = ctx.states.running(pkg).ok().flatten().is_some()
         || ctx.states.awaiting().ok().flatten().is_some_and(|a| a.package == pkg);
