@@ -812,7 +812,11 @@ fn host_command(ctx: &Ctx<'_>, recipe: &Recipe, args: Vec<String>, dirs: &Dirs) 
         }
         v
     };
-    let mut cmd = Command::new("/bin/sh");
+    // The shell of the sandbox, where /bin/sh is the build tools' busybox: the step's script and,
+    // through MAKEFLAGS, every make recipe line run with it, so the commands are the same ones
+    // (only `#!/bin/sh` scripts, like the toolchain wrappers, get the host's /bin/sh).
+    let tools_sh = eq.tools_dir.as_ref().map(|t| t.join("bin/sh")).filter(|sh| sh.exists());
+    let mut cmd = Command::new(tools_sh.as_deref().unwrap_or(Path::new("/bin/sh")));
     cmd.args(args.iter().skip(1).map(|a| map(a)));
     cmd.env_clear();
     for (k, v) in step_env(ctx, recipe) {
@@ -822,7 +826,11 @@ fn host_command(ctx: &Ctx<'_>, recipe: &Recipe, args: Vec<String>, dirs: &Dirs) 
             cmd.env(k, map(&v));
         }
     }
-    cmd.env("MAKEFLAGS", ctx.slots.server().makeflags());
+    let mut makeflags = ctx.slots.server().makeflags();
+    if let Some(sh) = tools_sh.as_ref().map(|sh| sh.to_string_lossy()).filter(|sh| !sh.contains(char::is_whitespace)) {
+        makeflags.push_str(&format!(" -- SHELL={sh}"));
+    }
+    cmd.env("MAKEFLAGS", makeflags);
     let (r, w) = ctx.slots.server().fds();
     // SAFETY: between fork and exec only fcntl on two descriptors this process owns.
     unsafe {
