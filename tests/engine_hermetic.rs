@@ -91,3 +91,38 @@ fn an_undeclared_dependency_is_invisible_until_declared() {
     let out = std::process::Command::new(p.path().join("staging/x86_64/greeter/usr/bin/greeter")).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello\n");
 }
+
+/// `--no-sandbox` (the opt-out, warned about) runs the same commands on the host: the step's
+/// script and make's recipe lines run with the build tools' busybox shell, and /ovm paths are
+/// mapped to the host's. (No compiler here: zig's cache is keyed on paths, so a host-path build
+/// would compile musl again for every scratch project; scripts/bench-engine.sh compiles busybox
+/// both ways.)
+#[test]
+fn no_sandbox_runs_the_same_commands_with_the_tools_shell() {
+    let p = project();
+    let makefile = "all:\n\treadlink /proc/$$$$/exe >$(BUILD)/make-shell\n";
+    Pkg::new(
+        "probe",
+        vec![file("Makefile", makefile)],
+        r#"style = "custom"
+compile = '''
+readlink /proc/$$/exe >step-shell
+echo "$SRC" >src-dir
+make -C /ovm/src
+'''
+install = '''
+mkdir -p "$DESTDIR/usr/share/probe"
+cp step-shell make-shell src-dir "$DESTDIR/usr/share/probe/"
+'''"#,
+    )
+    .write(&p, "no-sandbox");
+
+    let out = p.ok(&["build", "--no-sandbox", "x86_64"]);
+    assert!(out.contains("--no-sandbox: packages build on the host"), "no warning about --no-sandbox:\n{out}");
+    let got = |f: &str| p.read(&format!("staging/x86_64/probe/usr/share/probe/{f}")).trim().to_string();
+    let exe = |f: &str| std::fs::canonicalize(got(f)).unwrap();
+    let tools_busybox = std::fs::canonicalize(p.path().join("toolchain/tools/bin/sh")).unwrap();
+    assert_eq!(exe("step-shell"), tools_busybox, "the step's script ran with another shell");
+    assert_eq!(exe("make-shell"), tools_busybox, "make's recipe lines ran with another shell");
+    assert_eq!(got("src-dir"), p.path().join("work/x86_64/probe/src").display().to_string());
+}

@@ -198,11 +198,12 @@ const char *greet_word(void) { return word; }\n\
 const char *greet_mark(void) { return GREET_MARK; }\n\
 const char *greet_tag(void) { return GREET_TAG; }\n";
 
-/// libgreet's Makefile: `mark.h` comes from the recipe's config file, `GREET_TAG` from make_args.
+/// libgreet's Makefile: `mark.h` comes from the recipe's config file (`$FILES` = /ovm/files),
+/// `GREET_TAG` from make_args.
 pub const GREET_MAKEFILE: &str = "GREET_TAG ?= none\n\
 all: libgreet.a\n\
 greet.o: greet.c greet.h\n\
-\t$(CC) $(CFLAGS) -I/ovm/files/libgreet -DGREET_TAG='\"$(GREET_TAG)\"' -c greet.c -o greet.o\n\
+\t$(CC) $(CFLAGS) -I$(FILES)/libgreet -DGREET_TAG='\"$(GREET_TAG)\"' -c greet.c -o greet.o\n\
 libgreet.a: greet.o\n\
 \t$(AR) rcs $@ greet.o\n\
 install: libgreet.a\n\
