@@ -107,6 +107,7 @@ impl<'a> Run<'a> {
         no_sandbox: bool,
         quiet: bool,
     ) -> Result<Run<'a>, EngineError> {
+        super::fault::check()?;
         let recipes = RecipeSet::load(project)?;
         let fetcher = Fetcher::new(project)?;
         let slots = JobSlots::new(jobs(project, jobs_wanted)).map_err(EngineError::Jobserver)?;
@@ -267,6 +268,7 @@ fn compose_tools(root: &Path, outputs: &BTreeMap<String, String>) -> Result<(Pat
         outputs.keys().map(|n| (n.clone(), Domain::Tools(Arch::X86_64).staging(root, n))).collect();
     tree::compose(&layers, &tmp)?;
     tree::commit(&tmp, &dir)?;
+    super::fault::point("tools.composed", "tools");
     super::state::write_atomic(&marker, sig.as_bytes())?;
     Ok((dir, sig))
 }
@@ -496,8 +498,10 @@ fn pack_image(
         }
     }
     log.start(arch.name(), "image", "pack", &sig);
+    super::fault::point("image.begin", "image");
     let t0 = Instant::now();
     let out = crate::pack::pack(&req)?;
+    super::fault::point("image.packed", "image");
     log.done(arch.name(), "image", "pack", t0.elapsed(), &sig);
     let stamp = Stamp {
         signature: sig,

@@ -6,6 +6,8 @@
 //! * but a task can only run on the work dir its predecessor left: `work/D/PKG/.ovm-work` records the
 //!   signatures of the tasks done in this work dir; if the predecessor's is not there (work dir
 //!   wiped, or made by another recipe), the package restarts at `unpack`;
+//! * a stale `patch`, `configure` or `compile` restarts at `unpack`: they never rerun on a tree
+//!   their own earlier run wrote to (already patched sources, in-tree objects make takes as current);
 //! * a package whose `running` marker survived (ovm was killed) or that is named by `await` (it
 //!   failed) has a dirty work dir: it is thrown away and the package restarts at `unpack`;
 //! * nothing stale: the staged output must still hash to what the `package` stamp recorded, else it
@@ -27,6 +29,7 @@ use crate::sandbox::{self, SandboxBuilder};
 use super::context_log::ContextLog;
 use super::domain::Domain;
 use super::env::{self, EnvSpec, Profile};
+use super::fault;
 use super::scheduler::JobSlots;
 use super::signature::{Inputs, ENGINE_VERSION};
 use super::sstate::Sstate;
@@ -388,6 +391,7 @@ pub fn run_until(
         let sig = sigs.sig(Task::Fetch).unwrap_or_default();
         let t0 = Instant::now();
         ctx.log.start(ctx.domain.dir_name(), pkg, "fetch", &sig);
+        fault::point("fetch.begin", pkg);
         let mut used = Vec::new();
         for s in &recipe.sources {
             match ctx.fetcher.ensure(s) {
@@ -410,7 +414,9 @@ pub fn run_until(
             output: Some(used.join(",")),
             duration_ms: t0.elapsed().as_millis() as u64,
         };
+        fault::point("fetch.end", pkg);
         ctx.states.write_stamp(pkg, "fetch", &stamp).map_err(|e| fail(Task::Fetch, log.clone(), e.into()))?;
+        fault::point("fetch.stamped", pkg);
         ctx.log.done(ctx.domain.dir_name(), pkg, "fetch", t0.elapsed(), &sig);
         fetched = Some(used);
         if start == Task::Fetch {
@@ -421,6 +427,15 @@ pub fn run_until(
     let sigs = signatures(ctx, recipe, dep_outputs, Some(&fetched)).map_err(|e| fail(start, dirs.logs.clone(), e))?;
     let sig_of = |t: Task| sigs.sig(t).unwrap_or_default();
 
+    // patch, configure and compile would rerun on a tree the package's earlier run wrote to:
+    // `patch` on sources it already patched (its hunks no longer apply), configure and compile on
+    // a source tree in-tree builds changed (make style, regenerated configure scripts) and on
+    // objects `make` takes as current although a variable on its command line changed. Only a
+    // fresh unpack gives them the tree their signature describes. install reruns in place (on
+    // the compiled tree, into an empty DESTDIR), package on the installed tree.
+    if matches!(start, Task::Patch | Task::Configure | Task::Compile) {
+        start = Task::Unpack;
+    }
     // A stale task can only run on the work dir its predecessor left behind.
     let dirty = ctx.states.running(pkg).ok().flatten().is_some()
         || ctx.states.awaiting().ok().flatten().is_some_and(|a| a.package == pkg);
@@ -446,6 +461,7 @@ pub fn run_until(
         if let Some(sstate) = &ctx.sstate {
             let psig = sig_of(Task::Package);
             if let Some(out) = restore_from_sstate(ctx, sstate, &psig, &dirs) {
+                fault::point("sstate.restored", pkg);
                 for t in Task::ALL.iter().skip(1) {
                     let stamp = Stamp {
                         signature: sig_of(*t),
@@ -469,6 +485,7 @@ pub fn run_until(
         let sig = sig_of(t);
         ctx.states.set_running(pkg, t.name()).map_err(|e| fail(t, log.clone(), e.into()))?;
         ctx.log.start(ctx.domain.dir_name(), pkg, t.name(), &sig);
+        fault::point(&format!("{t}.begin"), pkg);
         let t0 = Instant::now();
         let result = run_task(ctx, recipe, t, &dirs, &fetched, dep_outputs, &log);
         match result {
@@ -479,7 +496,9 @@ pub fn run_until(
                     output: out.clone(),
                     duration_ms: t0.elapsed().as_millis() as u64,
                 };
+                fault::point(&format!("{t}.end"), pkg);
                 ctx.states.write_stamp(pkg, t.name(), &stamp).map_err(|e| fail(t, log.clone(), e.into()))?;
+                fault::point(&format!("{t}.stamped"), pkg);
                 if t != Task::Package {
                     let mut ws = read_work_state(&dirs.work);
                     if t == Task::Unpack {
@@ -594,6 +613,7 @@ fn run_task(
                 }
                 let stats = crate::unpack::place_source(s, &f.path, &dirs.src)?;
                 text.push_str(&format!("{}: {} files, {} bytes\n", f.file, stats.files, stats.bytes));
+                fault::point("unpack.source", &recipe.name);
             }
             mkdir(&dirs.src)?;
             write_log(log, &text).map_err(|source| EngineError::Write { path: log.to_path_buf(), source })?;
@@ -652,7 +672,7 @@ fn run_task(
             Ok(None)
         }
         Task::Package => {
-            tree::commit(&dirs.dest, &dirs.staging)?;
+            tree::commit_then(&dirs.dest, &dirs.staging, || fault::point("package.exchanged", &recipe.name))?;
             Ok(Some(output_hash(ctx.domain, &dirs.staging)?))
         }
     }
@@ -750,7 +770,17 @@ fn run_step(ctx: &Ctx<'_>, recipe: &Recipe, step: Step, dirs: &Dirs, log: &Path)
         Isolation::Host => host_command(ctx, recipe, args, dirs),
     };
     cmd.stdin(Stdio::null()).stdout(file).stderr(err_file);
-    let status = cmd.status().map_err(|source| EngineError::Spawn { what: step.name().into(), source })?;
+    let spawn_err = |source| EngineError::Spawn { what: step.name().into(), source };
+    let mut child = cmd.spawn().map_err(spawn_err)?;
+    let running = format!("{}.running", step.name());
+    if fault::is_armed(&running, &recipe.name) {
+        // The step counts as running once it has written something: then its sandbox is up.
+        while child.try_wait().map_err(spawn_err)?.is_none() && fs::metadata(log).map_or(0, |m| m.len()) == 0 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        fault::point(&running, &recipe.name);
+    }
+    let status = child.wait().map_err(spawn_err)?;
     if status.success() {
         return Ok(());
     }
@@ -777,7 +807,11 @@ fn host_command(ctx: &Ctx<'_>, recipe: &Recipe, args: Vec<String>, dirs: &Dirs) 
         }
         v
     };
-    let mut cmd = Command::new("/bin/sh");
+    // The shell of the sandbox, where /bin/sh is the build tools' busybox: the step's script and,
+    // through MAKEFLAGS, every make recipe line run with it, so the commands are the same ones
+    // (only `#!/bin/sh` scripts, like the toolchain wrappers, get the host's /bin/sh).
+    let tools_sh = eq.tools_dir.as_ref().map(|t| t.join("bin/sh")).filter(|sh| sh.exists());
+    let mut cmd = Command::new(tools_sh.as_deref().unwrap_or(Path::new("/bin/sh")));
     cmd.args(args.iter().skip(1).map(|a| map(a)));
     cmd.env_clear();
     for (k, v) in step_env(ctx, recipe) {
@@ -787,7 +821,11 @@ fn host_command(ctx: &Ctx<'_>, recipe: &Recipe, args: Vec<String>, dirs: &Dirs) 
             cmd.env(k, map(&v));
         }
     }
-    cmd.env("MAKEFLAGS", ctx.slots.server().makeflags());
+    let mut makeflags = ctx.slots.server().makeflags();
+    if let Some(sh) = tools_sh.as_ref().map(|sh| sh.to_string_lossy()).filter(|sh| !sh.contains(char::is_whitespace)) {
+        makeflags.push_str(&format!(" -- SHELL={sh}"));
+    }
+    cmd.env("MAKEFLAGS", makeflags);
     let (r, w) = ctx.slots.server().fds();
     // SAFETY: between fork and exec only fcntl on two descriptors this process owns.
     unsafe {

@@ -110,17 +110,26 @@ pub fn hash_tree(root: &Path) -> Result<String, TreeError> {
 /// Moves the complete tree `fresh` to `staged`, replacing what was there atomically. `fresh` is
 /// consumed. Both must be on one filesystem (they are: both live in the project tree).
 pub fn commit(fresh: &Path, staged: &Path) -> Result<(), TreeError> {
+    commit_then(fresh, staged, || {})
+}
+
+/// [`commit`], calling `exchanged` at the instant `staged` holds the new tree (and, if there was
+/// one, `fresh` the old): the fault-injection point between the exchange and the cleanup.
+pub fn commit_then(fresh: &Path, staged: &Path, exchanged: impl FnOnce()) -> Result<(), TreeError> {
     if let Some(parent) = staged.parent() {
         fs::create_dir_all(parent).map_err(|source| TreeError::Write { path: parent.to_path_buf(), source })?;
     }
     match fs::symlink_metadata(staged) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::rename(fresh, staged).map_err(|source| TreeError::Write { path: staged.to_path_buf(), source })
+            fs::rename(fresh, staged).map_err(|source| TreeError::Write { path: staged.to_path_buf(), source })?;
+            exchanged();
+            Ok(())
         }
         Err(source) => Err(TreeError::Read { path: staged.to_path_buf(), source }),
         Ok(_) => {
             renameat2(AT_FDCWD, fresh, AT_FDCWD, staged, RenameFlags::RENAME_EXCHANGE)
                 .map_err(|errno| TreeError::Exchange { from: fresh.to_path_buf(), to: staged.to_path_buf(), errno })?;
+            exchanged();
             // `fresh` now holds the previous output; nothing refers to it any more.
             remove_all(fresh)
         }
