@@ -242,7 +242,7 @@ pub(crate) fn build_domain(
 fn poisoned(recipe: &Recipe) -> Box<Failure> {
     Box::new(Failure {
         package: recipe.name.clone(),
-        task: super::task::Task::Fetch,
+        task: "fetch".into(),
         log: PathBuf::new(),
         error: EngineError::Internal("a worker panicked".into()),
     })

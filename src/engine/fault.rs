@@ -85,10 +85,22 @@ pub struct UnknownPoint {
     point: String,
 }
 
+/// Whether `point` is one a build can reach: a listed point, or `STEP.{begin,running,end,stamped}`
+/// of a recipe's own `[[build.step]]` (those names are the recipe's, so they cannot be listed).
+fn is_known(point: &str) -> bool {
+    if POINTS.contains(&point) {
+        return true;
+    }
+    let Some((step, when)) = point.rsplit_once('.') else { return false };
+    let step_name = step.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && step.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    step_name && ["begin", "running", "end", "stamped"].contains(&when)
+}
+
 /// Refuses an `OVM_FAULT` that names no known point.
 pub fn check() -> Result<(), UnknownPoint> {
     match armed() {
-        Some(f) if !POINTS.contains(&f.point.as_str()) => {
+        Some(f) if !is_known(&f.point) => {
             let given = match &f.package {
                 Some(p) => format!("{}@{p}", f.point),
                 None => f.point.clone(),
@@ -102,7 +114,7 @@ pub fn check() -> Result<(), UnknownPoint> {
 /// Whether reaching `point` for `package` would kill the process (for points that must prepare
 /// something first, like waiting for a step to be under way).
 pub fn is_armed(point: &str, package: &str) -> bool {
-    debug_assert!(POINTS.contains(&point), "fault point {point} is not listed in POINTS");
+    debug_assert!(is_known(point), "fault point {point} is not a known point");
     armed().is_some_and(|f| f.point == point && f.package.as_deref().map_or(true, |p| p == package))
 }
 
@@ -129,11 +141,17 @@ mod tests {
         for p in POINTS {
             assert!(seen.insert(*p), "{p} listed twice");
         }
-        for t in super::super::task::Task::ALL {
+        for t in ["fetch", "unpack", "patch", "configure", "compile", "install", "package"] {
             for when in ["begin", "end", "stamped"] {
                 assert!(seen.contains(format!("{t}.{when}").as_str()), "{t}.{when} missing");
             }
         }
+    }
+
+    #[test]
+    fn points_of_a_recipes_own_steps_are_known_typos_are_not() {
+        assert!(is_known("all-gcc.begin") && is_known("libgcc.running") && is_known("compile.end"));
+        assert!(!is_known("compile.finished") && !is_known("Compile.begin") && !is_known("nodot"));
     }
 
     #[test]
