@@ -149,6 +149,7 @@ fn sigkill_at_each_point_then_a_rerun_gives_the_clean_build() {
     let points = [
         "unpack.source@hello",
         "compile.running@libgreet",
+        "install.running@libgreet",
         "install.end@hello",
         "package.exchanged@libgreet",
         "package.stamped@hello",

@@ -317,7 +317,7 @@ fn prefetch(run: &Run<'_>, plans: &[(Domain, Vec<&Recipe>, Equipment)]) -> Resul
                     Some((d.clone(), s.output?))
                 })
                 .collect();
-            let verdict = package::assess(&ctx, r, &deps)?;
+            let verdict = package::assess_inputs(&ctx, r, &deps)?;
             if verdict.start.is_some() {
                 wanted.extend(r.sources.iter());
             }

@@ -279,6 +279,27 @@ pub struct Verdict {
 }
 
 pub fn assess(ctx: &Ctx<'_>, recipe: &Recipe, dep_outputs: &BTreeMap<String, String>) -> Result<Verdict, EngineError> {
+    assess_with(ctx, recipe, dep_outputs, true)
+}
+
+/// [`assess`] from the stamps and markers alone, without re-hashing the staged output of a package
+/// whose stamps are current: for planning which sources a run needs. A damaged output is still
+/// found (and its sources fetched) when the package itself is assessed for building; hashing every
+/// output twice per run would double the cost of a no-op build.
+pub fn assess_inputs(
+    ctx: &Ctx<'_>,
+    recipe: &Recipe,
+    dep_outputs: &BTreeMap<String, String>,
+) -> Result<Verdict, EngineError> {
+    assess_with(ctx, recipe, dep_outputs, false)
+}
+
+fn assess_with(
+    ctx: &Ctx<'_>,
+    recipe: &Recipe,
+    dep_outputs: &BTreeMap<String, String>,
+    verify_output: bool,
+) -> Result<Verdict, EngineError> {
     let pkg = recipe.name.as_str();
     let plan = TaskPlan::for_recipe(recipe);
     let stamps: Vec<Option<Stamp>> =
@@ -325,7 +346,7 @@ pub fn assess(ctx: &Ctx<'_>, recipe: &Recipe, dep_outputs: &BTreeMap<String, Str
         start = Some(restart);
     }
 
-    if start.is_none() {
+    if start.is_none() && verify_output {
         let recorded = stamps[plan.package().index()].as_ref().and_then(|s| s.output.clone());
         let staged = Dirs::new(ctx, pkg).staging;
         let actual = if staged.is_dir() { Some(output_hash(ctx.domain, &staged)?) } else { None };
