@@ -13,7 +13,8 @@
 //! task is already done) lets that run finish; then the outputs and the image must equal the
 //! clean build's, nothing may be left over (`.part`, temporaries, `*.running`, `await`), and the
 //! recipes get new source bytes (same outputs) so every point can be reached again. At the end, a
-//! last unarmed run, the same checks, and a build after it with nothing to do.
+//! last unarmed run, the same checks, and a build after it with nothing to do. A second test does
+//! the same on the real busybox at three points.
 
 mod build_support;
 mod engine_fixture;
@@ -220,4 +221,38 @@ fn random_sigkills_across_every_stage_then_the_clean_build() {
             kills_per_category[i]
         );
     }
+}
+
+/// The real busybox (kbuild, ~1,000 objects) killed while compiling, while being committed and
+/// after its image was written; each rerun recovers and the last image equals a clean build's.
+/// Its recipe gets an environment variable nothing reads, so its signature is new (no cache
+/// entry stands in for the compile) while its output stays the clean one.
+#[test]
+fn real_busybox_killed_mid_compile_mid_commit_and_after_pack_gives_the_clean_image() {
+    let sstate = project().sstate.clone(); // the build tools, already cached
+    let mut reference = TestProject::from_repo();
+    reference.sstate = sstate.clone();
+    reference.ok(&["build", "x86_64"]);
+    let clean = image_sha(&reference, "x86_64");
+
+    let mut p = TestProject::from_repo();
+    p.sstate = sstate;
+    let nonce = format!("{}-{}", std::process::id(), std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos());
+    edit(
+        &p,
+        "recipes/busybox.toml",
+        "style = \"kbuild\"",
+        &format!("style = \"kbuild\"\nenv = {{ OVM_FAULTS_NONCE = \"{nonce}\" }}"),
+    );
+    let mut history = Vec::new();
+    for point in ["compile.running@busybox", "package.exchanged@busybox", "image.packed"] {
+        let out = p.ovm().env("OVM_FAULT", point).args(["build", "x86_64"]).output().unwrap();
+        assert_eq!(out.status.signal(), Some(9), "{point} was not reached:\n{}", build_support::text(&out));
+        history.push(point.to_string());
+    }
+    p.ok(&["build", "x86_64"]);
+    assert_eq!(image_sha(&p, "x86_64"), clean, "after {history:?}: the image differs from a clean build");
+    assert_eq!(leftovers(p.path()), Vec::<String>::new(), "after {history:?}: leftovers in the project");
+    p.ok(&["build", "x86_64"]);
+    assert_eq!(p.tasks_run("x86_64"), Vec::<String>::new(), "after {history:?}: the next build had work to do");
 }
