@@ -91,6 +91,9 @@ pub struct FetchConfig {
     pub timeout: u64,
     /// PyPI simple-API index; default: `PIP_INDEX_URL`, else https://pypi.org/simple/.
     pub pypi_index: Option<String>,
+    /// The largest source file a download may deliver, in bytes (default 4 GiB): a server that
+    /// streams without end is cut off there instead of filling the disk.
+    pub max_size: u64,
 }
 
 impl Default for FetchConfig {
@@ -105,6 +108,7 @@ impl Default for FetchConfig {
             connect_timeout: 15,
             timeout: 60,
             pypi_index: None,
+            max_size: 4 << 30,
         }
     }
 }

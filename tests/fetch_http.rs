@@ -27,6 +27,7 @@ fn options() -> FetchOptions {
         pypi: false,
         pypi_index: "http://127.0.0.1:9/simple/".into(),
         progress: ProgressMode::Lines,
+        max_size: 1 << 30,
     }
 }
 

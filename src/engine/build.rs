@@ -352,6 +352,9 @@ pub(crate) fn open_run<'a>(
         if no_wait { Wait::NoWait } else { Wait::Block },
         |holder| tracing::warn!("waiting for another ovm on this project ({holder})"),
     )?;
+    for path in super::state::remove_stale_temporaries(project.root())? {
+        tracing::info!("removed {}, left by an interrupted run", path.display());
+    }
     Ok((lock, Run::new(project, jobs, no_sandbox, quiet)?))
 }
 

@@ -10,16 +10,23 @@
 //! [`POINTS`] is the complete list (tests pick from it; an unknown name is refused by [`check`] at
 //! the start of a run, so a typo cannot turn a crash test into a test that never crashes).
 //! The hook costs one load of a `OnceLock` per point when `OVM_FAULT` is unset.
+//!
+//! `OVM_FAULT_ACTION=stop` makes the point stop the process with SIGSTOP instead (it goes on after
+//! SIGCONT): a test can then change the world at that exact instant — fill the disk just before a
+//! commit — and let the build meet it, which a kill cannot show.
 
 use std::io::Write;
 use std::sync::OnceLock;
 
 /// The environment variable that arms the hook.
 pub const ENV: &str = "OVM_FAULT";
+/// `kill` (the default) or `stop`: what happens at the armed point.
+pub const ACTION_ENV: &str = "OVM_FAULT_ACTION";
 
 /// Every point, in the order a package's build reaches them. Per task (`fetch` … `package`):
 /// `TASK.begin` (its `running` marker is set, nothing done), `TASK.end` (its work is done, no
 /// stamp yet), `TASK.stamped` (stamp written, the work dir's record of done tasks not yet). And:
+/// * `fetch.partial` — a download or mirror copy has written its first bytes to `sources/FILE.part`;
 /// * `unpack.source` — after each source is placed (between two sources: a half-unpacked tree);
 /// * `configure.running`, `compile.running`, `install.running` — while the step's sandbox runs
 ///   (fired once the step has written its first bytes to its log);
@@ -29,6 +36,7 @@ pub const ENV: &str = "OVM_FAULT";
 /// * `image.begin`, `image.packed` — before packing the image; image written, its stamp not.
 pub const POINTS: &[&str] = &[
     "fetch.begin",
+    "fetch.partial",
     "fetch.end",
     "fetch.stamped",
     "unpack.begin",
@@ -64,18 +72,25 @@ pub const POINTS: &[&str] = &[
 struct Fault {
     point: String,
     package: Option<String>,
+    stop: bool,
 }
 
-fn parse(value: &str) -> Fault {
+fn parse(value: &str, action: Option<&str>) -> Fault {
+    let stop = action == Some("stop");
     match value.split_once('@') {
-        Some((point, pkg)) => Fault { point: point.to_string(), package: Some(pkg.to_string()) },
-        None => Fault { point: value.to_string(), package: None },
+        Some((point, pkg)) => Fault { point: point.to_string(), package: Some(pkg.to_string()), stop },
+        None => Fault { point: value.to_string(), package: None, stop },
     }
 }
 
 fn armed() -> Option<&'static Fault> {
     static FAULT: OnceLock<Option<Fault>> = OnceLock::new();
-    FAULT.get_or_init(|| std::env::var(ENV).ok().filter(|v| !v.is_empty()).map(|v| parse(&v))).as_ref()
+    FAULT
+        .get_or_init(|| {
+            let action = std::env::var(ACTION_ENV).ok();
+            std::env::var(ENV).ok().filter(|v| !v.is_empty()).map(|v| parse(&v, action.as_deref()))
+        })
+        .as_ref()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,8 +133,14 @@ pub fn is_armed(point: &str, package: &str) -> bool {
     armed().is_some_and(|f| f.point == point && f.package.as_deref().map_or(true, |p| p == package))
 }
 
-/// Kills the process with SIGKILL if `OVM_FAULT` names `point` (and `package`, or no package).
+/// Kills the process with SIGKILL if `OVM_FAULT` names `point` (and `package`, or no package);
+/// with `OVM_FAULT_ACTION=stop`, stops it with SIGSTOP until a SIGCONT instead.
 pub fn point(point: &str, package: &str) {
+    if is_armed(point, package) && armed().is_some_and(|f| f.stop) {
+        let _ = writeln!(std::io::stderr(), "ovm: {ENV}: SIGSTOP at {point} ({package})");
+        let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGSTOP);
+        return;
+    }
     if is_armed(point, package) {
         let _ = writeln!(std::io::stderr(), "ovm: {ENV}: SIGKILL at {point} ({package})");
         let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);
@@ -156,10 +177,13 @@ mod tests {
 
     #[test]
     fn a_package_may_be_named() {
-        assert_eq!(parse("compile.running"), Fault { point: "compile.running".into(), package: None });
         assert_eq!(
-            parse("package.exchanged@hello"),
-            Fault { point: "package.exchanged".into(), package: Some("hello".into()) }
+            parse("compile.running", None),
+            Fault { point: "compile.running".into(), package: None, stop: false }
+        );
+        assert_eq!(
+            parse("package.exchanged@hello", Some("stop")),
+            Fault { point: "package.exchanged".into(), package: Some("hello".into()), stop: true }
         );
     }
 }

@@ -520,7 +520,14 @@ pub fn run_until(
                     duration_ms: t0.elapsed().as_millis() as u64,
                 };
                 fault::point(&format!("{name}.end"), pkg);
-                ctx.states.write_stamp(pkg, name, &stamp).map_err(|e| fail(name, log.clone(), e.into()))?;
+                if let Err(e) = ctx.states.write_stamp(pkg, name, &stamp) {
+                    // A full disk, typically. Treated like the task failing: the previous run's
+                    // stamp no longer describes what the work dir (or staging) holds.
+                    ctx.log.failed(ctx.domain.dir_name(), pkg, name, t0.elapsed(), &log);
+                    let _ = ctx.states.set_await(&Await { package: pkg.into(), task: name.into(), log: log.clone() });
+                    let _ = ctx.states.remove_stamp(pkg, name);
+                    return Err(fail(name, log, e.into()));
+                }
                 fault::point(&format!("{name}.stamped"), pkg);
                 if t != package {
                     let mut ws = read_work_state(&dirs.work);
@@ -651,7 +658,13 @@ fn run_task(
             Ok(None)
         }
         TaskKind::Step(step) => {
-            run_step_task(ctx, recipe, &def.name, step, dirs, log)?;
+            let ran = run_step_task(ctx, recipe, &def.name, step, dirs, log);
+            // Before anything else sees the step's files, failed or not: see `clear_setid`.
+            let cleared = tree::clear_setid(&dirs.work)?;
+            if cleared > 0 {
+                tracing::info!("{}: cleared setuid/setgid bits on {cleared} file(s) of {}", recipe.name, def.name);
+            }
+            ran?;
             Ok(None)
         }
         TaskKind::Package => {

@@ -165,11 +165,50 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
     write_atomic(path, &bytes)
 }
 
+/// The prefix of [`write_atomic`]'s temporary files.
+const TEMP_PREFIX: &str = ".tmp-";
+
+/// Removes what killed runs left half-made: [`write_atomic`] temporaries in `states/*/` and in the
+/// work dirs `work/*/*/`, and `work/*/.PKG.sstate` restores. A kill lands in one thread, but the
+/// scheduler's other threads may be between creating such a file and renaming it; nobody would
+/// ever remove it. Called with the project lock held, so no other ovm is writing them. Returns the
+/// paths removed.
+pub fn remove_stale_temporaries(root: &Path) -> Result<Vec<PathBuf>, StateError> {
+    let mut removed = Vec::new();
+    let subdirs = |dir: &Path| -> Vec<PathBuf> {
+        fs::read_dir(dir)
+            .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_dir() && !p.is_symlink()).collect())
+            .unwrap_or_default()
+    };
+    let mut dirs = subdirs(&root.join("states"));
+    for domain in subdirs(&root.join("work")) {
+        dirs.extend(subdirs(&domain));
+        dirs.push(domain);
+    }
+    for dir in dirs {
+        let Ok(rd) = fs::read_dir(&dir) else { continue };
+        for entry in rd.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let path = entry.path();
+            if name.starts_with(TEMP_PREFIX) && entry.file_type().is_ok_and(|t| t.is_file()) {
+                remove_if_exists(&path)?;
+                removed.push(path);
+            } else if name.starts_with('.') && name.ends_with(".sstate") {
+                super::tree::remove_all(&path)
+                    .map_err(|e| StateError::Remove { path: path.clone(), source: io::Error::other(e.to_string()) })?;
+                removed.push(path);
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// Writes `bytes` to `path` via a temporary file in the same directory, fsynced, then renamed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let err = |source| StateError::Write { path: path.to_path_buf(), source };
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(err)?;
+    let mut tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir).map_err(err)?;
     tmp.write_all(bytes).map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
@@ -190,6 +229,28 @@ mod tests {
 
     fn stamp(sig: &str) -> Stamp {
         Stamp { signature: sig.into(), inputs: Inputs::new(), output: None, duration_ms: 1 }
+    }
+
+    #[test]
+    fn temporaries_of_killed_runs_are_swept_and_nothing_else() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        for dir in ["states/x86_64", "work/x86_64/hello/src", "work/x86_64/.bye.sstate/usr"] {
+            fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        for f in ["states/x86_64/.tmp-a1", "states/x86_64/hello.compile", "work/x86_64/hello/.tmp-b2"] {
+            fs::write(root.join(f), "x").unwrap();
+        }
+        fs::write(root.join("work/x86_64/hello/src/.tmp-upstream"), "x").unwrap();
+        let mut removed = remove_stale_temporaries(root).unwrap();
+        removed.sort();
+        let want: Vec<PathBuf> = ["states/x86_64/.tmp-a1", "work/x86_64/.bye.sstate", "work/x86_64/hello/.tmp-b2"]
+            .iter()
+            .map(|r| root.join(r))
+            .collect();
+        assert_eq!(removed, want);
+        assert!(root.join("states/x86_64/hello.compile").exists());
+        assert!(root.join("work/x86_64/hello/src/.tmp-upstream").exists(), "a source tree's own files are not ours");
     }
 
     #[test]

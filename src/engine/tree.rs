@@ -136,6 +136,41 @@ pub fn commit_then(fresh: &Path, staged: &Path, exchanged: impl FnOnce()) -> Res
     }
 }
 
+/// Clears the setuid and setgid bits of everything below `root` (symlinks are not followed);
+/// returns how many entries had them. A build step runs as root in its user namespace, which maps
+/// to the user running ovm — root, in CI — so a `chmod 4755` inside would leave a setuid-root
+/// program in the project for any local user to run. The image never needs the bits from here:
+/// the packer clears them anyway, and only the device table grants them.
+pub fn clear_setid(root: &Path) -> Result<usize, TreeError> {
+    let mut cleared = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(TreeError::Read { path: dir, source }),
+        };
+        for entry in rd {
+            let entry = entry.map_err(|source| TreeError::Read { path: dir.clone(), source })?;
+            let path = entry.path();
+            let md = fs::symlink_metadata(&path).map_err(|source| TreeError::Read { path: path.clone(), source })?;
+            if md.file_type().is_symlink() {
+                continue;
+            }
+            let mode = md.permissions().mode();
+            if mode & 0o6000 != 0 {
+                fs::set_permissions(&path, fs::Permissions::from_mode(mode & 0o1777))
+                    .map_err(|source| TreeError::Write { path: path.clone(), source })?;
+                cleared += 1;
+            }
+            if md.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+    Ok(cleared)
+}
+
 /// `rm -rf` that tolerates a missing path and makes read-only dirs writable first (a build may
 /// leave `chmod 555` directories behind).
 pub fn remove_all(path: &Path) -> Result<(), TreeError> {
@@ -226,6 +261,25 @@ pub fn size_of(root: &Path) -> Result<(u64, u64), TreeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn setid_bits_are_cleared_below_a_root_and_links_are_not_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = d.path().join("outside");
+        fs::write(&outside, "x").unwrap();
+        fs::set_permissions(&outside, fs::Permissions::from_mode(0o4755)).unwrap();
+        let root = d.path().join("root");
+        fs::create_dir_all(root.join("bin")).unwrap();
+        fs::write(root.join("bin/su"), "x").unwrap();
+        fs::set_permissions(root.join("bin/su"), fs::Permissions::from_mode(0o6755)).unwrap();
+        fs::set_permissions(root.join("bin"), fs::Permissions::from_mode(0o2755)).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+        assert_eq!(clear_setid(&root).unwrap(), 2);
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!((mode(&root.join("bin/su")), mode(&root.join("bin"))), (0o755, 0o755));
+        assert_eq!(mode(&outside), 0o4755);
+        assert_eq!(clear_setid(&d.path().join("missing")).unwrap(), 0);
+    }
     use std::os::unix::fs::symlink;
 
     fn tree(root: &Path, files: &[(&str, &str)]) {

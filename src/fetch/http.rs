@@ -7,6 +7,10 @@
 //! exponential backoff, each retry resuming from what arrived; a 4xx, an unknown host or a refused
 //! connection are final for this URL (the caller moves on to the next place). The `.part` is never
 //! renamed here: the caller verifies its sha256 first.
+//!
+//! A response larger than the size cap (`[fetch] max_size`) is refused — up front when its
+//! `Content-Length` says so, else as soon as the body crosses the cap — and its `.part` removed: a
+//! broken or hostile server streaming without end must not fill the disk. That failure is final.
 
 use std::error::Error as _;
 use std::fs::{self, File, OpenOptions};
@@ -20,13 +24,15 @@ use reqwest::StatusCode;
 
 use super::progress::Progress;
 
-/// How often and how patiently a URL is retried.
+/// How often and how patiently a URL is retried, and how large its body may be.
 #[derive(Debug, Clone)]
-pub(super) struct RetryPolicy {
+pub(super) struct HttpPolicy {
     /// Retries after the first attempt.
     pub retries: u32,
     /// Delay before the first retry; doubled for each further one.
     pub backoff: Duration,
+    /// The largest file accepted, in bytes.
+    pub max_size: u64,
 }
 
 #[derive(Debug)]
@@ -42,6 +48,11 @@ enum Failure {
         what: String,
         source: io::Error,
     },
+    /// The file would be larger than the cap; the `.part` was removed.
+    TooLarge {
+        max_size: u64,
+        announced: Option<u64>,
+    },
 }
 
 impl Failure {
@@ -52,7 +63,7 @@ impl Failure {
             }
             Failure::Transport { transient, .. } => *transient,
             Failure::Restart(_) => true,
-            Failure::Io { .. } => false,
+            Failure::Io { .. } | Failure::TooLarge { .. } => false,
         }
     }
 }
@@ -64,6 +75,16 @@ impl std::fmt::Display for Failure {
             Failure::Transport { message, .. } => f.write_str(message),
             Failure::Restart(why) => write!(f, "{why}; restarting from zero"),
             Failure::Io { what, source } => write!(f, "{what}: {source}"),
+            Failure::TooLarge { max_size, announced: Some(len) } => write!(
+                f,
+                "the server announces {len} bytes, more than the size limit of {max_size} bytes \
+                 ([fetch] max_size); not downloaded"
+            ),
+            Failure::TooLarge { max_size, announced: None } => write!(
+                f,
+                "the response grew past the size limit of {max_size} bytes ([fetch] max_size); \
+                 stopped and discarded"
+            ),
         }
     }
 }
@@ -118,18 +139,19 @@ fn content_range_start(headers: &reqwest::header::HeaderMap) -> Option<u64> {
 }
 
 /// Downloads `url` into `part` (resuming it), retrying transient failures. The error text is what
-/// the user sees for this URL in the list of places tried.
+/// the user sees for this URL in the list of places tried. `package` only names the fault point.
 pub(super) fn download(
     client: &Client,
     url: &reqwest::Url,
     part: &Path,
     file: &str,
-    policy: &RetryPolicy,
+    policy: &HttpPolicy,
     progress: &Progress,
+    package: &str,
 ) -> Result<(), String> {
     let mut retry = 0;
     loop {
-        match once(client, url, part, file, progress) {
+        match once(client, url, part, file, policy.max_size, progress, package) {
             Ok(()) => return Ok(()),
             Err(e) if e.transient() && retry < policy.retries => {
                 retry += 1;
@@ -146,7 +168,15 @@ pub(super) fn download(
     }
 }
 
-fn once(client: &Client, url: &reqwest::Url, part: &Path, file: &str, progress: &Progress) -> Result<(), Failure> {
+fn once(
+    client: &Client,
+    url: &reqwest::Url,
+    part: &Path,
+    file: &str,
+    max_size: u64,
+    progress: &Progress,
+    package: &str,
+) -> Result<(), Failure> {
     let have = match fs::metadata(part) {
         Ok(m) => m.len(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
@@ -158,6 +188,13 @@ fn once(client: &Client, url: &reqwest::Url, part: &Path, file: &str, progress: 
     }
     let mut response = request.send().map_err(classify)?;
     let status = response.status();
+    if let Some(len) = response.content_length() {
+        let whole = if status == StatusCode::PARTIAL_CONTENT { len.saturating_add(have) } else { len };
+        if whole > max_size {
+            truncate(part)?;
+            return Err(Failure::TooLarge { max_size, announced: Some(whole) });
+        }
+    }
     let (mut out, offset) = match status {
         StatusCode::PARTIAL_CONTENT if have > 0 => {
             if content_range_start(response.headers()) != Some(have) {
@@ -193,9 +230,18 @@ fn once(client: &Client, url: &reqwest::Url, part: &Path, file: &str, progress: 
                 });
             }
         };
+        if received.saturating_add(n as u64) > max_size {
+            transfer.finish(false);
+            drop(out);
+            truncate(part)?;
+            return Err(Failure::TooLarge { max_size, announced: None });
+        }
         if let Err(e) = out.write_all(&buf[..n]) {
             transfer.finish(false);
             return Err(io_failure("cannot write", part, e));
+        }
+        if received == offset {
+            crate::engine::fault::point("fetch.partial", package);
         }
         received += n as u64;
         transfer.advance(n as u64);
@@ -243,5 +289,6 @@ mod tests {
         assert!(Failure::Status(StatusCode::TOO_MANY_REQUESTS).transient());
         assert!(!Failure::Status(StatusCode::NOT_FOUND).transient());
         assert!(!Failure::Status(StatusCode::FORBIDDEN).transient());
+        assert!(!Failure::TooLarge { max_size: 1, announced: None }.transient());
     }
 }

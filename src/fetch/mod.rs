@@ -138,6 +138,8 @@ pub struct FetchOptions {
     pub pypi: bool,
     pub pypi_index: String,
     pub progress: ProgressMode,
+    /// The largest file a download may deliver (bytes); larger responses are refused.
+    pub max_size: u64,
 }
 
 impl FetchOptions {
@@ -169,6 +171,7 @@ impl FetchOptions {
             pypi: cfg.pypi,
             pypi_index,
             progress: ProgressMode::Auto,
+            max_size: cfg.max_size,
         })
     }
 }
@@ -252,7 +255,7 @@ impl Fetcher {
             if let Some(path) = self.present(artifact)? {
                 return Ok(fetched(path, artifact, variant.clone(), Origin::Present));
             }
-            if let Some((path, origin)) = self.obtain(artifact, &mut attempts)? {
+            if let Some((path, origin)) = self.obtain(&source.recipe, artifact, &mut attempts)? {
                 if let Variant::Alternative { version, .. } = variant {
                     self.progress.note(&format!(
                         "{}: upstream bytes unavailable; using alternative {} (version {version})",
@@ -368,9 +371,19 @@ impl Fetcher {
         Ok(Err(format!("sha256 mismatch: got {sum}, expected {} (kept as {})", artifact.sha256, bad.display())))
     }
 
+    fn http_policy(&self) -> http::HttpPolicy {
+        http::HttpPolicy {
+            retries: self.options.retries,
+            backoff: self.options.backoff,
+            max_size: self.options.max_size,
+        }
+    }
+
     /// Tries every place for one artifact; `None` when all failed (each failure added to `attempts`).
+    /// `recipe` names the package at the `fetch.partial` fault point.
     fn obtain(
         &self,
+        recipe: &str,
         artifact: &Artifact,
         attempts: &mut Vec<Attempt>,
     ) -> Result<Option<(PathBuf, Origin)>, FetchError> {
@@ -387,10 +400,9 @@ impl Fetcher {
         for place in places {
             let got = match &place {
                 Place::Http(url) => {
-                    let policy = http::RetryPolicy { retries: self.options.retries, backoff: self.options.backoff };
-                    http::download(self.client()?, url, &part, file, &policy, &self.progress)
+                    http::download(self.client()?, url, &part, file, &self.http_policy(), &self.progress, recipe)
                 }
-                Place::Local(path) => copy_local(path, &part),
+                Place::Local(path) => copy_local(path, &part, recipe),
             };
             let origin = match &place {
                 Place::Http(url) => Origin::Url(url.to_string()),
@@ -432,8 +444,7 @@ impl Fetcher {
                 if let Some(sha) = found.sha256.as_ref().filter(|s| **s != artifact.sha256) {
                     return Err(format!("the index lists sha256 {sha} for it, the recipe expects {}", artifact.sha256));
                 }
-                let policy = http::RetryPolicy { retries: self.options.retries, backoff: self.options.backoff };
-                http::download(client, &found.url, &part, file, &policy, &self.progress)
+                http::download(client, &found.url, &part, file, &self.http_policy(), &self.progress, recipe)
                     .map(|()| found.url.to_string())
                     .map_err(|e| format!("{}: {e}", found.url))
             });
@@ -453,11 +464,17 @@ fn fetched(path: PathBuf, artifact: &Artifact, variant: Variant, origin: Origin)
     Fetched { path, file: artifact.file.clone(), sha256: artifact.sha256.clone(), variant, origin }
 }
 
-/// Copies a file from a local mirror into the `.part` (no resume: local reads are cheap).
-fn copy_local(from: &Path, part: &Path) -> Result<(), String> {
+/// Copies a file from a local mirror into the `.part` (no resume: local reads are cheap). The first
+/// half is written on its own, so the `fetch.partial` fault point sees a half-written `.part`.
+fn copy_local(from: &Path, part: &Path, recipe: &str) -> Result<(), String> {
+    use io::Read as _;
     let mut input = File::open(from).map_err(|e| e.to_string())?;
+    let len = input.metadata().map_err(|e| e.to_string())?.len();
     let mut out = File::create(part).map_err(|e| format!("cannot create {}: {e}", part.display()))?;
-    io::copy(&mut input, &mut out).map_err(|e| format!("copying to {}: {e}", part.display()))?;
+    let copy_err = |e: io::Error| format!("copying to {}: {e}", part.display());
+    io::copy(&mut (&mut input).take(len / 2), &mut out).map_err(copy_err)?;
+    crate::engine::fault::point("fetch.partial", recipe);
+    io::copy(&mut input, &mut out).map_err(copy_err)?;
     out.sync_all().map_err(|e| format!("cannot flush {}: {e}", part.display()))
 }
 

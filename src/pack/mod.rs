@@ -162,13 +162,16 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &PackOptions) ->
     let cfg = &project.config.pack;
     let mut layers = Vec::new();
     let rootfs = project.rootfs_dir();
-    if rootfs.is_dir() {
-        layers.push(Layer::rootfs(rootfs));
-    } else {
-        tracing::warn!(
+    // Only a rootfs/ that is really absent is skipped: `is_dir()` would also skip a symlink loop
+    // or an unreadable directory, and pack an image without its skeleton.
+    match std::fs::metadata(&rootfs) {
+        Ok(md) if md.is_dir() => layers.push(Layer::rootfs(rootfs)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => tracing::warn!(
             "{} does not exist: the image gets no skeleton (no /init unless a package has one)",
             rootfs.display()
-        );
+        ),
+        Ok(_) => return Err(PackError::LayerNotDir { layer: "rootfs".into(), path: rootfs }),
+        Err(source) => return Err(PackError::LayerRead { layer: "rootfs".into(), path: rootfs, source }),
     }
     let staging = project.root().join("staging").join(arch.name());
     if staging.is_dir() {
@@ -191,8 +194,12 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &PackOptions) ->
         }
     }
     if let Some(overlay) = opts.overlay.clone().or_else(|| cfg.overlay.as_ref().map(|o| project.root().join(o))) {
-        if !overlay.is_dir() {
-            return Err(PackError::OverlayMissing(overlay));
+        // `is_dir()` would report a symlink loop or an unreadable parent as "does not exist".
+        match std::fs::metadata(&overlay) {
+            Ok(md) if md.is_dir() => {}
+            Ok(_) => return Err(PackError::LayerNotDir { layer: "overlay".into(), path: overlay }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(PackError::OverlayMissing(overlay)),
+            Err(source) => return Err(PackError::LayerRead { layer: "overlay".into(), path: overlay, source }),
         }
         layers.push(Layer::overlay(overlay));
     }

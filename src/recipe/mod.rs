@@ -69,6 +69,10 @@ pub enum RecipeError {
     MissingFile { at: Location, name: String, path: PathBuf },
     #[error("{at}: source file name `{file}` is also used by {other} with a different sha256")]
     FileClash { at: Location, file: String, other: String },
+    /// A patch or config file that is a symlink (or sits under one) leading out of the project:
+    /// its content would be host data fed into a build.
+    #[error("{at}: {what} `{}` resolves to {}, outside the project", path.display(), target.display())]
+    Escapes { at: Location, what: &'static str, path: PathBuf, target: PathBuf },
     #[error("no recipe named `{name}`{hint}")]
     NotFound { name: String, hint: String },
 }
@@ -84,7 +88,8 @@ impl RecipeError {
             | RecipeError::Cycle { at, .. }
             | RecipeError::MissingPatch { at, .. }
             | RecipeError::MissingFile { at, .. }
-            | RecipeError::FileClash { at, .. } => Some(at),
+            | RecipeError::FileClash { at, .. }
+            | RecipeError::Escapes { at, .. } => Some(at),
             RecipeError::Read { .. } | RecipeError::ListDir { .. } | RecipeError::NotFound { .. } => None,
         }
     }

@@ -259,6 +259,20 @@ fn check_relative(doc: &Doc, value: &Spanned<String>, what: &str, allow_empty: b
     Ok(clean)
 }
 
+/// `path` (an existing patch or config file) with every symlink resolved must stay inside the
+/// project: `check_relative` only sees the name, and a link planted in `patches/` or `config/`
+/// would otherwise feed `/etc/shadow` or another user's file into a build (and its log).
+fn check_inside(ctx: &Context, at: Location, what: &'static str, path: &Path) -> Result<(), RecipeError> {
+    let target =
+        std::fs::canonicalize(path).map_err(|source| RecipeError::Read { path: path.to_path_buf(), source })?;
+    let root = std::fs::canonicalize(&ctx.root).unwrap_or_else(|_| ctx.root.clone());
+    if target.starts_with(&root) {
+        return Ok(());
+    }
+    let shown = path.strip_prefix(&ctx.root).unwrap_or(path).to_path_buf();
+    Err(RecipeError::Escapes { at, what, path: shown, target })
+}
+
 fn resolve_files(ctx: &Context, doc: &Doc, raw: &[Spanned<String>]) -> Result<Vec<ConfigFile>, RecipeError> {
     let mut files: Vec<ConfigFile> = Vec::new();
     for entry in raw {
@@ -270,6 +284,7 @@ fn resolve_files(ctx: &Context, doc: &Doc, raw: &[Spanned<String>]) -> Result<Ve
         if !path.is_file() {
             return Err(RecipeError::MissingFile { at: doc.at(entry.span()), name: entry.as_ref().clone(), path });
         }
+        check_inside(ctx, doc.at(entry.span()), "file", &path)?;
         files.push(ConfigFile { name: entry.as_ref().clone(), path });
     }
     Ok(files)
@@ -288,6 +303,7 @@ fn resolve_patches(
     let mut patches = Vec::new();
     let single = ctx.patches_dir.join(format!("{name}-{version}.patch"));
     if single.is_file() {
+        check_inside(ctx, doc.start(), "patch", &single)?;
         patches.push(single);
     }
     let dir = ctx.patches_dir.join(name);
@@ -304,6 +320,9 @@ fn resolve_patches(
             }
         }
         found.sort();
+        for path in &found {
+            check_inside(ctx, doc.start(), "patch", path)?;
+        }
         patches.extend(found);
     }
     for entry in listed {
@@ -312,6 +331,7 @@ fn resolve_patches(
         if !path.is_file() {
             return Err(RecipeError::MissingPatch { at: doc.at(entry.span()), name: entry.as_ref().clone(), path });
         }
+        check_inside(ctx, doc.at(entry.span()), "patch", &path)?;
         if patches.contains(&path) {
             return Err(doc.invalid(
                 entry,

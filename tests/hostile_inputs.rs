@@ -1,0 +1,426 @@
+//! Hostile inputs, end to end through `ovm build`: each case fails with its own message (or is
+//! neutralised, where that is the contract) and leaves the state of everything else as it was.
+//!
+//! What the module tests already show, and is not repeated here: hostile archives
+//! (`unpack_hostile.rs`: traversal, absolute names, escaping and written-through symlinks, hard
+//! links, devices, setuid bits in tar headers), patch paths on their own (`patch_series.rs`),
+//! recipe fields (`recipe_validation.rs`: `dest` with `..`, unknown keys, …), dropped and wrong
+//! downloads (`fetch_http.rs`), pack conflicts (`pack_cli.rs`). Here each threat is a recipe or a
+//! project file given to a real build, and what the build left behind is checked.
+
+mod build_support;
+mod engine_fixture;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use build_support::TestProject;
+use engine_fixture::*;
+
+/// Everything a build keeps, as `path → mode and content hash` (files) or `→ target`
+/// (symlinks): the target domain's states, staged outputs, the image and manifest, and the
+/// verified sources. Lock files (whose content is the last holder) are left out.
+fn snapshot(p: &TestProject) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for top in ["states/x86_64", "staging/x86_64", "output/x86_64", "sources"] {
+        let mut stack = vec![p.path().join(top)];
+        while let Some(dir) = stack.pop() {
+            let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+            for e in rd {
+                let e = e.unwrap();
+                let path = e.path();
+                let rel = path.strip_prefix(p.path()).unwrap().to_string_lossy().into_owned();
+                let ft = e.file_type().unwrap();
+                if ft.is_dir() {
+                    if rel != "sources/.locks" {
+                        stack.push(path);
+                    }
+                } else if ft.is_symlink() {
+                    out.insert(rel, format!("-> {}", std::fs::read_link(&path).unwrap().display()));
+                } else if !rel.ends_with(".lock") {
+                    let mode = e.metadata().unwrap().permissions().mode();
+                    out.insert(rel, format!("{:o} {}", mode, sha256(&std::fs::read(&path).unwrap())));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Fails naming the entries that differ (not the whole maps).
+fn assert_unchanged(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>, what: &str) {
+    let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    let diff: Vec<String> = keys
+        .into_iter()
+        .filter(|k| before.get(*k) != after.get(*k))
+        .map(|k| format!("{k}: {:?} -> {:?}", before.get(k), after.get(k)))
+        .collect();
+    assert!(diff.is_empty(), "{what} changed the state:\n{}", diff.join("\n"));
+}
+
+/// A project with `bye` built: the state that every hostile case must leave alone.
+fn built_project(salt: &str) -> TestProject {
+    let p = project();
+    bye().write(&p, salt);
+    p.ok(&["build", "x86_64"]);
+    p
+}
+
+/// The snapshot without the entries of `pkg` (which the failed build may record: its log, its
+/// await marker), to compare with the one taken before.
+fn others(p: &TestProject, pkg: &str) -> BTreeMap<String, String> {
+    snapshot(p)
+        .into_iter()
+        .filter(|(k, _)| {
+            !k.contains(&format!("/{pkg}")) && !k.contains(&format!("/{pkg}.")) && k != "states/x86_64/await"
+        })
+        .collect()
+}
+
+/// A custom recipe `name` with a trivial source and this install snippet.
+fn custom(name: &str, install: &str) -> Pkg {
+    Pkg::new(
+        name,
+        vec![file("README", "a package of the hostile-input tests\n")],
+        &format!("style = \"custom\"\ninstall = '''\n{install}\n'''"),
+    )
+}
+
+#[test]
+fn recipes_cannot_point_outside_the_project() {
+    let p = built_project("outside");
+    let before = snapshot(&p);
+    // `../x.patch` (relative to patches/) exists: the refusal is about the path, not a missing file.
+    p.write("x.patch", "--- a/README\n+++ b/README\n");
+    let cases: [(&str, &str); 4] = [
+        ("patches = [\"../x.patch\"]", "patch `../x.patch` must be a relative path without `..`"),
+        ("patches = [\"/etc/passwd\"]", "patch `/etc/passwd` must be a relative path without `..`"),
+        ("files = [\"/etc/passwd\"]", "file `/etc/passwd` must be a relative path without `..`"),
+        ("files = [\"../../etc/passwd\"]", "file `../../etc/passwd` must be a relative path without `..`"),
+    ];
+    for (line, message) in cases {
+        custom("evil", "true").write(&p, "outside");
+        // The fixture writes `files = [...]` itself; replace its line with the hostile one.
+        let recipe = p.read("recipes/evil.toml");
+        let recipe = if line.starts_with("files") {
+            recipe.replace("files = []", line)
+        } else {
+            recipe.replace("files = []", &format!("files = []\n{line}"))
+        };
+        p.write("recipes/evil.toml", &recipe);
+        let out = fails(&p, &["build", "x86_64"]);
+        assert!(out.contains("recipes/evil.toml:") && out.contains(message), "{line}:\n{out}");
+        assert_unchanged(&before, &snapshot(&p), line);
+    }
+
+    // The same through a symlink planted inside the project: `patches/evil/x.patch` and
+    // `config/evil.conf` pointing at host files. Their content would become build input.
+    std::fs::create_dir_all(p.path().join("patches/evil")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", p.path().join("patches/evil/0001-x.patch")).unwrap();
+    custom("evil", "true").write(&p, "outside");
+    let out = fails(&p, &["build", "x86_64"]);
+    assert!(out.contains("0001-x.patch") && out.contains("outside the project"), "{out}");
+    std::fs::remove_dir_all(p.path().join("patches/evil")).unwrap();
+
+    std::os::unix::fs::symlink("/etc/passwd", p.path().join("config/evil.conf")).unwrap();
+    let recipe = p.read("recipes/evil.toml").replace("files = []", "files = [\"evil.conf\"]");
+    p.write("recipes/evil.toml", &recipe);
+    let out = fails(&p, &["build", "x86_64"]);
+    assert!(out.contains("evil.conf") && out.contains("outside the project"), "{out}");
+    assert_unchanged(&before, &snapshot(&p), "a refused symlink");
+
+    std::fs::remove_file(p.path().join("config/evil.conf")).unwrap();
+    std::fs::remove_file(p.path().join("recipes/evil.toml")).unwrap();
+    p.ok(&["build", "x86_64"]);
+    assert_eq!(p.tasks_run("x86_64"), Vec::<String>::new());
+}
+
+#[test]
+fn a_patch_cannot_write_outside_the_source_tree() {
+    let p = built_project("patch-escape");
+    let before = others(&p, "evil");
+    let cases = [
+        ("--- a/../../../escaped\n+++ b/../../../escaped\n@@ -0,0 +1 @@\n+x\n", "path contains `..`"),
+        ("--- /dev/null\n+++ /tmp/escaped-by-patch\n@@ -0,0 +1 @@\n+x\n", "`/tmp/escaped-by-patch`: absolute path"),
+    ];
+    for (text, message) in cases {
+        custom("evil", "true").write(&p, "patch-escape");
+        p.write("patches/evil/0001-escape.patch", text);
+        let out = fails(&p, &["build", "x86_64"]);
+        assert!(out.contains("ovm: evil failed at patch") && out.contains(message), "{out}");
+        assert!(out.contains("patches/evil/0001-escape.patch"), "{out}");
+        let awaiting: serde_json::Value = serde_json::from_str(&p.read("states/x86_64/await")).unwrap();
+        assert_eq!((awaiting["package"].as_str(), awaiting["task"].as_str()), (Some("evil"), Some("patch")));
+        assert!(!p.path().join("work/escaped").exists() && !p.path().parent().unwrap().join("escaped").exists());
+        assert!(!Path::new("/tmp/escaped-by-patch").exists());
+        assert_unchanged(&before, &others(&p, "evil"), "the failed patch");
+    }
+    std::fs::remove_dir_all(p.path().join("patches/evil")).unwrap();
+    std::fs::remove_file(p.path().join("recipes/evil.toml")).unwrap();
+    p.ok(&["build", "x86_64"]);
+}
+
+#[test]
+fn an_install_step_has_nothing_writable_outside_its_own_directories() {
+    let p = built_project("install-escape");
+    let host = p.path().display().to_string();
+    let targets = [
+        "/escape".to_string(),
+        "/ovm/escape".into(),
+        "/ovm/sysroot/escape".into(),
+        "/ovm/toolchain/escape".into(),
+        "/ovm/tools/escape".into(),
+        "/ovm/files/escape".into(),
+        "/bin/escape".into(),
+        "/etc/escape".into(),
+        "/usr/escape".into(),
+        "/proc/escape".into(),
+        "/proc/sys/kernel/hostname".into(),
+        "$DESTDIR/../escape".into(),
+        "$DESTDIR/../../escape".into(),
+        format!("{host}/escape"),
+        format!("{host}/staging/x86_64/bye/escape"),
+    ];
+    let attempts: String = targets
+        .iter()
+        .map(|t| format!("if (echo x > \"{t}\") 2>/dev/null; then echo \"WROTE {t}\"; else echo \"DENIED {t}\"; fi\n"))
+        .collect();
+    let install = format!(
+        "{attempts}\
+         if mkdir /newdir 2>/dev/null; then echo 'WROTE /newdir'; else echo 'DENIED /newdir'; fi\n\
+         if ln -s /etc /ovm/dest/../link 2>/dev/null; then echo 'WROTE /ovm/link'; else echo 'DENIED /ovm/link'; fi\n\
+         awk '{{ print \"MOUNT\", $2, substr($4, 1, 2) }}' /proc/self/mounts\n\
+         mkdir -p \"$DESTDIR/usr/share\" && echo inside > \"$DESTDIR/usr/share/evil-ok\""
+    );
+    let staged_bye = snapshot(&p);
+    custom("evil", &install).write(&p, "install-escape");
+    p.ok(&["build", "x86_64"]);
+    let log = p.read("logs/x86_64/evil/install.log");
+    assert!(!log.contains("WROTE"), "the install step wrote outside its directories:\n{log}");
+    for t in &targets {
+        let t = t.replace("$DESTDIR", "/ovm/dest");
+        assert!(log.contains(&format!("DENIED {t}")), "{t} not tried:\n{log}");
+    }
+    // The only writable mounts: the package's own src/build/dest, the compiler cache, and what
+    // is the sandbox's own and dies with it: the tmpfs /tmp and /dev (which holds the bound
+    // null/zero/full/random/urandom/tty nodes) and /proc (its sysctls read-only, above).
+    let writable: Vec<&str> =
+        log.lines().filter_map(|l| l.strip_prefix("MOUNT ")).filter_map(|l| l.strip_suffix(" rw")).collect();
+    let allowed = ["/ovm/src", "/ovm/build", "/ovm/dest", "/ovm/cache", "/tmp", "/proc"];
+    for m in &writable {
+        assert!(
+            allowed.contains(m) || *m == "/dev" || m.starts_with("/dev/"),
+            "{m} is writable in the sandbox:\n{log}"
+        );
+    }
+    assert!(writable.contains(&"/ovm/dest"), "{log}");
+    for escaped in [p.path().join("escape"), p.path().join("staging/x86_64/bye/escape"), "/escape".into()] {
+        assert!(!escaped.exists(), "{} exists", escaped.display());
+    }
+    assert_eq!(p.read("staging/x86_64/evil/usr/share/evil-ok"), "inside\n");
+    let bye = |m: BTreeMap<String, String>| -> BTreeMap<String, String> {
+        m.into_iter().filter(|(k, _)| k.starts_with("staging/x86_64/bye")).collect()
+    };
+    assert_unchanged(&bye(staged_bye), &bye(snapshot(&p)), "the escaping install");
+}
+
+/// The mode of `name` in a gzip'd cpio newc archive.
+fn cpio_mode(image: &Path, name: &str) -> Option<u32> {
+    let mut data = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(image).unwrap()).read_to_end(&mut data).unwrap();
+    let field =
+        |h: &[u8], i: usize| u32::from_str_radix(std::str::from_utf8(&h[6 + 8 * i..14 + 8 * i]).unwrap(), 16).unwrap();
+    let pad = |n: usize| (n + 3) & !3;
+    let mut at = 0;
+    while at + 110 <= data.len() {
+        let h = &data[at..at + 110];
+        assert_eq!(&h[..6], b"070701", "not a cpio newc header at {at}");
+        let (mode, size, namesize) = (field(h, 1), field(h, 6) as usize, field(h, 11) as usize);
+        let entry = std::str::from_utf8(&data[at + 110..at + 110 + namesize - 1]).unwrap().to_string();
+        if entry == "TRAILER!!!" {
+            return None;
+        }
+        if entry == name {
+            return Some(mode);
+        }
+        at = pad(pad(at + 110 + namesize) + size);
+    }
+    None
+}
+
+fn manifest_mode(p: &TestProject, path: &str) -> String {
+    let m = p.read("output/x86_64/manifest.txt");
+    let line = m.lines().find(|l| l.split('\t').next() == Some(path)).unwrap_or_else(|| panic!("{path} not in\n{m}"));
+    line.split('\t').nth(2).unwrap().to_string()
+}
+
+#[test]
+fn a_setuid_binary_loses_the_bit_unless_the_device_table_grants_it() {
+    let p = project();
+    let install = "mkdir -p \"$DESTDIR/usr/bin\"\n\
+                   printf '#!/bin/sh\\necho root\\n' > \"$DESTDIR/usr/bin/suid\"\n\
+                   cp \"$DESTDIR/usr/bin/suid\" \"$DESTDIR/usr/bin/sgid\"\n\
+                   chmod 4755 \"$DESTDIR/usr/bin/suid\"\n\
+                   chmod 2755 \"$DESTDIR/usr/bin/sgid\"\n\
+                   ls -l \"$DESTDIR/usr/bin\"";
+    custom("suid", install).write(&p, "setuid");
+    p.ok(&["build", "x86_64"]);
+    let log = p.read("logs/x86_64/suid/install.log");
+    assert!(log.contains("-rwsr-xr-x") && log.contains("-rwxr-sr-x"), "the bits were not set inside:\n{log}");
+    // Not on the host either: a setuid file owned by whoever ran ovm (root, in CI) must not sit in
+    // the project for anyone to run.
+    for f in ["suid", "sgid"] {
+        let mode =
+            std::fs::metadata(p.path().join("staging/x86_64/suid/usr/bin").join(f)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7000, 0, "staging/x86_64/suid/usr/bin/{f} has mode {mode:o}");
+    }
+    let image = p.path().join("output/x86_64/initrd.cpio.gz");
+    assert_eq!(manifest_mode(&p, "/usr/bin/suid"), "0755");
+    assert_eq!(manifest_mode(&p, "/usr/bin/sgid"), "0755");
+    assert_eq!(cpio_mode(&image, "usr/bin/suid"), Some(0o100755));
+    assert_eq!(cpio_mode(&image, "usr/bin/sgid"), Some(0o100755));
+
+    // The device table is the one place that grants it.
+    append(&p, "config/device_table.txt", "/usr/bin/suid f 4755 0 0 - - - - -\n");
+    p.ok(&["build", "x86_64"]);
+    assert_eq!(manifest_mode(&p, "/usr/bin/suid"), "4755");
+    assert_eq!(manifest_mode(&p, "/usr/bin/sgid"), "0755");
+    assert_eq!(cpio_mode(&image, "usr/bin/suid"), Some(0o104755));
+}
+
+/// An HTTP server that answers `/endless/…` with a body that never ends (no length) and
+/// `/huge/…` with a 64 GiB `Content-Length` (and then a trickle), counting the bytes it sent.
+struct Hostile {
+    port: u16,
+    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+fn hostile_server() -> Hostile {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = sent.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let counter = counter.clone();
+            std::thread::spawn(move || {
+                let mut req = [0u8; 4096];
+                let n = conn.read(&mut req).unwrap_or(0);
+                let head = String::from_utf8_lossy(&req[..n]).into_owned();
+                let huge = head.starts_with("GET /huge/");
+                let header = if huge {
+                    "HTTP/1.1 200 OK\r\nContent-Length: 68719476736\r\nConnection: close\r\n\r\n"
+                } else {
+                    "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
+                };
+                if conn.write_all(header.as_bytes()).is_err() {
+                    return;
+                }
+                let chunk = vec![0x5au8; 64 * 1024];
+                while conn.write_all(&chunk).is_ok() {
+                    counter.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    Hostile { port, sent }
+}
+
+#[test]
+fn an_endless_or_enormous_download_is_cut_at_the_size_limit() {
+    let p = built_project("endless");
+    let srv = hostile_server();
+    let cfg = p.read("config/ovm.toml").replace("[fetch]\n", "[fetch]\nmax_size = 1048576\nretries = 0\n");
+    p.write("config/ovm.toml", &cfg);
+    p.ok(&["build", "x86_64"]); // the limit is not an input of anything built
+    let before = snapshot(&p);
+    for (route, message) in [
+        ("endless", "the response grew past the size limit of 1048576 bytes ([fetch] max_size)"),
+        ("huge", "the server announces 68719476736 bytes, more than the size limit of 1048576 bytes"),
+    ] {
+        let file = format!("{route}-1.0.tar.gz");
+        let recipe = format!(
+            "name = \"{route}\"\nversion = \"1.0\"\nlicense = \"MIT\"\n\n[[source]]\n\
+             url = \"http://127.0.0.1:{}/{route}/{file}\"\nsha256 = \"{}\"\n\n[build]\nstyle = \"custom\"\ninstall = \"true\"\n",
+            srv.port,
+            "ab".repeat(32)
+        );
+        p.write(&format!("recipes/{route}.toml"), &recipe);
+        let t0 = Instant::now();
+        let out = p.ovm().env("NO_PROXY", "127.0.0.1").args(["build", "x86_64"]).output().unwrap();
+        let text = build_support::text(&out);
+        assert!(!out.status.success(), "{text}");
+        assert!(t0.elapsed() < Duration::from_secs(120), "the download was not cut off in time");
+        assert!(text.contains(&format!("{route}: cannot fetch {file}")) && text.contains(message), "{text}");
+        let listing: Vec<String> = std::fs::read_dir(p.path().join("sources"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(route))
+            .collect();
+        assert_eq!(listing, Vec::<String>::new(), "left in sources/");
+        std::fs::remove_file(p.path().join(format!("recipes/{route}.toml"))).unwrap();
+        assert_unchanged(&before, &others(&p, route), route);
+    }
+    // Bounded by the limit (plus what sat in socket buffers), not by the server's patience.
+    let sent = srv.sent.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(sent < 64 << 20, "the server got to send {sent} bytes");
+}
+
+/// Runs ovm with a deadline: a pack that follows a symlink loop would never end.
+fn run_with_deadline(p: &TestProject, args: &[&str], limit: Duration) -> std::process::Output {
+    let mut child =
+        p.ovm().args(args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("ovm {} did not finish within {limit:?}", args.join(" "));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn symlink_loops_in_rootfs_are_packed_as_links_or_named_never_followed() {
+    let p = built_project("loops");
+    let rootfs = p.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("etc/deep")).unwrap();
+    std::os::unix::fs::symlink("self", rootfs.join("self")).unwrap();
+    std::os::unix::fs::symlink("ping", rootfs.join("pong")).unwrap();
+    std::os::unix::fs::symlink("pong", rootfs.join("ping")).unwrap();
+    std::os::unix::fs::symlink("../..", rootfs.join("etc/deep/up")).unwrap();
+    std::os::unix::fs::symlink("/", rootfs.join("etc/root")).unwrap();
+    let out = run_with_deadline(&p, &["build", "x86_64"], Duration::from_secs(120));
+    assert!(out.status.success(), "{}", build_support::text(&out));
+    let m = p.read("output/x86_64/manifest.txt");
+    for (path, target) in
+        [("/self", "self"), ("/ping", "pong"), ("/pong", "ping"), ("/etc/deep/up", "../.."), ("/etc/root", "/")]
+    {
+        let line = m.lines().find(|l| l.split('\t').next() == Some(path)).unwrap_or_else(|| panic!("{path}:\n{m}"));
+        let f: Vec<&str> = line.split('\t').collect();
+        assert_eq!((f[1], f[8]), ("symlink", target), "{line}");
+    }
+    assert!(!m.contains("/etc/deep/up/"), "a looping link was followed:\n{m}");
+
+    // Where ovm must follow a link — the rootfs and overlay directories themselves — a loop is
+    // an error naming the path and the cause.
+    let image = snapshot(&p);
+    std::os::unix::fs::symlink("loop", p.path().join("loop")).unwrap();
+    let looping = p.path().join("loop").display().to_string();
+    let out = run_with_deadline(&p, &["pack", "x86_64", "--overlay", &looping], Duration::from_secs(60));
+    let text = build_support::text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("loop") && text.contains("Too many levels of symbolic links"), "{text}");
+    std::fs::rename(&rootfs, p.path().join("rootfs.real")).unwrap();
+    std::os::unix::fs::symlink("rootfs", &rootfs).unwrap();
+    let out = run_with_deadline(&p, &["build", "x86_64"], Duration::from_secs(60));
+    let text = build_support::text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("rootfs") && text.contains("Too many levels of symbolic links"), "{text}");
+    assert_unchanged(&image, &snapshot(&p), "a refused pack");
+}
