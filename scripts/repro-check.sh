@@ -38,8 +38,11 @@ image_of() {
   printf '%s\t%s\n' "$1/output/$arch/$file" "$comp"
 }
 
-IFS=$'\t' read -r image_a comp_a < <(image_of "$dir_a")
-IFS=$'\t' read -r image_b comp_b < <(image_of "$dir_b")
+# (Command substitution, not `< <(…)`, so image_of's exit 2 ends the script.)
+info_a=$(image_of "$dir_a")
+info_b=$(image_of "$dir_b")
+IFS=$'\t' read -r image_a comp_a <<<"$info_a"
+IFS=$'\t' read -r image_b comp_b <<<"$info_b"
 for i in "$image_a" "$image_b"; do
   [ -f "$i" ] || { echo "repro-check: $i is missing" >&2; exit 2; }
 done
@@ -101,7 +104,10 @@ while IFS= read -r rel; do
   elif [ -d "$pa" ] && [ -d "$pb" ]; then
     continue
   elif [ ! -e "$pa" ] && [ ! -e "$pb" ]; then
-    continue # a device node neither side could create
+    continue # a device node neither side could create (not root)
+  elif [ -e "$pa" ] && [ -e "$pb" ] && [ ! -f "$pa" ] && [ ! -f "$pb" ] && [ ! -d "$pa" ] && [ ! -d "$pb" ]; then
+    # Device nodes and fifos: type and major:minor.
+    [ "$(stat -c '%F %t:%T' "$pa")" = "$(stat -c '%F %t:%T' "$pb")" ] && continue
   fi
   first=$rel
   break
