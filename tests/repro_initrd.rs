@@ -46,13 +46,25 @@ const HOSTNAME_B: &str = "repro-other-host";
 /// the package's signature is then one no earlier build can have filed in a shared-state cache.
 fn add_nonce(project: &Path, nonce: &str) {
     let path = project.join("recipes/busybox.toml");
-    let recipe = fs::read_to_string(&path).unwrap();
-    assert!(recipe.contains("\nstyle = \"kbuild\"\n"), "recipes/busybox.toml changed shape: adapt add_nonce");
-    let recipe = recipe.replace(
-        "\nstyle = \"kbuild\"\n",
-        &format!("\nstyle = \"kbuild\"\nenv = {{ OVM_REPRO_NONCE = \"{nonce}\" }}\n"),
+    let mut recipe: toml::Table = fs::read_to_string(&path).unwrap().parse().unwrap();
+    let build = recipe.get_mut("build").and_then(|b| b.as_table_mut()).expect("busybox.toml has [build]");
+    let env = build.entry("env").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    env.as_table_mut().expect("build.env is a table").insert("OVM_REPRO_NONCE".into(), nonce.into());
+    fs::write(path, toml::to_string(&recipe).unwrap()).unwrap();
+}
+
+/// busybox's banner carries the build date: it must be SOURCE_DATE_EPOCH's, not the clock's.
+fn assert_banner_dated_by_epoch(project: &Path, arch: &str) {
+    let epoch = ovm::project::Project::open(project).unwrap().config.build.source_date_epoch;
+    let date =
+        Command::new("date").args(["-u", "-d", &format!("@{epoch}"), "+%Y-%m-%d %H:%M:%S UTC"]).output().unwrap();
+    let banner = format!("BusyBox v1.35.0 ({})", String::from_utf8_lossy(&date.stdout).trim());
+    let binary = fs::read(project.join("staging").join(arch).join("busybox/bin/busybox")).unwrap();
+    assert!(
+        binary.windows(banner.len()).any(|w| w == banner.as_bytes()),
+        "{}: {arch} busybox does not carry the banner `{banner}`",
+        project.display()
     );
-    fs::write(path, recipe).unwrap();
 }
 
 fn initrd_sha256(project: &Path, arch: &str) -> String {
@@ -243,6 +255,7 @@ fn initrd_is_bit_identical_across_user_path_time_umask_locale_and_host() {
         let out = build_a(&a, arch);
         assert!(out.status.success(), "build A ({arch}, root) failed:\n{}", text(&out));
         assert_busybox_compiled(a.path(), arch, "A");
+        assert_banner_dated_by_epoch(a.path(), arch);
         sha_a.push(initrd_sha256(a.path(), arch));
         // B must compile busybox itself, not get A's output from the shared cache.
         if b.sstate == a.sstate {
@@ -258,6 +271,7 @@ fn initrd_is_bit_identical_across_user_path_time_umask_locale_and_host() {
         let out = b.build(&user, arch);
         assert!(out.status.success(), "build B ({arch}, {user}) failed:\n{}", text(&out));
         assert_busybox_compiled(&b.project, arch, "B");
+        assert_banner_dated_by_epoch(&b.project, arch);
     }
     eprintln!("repro: build B ({user}) took {:.0?}", started.elapsed());
 
