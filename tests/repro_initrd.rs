@@ -12,6 +12,7 @@
 //! | locale, TZ | `LANG=C`, `TZ=UTC` | `LANG=de_DE.UTF-8`, `TZ=Asia/Tokyo` |
 //! | HOME | the caller's | its own directory |
 //! | host name | the machine's | another one (a UTS namespace) |
+//! | make jobs | `-j 1` (serial) | `-j 3` (parallel) |
 //! | zig object cache | the tests' shared one | a fresh, empty one |
 //!
 //! `SOURCE_DATE_EPOCH` is the project's (unset in the environment), the same for both.
@@ -177,7 +178,7 @@ impl OtherSide {
     }
 
     /// `ovm -C PROJECT build --sandbox ARCH` as `user`, umask 077, another locale, time zone, HOME
-    /// and host name, with ovm's clock set ~3 years ahead by faketime.
+    /// and host name, three make jobs, with ovm's clock set ~3 years ahead by faketime.
     fn build(&self, user: &str, arch: &str) -> Output {
         let script = "hostname \"$1\" && umask 077 && shift && exec \"$@\"";
         let mut cmd = Command::new("unshare");
@@ -191,7 +192,7 @@ impl OtherSide {
             .arg(&self.ovm)
             .arg("-C")
             .arg(&self.project)
-            .args(["build", "--sandbox", arch, "--toolchain", "zig"]);
+            .args(["build", "--sandbox", arch, "--toolchain", "zig", "-j", "3"]);
         cmd.env_clear()
             .current_dir(&self.home)
             .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
@@ -216,7 +217,7 @@ impl Drop for OtherSide {
     }
 }
 
-/// Build A: root, umask 022, `LANG=C`, UTC, the tests' shared caches.
+/// Build A: root, umask 022, `LANG=C`, UTC, serial make, the tests' shared caches.
 fn build_a(p: &TestProject, arch: &str) -> Output {
     let mut cmd = Command::new("/bin/sh");
     let inner = p.ovm();
@@ -227,7 +228,7 @@ fn build_a(p: &TestProject, arch: &str) -> Output {
             None => cmd.env_remove(k),
         };
     }
-    cmd.args(["build", "--sandbox", arch, "--toolchain", "zig"])
+    cmd.args(["build", "--sandbox", arch, "--toolchain", "zig", "-j", "1"])
         .env("LANG", "C")
         .env("LC_ALL", "C")
         .env("TZ", "UTC")
