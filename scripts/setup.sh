@@ -36,6 +36,9 @@ PACKAGES=(
   bsdutils          # sandbox tests: script (a pseudo-terminal for the TIOCSTI and job-control tests)
   qemu-user         # engine tests: run the aarch64 test program (qemu-aarch64)
   zlib1g-dev        # engine tests: a host libz the hermeticity test must not be able to link
+  faketime          # repro test: runs one of the two builds with ovm's clock years ahead
+  locales           # repro test: a non-C locale (de_DE.UTF-8, generated below) for one build
+  diffoscope-minimal  # scripts/repro-check.sh: shows how the first differing file differs
 )
 
 missing=()
@@ -48,6 +51,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 scripts/fetch-zig.sh
+
+# The reproducibility test builds once under de_DE.UTF-8: generate it unless it exists.
+if ! locale -a 2>/dev/null | grep -qix 'de_DE.utf8'; then
+  echo "setup: generating the de_DE.UTF-8 locale"
+  $SUDO localedef -i de_DE -f UTF-8 de_DE.UTF-8
+fi
 
 # Kernels and busybox-static for both arches, for the pack/boot tests (into .cache/test-assets).
 scripts/fetch-test-assets.sh
