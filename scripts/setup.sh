@@ -36,6 +36,9 @@ PACKAGES=(
   bsdutils          # sandbox tests: script (a pseudo-terminal for the TIOCSTI and job-control tests)
   qemu-user         # engine tests: run the aarch64 test program (qemu-aarch64)
   zlib1g-dev        # engine tests: a host libz the hermeticity test must not be able to link
+  podman            # container test: ovm inside rootless Podman (tests/container_podman.rs)
+  uidmap            # … newuidmap/newgidmap and subordinate ids for the rootless user
+  debootstrap       # … the container's base rootfs (scripts/container-base.sh; no registry here)
 )
 
 missing=()
@@ -51,4 +54,7 @@ scripts/fetch-zig.sh
 
 # Kernels and busybox-static for both arches, for the pack/boot tests (into .cache/test-assets).
 scripts/fetch-test-assets.sh
+
+# The container test's base image, a debootstrap'd Debian rootfs (into .cache/container).
+scripts/container-base.sh
 echo "setup: done"

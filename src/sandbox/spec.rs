@@ -483,4 +483,32 @@ mod tests {
         let back: Spec = serde_json::from_str(&a).unwrap();
         assert_eq!(back, spec);
     }
+
+    #[test]
+    fn proc_modes_parse_and_unknown_ones_are_refused() {
+        assert_eq!(ProcMode::parse("fresh", "V").unwrap(), ProcMode::Fresh);
+        assert_eq!(ProcMode::parse("", "V").unwrap(), ProcMode::Fresh);
+        assert_eq!(ProcMode::parse("host-ro", "V").unwrap(), ProcMode::HostReadOnly);
+        let err = ProcMode::parse("host", "V").unwrap_err().to_string();
+        assert!(err.starts_with("V=\"host\" is not a /proc mode"), "{err}");
+    }
+
+    #[test]
+    fn the_degraded_proc_mode_binds_the_existing_proc_read_only_and_says_so() {
+        let spec = SandboxBuilder::new(["true"]).proc_mode(ProcMode::HostReadOnly).build().unwrap();
+        let proc = &spec.mounts().as_ref().unwrap()[0];
+        assert_eq!(proc.destination(), Path::new("/proc"));
+        assert_eq!(proc.typ().as_deref(), Some("bind"));
+        assert_eq!(proc.source().as_deref(), Some(Path::new("/proc")));
+        assert!(proc.options().as_ref().unwrap().iter().any(|o| o == "ro"));
+        assert_eq!(spec.annotations().as_ref().unwrap()[ANNOTATION_PROC], "host-ro");
+        // The rest of the strict profile is unchanged: own pid and network namespaces, masks.
+        let plan = crate::sandbox::plan::Plan::from_spec(&spec).unwrap();
+        assert!(plan.new_net && plan.masked_paths.contains(&PathBuf::from("/proc/kcore")));
+        assert!(plan.mounts[0].attrs.readonly && plan.mounts[0].attrs.noexec);
+
+        let spec = SandboxBuilder::new(["true"]).proc_mode(ProcMode::Fresh).build().unwrap();
+        assert_eq!(spec.mounts().as_ref().unwrap()[0].typ().as_deref(), Some("proc"));
+        assert_eq!(spec.annotations().as_ref().unwrap()[ANNOTATION_PROC], "fresh");
+    }
 }
