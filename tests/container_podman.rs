@@ -124,8 +124,20 @@ fn build_image() -> String {
     let file = format!("{ctx_path}/Containerfile");
     ok(
         podman(&[
-            "build", "--runtime", "runc", "--network", "none", "--from", &base, "--build-arg", "OVM_BIN=ovm", "-t",
-            IMAGE, "-f", &file, ctx_path,
+            "build",
+            "--runtime",
+            "runc",
+            "--network",
+            "none",
+            "--from",
+            &base,
+            "--build-arg",
+            "OVM_BIN=ovm",
+            "-t",
+            IMAGE,
+            "-f",
+            &file,
+            ctx_path,
         ]),
         "podman build -f Containerfile",
     );

@@ -109,7 +109,10 @@ pub fn diagnose() -> Report {
     let outcome = trial(None);
     let proc_refused = matches!(
         &outcome,
-        Err(TrialFailure::Setup(SandboxError::Proc { errno: nix::errno::Errno::EPERM | nix::errno::Errno::EACCES, .. }))
+        Err(TrialFailure::Setup(SandboxError::Proc {
+            errno: nix::errno::Errno::EPERM | nix::errno::Errno::EACCES,
+            ..
+        }))
     );
     let proc_detail = match chosen {
         Ok(ProcMode::HostReadOnly) => "this system's /proc read-only (degraded mode)",

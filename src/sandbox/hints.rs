@@ -124,7 +124,8 @@ impl HostFacts {
         let containerenv = fs::read_to_string("/run/.containerenv").ok();
         let container_var = std::env::var("container").ok();
         let cgroup = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        let container = detect_container(&container_markers, containerenv.as_deref(), container_var.as_deref(), &cgroup);
+        let container =
+            detect_container(&container_markers, containerenv.as_deref(), container_var.as_deref(), &cgroup);
         HostFacts {
             euid: nix::unistd::geteuid().as_raw(),
             seccomp_mode: status_field("Seccomp:"),

@@ -77,10 +77,9 @@ impl ProcMode {
         match std::env::var(PROC_MODE_ENV) {
             Ok(value) => ProcMode::parse(&value, PROC_MODE_ENV),
             Err(std::env::VarError::NotPresent) => Ok(ProcMode::Fresh),
-            Err(std::env::VarError::NotUnicode(v)) => Err(SandboxError::ProcMode {
-                var: PROC_MODE_ENV.to_string(),
-                value: v.to_string_lossy().into_owned(),
-            }),
+            Err(std::env::VarError::NotUnicode(v)) => {
+                Err(SandboxError::ProcMode { var: PROC_MODE_ENV.to_string(), value: v.to_string_lossy().into_owned() })
+            }
         }
     }
 }
