@@ -184,7 +184,8 @@ fn rootless_podman_builds_the_same_initrd_and_doctor_names_missing_flags() {
     let out = run_ovm(&[], empty.path(), &["doctor"]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "doctor under Podman's defaults must fail:\n{t}");
-    assert!(t.contains("[info] container: podman (rootless), from /run/.containerenv"), "container not named:\n{t}");
+    assert!(t.contains("[info] container: found /run/.containerenv"), "container not detected:\n{t}");
+    assert!(t.contains("looks like podman (rootless)"), "the engine is not named:\n{t}");
     assert!(t.contains("[FAIL] trial sandbox"), "{t}");
     assert!(t.contains("--security-opt seccomp=unconfined"), "the seccomp flag is not named:\n{t}");
 

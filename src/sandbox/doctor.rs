@@ -267,10 +267,10 @@ fn container_check(facts: &HostFacts) -> Check {
             "container",
             Status::Info,
             format!(
-                "{}{mode}, from {}; a sandbox inside needs the flags in the README section \"Running inside Podman or \
-                 Docker\"; only a problem if the trial fails",
-                c.engine,
-                c.evidence.join(", ")
+                "found {}: looks like {}{mode}; a sandbox inside needs the flags in the README section \"Running \
+                 inside Podman or Docker\"; only a problem if the trial fails",
+                c.evidence.join(", "),
+                c.engine
             ),
             None,
         )
@@ -459,7 +459,7 @@ mod tests {
         });
         let c = container_check(&f);
         assert_eq!(c.status, Status::Info);
-        assert!(c.detail.starts_with("podman (rootless), from /run/.containerenv"), "{}", c.detail);
+        assert!(c.detail.starts_with("found /run/.containerenv: looks like podman (rootless);"), "{}", c.detail);
     }
 
     #[test]
