@@ -141,6 +141,8 @@ fn build_image() -> String {
         ]),
         "podman build -f Containerfile",
     );
+    // Each run's image replaces the last one's tag; drop the untagged remains (a debug ovm each).
+    ok(podman(&["image", "prune", "-f"]), "podman image prune");
     base
 }
 
