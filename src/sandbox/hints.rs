@@ -34,7 +34,9 @@ pub(crate) const FIX_PROC: &str = "the kernel refuses a new /proc in a user name
 pub struct ContainerInfo {
     /// `podman`, `docker`, `containerd`, `kubernetes`, `lxc`, or `unknown engine`.
     pub engine: String,
-    /// From Podman's /run/.containerenv (`rootless=1`); `None` when the engine does not say.
+    /// Whether the container's root is not the host's root: from Podman's /run/.containerenv
+    /// (`rootless=1`, written only for --privileged containers), else from /proc/self/uid_map (uid 0
+    /// mapped from a non-zero id: rootless, or a remapped user namespace). `None` when unknown.
     pub rootless: Option<bool>,
     /// What gave it away: marker files, the `container` variable, cgroup paths.
     pub evidence: Vec<String>,
@@ -50,6 +52,7 @@ pub(crate) fn detect_container(
     containerenv: Option<&str>,
     container_var: Option<&str>,
     cgroup: &str,
+    uid_map: &str,
 ) -> Option<ContainerInfo> {
     let mut info = ContainerInfo::default();
     let mut engine: Option<&str> = None;
@@ -93,6 +96,18 @@ pub(crate) fn detect_container(
     }
     let engine = engine?;
     info.engine = engine.to_string();
+    if info.rootless.is_none() {
+        // "inside outside count": the line that maps uid 0.
+        let outside_of_root = uid_map.lines().find_map(|l| {
+            let mut f = l.split_whitespace().map(|n| n.parse::<u64>().ok());
+            match (f.next().flatten(), f.next().flatten()) {
+                (Some(0), Some(outside)) => Some(outside),
+                _ => None,
+            }
+        });
+        // An identity map says nothing: rootful containers and plain hosts look alike.
+        info.rootless = outside_of_root.filter(|&outside| outside != 0).map(|_| true);
+    }
     Some(info)
 }
 
@@ -124,8 +139,9 @@ impl HostFacts {
         let containerenv = fs::read_to_string("/run/.containerenv").ok();
         let container_var = std::env::var("container").ok();
         let cgroup = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let uid_map = fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
         let container =
-            detect_container(&container_markers, containerenv.as_deref(), container_var.as_deref(), &cgroup);
+            detect_container(&container_markers, containerenv.as_deref(), container_var.as_deref(), &cgroup, &uid_map);
         HostFacts {
             euid: nix::unistd::geteuid().as_raw(),
             seccomp_mode: status_field("Seccomp:"),
@@ -287,26 +303,32 @@ mod tests {
     #[test]
     fn podman_is_recognised_with_its_rootless_flag() {
         let env = "engine=\"podman-4.3.1\"\nname=\"x\"\nrootless=1\n";
-        let c = detect_container(&["/run/.containerenv".into()], Some(env), Some("podman"), "0::/").unwrap();
+        let c = detect_container(&["/run/.containerenv".into()], Some(env), Some("podman"), "0::/", "").unwrap();
         assert_eq!(c.engine, "podman");
         assert_eq!(c.rootless, Some(true));
         assert!(c.evidence.contains(&"container=podman".to_string()));
+        // Unprivileged Podman leaves .containerenv empty: the uid map tells.
+        let rootless_map = "         0       1001          1\n         1     100000      65536\n";
+        let c = detect_container(&["/run/.containerenv".into()], Some(""), None, "0::/", rootless_map).unwrap();
+        assert_eq!((c.engine.as_str(), c.rootless), ("podman", Some(true)));
+        let c = detect_container(&["/run/.containerenv".into()], Some(""), None, "0::/", "0 0 4294967295").unwrap();
+        assert_eq!(c.rootless, None);
     }
 
     #[test]
     fn docker_is_recognised_by_marker_or_cgroup() {
-        let c = detect_container(&["/.dockerenv".into()], None, None, "0::/").unwrap();
+        let c = detect_container(&["/.dockerenv".into()], None, None, "0::/", "").unwrap();
         assert_eq!((c.engine.as_str(), c.rootless), ("docker", None));
-        let c = detect_container(&[], None, None, "12:pids:/docker/0123abcd\n0::/").unwrap();
+        let c = detect_container(&[], None, None, "12:pids:/docker/0123abcd\n0::/", "").unwrap();
         assert_eq!(c.engine, "docker");
-        let c = detect_container(&[], None, None, "0::/kubepods/besteffort/pod1").unwrap();
+        let c = detect_container(&[], None, None, "0::/kubepods/besteffort/pod1", "").unwrap();
         assert_eq!(c.engine, "kubernetes");
     }
 
     #[test]
     fn no_traces_no_container() {
-        assert_eq!(detect_container(&[], None, None, "0::/user.slice/session-1.scope"), None);
-        assert_eq!(detect_container(&[], None, Some(""), "0::/"), None);
+        assert_eq!(detect_container(&[], None, None, "0::/user.slice/session-1.scope", "0 0 4294967295"), None);
+        assert_eq!(detect_container(&[], None, Some(""), "0::/", ""), None);
     }
 
     #[test]
