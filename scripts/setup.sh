@@ -39,6 +39,9 @@ PACKAGES=(
   faketime          # repro test: runs one of the two builds with ovm's clock years ahead
   locales           # repro test: a non-C locale (de_DE.UTF-8, generated below) for one build
   diffoscope-minimal  # scripts/repro-check.sh: shows how the first differing file differs
+  podman            # container test: ovm inside rootless Podman (tests/container_podman.rs)
+  uidmap            # … newuidmap/newgidmap and subordinate ids for the rootless user
+  debootstrap       # … the container's base rootfs (scripts/container-base.sh; no registry here)
 )
 
 missing=()
@@ -60,4 +63,7 @@ fi
 
 # Kernels and busybox-static for both arches, for the pack/boot tests (into .cache/test-assets).
 scripts/fetch-test-assets.sh
+
+# The container test's base image, a debootstrap'd Debian rootfs (into .cache/container).
+scripts/container-base.sh
 echo "setup: done"

@@ -8,6 +8,11 @@
 //! exactly as for a build, and a probe inside checks the isolation (pid 2 under our init, no
 //! capabilities, no host /usr or /etc, read-only root, /proc/sys and binds). Exit status 0 means
 //! that trial passed and no check failed.
+//!
+//! Inside a container the usual failure is the fresh /proc mount (masked /proc paths). Then doctor
+//! runs a second trial in the degraded /proc mode and says whether `OVM_SANDBOX_PROC=host-ro` would
+//! work, next to the container flag that avoids it. When that variable is already set, the trial runs
+//! in that mode, the report says so, and the verdict is about the sandbox the user chose.
 
 use std::io::Read;
 use std::os::fd::OwnedFd;
@@ -22,7 +27,7 @@ use super::hints::{self, HostFacts};
 use super::plan::Plan;
 use super::reaper::status_code;
 use super::runtime::{run_plan, Payload};
-use super::spec::SandboxBuilder;
+use super::spec::{ProcMode, SandboxBuilder, PROC_MODE_ENV};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -89,12 +94,38 @@ pub fn diagnose() -> Report {
         container_check(&facts),
         proc_check(&facts),
     ];
-    checks.push(match trial() {
+    let chosen = ProcMode::from_env();
+    if let Ok(ProcMode::HostReadOnly) = chosen {
+        checks.push(check(
+            "/proc mode",
+            Status::Info,
+            format!(
+                "host-ro ({PROC_MODE_ENV}): degraded, the sandbox gets this system's /proc read-only and can read its \
+                 other processes; without masked /proc paths (--security-opt systempaths=unconfined) it can have its own"
+            ),
+            None,
+        ));
+    }
+    let outcome = trial(None);
+    let proc_refused = matches!(
+        &outcome,
+        Err(TrialFailure::Setup(SandboxError::Proc {
+            errno: nix::errno::Errno::EPERM | nix::errno::Errno::EACCES,
+            ..
+        }))
+    );
+    let proc_detail = match chosen {
+        Ok(ProcMode::HostReadOnly) => "this system's /proc read-only (degraded mode)",
+        _ => "new /proc with read-only /proc/sys",
+    };
+    checks.push(match outcome {
         Ok(()) => check(
             "trial sandbox",
             Status::Ok,
-            "user, mount, pid, net, uts and ipc namespaces; new /proc with read-only /proc/sys; read-only bind; \
-             pivot_root; no capabilities",
+            format!(
+                "user, mount, pid, net, uts and ipc namespaces; {proc_detail}; read-only bind; pivot_root; no \
+                 capabilities"
+            ),
             None,
         ),
         Err(TrialFailure::Setup(err)) => {
@@ -116,6 +147,25 @@ pub fn diagnose() -> Report {
             Some("report this as an ovm bug, with the output of `ovm doctor`".into()),
         ),
     });
+    if proc_refused {
+        checks.push(match trial(Some(ProcMode::HostReadOnly)) {
+            Ok(()) => check(
+                "degraded /proc mode",
+                Status::Info,
+                format!(
+                    "a trial with {PROC_MODE_ENV}=host-ro works: with it ovm builds here, the sandbox still without \
+                     host /usr and network but with this system's /proc read-only"
+                ),
+                None,
+            ),
+            Err(TrialFailure::Setup(err)) => {
+                check("degraded /proc mode", Status::Info, format!("does not work here either: {err}"), None)
+            }
+            Err(TrialFailure::Isolation(what)) => {
+                check("degraded /proc mode", Status::Info, format!("does not isolate here: {what}"), None)
+            }
+        });
+    }
     checks.push(disk_check());
     Report { checks }
 }
@@ -129,6 +179,7 @@ fn fix_of(err: &SandboxError) -> Option<String> {
         | SandboxError::MakePrivate { hint, .. }
         | SandboxError::RootTmpfs { hint, .. }
         | SandboxError::Proc { hint, .. }
+        | SandboxError::Hostname { hint, .. }
         | SandboxError::PivotRoot { hint, .. } => hint,
         _ => return None,
     };
@@ -206,7 +257,24 @@ fn seccomp_check(facts: &HostFacts) -> Check {
 }
 
 fn container_check(facts: &HostFacts) -> Check {
-    if facts.container_markers.is_empty() {
+    if let Some(c) = &facts.container {
+        let mode = match c.rootless {
+            Some(true) => " (rootless)",
+            Some(false) => " (rootful)",
+            None => "",
+        };
+        check(
+            "container",
+            Status::Info,
+            format!(
+                "found {}: looks like {}{mode}; a sandbox inside needs the flags in the README section \"Running \
+                 inside Podman or Docker\"; only a problem if the trial fails",
+                c.evidence.join(", "),
+                c.engine
+            ),
+            None,
+        )
+    } else if facts.container_markers.is_empty() {
         check("container", Status::Ok, "no container marker files", None)
     } else {
         check(
@@ -294,16 +362,20 @@ fn trial_probe() -> i32 {
     0
 }
 
-/// Build a real strict sandbox in a forked child and run [`trial_probe`] in it.
-fn trial() -> Result<(), TrialFailure> {
+/// Build a real strict sandbox in a forked child and run [`trial_probe`] in it; `proc_mode` `None`
+/// takes the mode the environment selects, as a build would.
+fn trial(proc_mode: Option<ProcMode>) -> Result<(), TrialFailure> {
     // Forking a multi-threaded process could leave the child stuck on another thread's lock.
     if let Some(threads) = super::sys::thread_count().filter(|&n| n > 1) {
         return Err(TrialFailure::Setup(SandboxError::MultiThreaded { threads }));
     }
     let exe = std::env::current_exe()
         .map_err(|e| TrialFailure::Setup(SandboxError::io("finding", Path::new("/proc/self/exe"), &e)))?;
-    let spec =
-        SandboxBuilder::new(["ovm-doctor-probe"]).ro_bind(&exe, TRIAL_BIND).build().map_err(TrialFailure::Setup)?;
+    let mut builder = SandboxBuilder::new(["ovm-doctor-probe"]).ro_bind(&exe, TRIAL_BIND);
+    if let Some(mode) = proc_mode {
+        builder = builder.proc_mode(mode);
+    }
+    let spec = builder.build().map_err(TrialFailure::Setup)?;
     let plan = Plan::from_spec(&spec).map_err(TrialFailure::Setup)?;
     let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| TrialFailure::Setup(SandboxError::process("pipe", e)))?;
@@ -375,6 +447,19 @@ mod tests {
         let mut f = facts();
         f.container_markers = vec!["/.dockerenv".into()];
         assert_eq!(container_check(&f).status, Status::Info);
+    }
+
+    #[test]
+    fn a_detected_engine_is_named() {
+        let mut f = facts();
+        f.container = Some(super::super::hints::ContainerInfo {
+            engine: "podman".into(),
+            rootless: Some(true),
+            evidence: vec!["/run/.containerenv".into()],
+        });
+        let c = container_check(&f);
+        assert_eq!(c.status, Status::Info);
+        assert!(c.detail.starts_with("found /run/.containerenv: looks like podman (rootless);"), "{}", c.detail);
     }
 
     #[test]

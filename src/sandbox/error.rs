@@ -24,6 +24,13 @@ pub enum SandboxError {
     InvalidSpec(String),
 
     #[error(
+        "{var}={value:?} is not a /proc mode: use `fresh` (the default: a new procfs for the sandbox's pid \
+         namespace) or `host-ro` (the degraded mode for containers that refuse a new procfs: the existing /proc \
+         bound read-only)"
+    )]
+    ProcMode { var: String, value: String },
+
+    #[error(
         "cannot start a sandbox from a multi-threaded process ({threads} threads): a user namespace can only \
          be entered by a single-threaded process; multi-threaded callers use sandbox::command(), which re-executes \
          ovm to run the spec"
@@ -74,11 +81,12 @@ pub enum SandboxError {
         errno: Errno,
     },
 
-    #[error("setting the sandbox hostname to {hostname:?} failed: {errno}")]
+    #[error("setting the sandbox hostname to {hostname:?} failed: {errno}: {hint}")]
     Hostname {
         hostname: String,
         #[serde(with = "errno_serde")]
         errno: Errno,
+        hint: String,
     },
 
     #[error("bringing up the loopback interface in the sandbox's network namespace failed: {errno}")]

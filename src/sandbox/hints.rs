@@ -24,9 +24,94 @@ pub(crate) const FIX_USERNS_CLONE: &str = "unprivileged user namespaces are disa
      (kernel.unprivileged_userns_clone=0). Fix: sudo sysctl -w kernel.unprivileged_userns_clone=1";
 pub(crate) const FIX_PROC: &str = "the kernel refuses a new /proc in a user namespace while parts of the \
      existing /proc are hidden by over-mounts (Podman and Docker mask /proc/kcore, /proc/keys, ... this way). \
-     Fix: podman run --security-opt systempaths=unconfined (docker run --security-opt systempaths=unconfined)";
+     Fix: start the container with --security-opt systempaths=unconfined (podman and docker; podman also \
+     --security-opt unmask=ALL; --privileged works too but grants far more), or accept the degraded mode, \
+     OVM_SANDBOX_PROC=host-ro: the existing /proc bound read-only (still no host /usr and no network, but the \
+     container's other processes become readable)";
 
-/// The host settings that decide whether a sandbox can be made. Missing files are `None`
+/// Which container engine (if any) ovm appears to run under, and the evidence.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// `podman`, `docker`, `containerd`, `kubernetes`, `lxc`, or `unknown engine`.
+    pub engine: String,
+    /// Whether the container's root is not the host's root: from Podman's /run/.containerenv
+    /// (`rootless=1`, written only for --privileged containers), else from /proc/self/uid_map (uid 0
+    /// mapped from a non-zero id: rootless, or a remapped user namespace). `None` when unknown.
+    pub rootless: Option<bool>,
+    /// What gave it away: marker files, the `container` variable, cgroup paths.
+    pub evidence: Vec<String>,
+}
+
+/// Decide from the traces container engines leave: `/.dockerenv` (Docker), `/run/.containerenv`
+/// (Podman, whose content names the engine and rootless mode), the `container=` variable that
+/// Podman, LXC and systemd-nspawn set for pid 1 and its children, and engine names in the cgroup
+/// path. Marker files alone are weak (VM images made from container images keep `/.dockerenv`),
+/// which is why doctor reports the result as information and lets the trial sandbox decide.
+pub(crate) fn detect_container(
+    markers: &[String],
+    containerenv: Option<&str>,
+    container_var: Option<&str>,
+    cgroup: &str,
+    uid_map: &str,
+) -> Option<ContainerInfo> {
+    let mut info = ContainerInfo::default();
+    let mut engine: Option<&str> = None;
+    for m in markers {
+        info.evidence.push(m.clone());
+        if m == "/run/.containerenv" {
+            engine = Some("podman");
+        } else if m == "/.dockerenv" {
+            engine = engine.or(Some("docker"));
+        }
+    }
+    if let Some(text) = containerenv {
+        for line in text.lines() {
+            if let Some(v) = line.strip_prefix("engine=") {
+                // Podman writes engine="podman-VERSION"; buildah's RUN containers, engine="buildah-VERSION".
+                let v = v.trim_matches('"');
+                if v.starts_with("podman") || v.starts_with("buildah") {
+                    engine = Some("podman");
+                }
+            } else if let Some(v) = line.strip_prefix("rootless=") {
+                info.rootless = Some(v.trim_matches('"') == "1");
+            }
+        }
+    }
+    if let Some(var) = container_var.filter(|v| !v.is_empty()) {
+        info.evidence.push(format!("container={var}"));
+        engine = match var {
+            "podman" => Some("podman"),
+            "docker" => Some("docker"),
+            "lxc" | "lxc-libvirt" => Some("lxc"),
+            _ => engine.or(Some("unknown engine")),
+        };
+    }
+    const CGROUP_HINTS: &[(&str, &str)] =
+        &[("libpod", "podman"), ("docker", "docker"), ("kubepods", "kubernetes"), ("containerd", "containerd")];
+    for (needle, name) in CGROUP_HINTS {
+        if cgroup.lines().any(|l| l.contains(needle)) {
+            info.evidence.push(format!("cgroup path with {needle}"));
+            engine = engine.or(Some(name));
+        }
+    }
+    let engine = engine?;
+    info.engine = engine.to_string();
+    if info.rootless.is_none() {
+        // "inside outside count": the line that maps uid 0.
+        let outside_of_root = uid_map.lines().find_map(|l| {
+            let mut f = l.split_whitespace().map(|n| n.parse::<u64>().ok());
+            match (f.next().flatten(), f.next().flatten()) {
+                (Some(0), Some(outside)) => Some(outside),
+                _ => None,
+            }
+        });
+        // An identity map says nothing: rootful containers and plain hosts look alike.
+        info.rootless = outside_of_root.filter(|&outside| outside != 0).map(|_| true);
+    }
+    Some(info)
+}
+
+/// The host settings/// The host settings that decide whether a sandbox can be made. Missing files are `None`
 /// (e.g. `kernel.unprivileged_userns_clone` exists only on Debian/Ubuntu kernels).
 #[derive(Debug, Clone, Default)]
 pub struct HostFacts {
@@ -38,23 +123,33 @@ pub struct HostFacts {
     pub apparmor_restrict_userns: Option<u64>,
     /// Container marker files that exist (`/.dockerenv`, `/run/.containerenv`).
     pub container_markers: Vec<String>,
+    /// The container engine, when the traces name one (see [`detect_container`]).
+    pub container: Option<ContainerInfo>,
     /// Mount points below `/proc` (other than binfmt_misc): over-mounts that block a fresh proc mount.
     pub proc_overmounts: Vec<String>,
 }
 
 impl HostFacts {
     pub fn read() -> Self {
+        let container_markers: Vec<String> = ["/.dockerenv", "/run/.containerenv"]
+            .iter()
+            .filter(|p| fs::symlink_metadata(p).is_ok())
+            .map(|p| p.to_string())
+            .collect();
+        let containerenv = fs::read_to_string("/run/.containerenv").ok();
+        let container_var = std::env::var("container").ok();
+        let cgroup = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let uid_map = fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+        let container =
+            detect_container(&container_markers, containerenv.as_deref(), container_var.as_deref(), &cgroup, &uid_map);
         HostFacts {
             euid: nix::unistd::geteuid().as_raw(),
             seccomp_mode: status_field("Seccomp:"),
             max_user_namespaces: read_number("/proc/sys/user/max_user_namespaces"),
             unprivileged_userns_clone: read_number("/proc/sys/kernel/unprivileged_userns_clone"),
             apparmor_restrict_userns: read_number("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"),
-            container_markers: ["/.dockerenv", "/run/.containerenv"]
-                .iter()
-                .filter(|p| fs::symlink_metadata(p).is_ok())
-                .map(|p| p.to_string())
-                .collect(),
+            container_markers,
+            container,
             proc_overmounts: proc_overmounts(),
         }
     }
@@ -136,6 +231,21 @@ pub(crate) fn proc_hint(errno: Errno) -> String {
     }
 }
 
+pub(crate) const FIX_SECCOMP_HOSTNAME: &str = "a seccomp filter forbids sethostname even in the sandbox's own \
+     UTS namespace: Podman's default profile allows it only to containers holding CAP_SYS_ADMIN. Fix: start the \
+     container with --security-opt seccomp=unconfined (rootless Podman: --cap-add SYS_ADMIN also works; that \
+     capability then holds only in the container's user namespace)";
+
+/// Why setting the sandbox's hostname (in its new UTS namespace, where it holds CAP_SYS_ADMIN) failed.
+pub(crate) fn hostname_hint(errno: Errno) -> String {
+    let facts = HostFacts::read();
+    match errno {
+        Errno::EPERM if facts.seccomp_mode == Some(2) => FIX_SECCOMP_HOSTNAME.to_string(),
+        Errno::EPERM | Errno::EACCES => policy_hint(&facts, "setting the hostname"),
+        _ => String::new(),
+    }
+}
+
 /// Why `pivot_root` failed.
 pub(crate) fn pivot_hint(errno: Errno) -> String {
     match errno {
@@ -168,6 +278,13 @@ fn policy_hint(facts: &HostFacts, what: &str) -> String {
         FIX_USERNS_CLONE.to_string()
     } else if facts.unprivileged() && facts.apparmor_restrict_userns == Some(1) {
         FIX_APPARMOR.to_string()
+    } else if let Some(c) = &facts.container {
+        format!(
+            "a security policy forbids {what}; this looks like a {} container ({}): run it with --security-opt \
+             seccomp=unconfined --security-opt apparmor=unconfined",
+            c.engine,
+            c.evidence.join(", ")
+        )
     } else if !facts.container_markers.is_empty() {
         format!(
             "a security policy forbids {what}; this looks like a container ({}): run it with --security-opt \
@@ -182,6 +299,43 @@ fn policy_hint(facts: &HostFacts, what: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn podman_is_recognised_with_its_rootless_flag() {
+        let env = "engine=\"podman-4.3.1\"\nname=\"x\"\nrootless=1\n";
+        let c = detect_container(&["/run/.containerenv".into()], Some(env), Some("podman"), "0::/", "").unwrap();
+        assert_eq!(c.engine, "podman");
+        assert_eq!(c.rootless, Some(true));
+        assert!(c.evidence.contains(&"container=podman".to_string()));
+        // Unprivileged Podman leaves .containerenv empty: the uid map tells.
+        let rootless_map = "         0       1001          1\n         1     100000      65536\n";
+        let c = detect_container(&["/run/.containerenv".into()], Some(""), None, "0::/", rootless_map).unwrap();
+        assert_eq!((c.engine.as_str(), c.rootless), ("podman", Some(true)));
+        let c = detect_container(&["/run/.containerenv".into()], Some(""), None, "0::/", "0 0 4294967295").unwrap();
+        assert_eq!(c.rootless, None);
+    }
+
+    #[test]
+    fn docker_is_recognised_by_marker_or_cgroup() {
+        let c = detect_container(&["/.dockerenv".into()], None, None, "0::/", "").unwrap();
+        assert_eq!((c.engine.as_str(), c.rootless), ("docker", None));
+        let c = detect_container(&[], None, None, "12:pids:/docker/0123abcd\n0::/", "").unwrap();
+        assert_eq!(c.engine, "docker");
+        let c = detect_container(&[], None, None, "0::/kubepods/besteffort/pod1", "").unwrap();
+        assert_eq!(c.engine, "kubernetes");
+    }
+
+    #[test]
+    fn no_traces_no_container() {
+        assert_eq!(detect_container(&[], None, None, "0::/user.slice/session-1.scope", "0 0 4294967295"), None);
+        assert_eq!(detect_container(&[], None, Some(""), "0::/", ""), None);
+    }
+
+    #[test]
+    fn the_proc_fix_names_the_flag_and_the_degraded_mode() {
+        assert!(FIX_PROC.contains("--security-opt systempaths=unconfined"));
+        assert!(FIX_PROC.contains("OVM_SANDBOX_PROC=host-ro"));
+    }
 
     #[test]
     fn policy_hint_names_seccomp_first() {

@@ -34,6 +34,6 @@ pub use error::{SandboxError, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_SETUP_FA
 pub use hints::HostFacts;
 pub use runtime::{command, command_with_exe, executable, run, EXEC_SUBCOMMAND, EXE_ENV};
 pub use spec::{
-    to_json, SandboxBuilder, ANNOTATION_PRESERVE_FDS, ANNOTATION_ROOT, DEFAULT_ENV, DEFAULT_HOSTNAME, MASKED_PATHS,
-    READONLY_PATHS,
+    to_json, ProcMode, SandboxBuilder, ANNOTATION_PRESERVE_FDS, ANNOTATION_PROC, ANNOTATION_ROOT, DEFAULT_ENV,
+    DEFAULT_HOSTNAME, MASKED_PATHS, PROC_MODE_ENV, READONLY_PATHS,
 };

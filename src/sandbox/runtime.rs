@@ -425,7 +425,11 @@ fn init_setup(launch: &Launch<'_>, sock: &OwnedFd) -> Result<(), SandboxError> {
     flags.set(CloneFlags::CLONE_NEWCGROUP, plan.new_cgroup);
     unshare(flags).map_err(|errno| SandboxError::Namespaces { errno, hint: hints::mount_hint(errno) })?;
     if let (true, Some(name)) = (plan.new_uts, &plan.hostname) {
-        nix::unistd::sethostname(name).map_err(|errno| SandboxError::Hostname { hostname: name.clone(), errno })?;
+        nix::unistd::sethostname(name).map_err(|errno| SandboxError::Hostname {
+            hostname: name.clone(),
+            errno,
+            hint: super::hints::hostname_hint(errno),
+        })?;
     }
     if plan.new_net {
         sys::loopback_up().map_err(|errno| SandboxError::Loopback { errno })?;

@@ -11,6 +11,15 @@
 //! the only carrier of configuration: [`ANNOTATION_ROOT`] (the root is a fresh tmpfs rather than the
 //! bundle's `root.path`) and [`ANNOTATION_PRESERVE_FDS`] (inherited fds the command keeps, e.g. a GNU
 //! make jobserver pipe). The same spec, written as a bundle, runs under runc (see `bundle`).
+//!
+//! `/proc` comes in two modes ([`ProcMode`]). The default mounts a new procfs for the sandbox's pid
+//! namespace. The kernel refuses that inside a container whose runtime hid parts of its /proc with
+//! over-mounts (Podman's and Docker's masked paths) unless the container is started with
+//! `--security-opt systempaths=unconfined`. Where that flag cannot be given, `OVM_SANDBOX_PROC=host-ro`
+//! selects the degraded mode: the container's existing /proc is bound recursively read-only. The
+//! sandbox keeps its own pid namespace, no host `/usr` and no network, but can *read* the container's
+//! other processes' entries. It is never chosen automatically: the refusal's error names the variable,
+//! and choosing it logs a warning and marks the spec (annotation [`ANNOTATION_PROC`]).
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::RawFd;
@@ -29,6 +38,64 @@ pub const ANNOTATION_ROOT: &str = "org.ovm.root";
 /// Comma-separated inherited file descriptors (≥ 3) the command keeps open; every other inherited
 /// descriptor is closed before anything runs in the sandbox.
 pub const ANNOTATION_PRESERVE_FDS: &str = "org.ovm.preserve-fds";
+
+/// `"fresh"` or `"host-ro"`: which [`ProcMode`] built the spec's `/proc` mount.
+pub const ANNOTATION_PROC: &str = "org.ovm.proc";
+/// The environment variable that selects the [`ProcMode`] of every sandbox ovm makes.
+pub const PROC_MODE_ENV: &str = "OVM_SANDBOX_PROC";
+
+/// How a sandbox gets its `/proc` (see the module comment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProcMode {
+    /// A new procfs for the sandbox's pid namespace: only the sandbox's own processes are visible.
+    #[default]
+    Fresh,
+    /// The caller's /proc, bound recursively read-only: for containers that refuse a new procfs.
+    /// The sandbox then sees (read-only) the processes of the container it runs in.
+    HostReadOnly,
+}
+
+impl ProcMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProcMode::Fresh => "fresh",
+            ProcMode::HostReadOnly => "host-ro",
+        }
+    }
+
+    /// Parse a mode name (`fresh`, `host-ro`); `var` names where it came from, for the error.
+    pub fn parse(value: &str, var: &str) -> Result<ProcMode, SandboxError> {
+        match value.trim() {
+            "" | "fresh" => Ok(ProcMode::Fresh),
+            "host-ro" => Ok(ProcMode::HostReadOnly),
+            _ => Err(SandboxError::ProcMode { var: var.to_string(), value: value.to_string() }),
+        }
+    }
+
+    /// The mode [`PROC_MODE_ENV`] selects; unset means [`ProcMode::Fresh`].
+    pub fn from_env() -> Result<ProcMode, SandboxError> {
+        match std::env::var(PROC_MODE_ENV) {
+            Ok(value) => ProcMode::parse(&value, PROC_MODE_ENV),
+            Err(std::env::VarError::NotPresent) => Ok(ProcMode::Fresh),
+            Err(std::env::VarError::NotUnicode(v)) => {
+                Err(SandboxError::ProcMode { var: PROC_MODE_ENV.to_string(), value: v.to_string_lossy().into_owned() })
+            }
+        }
+    }
+}
+
+/// Says once per process that sandboxes run in the degraded /proc mode: it is a choice the user
+/// made, but one whose cost (other processes readable) must stay visible in every run's output.
+fn warn_degraded_proc() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            "{PROC_MODE_ENV}=host-ro: sandboxes get the existing /proc bound read-only instead of their own; they \
+             still have no host /usr and no network, but can read the other processes of this container. Start \
+             the container with --security-opt systempaths=unconfined to build with a private /proc"
+        );
+    });
+}
 
 /// The environment every sandbox starts from (DESIGN §4); [`SandboxBuilder::env`] overrides entries.
 pub const DEFAULT_ENV: &[(&str, &str)] = &[("PATH", "/usr/bin:/bin"), ("HOME", "/tmp"), ("LC_ALL", "C"), ("TZ", "UTC")];
@@ -77,6 +144,8 @@ pub struct SandboxBuilder {
     rlimits: Vec<(PosixRlimitType, u64, u64)>,
     uid: u32,
     gid: u32,
+    /// `None`: whatever [`PROC_MODE_ENV`] says when the spec is built.
+    proc_mode: Option<ProcMode>,
 }
 
 impl SandboxBuilder {
@@ -99,7 +168,15 @@ impl SandboxBuilder {
             rlimits: vec![(PosixRlimitType::RlimitCore, 0, 0)],
             uid: nix::unistd::geteuid().as_raw(),
             gid: nix::unistd::getegid().as_raw(),
+            proc_mode: None,
         }
+    }
+
+    /// How `/proc` is provided, overriding [`PROC_MODE_ENV`] (which is read by [`build`](Self::build)
+    /// when this is not called).
+    pub fn proc_mode(mut self, mode: ProcMode) -> Self {
+        self.proc_mode = Some(mode);
+        self
     }
 
     /// Bind `host` (file or directory, recursively) read-only at `dst`.
@@ -175,8 +252,26 @@ impl SandboxBuilder {
     }
 
     pub fn build(self) -> Result<Spec, SandboxError> {
+        // The user's choice is announced; a caller that asks explicitly (doctor's second trial) owns
+        // the message about it.
+        let proc_mode = match self.proc_mode {
+            Some(mode) => mode,
+            None => {
+                let mode = ProcMode::from_env()?;
+                if mode == ProcMode::HostReadOnly {
+                    warn_degraded_proc();
+                }
+                mode
+            }
+        };
+        let proc_mount = match proc_mode {
+            ProcMode::Fresh => mount(Path::new("/proc"), "proc", Path::new("proc"), &["nosuid", "noexec", "nodev"]),
+            ProcMode::HostReadOnly => {
+                mount(Path::new("/proc"), "bind", Path::new("/proc"), &["rbind", "ro", "nosuid", "noexec", "nodev"])
+            }
+        };
         let mut mounts = vec![
-            mount(Path::new("/proc"), "proc", Path::new("proc"), &["nosuid", "noexec", "nodev"]),
+            proc_mount,
             mount(
                 Path::new("/dev"),
                 "tmpfs",
@@ -233,7 +328,10 @@ impl SandboxBuilder {
         root.set_path(PathBuf::from("rootfs"));
         root.set_readonly(Some(true));
 
-        let mut annotations = HashMap::from([(ANNOTATION_ROOT.to_string(), "tmpfs".to_string())]);
+        let mut annotations = HashMap::from([
+            (ANNOTATION_ROOT.to_string(), "tmpfs".to_string()),
+            (ANNOTATION_PROC.to_string(), proc_mode.name().to_string()),
+        ]);
         if !self.preserve_fds.is_empty() {
             let fds: Vec<String> = self.preserve_fds.iter().map(|fd| fd.to_string()).collect();
             annotations.insert(ANNOTATION_PRESERVE_FDS.to_string(), fds.join(","));
@@ -383,5 +481,33 @@ mod tests {
         assert_eq!(a, to_json(&spec).unwrap());
         let back: Spec = serde_json::from_str(&a).unwrap();
         assert_eq!(back, spec);
+    }
+
+    #[test]
+    fn proc_modes_parse_and_unknown_ones_are_refused() {
+        assert_eq!(ProcMode::parse("fresh", "V").unwrap(), ProcMode::Fresh);
+        assert_eq!(ProcMode::parse("", "V").unwrap(), ProcMode::Fresh);
+        assert_eq!(ProcMode::parse("host-ro", "V").unwrap(), ProcMode::HostReadOnly);
+        let err = ProcMode::parse("host", "V").unwrap_err().to_string();
+        assert!(err.starts_with("V=\"host\" is not a /proc mode"), "{err}");
+    }
+
+    #[test]
+    fn the_degraded_proc_mode_binds_the_existing_proc_read_only_and_says_so() {
+        let spec = SandboxBuilder::new(["true"]).proc_mode(ProcMode::HostReadOnly).build().unwrap();
+        let proc = &spec.mounts().as_ref().unwrap()[0];
+        assert_eq!(proc.destination(), Path::new("/proc"));
+        assert_eq!(proc.typ().as_deref(), Some("bind"));
+        assert_eq!(proc.source().as_deref(), Some(Path::new("/proc")));
+        assert!(proc.options().as_ref().unwrap().iter().any(|o| o == "ro"));
+        assert_eq!(spec.annotations().as_ref().unwrap()[ANNOTATION_PROC], "host-ro");
+        // The rest of the strict profile is unchanged: own pid and network namespaces, masks.
+        let plan = crate::sandbox::plan::Plan::from_spec(&spec).unwrap();
+        assert!(plan.new_net && plan.masked_paths.contains(&PathBuf::from("/proc/kcore")));
+        assert!(plan.mounts[0].attrs.readonly && plan.mounts[0].attrs.noexec);
+
+        let spec = SandboxBuilder::new(["true"]).proc_mode(ProcMode::Fresh).build().unwrap();
+        assert_eq!(spec.mounts().as_ref().unwrap()[0].typ().as_deref(), Some("proc"));
+        assert_eq!(spec.annotations().as_ref().unwrap()[ANNOTATION_PROC], "fresh");
     }
 }
