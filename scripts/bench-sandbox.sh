@@ -10,6 +10,9 @@
 # ovm is measured as `cargo build --release` makes it (non-PIE, see build.rs). Optional extras in
 # the same interleaved run:
 #   OVM_BASELINE=/path/to/ovm   another ovm binary (e.g. an older build), shown as "baseline";
+#   CPU=1                       afterwards, the CPU time per sandbox of each command (all its
+#                               processes, including work left after it returns), from a cgroup's
+#                               CPU accounting over RUNS sequential runs (root only; robust to load);
 #   STATIC=1                    ovm built static (`-C target-feature=+crt-static`, its own target
 #                               dir; a full extra release build the first time), shown as "ovm-static".
 #
@@ -38,7 +41,7 @@ OVM="$PWD/target/release/ovm"
 SANDBOX_ARGS=(sandbox --ro "$BUSYBOX:$BUSYBOX" -- "$BUSYBOX" true)
 extra=()
 if [ -n "${OVM_BASELINE:-}" ]; then
-  extra+=(baseline "$OVM_BASELINE" "${SANDBOX_ARGS[@]}" :::)
+  extra+=(::: baseline "$OVM_BASELINE" "${SANDBOX_ARGS[@]}")
 fi
 if [ "${STATIC:-0}" = 1 ]; then
   HOST="$(rustc -vV | sed -n 's/^host: //p')"
@@ -46,7 +49,7 @@ if [ "${STATIC:-0}" = 1 ]; then
   # --target keeps the flag off build scripts and proc macros, which cannot be static.
   RUSTFLAGS="-C target-feature=+crt-static" \
     cargo build --release --quiet --target "$HOST" --target-dir "$PWD/target/bench-static"
-  extra+=(ovm-static "$PWD/target/bench-static/$HOST/release/ovm" "${SANDBOX_ARGS[@]}" :::)
+  extra+=(::: ovm-static "$PWD/target/bench-static/$HOST/release/ovm" "${SANDBOX_ARGS[@]}")
 fi
 
 TIMER="$PWD/target/bench-sandbox-timer"
@@ -107,11 +110,14 @@ BWRAP="$(command -v bwrap)"
 UNSHARE="$(command -v unshare)"
 TRUE="$(command -v true)"
 echo "bench: $(uname -sr), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), $RUNS runs each, alternating"
+# Order within a round: ovm returns as soon as the command's status is known, while the kernel
+# still tears down the sandbox's mount namespace and init's memory in the background; unshare runs
+# right after ovm so that this leftover work lands on it, never on bwrap.
 results="$("$TIMER" "$RUNS" bwrap \
-  ovm "$OVM" "${SANDBOX_ARGS[@]}" ::: \
-  "${extra[@]}" \
   bwrap "$BWRAP" --unshare-all --tmpfs / --ro-bind "$BUSYBOX" "$BUSYBOX" --proc /proc --dev /dev "$BUSYBOX" true ::: \
-  unshare "$UNSHARE" -Urmpnf --mount-proc "$TRUE")"
+  ovm "$OVM" "${SANDBOX_ARGS[@]}" ::: \
+  unshare "$UNSHARE" -Urmpnf --mount-proc "$TRUE" \
+  "${extra[@]}")"
 echo "bench: load average after $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo "$results" | awk '
@@ -127,3 +133,25 @@ echo "$results" | awk '
     }
     printf "unshare/bwrap = %.2f (unshare -Urmpnf: the namespaces alone, no mounts, no pivot_root)\n", median["unshare"] / median["bwrap"]
   }'
+
+if [ "${CPU:-0}" = 1 ]; then
+  # cgroup v2 (cpu.stat usage_usec) or v1 (cpuacct.usage, ns).
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+    CG_ROOT=/sys/fs/cgroup; usage() { awk '/^usage_usec/ { print $2 * 1000 }' "$1/cpu.stat"; }
+  else
+    CG_ROOT=/sys/fs/cgroup/cpuacct; usage() { cat "$1/cpuacct.usage"; }
+  fi
+  cpu_per_run() { # NAME CMD...
+    local name=$1 cg="$CG_ROOT/ovm-bench-sandbox-$$"; shift
+    mkdir "$cg"
+    ( echo "$BASHPID" > "$cg/cgroup.procs"; for ((i = 0; i < RUNS; i++)); do "$@" || exit 1; done )
+    sleep 0.5 # work the last run left behind (ovm's init tearing down) is accounted too
+    awk -v n="$name" -v ns="$(usage "$cg")" -v runs="$RUNS" 'BEGIN { printf "%-10s CPU %.3f ms per run\n", n, ns / runs / 1e6 }'
+    rmdir "$cg"
+  }
+  echo "bench: CPU time per sandbox, $RUNS sequential runs each"
+  cpu_per_run bwrap "$BWRAP" --unshare-all --tmpfs / --ro-bind "$BUSYBOX" "$BUSYBOX" --proc /proc --dev /dev "$BUSYBOX" true
+  cpu_per_run ovm "$OVM" "${SANDBOX_ARGS[@]}"
+  cpu_per_run unshare "$UNSHARE" -Urmpnf --mount-proc "$TRUE"
+  if [ -n "${OVM_BASELINE:-}" ]; then cpu_per_run baseline "$OVM_BASELINE" "${SANDBOX_ARGS[@]}"; fi
+fi

@@ -5,7 +5,7 @@
 //! root). Facts that merely *might* matter — a seccomp filter, container marker files (this very
 //! machine has `/.dockerenv` although it is a VM), over-mounts in /proc — are reported as
 //! information. The verdict comes from a real trial: a strict sandbox is built in a forked child
-//! exactly as for a build, and a probe inside checks the isolation (a child of our init, no
+//! exactly as for a build, and a probe inside checks the isolation (pid 2 under our init, no
 //! capabilities, no host /usr or /etc, read-only root, /proc/sys and binds). Exit status 0 means
 //! that trial passed and no check failed.
 
@@ -258,7 +258,7 @@ enum TrialFailure {
 
 /// What the probe's exit code means.
 const PROBE_FAILURES: &[(i32, &str)] = &[
-    (1, "the command is not a child of the sandbox's own init, pid 1 (no pid namespace?)"),
+    (1, "the command is not pid 2 under the sandbox's own init (no pid namespace?)"),
     (2, "the command still has capabilities (CapEff != 0)"),
     (3, "host /usr or /etc is visible"),
     (4, "the root directory is writable"),
@@ -271,7 +271,7 @@ const TRIAL_BIND: &str = "/ovm/trial";
 
 /// Runs inside the finished trial sandbox; 0 when isolation holds, else a PROBE_FAILURES code.
 fn trial_probe() -> i32 {
-    if std::process::id() == 1 || nix::unistd::getppid() != nix::unistd::Pid::from_raw(1) {
+    if std::process::id() != 2 {
         return 1;
     }
     let Ok(status) = std::fs::read_to_string("/proc/self/status") else { return 7 };

@@ -19,9 +19,8 @@
 //!    same symlinks runc makes, so a bundle of the spec shows the same files under runc.
 //! 7. `/proc` paths are protected after proc exists: read-only binds of themselves (`/proc/sys`, …),
 //!    masks for the rest (`/dev/null` over files, empty read-only tmpfs over directories).
-//! 8. The root tmpfs becomes read-only (all mount points exist by now), then `pivot_root(".", ".")`;
-//!    a lazy unmount then detaches the host's tree entirely ([`Detaching`], which the runtime
-//!    overlaps with other work and waits for before the command starts).
+//! 8. The root tmpfs becomes read-only (all mount points exist by now), then `pivot_root(".", ".")`
+//!    and a lazy unmount detach the host's tree entirely.
 
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
@@ -29,11 +28,9 @@ use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
-use nix::mount::{mount, MsFlags};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{fstat, mkdirat, mknodat, Mode, SFlag};
 use nix::sys::statvfs::{fstatvfs, FsFlags};
-use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::Pid;
 
 use super::error::SandboxError;
 use super::hints;
@@ -373,62 +370,10 @@ impl MountSys for Kernel {
         let pivot_err = |errno| SandboxError::PivotRoot { errno, hint: hints::pivot_hint(errno) };
         nix::unistd::fchdir(&root).map_err(pivot_err)?;
         // pivot_root(".", ".") stacks the old root on top of the new one; unmounting "." then
-        // removes it (see Detaching), with no directory for the old root needed in the
-        // (read-only) new root.
-        nix::unistd::pivot_root(".", ".").map_err(pivot_err)
-    }
-}
-
-/// The host's tree, stacked on the new root by [`Kernel::pivot`], being detached by a helper.
-///
-/// `umount2(".", MNT_DETACH)` makes the tree unreachable at once, but returns only after an RCU
-/// grace period (the kernel frees the mounts after it): 0.1-0.5 ms here, several ms on a busy
-/// host, all of it waiting. Only the command needs the detach done, so a helper process makes the
-/// call while init creates the network namespace (CPU work of similar length that does not touch
-/// the file system view), and [`Detaching::finish`] waits for the helper before anything else
-/// happens in the sandbox. Until then the sandbox's `/` still shows the host's tree: init must do
-/// nothing path-based in between.
-pub(crate) struct Detaching {
-    helper: Pid,
-    /// The helper runs on this stack; it must outlive the helper.
-    _stack: sys::Stack,
-}
-
-/// Stack of the detach helper: one system call deep.
-const HELPER_STACK: usize = 16 * 1024;
-
-extern "C" fn detach_old_root(_: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: a static NUL-terminated path; umount2 touches no memory of ours.
-    match unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) } {
-        0 => 0,
-        // The helper shares init's memory, errno included; init reads errno only right after its
-        // own failing calls, so at worst a failure on both sides at once reports the other's errno.
-        _ => Errno::last_raw().clamp(1, 255),
-    }
-}
-
-impl Detaching {
-    /// Start detaching the old root; call right after [`build_root`].
-    pub(crate) fn start() -> Result<Detaching, SandboxError> {
-        let err = |errno| SandboxError::DetachOldRoot { errno };
-        let mut stack = sys::Stack::new(HELPER_STACK).map_err(err)?;
-        let helper = sys::spawn_shared(&mut stack, detach_old_root).map_err(err)?;
-        Ok(Detaching { helper, _stack: stack })
-    }
-
-    /// Wait until the old root is detached, then make the new root the working directory.
-    pub(crate) fn finish(self) -> Result<(), SandboxError> {
-        let err = |errno| SandboxError::DetachOldRoot { errno };
-        loop {
-            match waitpid(self.helper, None) {
-                Err(Errno::EINTR) => continue,
-                Err(errno) => return Err(err(errno)),
-                Ok(WaitStatus::Exited(_, 0)) => break,
-                Ok(WaitStatus::Exited(_, code)) => return Err(err(Errno::from_raw(code))),
-                Ok(_) => return Err(err(Errno::ECHILD)),
-            }
-        }
-        nix::unistd::chdir("/").map_err(|errno| SandboxError::PivotRoot { errno, hint: hints::pivot_hint(errno) })
+        // removes it, with no directory for the old root needed in the (read-only) new root.
+        nix::unistd::pivot_root(".", ".").map_err(pivot_err)?;
+        umount2(".", MntFlags::MNT_DETACH).map_err(|errno| SandboxError::DetachOldRoot { errno })?;
+        nix::unistd::chdir("/").map_err(pivot_err)
     }
 }
 

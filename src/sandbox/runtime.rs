@@ -2,10 +2,9 @@
 //!
 //! ```text
 //! caller (ovm)        unshare(USER|PID), uid/gid map; blocks INT/TERM/HUP/QUIT/CHLD, forwards them
-//!  └─ init, pid 1     unshare(NS|UTS|IPC), hostname, setsid (if there is a terminal), mounts +
-//!      │              pivot_root; unshare(NET) + lo while a helper detaches the host's tree; spawns
-//!      │              the command, then only reaps (see `reaper`), sends the command's status and exits
-//!      ├─ (helper)    umount2 of the old root, which waits for an RCU grace period (see `mounts`)
+//!  └─ init, pid 1     unshare(NS|NET|UTS|IPC), hostname, lo, setsid (if there is a terminal), mounts
+//!      │              + pivot_root; spawns the command, then only reaps (see `reaper`), kills what is
+//!      │              left, sends the command's status and exits
 //!      └─ command     terminal, cwd, rlimits, umask, signals reset, every capability dropped,
 //!                     no_new_privs, execve with exactly the spec's environment
 //! ```
@@ -488,6 +487,7 @@ fn init_setup(launch: &Launch<'_>, sock: &OwnedFd) -> Result<(), SandboxError> {
     sys::close_fds_except(&keep).map_err(|errno| SandboxError::CloseFds { errno })?;
 
     let mut flags = CloneFlags::CLONE_NEWNS;
+    flags.set(CloneFlags::CLONE_NEWNET, plan.new_net);
     flags.set(CloneFlags::CLONE_NEWUTS, plan.new_uts);
     flags.set(CloneFlags::CLONE_NEWIPC, plan.new_ipc);
     flags.set(CloneFlags::CLONE_NEWCGROUP, plan.new_cgroup);
@@ -495,26 +495,15 @@ fn init_setup(launch: &Launch<'_>, sock: &OwnedFd) -> Result<(), SandboxError> {
     if let (true, Some(name)) = (plan.new_uts, &plan.hostname) {
         nix::unistd::sethostname(name).map_err(|errno| SandboxError::Hostname { hostname: name.clone(), errno })?;
     }
+    if plan.new_net {
+        sys::loopback_up().map_err(|errno| SandboxError::Loopback { errno })?;
+    }
     if launch.new_session {
         // A new session without a controlling terminal: nothing inside can inject input into the
         // caller's terminal (TIOCSTI) or be hit by its job-control signals.
         nix::unistd::setsid().map_err(|e| SandboxError::process("setsid", e))?;
     }
-    mounts::build_root(plan, &mut mounts::Kernel)?;
-    // The host's tree is detached in the background while the network namespace, which does not
-    // depend on the file system view, is made; both are done before the command starts.
-    let detaching = mounts::Detaching::start()?;
-    let network = if plan.new_net { new_network() } else { Ok(()) };
-    let detached = detaching.finish();
-    network.and(detached)
-}
-
-/// A new network namespace with `lo` up, for init (the mount namespace already exists, so it is
-/// owned by the sandbox's user namespace like the others).
-fn new_network() -> Result<(), SandboxError> {
-    unshare(CloneFlags::CLONE_NEWNET)
-        .map_err(|errno| SandboxError::Namespaces { errno, hint: hints::mount_hint(errno) })?;
-    sys::loopback_up().map_err(|errno| SandboxError::Loopback { errno })
+    mounts::build_root(plan, &mut mounts::Kernel)
 }
 
 /// The command process: finish confining itself, then exec (or run the probe). Never returns:

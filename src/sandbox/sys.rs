@@ -12,7 +12,6 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
-use nix::unistd::Pid;
 
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x04;
@@ -159,27 +158,6 @@ impl Drop for Stack {
         // SAFETY: unmaps exactly the mapping created in `new`, which nothing uses any more.
         unsafe { libc::munmap(self.base, self.len) };
     }
-}
-
-/// Start `entry` in a new process that shares this one's memory (`clone(CLONE_VM)`, exit signal
-/// SIGCHLD) and runs on `stack`; the caller reaps it with `waitpid` and keeps `stack` mapped until
-/// then. Unlike a `vfork`, both run at once, so `entry` gets no data and must not allocate or
-/// touch anything the caller uses: it should make a system call or two and return its exit code.
-pub(crate) fn spawn_shared(
-    stack: &mut Stack,
-    entry: extern "C" fn(*mut libc::c_void) -> libc::c_int,
-) -> Result<Pid, Errno> {
-    let usable = stack.as_mut_slice();
-    // One past the end of the usable part: the initial stack pointer of a downward-growing stack,
-    // aligned down to the 16 bytes the ABI requires.
-    let top = usable.as_mut_ptr().wrapping_add(usable.len());
-    let top = top.wrapping_sub(top as usize % 16);
-    // SAFETY: `entry` is an extern "C" function that receives a null argument; the child runs on
-    // `stack`, which the caller keeps mapped until it has reaped the child; CLONE_VM without
-    // CLONE_VFORK is sound because `entry` (by contract) touches no memory the caller uses.
-    let ret =
-        unsafe { libc::clone(entry, top as *mut libc::c_void, libc::CLONE_VM | libc::SIGCHLD, std::ptr::null_mut()) };
-    Errno::result(ret).map(Pid::from_raw)
 }
 
 /// Threads of the calling process (field 20 of /proc/self/stat), `None` if unreadable.
