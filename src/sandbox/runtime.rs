@@ -74,7 +74,9 @@ pub(crate) enum Payload {
 /// The calling process joins the sandbox's user namespace and cannot fork into a fresh pid
 /// namespace again, so this is for single-threaded processes that run one sandbox and exit (the
 /// `ovm sandbox` CLI). Multi-threaded callers get [`SandboxError::MultiThreaded`]; they use
-/// [`command`]. While the sandbox runs, SIGINT/SIGTERM/SIGHUP/SIGQUIT are forwarded to it.
+/// [`command`]. While the sandbox runs, SIGINT/SIGTERM/SIGHUP/SIGQUIT are forwarded to it. When it
+/// returns, no process of the sandbox runs any more, but the kernel may still be tearing down its
+/// namespaces, and its init is left for this process's exit to reap.
 pub fn run(spec: &Spec) -> Result<i32, SandboxError> {
     run_plan(&Plan::from_spec(spec)?, Payload::Exec)
 }
