@@ -7,11 +7,14 @@
 # Prints each median and the ovm/bwrap ratio (target <= 0.75, goal <= 0.5), both as the ratio of
 # the medians and as the median of per-round ratios (which cancels load that drifts during a run).
 #
-# ovm is measured twice: as `cargo build --release` makes it (a dynamically linked PIE), and built
-# static and non-PIE (`-C target-feature=+crt-static -C relocation-model=static`, in its own target
-# dir). A sandbox's cost is dominated by process start-up and exit, and about 0.5-0.8 ms of ovm's
-# is the dynamic loader relocating a 6 MB PIE and loading libc/libgcc_s, which the static build
-# does not pay; see README "Performance".
+# ovm is measured as `cargo build --release` makes it (non-PIE, see build.rs). Optional extras in
+# the same interleaved run:
+#   OVM_BASELINE=/path/to/ovm   another ovm binary (e.g. an older build), shown as "baseline";
+#   CPU=1                       afterwards, the CPU time per sandbox of each command (all its
+#                               processes, including work left after it returns), from a cgroup's
+#                               CPU accounting over RUNS sequential runs (root only; robust to load);
+#   STATIC=1                    ovm built static (`-C target-feature=+crt-static`, its own target
+#                               dir; a full extra release build the first time), shown as "ovm-static".
 #
 # Usage: scripts/bench-sandbox.sh [RUNS]   (default 300; installs bubblewrap with apt if missing)
 set -euo pipefail
@@ -32,15 +35,22 @@ if ! file -L "$BUSYBOX" 2>/dev/null | grep -q "statically linked"; then
   exit 1
 fi
 
-echo "bench: building ovm --release (default: dynamic PIE)"
+echo "bench: building ovm --release"
 cargo build --release --quiet
 OVM="$PWD/target/release/ovm"
-HOST="$(rustc -vV | sed -n 's/^host: //p')"
-echo "bench: building ovm --release static non-PIE for $HOST (target/bench-static; slow the first time)"
-# --target keeps the flags off build scripts and proc macros, which cannot be static.
-RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
-  cargo build --release --quiet --target "$HOST" --target-dir "$PWD/target/bench-static"
-OVM_STATIC="$PWD/target/bench-static/$HOST/release/ovm"
+SANDBOX_ARGS=(sandbox --ro "$BUSYBOX:$BUSYBOX" -- "$BUSYBOX" true)
+extra=()
+if [ -n "${OVM_BASELINE:-}" ]; then
+  extra+=(::: baseline "$OVM_BASELINE" "${SANDBOX_ARGS[@]}")
+fi
+if [ "${STATIC:-0}" = 1 ]; then
+  HOST="$(rustc -vV | sed -n 's/^host: //p')"
+  echo "bench: building ovm --release static for $HOST (target/bench-static; slow the first time)"
+  # --target keeps the flag off build scripts and proc macros, which cannot be static.
+  RUSTFLAGS="-C target-feature=+crt-static" \
+    cargo build --release --quiet --target "$HOST" --target-dir "$PWD/target/bench-static"
+  extra+=(::: ovm-static "$PWD/target/bench-static/$HOST/release/ovm" "${SANDBOX_ARGS[@]}")
+fi
 
 TIMER="$PWD/target/bench-sandbox-timer"
 cat > "$TIMER.c" <<'C'
@@ -100,19 +110,48 @@ BWRAP="$(command -v bwrap)"
 UNSHARE="$(command -v unshare)"
 TRUE="$(command -v true)"
 echo "bench: $(uname -sr), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), $RUNS runs each, alternating"
+# Order within a round: ovm returns as soon as the command's status is known, while the kernel
+# still tears down the sandbox's mount namespace and init's memory in the background; unshare runs
+# right after ovm so that this leftover work lands on it, never on bwrap.
 results="$("$TIMER" "$RUNS" bwrap \
-  ovm "$OVM" sandbox --ro "$BUSYBOX:$BUSYBOX" -- "$BUSYBOX" true ::: \
-  ovm-static "$OVM_STATIC" sandbox --ro "$BUSYBOX:$BUSYBOX" -- "$BUSYBOX" true ::: \
   bwrap "$BWRAP" --unshare-all --tmpfs / --ro-bind "$BUSYBOX" "$BUSYBOX" --proc /proc --dev /dev "$BUSYBOX" true ::: \
-  unshare "$UNSHARE" -Urmpnf --mount-proc "$TRUE")"
+  ovm "$OVM" "${SANDBOX_ARGS[@]}" ::: \
+  unshare "$UNSHARE" -Urmpnf --mount-proc "$TRUE" \
+  "${extra[@]}")"
+echo "bench: load average after $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo "$results" | awk '
-  { median[$1] = $2; paired[$1] = $5
+  { name[NR] = $1; median[$1] = $2; paired[$1] = $5
     printf "%-10s median %7.3f ms   (p10 %.3f, p90 %.3f)   per-round ratio to bwrap %.2f\n", $1, $2, $3, $4, $5 }
   function verdict(r) { return r <= 0.50 ? "goal met" : (r <= 0.75 ? "target met" : "TARGET MISSED") }
   END {
-    r = median["ovm"] / median["bwrap"]; s = median["ovm-static"] / median["bwrap"]
-    printf "ratio of medians ovm/bwrap        = %.2f (per-round %.2f; target <= 0.75, goal <= 0.50): %s\n", r, paired["ovm"], verdict(r)
-    printf "ratio of medians ovm-static/bwrap = %.2f (per-round %.2f; target <= 0.75, goal <= 0.50): %s\n", s, paired["ovm-static"], verdict(s)
-    printf "ovm-static/unshare = %.2f (unshare -Urmpnf: the namespaces alone, no mounts, no pivot_root)\n", median["ovm-static"] / median["unshare"]
+    for (i = 1; i <= NR; i++) {
+      n = name[i]
+      if (n == "bwrap" || n == "unshare") continue
+      r = median[n] / median["bwrap"]
+      printf "ratio of medians %s/bwrap = %.2f (per-round %.2f; target <= 0.75, goal <= 0.50): %s\n", n, r, paired[n], verdict(r)
+    }
+    printf "unshare/bwrap = %.2f (unshare -Urmpnf: the namespaces alone, no mounts, no pivot_root)\n", median["unshare"] / median["bwrap"]
   }'
+
+if [ "${CPU:-0}" = 1 ]; then
+  # cgroup v2 (cpu.stat usage_usec) or v1 (cpuacct.usage, ns).
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+    CG_ROOT=/sys/fs/cgroup; usage() { awk '/^usage_usec/ { print $2 * 1000 }' "$1/cpu.stat"; }
+  else
+    CG_ROOT=/sys/fs/cgroup/cpuacct; usage() { cat "$1/cpuacct.usage"; }
+  fi
+  cpu_per_run() { # NAME CMD...
+    local name=$1 cg="$CG_ROOT/ovm-bench-sandbox-$$"; shift
+    mkdir "$cg"
+    ( echo "$BASHPID" > "$cg/cgroup.procs"; for ((i = 0; i < RUNS; i++)); do "$@" || exit 1; done )
+    sleep 0.5 # work the last run left behind (ovm's init tearing down) is accounted too
+    awk -v n="$name" -v ns="$(usage "$cg")" -v runs="$RUNS" 'BEGIN { printf "%-10s CPU %.3f ms per run\n", n, ns / runs / 1e6 }'
+    rmdir "$cg"
+  }
+  echo "bench: CPU time per sandbox, $RUNS sequential runs each"
+  cpu_per_run bwrap "$BWRAP" --unshare-all --tmpfs / --ro-bind "$BUSYBOX" "$BUSYBOX" --proc /proc --dev /dev "$BUSYBOX" true
+  cpu_per_run ovm "$OVM" "${SANDBOX_ARGS[@]}"
+  cpu_per_run unshare "$UNSHARE" -Urmpnf --mount-proc "$TRUE"
+  if [ -n "${OVM_BASELINE:-}" ]; then cpu_per_run baseline "$OVM_BASELINE" "${SANDBOX_ARGS[@]}"; fi
+fi

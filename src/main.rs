@@ -7,6 +7,11 @@ use clap::{CommandFactory, Parser};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    // One process per sandbox (`ovm sandbox`, the engine's `ovm __sandbox-exec`): those skip
+    // building the whole CLI and the log subscriber, which they do not use.
+    if let Some(code) = ovm::sandbox::cli::fast_path() {
+        return code;
+    }
     // A bare `ovm` asks what ovm can do, as a bare `make` did in the old project: the help goes
     // to stdout and the status is 0. clap treats it as a usage error (stderr, status 2), which
     // stays right for incomplete invocations such as `ovm -q` or `ovm build`.

@@ -235,10 +235,58 @@ pub fn sandbox(args: &SandboxArgs) -> ExitCode {
 
 /// `ovm __sandbox-exec SPEC_JSON`
 pub fn exec(args: &ExecArgs) -> ExitCode {
-    match serde_json::from_str::<Spec>(&args.spec) {
+    exec_json(&args.spec)
+}
+
+fn exec_json(json: &str) -> ExitCode {
+    match serde_json::from_str::<Spec>(json) {
         Ok(spec) => status(runtime::run(&spec)),
         Err(e) => fail(&SandboxError::InvalidSpec(format!("spec JSON: {e}"))),
     }
+}
+
+/// `ovm sandbox …` and `ovm __sandbox-exec SPEC`, parsed without the rest of the CLI.
+///
+/// Each sandbox is a process start, and clap's model of every ovm command (plus the log
+/// subscriber, which the sandbox never uses) is a measurable part of one; this parses only the
+/// sandbox's own options. `None` for anything else, including global options (`-v`, `-C`),
+/// `--help` and usage errors: the full CLI then handles and words those exactly as before.
+pub fn fast_path() -> Option<ExitCode> {
+    match parse_fast(std::env::args_os().skip(1))? {
+        Fast::Sandbox(args) => Some(sandbox(&args)),
+        Fast::Exec(json) => Some(exec_json(&json)),
+    }
+}
+
+/// What [`fast_path`] recognised.
+enum Fast {
+    Sandbox(SandboxArgs),
+    Exec(String),
+}
+
+fn parse_fast(args: impl IntoIterator<Item = std::ffi::OsString>) -> Option<Fast> {
+    let mut args = args.into_iter();
+    let first = args.next()?;
+    if first == "sandbox" {
+        use clap::{parser::ValueSource, Arg, ArgAction};
+        // The full CLI's global options are recognised only to leave them to it (logging, project).
+        let globals = [
+            Arg::new("project").short('C').long("project").action(ArgAction::Set),
+            Arg::new("verbose").short('v').long("verbose").action(ArgAction::Count),
+            Arg::new("quiet").short('q').long("quiet").action(ArgAction::SetTrue),
+        ];
+        let cmd = clap::Command::new("sandbox").no_binary_name(true).args(globals);
+        let matches = <SandboxArgs as Args>::augment_args(cmd).try_get_matches_from(args).ok()?;
+        if ["project", "verbose", "quiet"].iter().any(|id| matches.value_source(id) == Some(ValueSource::CommandLine)) {
+            return None;
+        }
+        return <SandboxArgs as clap::FromArgMatches>::from_arg_matches(&matches).ok().map(Fast::Sandbox);
+    }
+    if first == runtime::EXEC_SUBCOMMAND {
+        let spec = args.next()?.into_string().ok()?;
+        return args.next().is_none().then_some(Fast::Exec(spec));
+    }
+    None
 }
 
 /// `ovm doctor`
@@ -290,6 +338,52 @@ mod tests {
             })
             .collect();
         assert_eq!(dests, ["rw /w", "ro /w/sub", "tmpfs /w/t", "ro /c"]);
+    }
+
+    fn fast(args: &[&str]) -> Option<Fast> {
+        parse_fast(args.iter().map(std::ffi::OsString::from))
+    }
+
+    #[test]
+    fn fast_path_parses_sandbox_invocations_as_the_full_cli_does() {
+        let Some(Fast::Sandbox(args)) = fast(&["sandbox", "--ro", "/a:/b", "--net", "--", "sh", "-c", "x"]) else {
+            panic!("a plain `ovm sandbox` is parsed by the fast path");
+        };
+        assert!(args.options.net);
+        assert_eq!(args.options.command, ["sandbox", "sh", "-c", "x"][1..]);
+        assert!(matches!(&args.mounts[..], [MountArg::Ro(b)] if b.dest == std::path::Path::new("/b")));
+        assert!(matches!(fast(&["__sandbox-exec", "{}"]), Some(Fast::Exec(json)) if json == "{}"));
+
+        // Whatever the fast path takes, the full CLI parses the same way; the rest (help, usage
+        // errors, global options before `sandbox`, other commands) is left to the full CLI.
+        let cases: &[&[&str]] = &[
+            &["sandbox", "--tmpfs", "/t", "--rw", "/a:/w", "--cwd", "/w", "--env", "A=1", "--", "sh"],
+            &["sandbox", "--tty", "--hostname", "h", "--print-spec", "sh", "-c", "x"],
+            &["sandbox", "-v", "--", "sh"],
+            &["sandbox", "--ro", "/a", "-q", "--", "sh"],
+            &["sandbox", "--", "sh", "-v"],
+            &["sandbox", "-C", "/p", "sh"],
+            &["sandbox", "--help"],
+            &["sandbox", "--ro"],
+            &["sandbox"],
+            &["build", "x86_64"],
+            &["-C", "/p", "sandbox", "--", "sh"],
+            &["__sandbox-exec", "{}", "extra"],
+            &[],
+        ];
+        for args in cases {
+            let full = crate::cli::Cli::try_parse_from(std::iter::once("ovm").chain(args.iter().copied()));
+            match (fast(args), full.map(|cli| cli.command)) {
+                (None, _) => {}
+                (Some(Fast::Sandbox(a)), Ok(crate::cli::Command::Sandbox(b))) => {
+                    assert_eq!(format!("{a:?}"), format!("{b:?}"), "{args:?}")
+                }
+                (Some(Fast::Exec(a)), Ok(crate::cli::Command::SandboxExec(b))) => assert_eq!(a, b.spec, "{args:?}"),
+                (Some(_), other) => panic!("{args:?}: the fast path took it, the full CLI gives {other:?}"),
+            }
+        }
+        assert!(fast(&["sandbox", "--help"]).is_none() && fast(&["-C", "/p", "sandbox", "sh"]).is_none());
+        assert!(fast(&["sandbox", "-v", "--", "sh"]).is_none(), "-v is the full CLI's");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! zombies and `kill -TERM 1` from inside would do nothing. The init process keeps the forwarded
 //! signals and SIGCHLD blocked and takes them with `sigwait`, so there is no handler and no race
 //! between "child exited" and "wait for the next signal". When the command exits, init exits with
-//! its status (128+N for signal N) and the kernel kills whatever is left in the namespace.
+//! its status (128+N for signal N), after killing and reaping whatever is left in the namespace.
 
 use nix::errno::Errno;
 use nix::sys::signal::{kill, SigSet, Signal};
@@ -47,6 +47,23 @@ pub(crate) fn reap(main: Pid, signals: &SigSet) -> i32 {
                 // -1: every process in the namespace except pid 1 itself.
                 let _ = kill(Pid::from_raw(-1), sig);
             }
+        }
+    }
+}
+
+/// Kill and reap whatever is left in the sandbox (orphans of the command), so that nothing of it
+/// runs once init has reported the status. Init is pid 1: every process of the namespace is its
+/// descendant and orphans are re-parented to it, so having no child at all means nothing is left.
+pub(crate) fn kill_remaining() {
+    if let Err(Errno::ECHILD) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+        return;
+    }
+    // -1 from pid 1: every process of the namespace but init.
+    let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+    loop {
+        match waitpid(Pid::from_raw(-1), None) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return,
         }
     }
 }

@@ -3,8 +3,8 @@
 //! ```text
 //! caller (ovm)        unshare(USER|PID), uid/gid map; blocks INT/TERM/HUP/QUIT/CHLD, forwards them
 //!  └─ init, pid 1     unshare(NS|NET|UTS|IPC), hostname, lo, setsid (if there is a terminal), mounts
-//!      │              + pivot_root; spawns the command, then only reaps (see `reaper`) and exits
-//!      │              with the command's status
+//!      │              + pivot_root; spawns the command, then only reaps (see `reaper`), kills what is
+//!      │              left, sends the command's status and exits
 //!      └─ command     terminal, cwd, rlimits, umask, signals reset, every capability dropped,
 //!                     no_new_privs, execve with exactly the spec's environment
 //! ```
@@ -19,15 +19,16 @@
 //! CLONE_VFORK`): it shares init's memory until its `execve`, so nothing is copied for a process that
 //! is about to replace itself. Each fork keeps the child on the parent's CPU (see [`Pin`]).
 //!
-//! Init and the command report failures to the caller as JSON over a socketpair whose ends are
-//! close-on-exec; the caller reads it once init has exited (empty = the command ran). Init has
+//! Init and the command report failures to the caller as JSON messages over a socketpair whose ends
+//! are close-on-exec, and init's last message is the command's status, sent once nothing of the
+//! sandbox runs any more: the caller returns on it without waiting for init's own exit, the slow
+//! part of a short sandbox (see [`supervise`]); a successful `execve` does not wake the caller. Init has
 //! `PR_SET_PDEATHSIG(SIGKILL)` — if ovm dies, init dies and the kernel kills the whole namespace — and
 //! checks right after setting it that the caller's end is still open, closing the fork/prctl race.
 //! Init is not dumpable, so the command cannot ptrace it.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,9 +38,9 @@ use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::{sched_getaffinity, sched_getcpu, sched_setaffinity, unshare, CloneFlags, CpuSet};
 use nix::sys::signal::{kill, sigaction, sigprocmask, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 use nix::sys::stat::Mode;
-use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid};
 use oci_spec::runtime::Spec;
 
@@ -73,7 +74,9 @@ pub(crate) enum Payload {
 /// The calling process joins the sandbox's user namespace and cannot fork into a fresh pid
 /// namespace again, so this is for single-threaded processes that run one sandbox and exit (the
 /// `ovm sandbox` CLI). Multi-threaded callers get [`SandboxError::MultiThreaded`]; they use
-/// [`command`]. While the sandbox runs, SIGINT/SIGTERM/SIGHUP/SIGQUIT are forwarded to it.
+/// [`command`]. While the sandbox runs, SIGINT/SIGTERM/SIGHUP/SIGQUIT are forwarded to it. When it
+/// returns, no process of the sandbox runs any more, but the kernel may still be tearing down its
+/// namespaces, and its init is left for this process's exit to reap.
 pub fn run(spec: &Spec) -> Result<i32, SandboxError> {
     run_plan(&Plan::from_spec(spec)?, Payload::Exec)
 }
@@ -143,7 +146,8 @@ fn inheritable(fd: RawFd) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The set init and the caller wait on with `sigwait`: the forwarded signals and SIGCHLD.
+/// The set init and the caller wait on with `sigwait`: the forwarded signals and SIGCHLD (which
+/// also tells the caller that a report arrived, see [`notify_on_message`]).
 fn wait_set() -> SigSet {
     let mut set = SigSet::empty();
     for sig in FORWARDED {
@@ -206,8 +210,10 @@ fn run_blocked(launch: &Launch<'_>) -> Result<i32, SandboxError> {
     write_id_map("/proc/self/uid_map", &format!("0 {} 1", plan.uid))?;
     write_id_map("/proc/self/gid_map", &format!("0 {} 1", plan.gid))?;
 
-    let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+    // Messages, not a byte stream: an error report or the final status each arrive whole.
+    let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
         .map_err(|e| SandboxError::process("socketpair", e))?;
+    notify_on_message(&ours).map_err(|e| SandboxError::process("F_SETOWN/O_ASYNC on the report socket", e))?;
 
     let pin = Pin::here();
     // SAFETY: this process is single-threaded (checked in run_plan), so the child is an ordinary
@@ -225,18 +231,34 @@ fn run_blocked(launch: &Launch<'_>) -> Result<i32, SandboxError> {
         }
         Ok(ForkResult::Parent { child }) => {
             drop(theirs);
-            let status = supervise(child, &launch.signals);
+            let outcome = supervise(child, &ours, &launch.signals);
             if launch.take_terminal {
                 reclaim_terminal();
             }
-            // Read only now: every writer is gone, and the caller was not woken when the command
-            // started (a successful execve closes the command's end of the socket).
-            match (read_report(ours), status) {
-                (Some(err), _) => Err(err),
-                (None, status) => status,
-            }
+            outcome
         }
     }
+}
+
+/// First byte of init's final message: the command's status follows (4 bytes, little endian).
+/// Error reports are JSON and never start with it.
+const STATUS_TAG: u8 = 0xff;
+
+/// `F_SETSIG` from linux/fcntl.h (the same on every architecture); the libc crate lacks it.
+const F_SETSIG: libc::c_int = 10;
+
+/// Have the kernel signal this process when a message arrives on `sock` (`O_ASYNC`), with SIGCHLD
+/// rather than SIGIO (`F_SETSIG`): the caller already waits for SIGCHLD, and one that arrives after
+/// the sandbox is over (the socket's hang-up, say) is ignored by default, where SIGIO would kill.
+fn notify_on_message(sock: &OwnedFd) -> Result<(), Errno> {
+    let fd = sock.as_raw_fd();
+    // SAFETY: F_SETOWN, F_SETSIG and F_SETFL take integer arguments and change only the owner,
+    // notification signal and flags of this socket's open file description.
+    Errno::result(unsafe { libc::fcntl(fd, libc::F_SETOWN, libc::getpid()) })?;
+    // SAFETY: as above.
+    Errno::result(unsafe { libc::fcntl(fd, F_SETSIG, libc::SIGCHLD) })?;
+    // SAFETY: as above.
+    Errno::result(unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_ASYNC) }).map(drop)
 }
 
 /// Keeps the next child on the current CPU while it starts.
@@ -278,34 +300,85 @@ fn write_id_map(file: &str, content: &str) -> Result<(), SandboxError> {
     })
 }
 
-/// The error init or the command reported, if any. Called once init has exited, so every writer
-/// is gone and reading to end-of-file does not wait.
-fn read_report(sock: OwnedFd) -> Option<SandboxError> {
-    let mut report = Vec::new();
-    let mut stream = UnixStream::from(sock);
-    if let Err(e) = stream.read_to_end(&mut report) {
-        return Some(SandboxError::Protocol { reason: format!("reading the sandbox's status: {e}") });
+/// One message from init or the command.
+enum Message {
+    /// The command's status; init sends it last, once nothing else runs in the sandbox.
+    Status(i32),
+    Error(SandboxError),
+    /// No message waiting.
+    None,
+    /// Every sender is gone: init has exited (or is exiting) without a status.
+    Closed,
+}
+
+fn receive(sock: &OwnedFd, buf: &mut [u8]) -> Message {
+    loop {
+        return match recv(sock.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
+            Ok(0) => Message::Closed,
+            Ok(5) if buf[0] == STATUS_TAG => Message::Status(i32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]])),
+            Ok(n) => Message::Error(serde_json::from_slice(&buf[..n]).unwrap_or_else(|e| SandboxError::Protocol {
+                reason: format!("{e}: {}", String::from_utf8_lossy(&buf[..n])),
+            })),
+            Err(Errno::EAGAIN) => Message::None,
+            Err(Errno::EINTR) => continue,
+            Err(errno) => {
+                Message::Error(SandboxError::Protocol { reason: format!("reading the sandbox's status: {errno}") })
+            }
+        };
     }
-    if report.is_empty() {
-        return None;
-    }
-    Some(
-        serde_json::from_slice(&report).unwrap_or_else(|e| SandboxError::Protocol {
-            reason: format!("{e}: {}", String::from_utf8_lossy(&report)),
-        }),
-    )
 }
 
 fn send_report<Fd: AsFd>(sock: &Fd, err: &SandboxError) {
     if let Ok(json) = serde_json::to_vec(err) {
-        let _ = nix::unistd::write(sock, &json);
+        let _ = send(sock.as_fd().as_raw_fd(), &json, MsgFlags::MSG_NOSIGNAL);
     }
 }
 
-/// Wait for init, forwarding the signals the caller receives meanwhile.
-fn supervise(init: Pid, signals: &SigSet) -> Result<i32, SandboxError> {
+fn send_status<Fd: AsFd>(sock: &Fd, code: i32) {
+    let mut message = [STATUS_TAG; 5];
+    message[1..].copy_from_slice(&code.to_le_bytes());
+    let _ = send(sock.as_fd().as_raw_fd(), &message, MsgFlags::MSG_NOSIGNAL);
+}
+
+/// Wait for the sandbox's outcome, forwarding the signals the caller receives meanwhile.
+///
+/// The outcome is init's last message, the command's status, sent once the command and every other
+/// process of the sandbox are gone; the caller returns on it (SIGCHLD wakes it) without waiting for
+/// init to exit, because init's exit is the slow part of a short sandbox: the kernel tears down the
+/// mount namespace (a synchronous RCU grace period) and init's memory before it tells the parent.
+/// Init, a zombie soon, is reaped when this process exits (ovm sandbox and the re-exec entry point
+/// exit right after). An error report, from init or the command, wins over a status; if init ends
+/// without a status (it failed, or was killed), its own exit status counts.
+fn supervise(init: Pid, sock: &OwnedFd, signals: &SigSet) -> Result<i32, SandboxError> {
+    let mut report = None;
+    // Error reports are a few hundred bytes of JSON; a longer one arrives cut (a Protocol error).
+    let mut buf = vec![0u8; 16 * 1024];
     loop {
-        match waitpid(init, Some(WaitPidFlag::WNOHANG)) {
+        match receive(sock, &mut buf) {
+            Message::Status(code) => return report.map_or(Ok(code), Err),
+            Message::Error(err) => {
+                report.get_or_insert(err);
+                continue;
+            }
+            Message::Closed => {
+                let status = wait_exit(init);
+                return report.map_or(status, Err);
+            }
+            Message::None => {}
+        }
+        match signals.wait() {
+            Ok(Signal::SIGCHLD) | Err(_) => {}
+            Ok(sig) => {
+                let _ = kill(init, sig);
+            }
+        }
+    }
+}
+
+/// Init's exit status, once it has exited.
+fn wait_exit(init: Pid) -> Result<i32, SandboxError> {
+    loop {
+        match waitpid(init, None) {
             Ok(status) => {
                 if let Some(code) = reaper::status_code(status) {
                     return Ok(code);
@@ -313,12 +386,6 @@ fn supervise(init: Pid, signals: &SigSet) -> Result<i32, SandboxError> {
             }
             Err(Errno::EINTR) => {}
             Err(errno) => return Err(SandboxError::process("waiting for the sandbox", errno)),
-        }
-        match signals.wait() {
-            Ok(Signal::SIGCHLD) | Err(_) => {}
-            Ok(sig) => {
-                let _ = kill(init, sig);
-            }
         }
     }
 }
@@ -366,13 +433,16 @@ fn init_main(launch: &Launch<'_>, sock: OwnedFd) -> i32 {
             err.exit_code()
         }
         Ok(child) => {
-            drop(sock);
             for fd in &plan.preserve_fds {
                 let _ = nix::unistd::close(*fd);
             }
             // Init needs no privilege to wait and signal; keep none it could lose.
             let _ = caps::clear(None, caps::CapSet::Permitted);
-            reaper::reap(child, &launch.signals)
+            let code = reaper::reap(child, &launch.signals);
+            // The caller returns on the status: nothing of the sandbox may still run by then.
+            reaper::kill_remaining();
+            send_status(&sock, code);
+            code
         }
     }
 }

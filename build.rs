@@ -1,0 +1,27 @@
+//! Link the `ovm` executable as a non-PIE (fixed-address) binary.
+//!
+//! Every sandbox is one `ovm` process start (`ovm sandbox`, and the engine's `ovm __sandbox-exec`
+//! per build step), and as a position-independent executable ovm spends a large share of that
+//! start in the dynamic loader: ~23,000 relative relocations applied to 430 KB of read-only-after-
+//! relocation data, i.e. a copy-on-write page fault for each of its ~100 pages, in every process
+//! (measured with perf: ~0.3 ms of a ~3 ms sandbox; see README "Performance → Sandbox start-up").
+//! Linked at a fixed address, those pointers are final in the file and nothing is written at start.
+//!
+//! Only the link step of this package's binaries changes (`rustc-link-arg-bins`): the object code
+//! stays position-independent, so proc macros, build scripts, tests and the library are untouched,
+//! and no extra target, toolchain or `RUSTFLAGS` is needed. What is given up is address-space
+//! randomisation of ovm's own image (its libraries, heap, stack and mappings stay randomised).
+//! `OVM_PIE=1 cargo build` keeps the usual PIE link.
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=OVM_PIE");
+    let pie_requested = std::env::var_os("OVM_PIE").is_some_and(|v| v == "1");
+    let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    let target_env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
+    // `-no-pie` is a gcc/clang driver flag; Linux with glibc is the only platform ovm supports
+    // (and the one whose default toolchain links PIE).
+    if !pie_requested && target_os == "linux" && target_env == "gnu" {
+        println!("cargo:rustc-link-arg-bins=-no-pie");
+    }
+}
