@@ -19,9 +19,12 @@ fn main() {
     let pie_requested = std::env::var_os("OVM_PIE").is_some_and(|v| v == "1");
     let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let target_env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
+    // A static build (`-C target-feature=+crt-static`) gets its link mode from rustc, which a
+    // `-no-pie` after its `-static-pie` would turn into a broken hybrid.
+    let crt_static = std::env::var("CARGO_CFG_TARGET_FEATURE").is_ok_and(|f| f.split(',').any(|f| f == "crt-static"));
     // `-no-pie` is a gcc/clang driver flag; Linux with glibc is the only platform ovm supports
     // (and the one whose default toolchain links PIE).
-    if !pie_requested && target_os == "linux" && target_env == "gnu" {
+    if !pie_requested && !crt_static && target_os == "linux" && target_env == "gnu" {
         println!("cargo:rustc-link-arg-bins=-no-pie");
     }
 }
