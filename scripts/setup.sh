@@ -34,6 +34,8 @@ PACKAGES=(
   libc6-dev         # sandbox tests: static libc for those probes
   util-linux        # sandbox tests: setpriv (run as the unprivileged test user), unshare
   bsdutils          # sandbox tests: script (a pseudo-terminal for the TIOCSTI and job-control tests)
+  qemu-user         # engine tests: run the aarch64 test program (qemu-aarch64)
+  zlib1g-dev        # engine tests: a host libz the hermeticity test must not be able to link
 )
 
 missing=()

@@ -6,6 +6,7 @@
 pub mod arch;
 pub mod boot;
 pub mod cli;
+pub mod digest;
 pub mod engine;
 pub mod fetch;
 pub mod pack;

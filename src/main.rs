@@ -3,10 +3,19 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    // A bare `ovm` asks what ovm can do, as a bare `make` did in the old project: the help goes
+    // to stdout and the status is 0. clap treats it as a usage error (stderr, status 2), which
+    // stays right for incomplete invocations such as `ovm -q` or `ovm build`.
+    if std::env::args_os().len() <= 1 {
+        return match ovm::cli::Cli::command().print_help() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        };
+    }
     let cli = ovm::cli::Cli::parse();
     let default_level = match (cli.quiet, cli.verbose) {
         (true, _) => "warn",

@@ -172,10 +172,14 @@ impl Project {
         Project::open(root)
     }
 
-    /// Opens the project rooted exactly at `root`.
+    /// Opens the project rooted exactly at `root`. The root is made absolute (`-C DIR` may be
+    /// relative): sandbox binds, stamps' log paths and the manifest need paths that do not depend
+    /// on the current directory.
     pub fn open(root: &Path) -> Result<Project, ProjectError> {
+        let root =
+            std::path::absolute(root).map_err(|source| ProjectError::Read { path: root.to_path_buf(), source })?;
         let config = load_config(&root.join(CONFIG_FILE))?;
-        Ok(Project { root: root.to_path_buf(), config })
+        Ok(Project { root, config })
     }
 
     pub fn root(&self) -> &Path {

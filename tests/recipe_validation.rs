@@ -351,5 +351,46 @@ fn the_projects_own_recipes_are_valid() {
     let source = &zig.sources[0];
     assert_eq!(source.primary.sha256, "6eb9d4d759b292c83810dbee2e9e8e3fbfbf01d864e6e9811bae711fd74e1c2f");
     assert_eq!(source.primary.pypi.as_ref().unwrap().package, "ziglang");
-    assert_eq!(source.strip, 1);
+    // Unpacked as shipped: the toolchain signature reads the wheel's dist-info RECORD.
+    assert_eq!(source.strip, 0);
+}
+
+/// A custom recipe with `[[build.step]]`s (`steps` is the TOML after `[build]`).
+fn stepped(steps: &str) -> String {
+    format!(
+        "name = \"tc\"\nversion = \"1.0\"\nlicense = \"MIT\"\n\n[[source]]\nurl = \"https://example.org/tc-1.0.tar.gz\"\nsha256 = \"{SHA_A}\"\n\n[build]\n{steps}"
+    )
+}
+
+#[test]
+fn named_steps_load_in_order() {
+    let text = stepped(
+        "style = \"custom\"\n[[build.step]]\nname = \"all-gcc\"\nscript = \"make all-gcc\"\n[[build.step]]\nname = \"libgcc\"\nscript = \"make all-target-libgcc\"\n",
+    );
+    let (_d, p) = project(&[("recipes/toolchain/tc.toml", &text)]);
+    let set = RecipeSet::load(&p).unwrap();
+    let b = set.get("tc").unwrap().build.clone().unwrap();
+    let names: Vec<&str> = b.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["all-gcc", "libgcc"]);
+    assert_eq!(b.steps[1].script, "make all-target-libgcc");
+}
+
+#[test]
+fn step_names_are_checked() {
+    let bad_name = stepped("style = \"custom\"\n[[build.step]]\nname = \"All_gcc\"\nscript = \"x\"\n");
+    assert_error(&[("recipes/tc.toml", &bad_name)], "recipes/tc.toml:12:8", "must match [a-z][a-z0-9-]*");
+    let reserved = stepped("style = \"custom\"\n[[build.step]]\nname = \"package\"\nscript = \"x\"\n");
+    assert_error(&[("recipes/tc.toml", &reserved)], "recipes/tc.toml:12:8", "reserved");
+    let twice = stepped(
+        "style = \"custom\"\n[[build.step]]\nname = \"a\"\nscript = \"x\"\n[[build.step]]\nname = \"a\"\nscript = \"y\"\n",
+    );
+    assert_error(&[("recipes/tc.toml", &twice)], "recipes/tc.toml:15:8", "defined twice");
+}
+
+#[test]
+fn steps_need_the_custom_style_and_exclude_the_classic_snippets() {
+    let not_custom = stepped("style = \"make\"\n[[build.step]]\nname = \"a\"\nscript = \"x\"\n");
+    assert_error(&[("recipes/tc.toml", &not_custom)], "recipes/tc.toml:10:9", "needs style = \"custom\"");
+    let both = stepped("style = \"custom\"\ncompile = \"make\"\n[[build.step]]\nname = \"a\"\nscript = \"x\"\n");
+    assert_error(&[("recipes/tc.toml", &both)], "recipes/tc.toml:9:1", "not both");
 }

@@ -107,6 +107,7 @@ impl<'a> Run<'a> {
         no_sandbox: bool,
         quiet: bool,
     ) -> Result<Run<'a>, EngineError> {
+        super::fault::check()?;
         let recipes = RecipeSet::load(project)?;
         let fetcher = Fetcher::new(project)?;
         let slots = JobSlots::new(jobs(project, jobs_wanted)).map_err(EngineError::Jobserver)?;
@@ -241,7 +242,7 @@ pub(crate) fn build_domain(
 fn poisoned(recipe: &Recipe) -> Box<Failure> {
     Box::new(Failure {
         package: recipe.name.clone(),
-        task: super::task::Task::Fetch,
+        task: "fetch".into(),
         log: PathBuf::new(),
         error: EngineError::Internal("a worker panicked".into()),
     })
@@ -267,6 +268,7 @@ fn compose_tools(root: &Path, outputs: &BTreeMap<String, String>) -> Result<(Pat
         outputs.keys().map(|n| (n.clone(), Domain::Tools(Arch::X86_64).staging(root, n))).collect();
     tree::compose(&layers, &tmp)?;
     tree::commit(&tmp, &dir)?;
+    super::fault::point("tools.composed", "tools");
     super::state::write_atomic(&marker, sig.as_bytes())?;
     Ok((dir, sig))
 }
@@ -315,7 +317,7 @@ fn prefetch(run: &Run<'_>, plans: &[(Domain, Vec<&Recipe>, Equipment)]) -> Resul
                     Some((d.clone(), s.output?))
                 })
                 .collect();
-            let verdict = package::assess(&ctx, r, &deps)?;
+            let verdict = package::assess_inputs(&ctx, r, &deps)?;
             if verdict.start.is_some() {
                 wanted.extend(r.sources.iter());
             }
@@ -496,8 +498,10 @@ fn pack_image(
         }
     }
     log.start(arch.name(), "image", "pack", &sig);
+    super::fault::point("image.begin", "image");
     let t0 = Instant::now();
     let out = crate::pack::pack(&req)?;
+    super::fault::point("image.packed", "image");
     log.done(arch.name(), "image", "pack", t0.elapsed(), &sig);
     let stamp = Stamp {
         signature: sig,

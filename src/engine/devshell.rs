@@ -17,7 +17,7 @@ use super::build::{build_domain, current_equipment, equip, open_log, open_run, R
 use super::context_log::ContextLog;
 use super::domain::Domain;
 use super::package::{self, Equipment};
-use super::task::Task;
+use super::task::{Task, TaskPlan};
 use super::EngineError;
 
 /// The domain a package builds in.
@@ -47,7 +47,12 @@ pub fn spec(project: &Project, pkg: &str, arch: Arch) -> Result<String, EngineEr
     let log = ContextLog::open(std::path::Path::new("/dev/null"))
         .map_err(|source| EngineError::Write { path: "/dev/null".into(), source })?;
     let ctx = run.ctx(domain, &log, eq);
-    let script = package::step_script(recipe, super::steps::Step::Compile).unwrap_or_default();
+    // The compile step's sandbox; a recipe with its own steps shows its first one.
+    let plan = TaskPlan::for_recipe(recipe);
+    let step = plan
+        .by_name("compile")
+        .map_or_else(|| plan.step_names().next().unwrap_or_default().to_string(), |_| "compile".into());
+    let script = plan.script(&step).unwrap_or_default().to_string();
     let spec = package::step_spec(&ctx, recipe, vec!["/bin/sh".into(), "-ec".into(), script], false)?;
     Ok(crate::sandbox::to_json(&spec)?)
 }
@@ -88,7 +93,7 @@ pub fn shell(project: &Project, pkg: &str, arch: Arch, cmd: &[String], quiet: bo
     let log = open_log(project.root(), domain, &what)?;
     let ctx = run.ctx(domain, &log, eq);
     let dep_outputs: BTreeMap<String, String> = build_domain(&ctx, &deps, &reports).map_err(failed)?;
-    package::run_until(&ctx, recipe, &dep_outputs, Task::Patch).map_err(|f| {
+    package::run_until(&ctx, recipe, &dep_outputs, Some(Task::PATCH)).map_err(|f| {
         package::report_failure(&f, &mut std::io::stderr());
         f.error
     })?;

@@ -24,6 +24,8 @@ pub enum EngineError {
     Tree(#[from] super::tree::TreeError),
     #[error(transparent)]
     Lock(#[from] super::lock::LockError),
+    #[error(transparent)]
+    Fault(#[from] super::fault::UnknownPoint),
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
     #[error("cannot write {path}: {source}")]

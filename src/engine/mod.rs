@@ -9,6 +9,7 @@ pub mod devshell;
 pub mod domain;
 pub mod env;
 mod error;
+pub mod fault;
 pub mod lock;
 pub mod package;
 pub mod report;

@@ -6,6 +6,8 @@
 //! * but a task can only run on the work dir its predecessor left: `work/D/PKG/.ovm-work` records the
 //!   signatures of the tasks done in this work dir; if the predecessor's is not there (work dir
 //!   wiped, or made by another recipe), the package restarts at `unpack`;
+//! * a stale `patch`, `configure` or `compile` restarts at `unpack`: they never rerun on a tree
+//!   their own earlier run wrote to (already patched sources, in-tree objects make takes as current);
 //! * a package whose `running` marker survived (ovm was killed) or that is named by `await` (it
 //!   failed) has a dirty work dir: it is thrown away and the package restarts at `unpack`;
 //! * nothing stale: the staged output must still hash to what the `package` stamp recorded, else it
@@ -21,18 +23,18 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::fetch::{Fetcher, Variant};
-use crate::recipe::{Recipe, Style};
+use crate::recipe::Recipe;
 use crate::sandbox::{self, SandboxBuilder};
 
 use super::context_log::ContextLog;
 use super::domain::Domain;
 use super::env::{self, EnvSpec, Profile};
+use super::fault;
 use super::scheduler::JobSlots;
 use super::signature::{Inputs, ENGINE_VERSION};
 use super::sstate::Sstate;
 use super::state::{self, Await, Stamp, StateDir};
-use super::steps::{self, Step};
-use super::task::Task;
+use super::task::{StepTask, Task, TaskKind, TaskPlan};
 use super::tree;
 use super::EngineError;
 
@@ -81,15 +83,15 @@ pub enum Outcome {
     Reused,
     /// Installed from the shared-state cache.
     FromCache,
-    /// Tasks ran, starting at this one.
-    Built(Task),
+    /// Tasks ran, starting at the one named.
+    Built(String),
 }
 
 /// A failed task, for the summary and the await marker.
 #[derive(Debug)]
 pub struct Failure {
     pub package: String,
-    pub task: Task,
+    pub task: String,
     pub log: PathBuf,
     pub error: EngineError,
 }
@@ -142,26 +144,6 @@ impl Signatures {
     }
 }
 
-pub fn step_script(recipe: &Recipe, step: Step) -> Option<String> {
-    let build = recipe.build.as_ref()?;
-    let snippet = match step {
-        Step::Configure => &build.configure,
-        Step::Compile => &build.compile,
-        Step::Install => &build.install,
-    };
-    if let Some(s) = snippet {
-        return Some(s.clone());
-    }
-    let style = match build.style {
-        Style::Autotools => steps::Style::Autotools,
-        Style::Make => steps::Style::Make,
-        Style::Kbuild => steps::Style::Kbuild,
-        Style::Custom => steps::Style::Custom,
-    };
-    let kconfig = recipe.files.iter().map(|f| f.name.as_str()).find(|n| n.ends_with(".config"));
-    steps::default_script(style, step, &build.configure_args, &build.make_args, kconfig)
-}
-
 /// The full environment of a step of `recipe` in this domain.
 pub fn step_env(ctx: &Ctx<'_>, recipe: &Recipe) -> Vec<(String, String)> {
     let recipe_env: Vec<(String, String)> =
@@ -179,10 +161,11 @@ pub fn step_env(ctx: &Ctx<'_>, recipe: &Recipe) -> Vec<(String, String)> {
 pub fn signatures(
     ctx: &Ctx<'_>,
     recipe: &Recipe,
+    plan: &TaskPlan,
     dep_outputs: &BTreeMap<String, String>,
     fetched: Option<&[String]>,
 ) -> Result<Signatures, EngineError> {
-    let mut all: Vec<Option<Inputs>> = Vec::with_capacity(Task::ALL.len());
+    let mut all: Vec<Option<Inputs>> = Vec::with_capacity(plan.len());
 
     let mut fetch = Inputs::new();
     for (i, s) in recipe.sources.iter().enumerate() {
@@ -191,77 +174,79 @@ pub fn signatures(
             fetch.set(format!("source.{i}.alternative.{j}.sha256"), &a.artifact.sha256);
         }
     }
-    let fetch_sig = fetch.signature();
+    let mut prev_sig = fetch.signature();
     all.push(Some(fetch));
 
     let Some(fetched) = fetched else {
-        all.extend((1..Task::ALL.len()).map(|_| None));
+        all.extend((1..plan.len()).map(|_| None));
         return Ok(Signatures { inputs: all });
     };
 
-    let mut unpack = Inputs::new();
-    unpack.set("fetch", &fetch_sig).set("engine", ENGINE_VERSION).set("domain", ctx.domain.dir_name());
-    for (i, s) in recipe.sources.iter().enumerate() {
-        unpack.set(format!("source.{i}.fetched"), fetched.get(i).map(String::as_str).unwrap_or("?"));
-        unpack.set(format!("source.{i}.dest"), s.dest.to_string_lossy());
-        unpack.set(format!("source.{i}.strip"), s.strip.to_string());
-        unpack.set(format!("source.{i}.unpack"), s.unpack.to_string());
+    for t in plan.all().skip(1) {
+        let def = plan.def(t);
+        let mut inputs = Inputs::new();
+        // Each task's signature covers its predecessor's, so a change flows to the end.
+        inputs.set(plan.name(t.previous().unwrap_or(Task::FETCH)), &prev_sig);
+        match &def.kind {
+            TaskKind::Fetch => {}
+            TaskKind::Unpack => {
+                inputs.set("engine", ENGINE_VERSION).set("domain", ctx.domain.dir_name());
+                for (i, s) in recipe.sources.iter().enumerate() {
+                    inputs.set(format!("source.{i}.fetched"), fetched.get(i).map(String::as_str).unwrap_or("?"));
+                    inputs.set(format!("source.{i}.dest"), s.dest.to_string_lossy());
+                    inputs.set(format!("source.{i}.strip"), s.strip.to_string());
+                    inputs.set(format!("source.{i}.unpack"), s.unpack.to_string());
+                }
+            }
+            TaskKind::Patch => {
+                for (i, p) in recipe.patches.iter().enumerate() {
+                    let bytes = fs::read(p).map_err(|source| EngineError::Read { path: p.clone(), source })?;
+                    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    inputs.set_bytes(format!("patch.{i}.{name}"), &bytes);
+                }
+            }
+            TaskKind::Step(step) => {
+                inputs.set(format!("script.{}", def.name), step.script.as_deref().unwrap_or_default());
+                if step.first {
+                    whole_build_inputs(ctx, recipe, dep_outputs, &mut inputs)?;
+                }
+            }
+            TaskKind::Package => {}
+        }
+        prev_sig = inputs.signature();
+        all.push(Some(inputs));
     }
-    let unpack_sig = unpack.signature();
-    all.push(Some(unpack));
+    Ok(Signatures { inputs: all })
+}
 
-    let mut patch = Inputs::new();
-    patch.set("unpack", &unpack_sig);
-    for (i, p) in recipe.patches.iter().enumerate() {
-        let bytes = fs::read(p).map_err(|source| EngineError::Read { path: p.clone(), source })?;
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        patch.set_bytes(format!("patch.{i}.{name}"), &bytes);
-    }
-    let patch_sig = patch.signature();
-    all.push(Some(patch));
-
-    let mut configure = Inputs::new();
-    configure.set("patch", &patch_sig);
+/// What the first build step's signature carries for the whole build: style, environment, config
+/// files, toolchain, build tools, dependencies' outputs, isolation.
+fn whole_build_inputs(
+    ctx: &Ctx<'_>,
+    recipe: &Recipe,
+    dep_outputs: &BTreeMap<String, String>,
+    inputs: &mut Inputs,
+) -> Result<(), EngineError> {
     if let Some(b) = &recipe.build {
-        configure.set("build.style", b.style.name());
+        inputs.set("build.style", b.style.name());
     }
-    configure.set("script.configure", step_script(recipe, Step::Configure).unwrap_or_default());
     for (k, v) in step_env(ctx, recipe) {
         // -j never changes what is built; everything else in the environment may.
         if k != "JOBS" {
-            configure.set(format!("env.{k}"), v);
+            inputs.set(format!("env.{k}"), v);
         }
     }
     for f in &recipe.files {
         let bytes = fs::read(&f.path).map_err(|source| EngineError::Read { path: f.path.clone(), source })?;
-        configure.set_bytes(format!("file.{}", f.name), &bytes);
+        inputs.set_bytes(format!("file.{}", f.name), &bytes);
     }
-    configure.set("toolchain", &ctx.equipment.toolchain_sig);
-    configure.set("tools", &ctx.equipment.tools_sig);
+    inputs.set("toolchain", &ctx.equipment.toolchain_sig);
+    inputs.set("tools", &ctx.equipment.tools_sig);
     for d in &recipe.depends {
-        configure.set(format!("dep.{d}"), dep_outputs.get(d).map(String::as_str).unwrap_or("?"));
+        inputs.set(format!("dep.{d}"), dep_outputs.get(d).map(String::as_str).unwrap_or("?"));
     }
-    configure.set("isolation", if matches!(ctx.isolation, Isolation::Host) { "host" } else { "sandbox" });
-    let configure_sig = configure.signature();
-    all.push(Some(configure));
-
-    let mut compile = Inputs::new();
-    compile.set("configure", &configure_sig);
-    compile.set("script.compile", step_script(recipe, Step::Compile).unwrap_or_default());
-    let compile_sig = compile.signature();
-    all.push(Some(compile));
-
-    let mut install = Inputs::new();
-    install.set("compile", &compile_sig);
-    install.set("script.install", step_script(recipe, Step::Install).unwrap_or_default());
-    let install_sig = install.signature();
-    all.push(Some(install));
-
-    let mut package = Inputs::new();
-    package.set("install", &install_sig);
-    all.push(Some(package));
-
-    Ok(Signatures { inputs: all })
+    inputs.set("isolation", if matches!(ctx.isolation, Isolation::Host) { "host" } else { "sandbox" });
+    Ok(())
 }
 
 /// The sha256 per source recorded by the last fetch, if its stamp is current.
@@ -285,6 +270,7 @@ pub fn output_hash(domain: Domain, staged: &Path) -> Result<String, EngineError>
 
 /// Where a package must start, and why (for `ovm status --why` and the log).
 pub struct Verdict {
+    pub plan: TaskPlan,
     pub start: Option<Task>,
     pub reason: String,
     pub fetched: Option<Vec<String>>,
@@ -293,35 +279,58 @@ pub struct Verdict {
 }
 
 pub fn assess(ctx: &Ctx<'_>, recipe: &Recipe, dep_outputs: &BTreeMap<String, String>) -> Result<Verdict, EngineError> {
+    assess_with(ctx, recipe, dep_outputs, true)
+}
+
+/// [`assess`] from the stamps and markers alone, without re-hashing the staged output of a package
+/// whose stamps are current: for planning which sources a run needs. A damaged output is still
+/// found (and its sources fetched) when the package itself is assessed for building; hashing every
+/// output twice per run would double the cost of a no-op build.
+pub fn assess_inputs(
+    ctx: &Ctx<'_>,
+    recipe: &Recipe,
+    dep_outputs: &BTreeMap<String, String>,
+) -> Result<Verdict, EngineError> {
+    assess_with(ctx, recipe, dep_outputs, false)
+}
+
+fn assess_with(
+    ctx: &Ctx<'_>,
+    recipe: &Recipe,
+    dep_outputs: &BTreeMap<String, String>,
+    verify_output: bool,
+) -> Result<Verdict, EngineError> {
     let pkg = recipe.name.as_str();
+    let plan = TaskPlan::for_recipe(recipe);
     let stamps: Vec<Option<Stamp>> =
-        Task::ALL.iter().map(|t| ctx.states.stamp(pkg, t.name())).collect::<Result<_, _>>()?;
-    let first = signatures(ctx, recipe, dep_outputs, None)?;
-    let fetch_sig = first.sig(Task::Fetch).unwrap_or_default();
+        plan.all().map(|t| ctx.states.stamp(pkg, plan.name(t))).collect::<Result<_, _>>()?;
+    let first = signatures(ctx, recipe, &plan, dep_outputs, None)?;
+    let fetch_sig = first.sig(Task::FETCH).unwrap_or_default();
     let fetched = fetched_from_stamp(stamps[0].as_ref(), &fetch_sig);
     let sigs = match &fetched {
-        Some(f) => signatures(ctx, recipe, dep_outputs, Some(f))?,
+        Some(f) => signatures(ctx, recipe, &plan, dep_outputs, Some(f))?,
         None => first,
     };
 
     let mut start = None;
     let mut reason = String::new();
-    for t in Task::ALL {
+    for t in plan.all() {
+        let name = plan.name(t);
         let want = sigs.sig(t);
         match (&stamps[t.index()], want) {
             (None, _) => {
                 start = Some(t);
-                reason = format!("{t} never ran");
+                reason = format!("{name} never ran");
             }
             (Some(_), None) => {
                 start = Some(t);
-                reason = format!("{t} waits for a new fetch");
+                reason = format!("{name} waits for a new fetch");
             }
             (Some(s), Some(w)) if s.signature != w => {
                 start = Some(t);
                 let new = sigs.inputs[t.index()].clone().unwrap_or_default();
                 let changes: Vec<String> = new.diff(&s.inputs).iter().map(ToString::to_string).collect();
-                reason = format!("{t}: {}", changes.join("; "));
+                reason = format!("{name}: {}", changes.join("; "));
             }
             _ => continue,
         }
@@ -330,19 +339,19 @@ pub fn assess(ctx: &Ctx<'_>, recipe: &Recipe, dep_outputs: &BTreeMap<String, Str
 
     let dirty = ctx.states.running(pkg)?.is_some() || ctx.states.awaiting()?.is_some_and(|a| a.package == pkg);
     if dirty {
-        let restart = start.map_or(Task::Unpack, |s| s.min(Task::Unpack));
+        let restart = start.map_or(Task::UNPACK, |s| s.min(Task::UNPACK));
         if start.is_none() {
             reason = "an earlier run stopped inside this package: its work dir is discarded".into();
         }
         start = Some(restart);
     }
 
-    if start.is_none() {
-        let recorded = stamps[Task::Package.index()].as_ref().and_then(|s| s.output.clone());
+    if start.is_none() && verify_output {
+        let recorded = stamps[plan.package().index()].as_ref().and_then(|s| s.output.clone());
         let staged = Dirs::new(ctx, pkg).staging;
         let actual = if staged.is_dir() { Some(output_hash(ctx.domain, &staged)?) } else { None };
         if actual.is_none() || actual != recorded {
-            start = Some(Task::Unpack);
+            start = Some(Task::UNPACK);
             reason = if actual.is_none() {
                 format!("{} is missing", staged.display())
             } else {
@@ -350,7 +359,7 @@ pub fn assess(ctx: &Ctx<'_>, recipe: &Recipe, dep_outputs: &BTreeMap<String, Str
             };
         }
     }
-    Ok(Verdict { start, reason, fetched, sigs, stamps })
+    Ok(Verdict { plan, start, reason, fetched, sigs, stamps })
 }
 
 /// Builds `recipe` if needed; returns how, and its output hash.
@@ -359,40 +368,47 @@ pub fn build(
     recipe: &Recipe,
     dep_outputs: &BTreeMap<String, String>,
 ) -> Result<(Outcome, String), Box<Failure>> {
-    run_until(ctx, recipe, dep_outputs, Task::Package)
+    run_until(ctx, recipe, dep_outputs, None)
 }
 
-/// Runs the stale tasks of `recipe` up to and including `last` (`ovm shell` stops after `patch`).
+/// Runs the stale tasks of `recipe` up to and including `last` (`None`: through `package`;
+/// `ovm shell` stops after `patch`).
 pub fn run_until(
     ctx: &Ctx<'_>,
     recipe: &Recipe,
     dep_outputs: &BTreeMap<String, String>,
-    last: Task,
+    last: Option<Task>,
 ) -> Result<(Outcome, String), Box<Failure>> {
     let pkg = recipe.name.as_str();
-    let fail =
-        |task: Task, log: PathBuf, error: EngineError| Box::new(Failure { package: pkg.into(), task, log, error });
+    let fail = |task: &str, log: PathBuf, error: EngineError| {
+        Box::new(Failure { package: pkg.into(), task: task.into(), log, error })
+    };
     let dirs = Dirs::new(ctx, pkg);
-    let verdict = assess(ctx, recipe, dep_outputs).map_err(|e| fail(Task::Fetch, dirs.logs.clone(), e))?;
+    let verdict = assess(ctx, recipe, dep_outputs).map_err(|e| fail("fetch", dirs.logs.clone(), e))?;
+    let plan = &verdict.plan;
+    let package = plan.package();
+    let last = last.unwrap_or(package);
     let reused = |v: &Verdict| {
-        let out = v.stamps[Task::Package.index()].as_ref().and_then(|s| s.output.clone()).unwrap_or_default();
+        let out = v.stamps[package.index()].as_ref().and_then(|s| s.output.clone()).unwrap_or_default();
         Ok((Outcome::Reused, out))
     };
     let Some(mut start) = verdict.start else {
         return reused(&verdict);
     };
-    tracing::debug!("{}: {pkg}: starts at {start} ({})", ctx.domain, verdict.reason);
+    tracing::debug!("{}: {pkg}: starts at {} ({})", ctx.domain, plan.name(start), verdict.reason);
 
-    let _slot = ctx.slots.acquire().map_err(|e| fail(start, dirs.logs.clone(), EngineError::Jobserver(e)))?;
+    let _slot =
+        ctx.slots.acquire().map_err(|e| fail(plan.name(start), dirs.logs.clone(), EngineError::Jobserver(e)))?;
 
     // Fetch (or confirm the recorded fetch is still usable).
     let mut fetched = verdict.fetched.clone();
-    if start == Task::Fetch || fetched.is_none() {
+    if start == Task::FETCH || fetched.is_none() {
         let log = dirs.logs.join("fetch.log");
-        let sigs = signatures(ctx, recipe, dep_outputs, None).map_err(|e| fail(Task::Fetch, log.clone(), e))?;
-        let sig = sigs.sig(Task::Fetch).unwrap_or_default();
+        let sigs = signatures(ctx, recipe, plan, dep_outputs, None).map_err(|e| fail("fetch", log.clone(), e))?;
+        let sig = sigs.sig(Task::FETCH).unwrap_or_default();
         let t0 = Instant::now();
         ctx.log.start(ctx.domain.dir_name(), pkg, "fetch", &sig);
+        fault::point("fetch.begin", pkg);
         let mut used = Vec::new();
         for s in &recipe.sources {
             match ctx.fetcher.ensure(s) {
@@ -405,7 +421,7 @@ pub fn run_until(
                 Err(e) => {
                     ctx.log.failed(ctx.domain.dir_name(), pkg, "fetch", t0.elapsed(), &log);
                     let _ = write_log(&log, &e.to_string());
-                    return Err(fail(Task::Fetch, log, EngineError::Fetch(e)));
+                    return Err(fail("fetch", log, EngineError::Fetch(e)));
                 }
             }
         }
@@ -415,30 +431,44 @@ pub fn run_until(
             output: Some(used.join(",")),
             duration_ms: t0.elapsed().as_millis() as u64,
         };
-        ctx.states.write_stamp(pkg, "fetch", &stamp).map_err(|e| fail(Task::Fetch, log.clone(), e.into()))?;
+        fault::point("fetch.end", pkg);
+        ctx.states.write_stamp(pkg, "fetch", &stamp).map_err(|e| fail("fetch", log.clone(), e.into()))?;
+        fault::point("fetch.stamped", pkg);
         ctx.log.done(ctx.domain.dir_name(), pkg, "fetch", t0.elapsed(), &sig);
         fetched = Some(used);
-        if start == Task::Fetch {
-            start = Task::Unpack;
+        if start == Task::FETCH {
+            start = Task::UNPACK;
         }
     }
     let fetched = fetched.unwrap_or_default();
-    let sigs = signatures(ctx, recipe, dep_outputs, Some(&fetched)).map_err(|e| fail(start, dirs.logs.clone(), e))?;
+    let sigs = signatures(ctx, recipe, plan, dep_outputs, Some(&fetched))
+        .map_err(|e| fail(plan.name(start), dirs.logs.clone(), e))?;
     let sig_of = |t: Task| sigs.sig(t).unwrap_or_default();
 
+    // `patch` and the build steps would rerun on a tree the package's earlier run wrote to:
+    // `patch` on sources it already patched (its hunks no longer apply), the steps on a source
+    // tree in-tree builds changed (make style, regenerated configure scripts) and on objects
+    // `make` takes as current although a variable on its command line changed. Only a fresh
+    // unpack gives them the tree their signature describes. The one exception is a step that
+    // starts from an empty DESTDIR (a style's `install`): it reruns in place, on the built tree.
+    // A recipe's own steps install into DESTDIR one after another, so none of them can.
+    let fresh_dest_step = matches!(&plan.def(start).kind, TaskKind::Step(s) if s.cleans_dest);
+    if start >= Task::PATCH && start <= plan.last_step() && !fresh_dest_step {
+        start = Task::UNPACK;
+    }
     // A stale task can only run on the work dir its predecessor left behind.
     let dirty = ctx.states.running(pkg).ok().flatten().is_some()
         || ctx.states.awaiting().ok().flatten().is_some_and(|a| a.package == pkg);
     if dirty {
-        start = start.min(Task::Unpack);
+        start = start.min(Task::UNPACK);
     }
-    if start > Task::Unpack {
+    if start > Task::UNPACK {
         let ws = read_work_state(&dirs.work);
-        let prev = start.previous().unwrap_or(Task::Unpack);
-        let ok = ws.done.get(prev.name()).is_some_and(|s| *s == sig_of(prev))
-            && (start != Task::Package || dirs.dest.is_dir());
+        let prev = start.previous().unwrap_or(Task::UNPACK);
+        let ok = ws.done.get(plan.name(prev)).is_some_and(|s| *s == sig_of(prev))
+            && (start != package || dirs.dest.is_dir());
         if !ok {
-            start = Task::Unpack;
+            start = Task::UNPACK;
         }
     }
 
@@ -447,18 +477,21 @@ pub fn run_until(
     }
 
     // The shared-state cache can stand in for everything from unpack to package.
-    if last == Task::Package {
+    if last == package {
         if let Some(sstate) = &ctx.sstate {
-            let psig = sig_of(Task::Package);
+            let psig = sig_of(package);
             if let Some(out) = restore_from_sstate(ctx, sstate, &psig, &dirs) {
-                for t in Task::ALL.iter().skip(1) {
+                fault::point("sstate.restored", pkg);
+                for t in plan.all().skip(1) {
                     let stamp = Stamp {
-                        signature: sig_of(*t),
+                        signature: sig_of(t),
                         inputs: sigs.inputs[t.index()].clone().unwrap_or_default(),
-                        output: (*t == Task::Package).then(|| out.clone()),
+                        output: (t == package).then(|| out.clone()),
                         duration_ms: 0,
                     };
-                    ctx.states.write_stamp(pkg, t.name(), &stamp).map_err(|e| fail(*t, dirs.logs.clone(), e.into()))?;
+                    ctx.states
+                        .write_stamp(pkg, plan.name(t), &stamp)
+                        .map_err(|e| fail(plan.name(t), dirs.logs.clone(), e.into()))?;
                 }
                 let _ = ctx.states.clear_running(pkg);
                 clear_await_of(ctx, pkg);
@@ -469,13 +502,15 @@ pub fn run_until(
 
     let first = start;
     let mut output = String::new();
-    for t in Task::ALL.into_iter().filter(|t| *t >= first && *t <= last) {
-        let log = dirs.logs.join(format!("{t}.log"));
+    for t in plan.all().filter(|t| *t >= first && *t <= last) {
+        let name = plan.name(t);
+        let log = dirs.logs.join(format!("{name}.log"));
         let sig = sig_of(t);
-        ctx.states.set_running(pkg, t.name()).map_err(|e| fail(t, log.clone(), e.into()))?;
-        ctx.log.start(ctx.domain.dir_name(), pkg, t.name(), &sig);
+        ctx.states.set_running(pkg, name).map_err(|e| fail(name, log.clone(), e.into()))?;
+        ctx.log.start(ctx.domain.dir_name(), pkg, name, &sig);
+        fault::point(&format!("{name}.begin"), pkg);
         let t0 = Instant::now();
-        let result = run_task(ctx, recipe, t, &dirs, &fetched, dep_outputs, &log);
+        let result = run_task(ctx, recipe, plan, t, &dirs, &fetched, &log);
         match result {
             Ok(out) => {
                 let stamp = Stamp {
@@ -484,39 +519,41 @@ pub fn run_until(
                     output: out.clone(),
                     duration_ms: t0.elapsed().as_millis() as u64,
                 };
-                ctx.states.write_stamp(pkg, t.name(), &stamp).map_err(|e| fail(t, log.clone(), e.into()))?;
-                if t != Task::Package {
+                fault::point(&format!("{name}.end"), pkg);
+                ctx.states.write_stamp(pkg, name, &stamp).map_err(|e| fail(name, log.clone(), e.into()))?;
+                fault::point(&format!("{name}.stamped"), pkg);
+                if t != package {
                     let mut ws = read_work_state(&dirs.work);
-                    if t == Task::Unpack {
+                    if t == Task::UNPACK {
                         ws.done.clear();
                     }
-                    ws.done.insert(t.name().into(), sig.clone());
-                    write_work_state(&dirs.work, &ws).map_err(|e| fail(t, log.clone(), e))?;
+                    ws.done.insert(name.into(), sig.clone());
+                    write_work_state(&dirs.work, &ws).map_err(|e| fail(name, log.clone(), e))?;
                 }
-                ctx.log.done(ctx.domain.dir_name(), pkg, t.name(), t0.elapsed(), &sig);
+                ctx.log.done(ctx.domain.dir_name(), pkg, name, t0.elapsed(), &sig);
                 if let Some(o) = out {
                     output = o;
                 }
             }
             Err(error) => {
-                ctx.log.failed(ctx.domain.dir_name(), pkg, t.name(), t0.elapsed(), &log);
-                let _ = ctx.states.set_await(&Await { package: pkg.into(), task: t.name().into(), log: log.clone() });
-                let _ = ctx.states.remove_stamp(pkg, t.name());
-                return Err(fail(t, log, error));
+                ctx.log.failed(ctx.domain.dir_name(), pkg, name, t0.elapsed(), &log);
+                let _ = ctx.states.set_await(&Await { package: pkg.into(), task: name.into(), log: log.clone() });
+                let _ = ctx.states.remove_stamp(pkg, name);
+                return Err(fail(name, log, error));
             }
         }
     }
     let _ = ctx.states.clear_running(pkg);
-    if last < Task::Package {
-        return Ok((Outcome::Built(first), output));
+    if last < package {
+        return Ok((Outcome::Built(plan.name(first).into()), output));
     }
     clear_await_of(ctx, pkg);
     if let Some(sstate) = &ctx.sstate {
-        if let Err(e) = sstate.store(&sig_of(Task::Package), &dirs.staging, &output) {
+        if let Err(e) = sstate.store(&sig_of(package), &dirs.staging, &output) {
             tracing::warn!("{pkg}: could not file the output in the shared-state cache: {e}");
         }
     }
-    Ok((Outcome::Built(first), output))
+    Ok((Outcome::Built(plan.name(first).into()), output))
 }
 
 fn clear_await_of(ctx: &Ctx<'_>, pkg: &str) {
@@ -577,18 +614,20 @@ fn write_log(log: &Path, text: &str) -> io::Result<()> {
 fn run_task(
     ctx: &Ctx<'_>,
     recipe: &Recipe,
+    plan: &TaskPlan,
     task: Task,
     dirs: &Dirs,
     fetched: &[String],
-    dep_outputs: &BTreeMap<String, String>,
     log: &Path,
 ) -> Result<Option<String>, EngineError> {
     if let Some(d) = log.parent() {
         mkdir(d)?;
     }
-    match task {
-        Task::Fetch => Ok(None),
-        Task::Unpack => {
+    let werr = |source| EngineError::Write { path: log.to_path_buf(), source };
+    let def = plan.def(task);
+    match &def.kind {
+        TaskKind::Fetch => Ok(None),
+        TaskKind::Unpack => {
             tree::remove_all(&dirs.work)?;
             mkdir(&dirs.work)?;
             let mut text = String::new();
@@ -599,68 +638,78 @@ fn run_task(
                 }
                 let stats = crate::unpack::place_source(s, &f.path, &dirs.src)?;
                 text.push_str(&format!("{}: {} files, {} bytes\n", f.file, stats.files, stats.bytes));
+                fault::point("unpack.source", &recipe.name);
             }
             mkdir(&dirs.src)?;
-            write_log(log, &text).map_err(|source| EngineError::Write { path: log.to_path_buf(), source })?;
+            write_log(log, &text).map_err(werr)?;
             Ok(None)
         }
-        Task::Patch => {
+        TaskKind::Patch => {
             crate::patch::apply_series(&dirs.src, &recipe.patches)?;
             let names: Vec<String> = recipe.patches.iter().map(|p| format!("{}\n", p.display())).collect();
-            write_log(log, &names.concat()).map_err(|source| EngineError::Write { path: log.to_path_buf(), source })?;
+            write_log(log, &names.concat()).map_err(werr)?;
             Ok(None)
         }
-        Task::Configure | Task::Compile if recipe.is_prebuilt() => {
-            write_log(log, "(prebuilt: nothing to do)\n")
-                .map_err(|source| EngineError::Write { path: log.to_path_buf(), source })?;
+        TaskKind::Step(step) => {
+            run_step_task(ctx, recipe, &def.name, step, dirs, log)?;
             Ok(None)
         }
-        Task::Configure => {
-            // A fresh build: nothing from an earlier configuration may leak in.
-            for d in [&dirs.build, &dirs.dest, &dirs.sysroot, &dirs.files] {
-                tree::remove_all(d)?;
-            }
-            mkdir(&dirs.build)?;
-            mkdir(&dirs.dest)?;
-            compose_sysroot(ctx, recipe, dirs)?;
-            mkdir(&dirs.files)?;
-            for f in &recipe.files {
-                let to = dirs.files.join(&f.name);
-                if let Some(p) = to.parent() {
-                    mkdir(p)?;
-                }
-                fs::copy(&f.path, &to).map_err(|source| EngineError::Write { path: to.clone(), source })?;
-            }
-            let _ = dep_outputs;
-            run_step(ctx, recipe, Step::Configure, dirs, log)?;
-            Ok(None)
-        }
-        Task::Compile => {
-            run_step(ctx, recipe, Step::Compile, dirs, log)?;
-            Ok(None)
-        }
-        Task::Install if recipe.is_prebuilt() => {
-            // Used as shipped: the patched source tree is the product; wrappers make it a toolchain.
-            tree::remove_all(&dirs.dest)?;
-            fs::rename(&dirs.src, &dirs.dest)
-                .map_err(|source| EngineError::Write { path: dirs.dest.clone(), source })?;
-            let zig = crate::toolchain::zig::ZigToolchain::open(&dirs.dest)?;
-            let made = zig.install_wrappers()?;
-            write_log(log, &format!("installed {} wrappers in {}\n", made.len(), dirs.dest.join("bin").display()))
-                .map_err(|source| EngineError::Write { path: log.to_path_buf(), source })?;
-            Ok(None)
-        }
-        Task::Install => {
-            tree::remove_all(&dirs.dest)?;
-            mkdir(&dirs.dest)?;
-            run_step(ctx, recipe, Step::Install, dirs, log)?;
-            Ok(None)
-        }
-        Task::Package => {
-            tree::commit(&dirs.dest, &dirs.staging)?;
+        TaskKind::Package => {
+            tree::commit_then(&dirs.dest, &dirs.staging, || fault::point("package.exchanged", &recipe.name))?;
             Ok(Some(output_hash(ctx.domain, &dirs.staging)?))
         }
     }
+}
+
+fn run_step_task(
+    ctx: &Ctx<'_>,
+    recipe: &Recipe,
+    name: &str,
+    step: &StepTask,
+    dirs: &Dirs,
+    log: &Path,
+) -> Result<(), EngineError> {
+    let werr = |source| EngineError::Write { path: log.to_path_buf(), source };
+    if step.first {
+        // A fresh build: nothing from an earlier configuration may leak in.
+        for d in [&dirs.build, &dirs.dest, &dirs.sysroot, &dirs.files] {
+            tree::remove_all(d)?;
+        }
+        mkdir(&dirs.build)?;
+        mkdir(&dirs.dest)?;
+        compose_sysroot(ctx, recipe, dirs)?;
+        copy_files(recipe, dirs)?;
+    }
+    if step.prebuilt_install {
+        // Used as shipped: the patched source tree is the product; wrappers make it a toolchain.
+        tree::remove_all(&dirs.dest)?;
+        fs::rename(&dirs.src, &dirs.dest).map_err(|source| EngineError::Write { path: dirs.dest.clone(), source })?;
+        let zig = crate::toolchain::zig::ZigToolchain::open(&dirs.dest)?;
+        let made = zig.install_wrappers()?;
+        write_log(log, &format!("installed {} wrappers in {}\n", made.len(), dirs.dest.join("bin").display()))
+            .map_err(werr)?;
+        return Ok(());
+    }
+    if step.cleans_dest {
+        tree::remove_all(&dirs.dest)?;
+        mkdir(&dirs.dest)?;
+    }
+    match &step.script {
+        Some(script) => run_step(ctx, recipe, name, script, dirs, log),
+        None => write_log(log, "(nothing to do for this step)\n").map_err(werr),
+    }
+}
+
+fn copy_files(recipe: &Recipe, dirs: &Dirs) -> Result<(), EngineError> {
+    mkdir(&dirs.files)?;
+    for f in &recipe.files {
+        let to = dirs.files.join(&f.name);
+        if let Some(p) = to.parent() {
+            mkdir(p)?;
+        }
+        fs::copy(&f.path, &to).map_err(|source| EngineError::Write { path: to.clone(), source })?;
+    }
+    Ok(())
 }
 
 /// Makes the directories a compile sandbox binds exist (for `ovm shell` on a package that was
@@ -673,12 +722,7 @@ pub fn ready_for_shell(ctx: &Ctx<'_>, recipe: &Recipe) -> Result<(), EngineError
     tree::remove_all(&dirs.sysroot)?;
     compose_sysroot(ctx, recipe, &dirs)?;
     tree::remove_all(&dirs.files)?;
-    mkdir(&dirs.files)?;
-    for f in &recipe.files {
-        let to = dirs.files.join(&f.name);
-        fs::copy(&f.path, &to).map_err(|source| EngineError::Write { path: to.clone(), source })?;
-    }
-    Ok(())
+    copy_files(recipe, &dirs)
 }
 
 fn compose_sysroot(ctx: &Ctx<'_>, recipe: &Recipe, dirs: &Dirs) -> Result<(), EngineError> {
@@ -737,16 +781,18 @@ pub fn step_spec(
     Ok(b.build()?)
 }
 
-/// Runs `step` of `recipe`, appending its output to `log`; an empty step does nothing.
-fn run_step(ctx: &Ctx<'_>, recipe: &Recipe, step: Step, dirs: &Dirs, log: &Path) -> Result<(), EngineError> {
-    let Some(script) = step_script(recipe, step) else {
-        write_log(log, "(nothing to do for this step)\n")
-            .map_err(|source| EngineError::Write { path: log.to_path_buf(), source })?;
-        return Ok(());
-    };
+/// Runs the step `name` of `recipe` (its `script`) in its sandbox, its output going to `log`.
+fn run_step(
+    ctx: &Ctx<'_>,
+    recipe: &Recipe,
+    name: &str,
+    script: &str,
+    dirs: &Dirs,
+    log: &Path,
+) -> Result<(), EngineError> {
     let file = File::create(log).map_err(|source| EngineError::Write { path: log.to_path_buf(), source })?;
     let err_file = file.try_clone().map_err(|source| EngineError::Write { path: log.to_path_buf(), source })?;
-    let args = vec!["/bin/sh".to_string(), "-ec".to_string(), script];
+    let args = vec!["/bin/sh".to_string(), "-ec".to_string(), script.to_string()];
     let mut cmd = match &ctx.isolation {
         Isolation::Sandbox { exe } => {
             let spec = step_spec(ctx, recipe, args, false)?;
@@ -755,11 +801,21 @@ fn run_step(ctx: &Ctx<'_>, recipe: &Recipe, step: Step, dirs: &Dirs, log: &Path)
         Isolation::Host => host_command(ctx, recipe, args, dirs),
     };
     cmd.stdin(Stdio::null()).stdout(file).stderr(err_file);
-    let status = cmd.status().map_err(|source| EngineError::Spawn { what: step.name().into(), source })?;
+    let spawn_err = |source| EngineError::Spawn { what: name.into(), source };
+    let mut child = cmd.spawn().map_err(spawn_err)?;
+    let running = format!("{name}.running");
+    if fault::is_armed(&running, &recipe.name) {
+        // The step counts as running once it has written something: then its sandbox is up.
+        while child.try_wait().map_err(spawn_err)?.is_none() && fs::metadata(log).map_or(0, |m| m.len()) == 0 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        fault::point(&running, &recipe.name);
+    }
+    let status = child.wait().map_err(spawn_err)?;
     if status.success() {
         return Ok(());
     }
-    Err(EngineError::StepFailed { package: recipe.name.clone(), step: step.name().into(), status: status.code() })
+    Err(EngineError::StepFailed { package: recipe.name.clone(), step: name.into(), status: status.code() })
 }
 
 /// `--no-sandbox`: the same script and environment with the /ovm paths mapped to host paths.
@@ -782,7 +838,11 @@ fn host_command(ctx: &Ctx<'_>, recipe: &Recipe, args: Vec<String>, dirs: &Dirs) 
         }
         v
     };
-    let mut cmd = Command::new("/bin/sh");
+    // The shell of the sandbox, where /bin/sh is the build tools' busybox: the step's script and,
+    // through MAKEFLAGS, every make recipe line run with it, so the commands are the same ones
+    // (only `#!/bin/sh` scripts, like the toolchain wrappers, get the host's /bin/sh).
+    let tools_sh = eq.tools_dir.as_ref().map(|t| t.join("bin/sh")).filter(|sh| sh.exists());
+    let mut cmd = Command::new(tools_sh.as_deref().unwrap_or(Path::new("/bin/sh")));
     cmd.args(args.iter().skip(1).map(|a| map(a)));
     cmd.env_clear();
     for (k, v) in step_env(ctx, recipe) {
@@ -792,7 +852,11 @@ fn host_command(ctx: &Ctx<'_>, recipe: &Recipe, args: Vec<String>, dirs: &Dirs) 
             cmd.env(k, map(&v));
         }
     }
-    cmd.env("MAKEFLAGS", ctx.slots.server().makeflags());
+    let mut makeflags = ctx.slots.server().makeflags();
+    if let Some(sh) = tools_sh.as_ref().map(|sh| sh.to_string_lossy()).filter(|sh| !sh.contains(char::is_whitespace)) {
+        makeflags.push_str(&format!(" -- SHELL={sh}"));
+    }
+    cmd.env("MAKEFLAGS", makeflags);
     let (r, w) = ctx.slots.server().fds();
     // SAFETY: between fork and exec only fcntl on two descriptors this process owns.
     unsafe {

@@ -188,7 +188,7 @@ fn package_state(ctx: &package::Ctx<'_>, r: &Recipe) -> Result<State, EngineErro
                 _ => vec![v.reason.clone()],
             };
             let changes = if changes.is_empty() { vec![v.reason] } else { changes };
-            State::Stale { task: t.name().into(), changes }
+            State::Stale { task: v.plan.name(t).into(), changes }
         }
     })
 }

@@ -6,6 +6,8 @@
 //! The defaults only use the fixed in-sandbox paths and the environment of `env.rs`, never a host
 //! path: that is what keeps a recipe's signature meaningful on another machine.
 
+pub use crate::recipe::Style;
+
 /// The three steps that run inside the sandbox, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Step {
@@ -22,27 +24,6 @@ impl Step {
             Step::Configure => "configure",
             Step::Compile => "compile",
             Step::Install => "install",
-        }
-    }
-}
-
-/// Build styles, see the recipe documentation in the README.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Style {
-    Autotools,
-    Make,
-    Kbuild,
-    Custom,
-}
-
-impl Style {
-    pub fn parse(s: &str) -> Option<Style> {
-        match s {
-            "autotools" => Some(Style::Autotools),
-            "make" => Some(Style::Make),
-            "kbuild" => Some(Style::Kbuild),
-            "custom" => Some(Style::Custom),
-            _ => None,
         }
     }
 }

@@ -1,78 +1,250 @@
 //! The tasks of one package, in order, and what each one's signature is made of.
 //!
-//! | task      | BitBake / OpenWrt            | inputs besides the previous task's signature              |
-//! |-----------|------------------------------|-----------------------------------------------------------|
-//! | fetch     | do_fetch / download          | every source's declared sha256s (primary, alternatives)   |
-//! | unpack    | do_unpack / prepare          | the sha256 actually fetched (which variant), dest, strip  |
-//! | patch     | do_patch / prepare           | name and content of every patch, in order                 |
-//! | configure | do_configure / Build/Configure | style, script, environment, config files, toolchain,    |
-//! |           |                              | build tools, dependencies' output hashes, engine version  |
-//! | compile   | do_compile / Build/Compile   | script                                                    |
-//! | install   | do_install / Build/Install   | script                                                    |
-//! | package   | do_package / Package/install | — (its product, the staged tree's hash, is the *output*)  |
+//! Every package has `fetch`, `unpack`, `patch`, then its *steps*, then `package`. The steps are
+//! `configure`, `compile`, `install` (a build style's defaults or the recipe's snippets), or the
+//! recipe's own `[[build.step]]`s (a cross toolchain: `all-gcc`, `libgcc`, `musl` …), each one a
+//! task with its own stamp and log.
+//!
+//! | task        | BitBake / OpenWrt              | inputs besides the previous task's signature            |
+//! |-------------|--------------------------------|---------------------------------------------------------|
+//! | fetch       | do_fetch / download            | every source's declared sha256s (primary, alternatives) |
+//! | unpack      | do_unpack / prepare            | the sha256 actually fetched (which variant), dest, strip |
+//! | patch       | do_patch / prepare             | name and content of every patch, in order               |
+//! | first step  | do_configure / Build/Configure | style, script, environment, config files, toolchain,    |
+//! |             |                                | build tools, dependencies' output hashes, engine version |
+//! | later steps | do_compile, do_install …       | script                                                  |
+//! | package     | do_package / Package/install   | — (its product, the staged tree's hash, is the *output*) |
 //!
 //! Fields that cannot change the bytes produced (description, homepage, URLs, -j) are deliberately
 //! not inputs: editing them rebuilds nothing.
 
-use std::fmt;
+use crate::recipe::Recipe;
 
+use super::steps::{self, Step};
+
+/// A task of one package: its position in that package's [`TaskPlan`]. Positions order tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Task {
-    Fetch,
-    Unpack,
-    Patch,
-    Configure,
-    Compile,
-    Install,
-    Package,
-}
+pub struct Task(usize);
 
 impl Task {
-    pub const ALL: [Task; 7] =
-        [Task::Fetch, Task::Unpack, Task::Patch, Task::Configure, Task::Compile, Task::Install, Task::Package];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Task::Fetch => "fetch",
-            Task::Unpack => "unpack",
-            Task::Patch => "patch",
-            Task::Configure => "configure",
-            Task::Compile => "compile",
-            Task::Install => "install",
-            Task::Package => "package",
-        }
-    }
+    pub const FETCH: Task = Task(0);
+    pub const UNPACK: Task = Task(1);
+    pub const PATCH: Task = Task(2);
 
     pub fn index(self) -> usize {
-        self as usize
-    }
-
-    pub fn parse(s: &str) -> Option<Task> {
-        Task::ALL.into_iter().find(|t| t.name() == s)
+        self.0
     }
 
     pub fn previous(self) -> Option<Task> {
-        self.index().checked_sub(1).map(|i| Task::ALL[i])
+        self.0.checked_sub(1).map(Task)
     }
 }
 
-impl fmt::Display for Task {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+/// What a build step does besides running its script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepTask {
+    /// The shell snippet; `None`: nothing to run (a style without that step, a prebuilt recipe).
+    pub script: Option<String>,
+    /// The first step: starts from a fresh build dir, DESTDIR, sysroot and files, and carries the
+    /// inputs that concern the whole build (environment, config files, toolchain, dependencies).
+    pub first: bool,
+    /// Runs on an empty DESTDIR (a style's `install`).
+    pub cleans_dest: bool,
+    /// A prebuilt toolchain's install: the patched source tree itself becomes the product.
+    pub prebuilt_install: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskKind {
+    Fetch,
+    Unpack,
+    Patch,
+    Step(StepTask),
+    Package,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskDef {
+    pub name: String,
+    pub kind: TaskKind,
+}
+
+/// The ordered tasks of one recipe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskPlan {
+    tasks: Vec<TaskDef>,
+}
+
+impl TaskPlan {
+    pub fn for_recipe(recipe: &Recipe) -> TaskPlan {
+        let mut tasks = vec![
+            TaskDef { name: "fetch".into(), kind: TaskKind::Fetch },
+            TaskDef { name: "unpack".into(), kind: TaskKind::Unpack },
+            TaskDef { name: "patch".into(), kind: TaskKind::Patch },
+        ];
+        match recipe.build.as_ref().filter(|b| !b.steps.is_empty()) {
+            Some(build) => {
+                for (i, s) in build.steps.iter().enumerate() {
+                    tasks.push(TaskDef {
+                        name: s.name.clone(),
+                        kind: TaskKind::Step(StepTask {
+                            script: Some(s.script.clone()),
+                            first: i == 0,
+                            cleans_dest: false,
+                            prebuilt_install: false,
+                        }),
+                    });
+                }
+            }
+            None => {
+                let prebuilt = recipe.is_prebuilt();
+                for step in Step::ALL {
+                    tasks.push(TaskDef {
+                        name: step.name().into(),
+                        kind: TaskKind::Step(StepTask {
+                            script: if prebuilt { None } else { default_or_snippet(recipe, step) },
+                            first: step == Step::Configure,
+                            cleans_dest: step == Step::Install,
+                            prebuilt_install: prebuilt && step == Step::Install,
+                        }),
+                    });
+                }
+            }
+        }
+        tasks.push(TaskDef { name: "package".into(), kind: TaskKind::Package });
+        TaskPlan { tasks }
     }
+
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Every task, in order.
+    pub fn all(&self) -> impl Iterator<Item = Task> {
+        (0..self.tasks.len()).map(Task)
+    }
+
+    pub fn package(&self) -> Task {
+        Task(self.tasks.len() - 1)
+    }
+
+    /// The last build step (the one that reruns in place; see `package.rs`).
+    pub fn last_step(&self) -> Task {
+        Task(self.tasks.len() - 2)
+    }
+
+    pub fn def(&self, t: Task) -> &TaskDef {
+        &self.tasks[t.0]
+    }
+
+    pub fn name(&self, t: Task) -> &str {
+        &self.tasks[t.0].name
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<Task> {
+        self.tasks.iter().position(|d| d.name == name).map(Task)
+    }
+
+    /// The script of the step called `name`, if the recipe has one.
+    pub fn script(&self, name: &str) -> Option<&str> {
+        match &self.by_name(name).map(|t| &self.def(t).kind) {
+            Some(TaskKind::Step(s)) => s.script.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The steps' task names, in order.
+    pub fn step_names(&self) -> impl Iterator<Item = &str> {
+        self.tasks.iter().filter(|d| matches!(d.kind, TaskKind::Step(_))).map(|d| d.name.as_str())
+    }
+}
+
+/// The script a classic step runs: the recipe's snippet, else its style's default.
+pub fn default_or_snippet(recipe: &Recipe, step: Step) -> Option<String> {
+    let build = recipe.build.as_ref()?;
+    let snippet = match step {
+        Step::Configure => &build.configure,
+        Step::Compile => &build.compile,
+        Step::Install => &build.install,
+    };
+    if let Some(s) = snippet {
+        return Some(s.clone());
+    }
+    let kconfig = recipe.files.iter().map(|f| f.name.as_str()).find(|n| n.ends_with(".config"));
+    steps::default_script(build.style, step, &build.configure_args, &build.make_args, kconfig)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recipe::{Build, Kind, NamedStep, Style};
+
+    fn recipe(build: Option<Build>) -> Recipe {
+        Recipe {
+            name: "p".into(),
+            kind: if build.is_some() { Kind::Target } else { Kind::Toolchain },
+            version: "1".into(),
+            license: "MIT".into(),
+            homepage: None,
+            description: None,
+            depends: vec![],
+            files: vec![],
+            patches: vec![],
+            sources: vec![],
+            build,
+            path: "recipes/p.toml".into(),
+        }
+    }
+
+    fn build(style: Style, steps: Vec<NamedStep>) -> Build {
+        Build {
+            style,
+            env: Default::default(),
+            configure_args: vec![],
+            make_args: vec![],
+            configure: None,
+            compile: None,
+            install: None,
+            steps,
+        }
+    }
+
+    fn names(plan: &TaskPlan) -> Vec<&str> {
+        plan.all().map(|t| plan.name(t)).collect()
+    }
 
     #[test]
-    fn order_and_names_round_trip() {
-        for (i, t) in Task::ALL.iter().enumerate() {
-            assert_eq!(t.index(), i);
-            assert_eq!(Task::parse(t.name()), Some(*t));
-        }
-        assert_eq!(Task::Fetch.previous(), None);
-        assert_eq!(Task::Compile.previous(), Some(Task::Configure));
+    fn a_style_gives_configure_compile_install() {
+        let plan = TaskPlan::for_recipe(&recipe(Some(build(Style::Autotools, vec![]))));
+        assert_eq!(names(&plan), ["fetch", "unpack", "patch", "configure", "compile", "install", "package"]);
+        assert_eq!(plan.name(plan.last_step()), "install");
+        assert!(plan.script("configure").is_some_and(|s| s.starts_with("/ovm/src/configure")));
+        let TaskKind::Step(install) = &plan.def(plan.last_step()).kind else { panic!("install is a step") };
+        assert!(install.cleans_dest && !install.first);
+    }
+
+    #[test]
+    fn named_steps_replace_the_classic_ones_in_order() {
+        let steps =
+            ["all-gcc", "libgcc", "musl"].map(|n| NamedStep { name: n.into(), script: format!("make {n}") }).to_vec();
+        let plan = TaskPlan::for_recipe(&recipe(Some(build(Style::Custom, steps))));
+        assert_eq!(names(&plan), ["fetch", "unpack", "patch", "all-gcc", "libgcc", "musl", "package"]);
+        assert_eq!(plan.by_name("libgcc").map(Task::index), Some(4));
+        assert_eq!(plan.script("musl"), Some("make musl"));
+        let TaskKind::Step(first) = &plan.def(Task(3)).kind else { panic!("a step") };
+        assert!(first.first && !first.cleans_dest);
+        assert!(Task::PATCH < plan.last_step() && plan.last_step() < plan.package());
+    }
+
+    #[test]
+    fn a_prebuilt_recipe_only_installs() {
+        let plan = TaskPlan::for_recipe(&recipe(None));
+        assert_eq!(plan.script("configure"), None);
+        let TaskKind::Step(install) = &plan.def(plan.last_step()).kind else { panic!("a step") };
+        assert!(install.prebuilt_install);
     }
 }

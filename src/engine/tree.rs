@@ -79,18 +79,7 @@ fn walk(root: &Path) -> Result<BTreeMap<PathBuf, Kind>, TreeError> {
 }
 
 fn file_digest(path: &Path) -> Result<[u8; 32], TreeError> {
-    let mut f = fs::File::open(path).map_err(|source| TreeError::Read { path: path.to_path_buf(), source })?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n =
-            io::Read::read(&mut f, &mut buf).map_err(|source| TreeError::Read { path: path.to_path_buf(), source })?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().into())
+    crate::digest::sha256_file_raw(path).map_err(|source| TreeError::Read { path: path.to_path_buf(), source })
 }
 
 /// The output signature of a tree; see the module comment. A missing tree hashes like an empty one
@@ -121,17 +110,26 @@ pub fn hash_tree(root: &Path) -> Result<String, TreeError> {
 /// Moves the complete tree `fresh` to `staged`, replacing what was there atomically. `fresh` is
 /// consumed. Both must be on one filesystem (they are: both live in the project tree).
 pub fn commit(fresh: &Path, staged: &Path) -> Result<(), TreeError> {
+    commit_then(fresh, staged, || {})
+}
+
+/// [`commit`], calling `exchanged` at the instant `staged` holds the new tree (and, if there was
+/// one, `fresh` the old): the fault-injection point between the exchange and the cleanup.
+pub fn commit_then(fresh: &Path, staged: &Path, exchanged: impl FnOnce()) -> Result<(), TreeError> {
     if let Some(parent) = staged.parent() {
         fs::create_dir_all(parent).map_err(|source| TreeError::Write { path: parent.to_path_buf(), source })?;
     }
     match fs::symlink_metadata(staged) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::rename(fresh, staged).map_err(|source| TreeError::Write { path: staged.to_path_buf(), source })
+            fs::rename(fresh, staged).map_err(|source| TreeError::Write { path: staged.to_path_buf(), source })?;
+            exchanged();
+            Ok(())
         }
         Err(source) => Err(TreeError::Read { path: staged.to_path_buf(), source }),
         Ok(_) => {
             renameat2(AT_FDCWD, fresh, AT_FDCWD, staged, RenameFlags::RENAME_EXCHANGE)
                 .map_err(|errno| TreeError::Exchange { from: fresh.to_path_buf(), to: staged.to_path_buf(), errno })?;
+            exchanged();
             // `fresh` now holds the previous output; nothing refers to it any more.
             remove_all(fresh)
         }

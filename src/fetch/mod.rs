@@ -30,12 +30,10 @@ mod pypi;
 
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-
-use sha2::{Digest, Sha256};
 
 pub use places::{BadMirror, Mirror, Place};
 pub use progress::ProgressMode;
@@ -179,7 +177,9 @@ impl FetchOptions {
 pub struct Fetcher {
     sources_dir: PathBuf,
     options: FetchOptions,
-    client: reqwest::blocking::Client,
+    /// Made on first use: building it loads the system's root certificates (~15-20 ms), which a
+    /// build with everything in `sources/` or on a local mirror never needs.
+    client: std::sync::OnceLock<reqwest::blocking::Client>,
     apt: debian::Apt,
     progress: progress::Progress,
 }
@@ -192,19 +192,28 @@ impl Fetcher {
 
     /// A fetcher writing to `sources_dir`, keeping its apt state under `cache_dir/apt`.
     pub fn with_options(sources_dir: PathBuf, cache_dir: &Path, options: FetchOptions) -> Result<Fetcher, FetchError> {
-        let client = reqwest::blocking::Client::builder()
-            .user_agent(concat!("ovm/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.read_timeout)
-            .build()
-            .map_err(FetchError::Client)?;
         Ok(Fetcher {
             sources_dir,
             apt: debian::Apt::new(cache_dir),
             progress: progress::Progress::new(options.progress),
             options,
-            client,
+            client: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The HTTP client, built the first time a download needs it.
+    fn client(&self) -> Result<&reqwest::blocking::Client, FetchError> {
+        if let Some(c) = self.client.get() {
+            return Ok(c);
+        }
+        let built = reqwest::blocking::Client::builder()
+            .user_agent(concat!("ovm/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(self.options.connect_timeout)
+            .timeout(self.options.read_timeout)
+            .build()
+            .map_err(FetchError::Client)?;
+        // Two threads may build one each; the first stored is used by all.
+        Ok(self.client.get_or_init(|| built))
     }
 
     pub fn options(&self) -> &FetchOptions {
@@ -379,7 +388,7 @@ impl Fetcher {
             let got = match &place {
                 Place::Http(url) => {
                     let policy = http::RetryPolicy { retries: self.options.retries, backoff: self.options.backoff };
-                    http::download(&self.client, url, &part, file, &policy, &self.progress)
+                    http::download(self.client()?, url, &part, file, &policy, &self.progress)
                 }
                 Place::Local(path) => copy_local(path, &part),
             };
@@ -418,12 +427,13 @@ impl Fetcher {
         if let Some(py) = artifact.pypi.as_ref().filter(|_| self.options.pypi) {
             let place = format!("PyPI {} {} ({})", py.package, py.version, py.file);
             self.progress.note(&format!("{file}: trying {place}"));
-            let got = pypi::locate(&self.client, &self.options.pypi_index, py).and_then(|found| {
+            let client = self.client()?;
+            let got = pypi::locate(client, &self.options.pypi_index, py).and_then(|found| {
                 if let Some(sha) = found.sha256.as_ref().filter(|s| **s != artifact.sha256) {
                     return Err(format!("the index lists sha256 {sha} for it, the recipe expects {}", artifact.sha256));
                 }
                 let policy = http::RetryPolicy { retries: self.options.retries, backoff: self.options.backoff };
-                http::download(&self.client, &found.url, &part, file, &policy, &self.progress)
+                http::download(client, &found.url, &part, file, &policy, &self.progress)
                     .map(|()| found.url.to_string())
                     .map_err(|e| format!("{}: {e}", found.url))
             });
@@ -451,20 +461,7 @@ fn copy_local(from: &Path, part: &Path) -> Result<(), String> {
     out.sync_all().map_err(|e| format!("cannot flush {}: {e}", part.display()))
 }
 
-/// Lower-case hex sha256 of a file's content.
-pub fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
+pub use crate::digest::sha256_file;
 
 /// The outcome of [`Fetcher::fetch_all`], one item per distinct source.
 #[derive(Debug)]

@@ -429,14 +429,7 @@ fn display_path_bytes(rel: &[u8]) -> Vec<u8> {
     p
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
+pub use crate::digest::hex;
 
 /// Temporary names in the output directory; see [`remove_stale_temporaries`].
 const TEMP_PREFIXES: [&str; 2] = [".initrd.", ".manifest."];

@@ -274,6 +274,16 @@ pub struct Build {
     pub configure: Option<String>,
     pub compile: Option<String>,
     pub install: Option<String>,
+    /// `[[build.step]]`, in order: the recipe's own tasks instead of configure/compile/install
+    /// (a toolchain's binutils, all-gcc, libgcc, musl … each stamped and resumable on its own).
+    pub steps: Vec<NamedStep>,
+}
+
+/// One `[[build.step]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedStep {
+    pub name: String,
+    pub script: String,
 }
 
 /// Every recipe of a project, validated together, with its dependency graph.

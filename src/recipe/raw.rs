@@ -88,4 +88,14 @@ pub(super) struct RawBuild {
     pub configure: Option<String>,
     pub compile: Option<String>,
     pub install: Option<String>,
+    /// `[[build.step]]`: the recipe's own ordered steps instead of configure/compile/install.
+    #[serde(default)]
+    pub step: Vec<Spanned<RawStep>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStep {
+    pub name: Spanned<String>,
+    pub script: String,
 }

@@ -10,8 +10,8 @@ use toml::Spanned;
 
 use super::raw::{RawAlternative, RawBuild, RawDebian, RawPypi, RawRecipe, RawSource};
 use super::{
-    Alternative, Artifact, Build, ConfigFile, DebianSource, Kind, Location, PypiSource, Recipe, RecipeError, Source,
-    Style,
+    Alternative, Artifact, Build, ConfigFile, DebianSource, Kind, Location, NamedStep, PypiSource, Recipe, RecipeError,
+    Source, Style,
 };
 use crate::unpack::ArchiveFormat;
 
@@ -505,6 +505,9 @@ fn convert_alternative(doc: &Doc, raw: &Spanned<RawAlternative>, unpack: bool) -
     })
 }
 
+/// Task names of the engine that a recipe step may not take.
+const RESERVED_TASKS: [&str; 4] = ["fetch", "unpack", "patch", "package"];
+
 fn convert_build(doc: &Doc, raw: Spanned<RawBuild>) -> Result<Build, RecipeError> {
     let span = raw.span();
     let b = raw.into_inner();
@@ -531,10 +534,43 @@ fn convert_build(doc: &Doc, raw: Spanned<RawBuild>) -> Result<Build, RecipeError
         Some(args) => args.into_inner(),
         None => Vec::new(),
     };
-    if style == Style::Custom && b.configure.is_none() && b.compile.is_none() && b.install.is_none() {
+    let mut steps: Vec<NamedStep> = Vec::new();
+    for raw_step in &b.step {
+        let name: &str = raw_step.as_ref().name.as_ref();
+        let well_formed = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !well_formed {
+            return Err(doc.invalid(&raw_step.as_ref().name, format!("step name `{name}` must match [a-z][a-z0-9-]*")));
+        }
+        if RESERVED_TASKS.contains(&name) {
+            return Err(doc.invalid(
+                &raw_step.as_ref().name,
+                format!("step name `{name}` is reserved for ovm's own task of that name"),
+            ));
+        }
+        if steps.iter().any(|s| s.name == name) {
+            return Err(doc.invalid(&raw_step.as_ref().name, format!("step `{name}` is defined twice")));
+        }
+        steps.push(NamedStep { name: name.to_string(), script: raw_step.as_ref().script.clone() });
+    }
+    if !steps.is_empty() {
+        if style != Style::Custom {
+            return Err(doc.invalid(&b.style, "[[build.step]] needs style = \"custom\"".into()));
+        }
+        if b.configure.is_some() || b.compile.is_some() || b.install.is_some() {
+            return Err(RecipeError::Invalid {
+                at: doc.at(span),
+                message: "give either [[build.step]] or configure/compile/install, not both".into(),
+            });
+        }
+    }
+    if style == Style::Custom && steps.is_empty() && b.configure.is_none() && b.compile.is_none() && b.install.is_none()
+    {
         return Err(RecipeError::Invalid {
             at: doc.at(span),
-            message: "style = \"custom\" has no default steps: give at least one of configure, compile, install".into(),
+            message: "style = \"custom\" has no default steps: give at least one of configure, compile, install, \
+                      or [[build.step]]s"
+                .into(),
         });
     }
     Ok(Build {
@@ -545,6 +581,7 @@ fn convert_build(doc: &Doc, raw: Spanned<RawBuild>) -> Result<Build, RecipeError
         configure: b.configure,
         compile: b.compile,
         install: b.install,
+        steps,
     })
 }
 

@@ -87,6 +87,11 @@ pub fn run(spec: &Spec) -> Result<i32, SandboxError> {
 ///
 /// The executable is `$OVM_EXE` or the current executable; in `cargo test` the latter is the test
 /// harness, so tests use [`command_with_exe`] with `env!("CARGO_BIN_EXE_ovm")`.
+///
+/// The sandbox dies with its caller: the spawned process gets `PR_SET_PDEATHSIG(SIGKILL)`, and its
+/// own init has the same towards it, so a killed ovm takes the whole tree down instead of leaving a
+/// build writing into a work dir the next run is about to reuse. The signal is tied to the *thread*
+/// that spawns: spawn and wait from the same thread (as `Command::status` does).
 pub fn command(spec: &Spec) -> Result<Command, SandboxError> {
     command_with_exe(&executable()?, spec)
 }
@@ -98,17 +103,21 @@ pub fn command_with_exe(exe: &Path, spec: &Spec) -> Result<Command, SandboxError
     let mut cmd = Command::new(exe);
     cmd.arg(EXEC_SUBCOMMAND).arg(json);
     let fds = plan.preserve_fds;
-    if !fds.is_empty() {
-        // SAFETY: the closure runs between fork and exec; it only calls fcntl (async-signal-safe)
-        // on integers it already owns and allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                for &fd in &fds {
-                    inheritable(fd)?;
-                }
-                Ok(())
-            });
-        }
+    let caller = nix::unistd::getpid();
+    // SAFETY: the closure runs between fork and exec; it only calls prctl, getppid and fcntl
+    // (async-signal-safe) on values it already owns, and allocates nothing (errors are raw errnos).
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+            // The caller may have died before the prctl: then nobody would kill us later.
+            if nix::unistd::getppid() != caller {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            for &fd in &fds {
+                inheritable(fd)?;
+            }
+            Ok(())
+        });
     }
     Ok(cmd)
 }

@@ -45,6 +45,7 @@ use sha2::{Digest, Sha256};
 
 use super::{tool_name, Tool, ToolchainError};
 use crate::arch::Arch;
+use crate::digest::hex;
 
 /// Bumped when the signature's composition changes (the wrappers' text is hashed itself).
 const SIGNATURE_FORMAT: &str = "ovm-zig-toolchain-1";
@@ -329,10 +330,6 @@ fn read(path: &Path) -> Result<Vec<u8>, ToolchainError> {
 
 fn read_to_string(path: &Path) -> Result<String, ToolchainError> {
     fs::read_to_string(path).map_err(|source| ToolchainError::Read { path: path.to_path_buf(), source })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

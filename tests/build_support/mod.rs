@@ -35,9 +35,27 @@ fn tmp_root() -> PathBuf {
 /// The sstate dir of this `cargo test` invocation (see the module comment).
 pub fn run_sstate() -> PathBuf {
     let parent = nix::unistd::getppid().as_raw();
+    static SWEPT: OnceLock<()> = OnceLock::new();
+    SWEPT.get_or_init(|| remove_finished_runs(parent));
     let dir = tmp_root().join(format!("sstate-run-{parent}"));
     fs::create_dir_all(&dir).expect("creating the run's sstate dir");
     dir
+}
+
+/// Each run's sstate holds a zig toolchain (~340 MB): those of `cargo test` runs that have ended
+/// (no such process any more) are removed, or every run would leave one behind.
+fn remove_finished_runs(current: i32) {
+    let Ok(entries) = fs::read_dir(tmp_root()) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("sstate-run-")).and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid != current && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 pub fn build_cache() -> PathBuf {

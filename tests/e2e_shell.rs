@@ -1,0 +1,70 @@
+//! `ovm shell busybox`: a command, or an interactive shell on a terminal, inside exactly the
+//! sandbox busybox's compile step runs in — no host /usr, the cross compiler in the environment,
+//! the build dir as the working directory — and back out with the shell's exit status.
+
+mod build_support;
+mod e2e_support;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use build_support::{text, TestProject};
+use e2e_support::Terminal;
+
+/// Serialises the first `ovm shell` of each test: on a cold shared-state cache the first one
+/// builds the build tools, and the second should find them there rather than build them too.
+static PREPARE: Mutex<()> = Mutex::new(());
+
+/// A clean project with busybox prepared up to `patch` for `arch` (what `ovm shell` does first).
+fn prepared(arch: &str) -> TestProject {
+    let _one_at_a_time = PREPARE.lock().unwrap_or_else(|e| e.into_inner());
+    let p = TestProject::from_repo();
+    p.ok(&["shell", "busybox", "--arch", arch, "--", "true"]);
+    p
+}
+
+#[test]
+fn shell_command_runs_in_the_build_sandbox() {
+    let p = prepared("x86_64");
+    assert!(std::path::Path::new("/usr/bin").is_dir(), "positive control: the host has a /usr");
+    let out = p.run(&["shell", "busybox", "--", "sh", "-c", "ls /usr; echo $CC; pwd"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ovm shell failed:\n{}", text(&out));
+    assert_eq!(stdout, "x86_64-linux-musl-cc\n/ovm/build\n", "stderr:\n{stderr}");
+    assert!(stderr.contains("ls: /usr: No such file or directory"), "the host's /usr is visible:\n{stderr}");
+
+    // The command's own status comes back, and the other architecture's sandbox has its compiler.
+    let out = p.run(&["shell", "busybox", "--", "sh", "-c", "exit 5"]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    let p = prepared("aarch64");
+    let out = p.run(&["shell", "busybox", "--arch", "aarch64", "--", "sh", "-c", "echo $CC; ls /ovm/src/Makefile"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "aarch64-linux-musl-cc\n/ovm/src/Makefile\n");
+}
+
+#[test]
+fn interactive_shell_on_a_terminal() {
+    let p = prepared("x86_64");
+    let mut cmd = p.ovm();
+    cmd.args(["shell", "busybox"]);
+    let mut term = Terminal::spawn(cmd);
+    let wait = Duration::from_secs(120);
+    let prompt = "[ovm x86_64 busybox] /ovm/build # ";
+    let at = term.expect(prompt, 0, wait);
+
+    // A command whose output differs from its echo, a file left in the build dir, a cd.
+    term.type_line("echo OUT-$((6*7)) in $(pwd) as $(id -u); touch left-by-shell; cd /ovm/src");
+    let at = term.expect("OUT-42 in /ovm/build as 0", at, wait);
+    let at = term.expect("[ovm x86_64 busybox] /ovm/src # ", at, wait);
+    term.type_line("exit 7");
+    term.expect("exit 7", at, wait);
+    assert_eq!(term.wait(wait), Some(7), "ovm shell did not return the shell's status:\n{}", term.screen());
+
+    let screen = term.screen();
+    assert!(!screen.contains("job control turned off"), "the shell has no job control:\n{screen}");
+    assert!(
+        p.path().join("work/x86_64/busybox/build/left-by-shell").is_file(),
+        "a file made in the shell's build dir did not stay"
+    );
+}

@@ -1,0 +1,128 @@
+//! Hermeticity of the strict package sandbox: what the host has is not there for a build. A recipe
+//! calling `perl`, one including `/usr/include/stdio.h`, one linking the host's zlib with
+//! `-L/usr/lib/x86_64-linux-gnu -lz` each fail with "not found" — while the host does have all
+//! three (checked first, so the test cannot pass because the host lacks them). A recipe including a
+//! header of a package it does not declare fails the same way, and builds once it declares it.
+
+mod build_support;
+mod engine_fixture;
+
+use std::path::Path;
+
+use engine_fixture::*;
+
+fn custom(name: &str, entries: Vec<Entry>, compile: &str) -> Pkg {
+    Pkg::new(
+        name,
+        entries,
+        &format!(
+            "style = \"custom\"\ncompile = '''\n{compile}\n'''\ninstall = '''\nmkdir -p \"$DESTDIR/usr/bin\"\ncp out \"$DESTDIR/usr/bin/{name}\"\n'''"
+        ),
+    )
+}
+
+/// Builds `pkg` alone, expects a failure at compile whose output and log say "not found" and
+/// contain `detail`.
+fn fails_not_found(p: &build_support::TestProject, pkg: &str, detail: &str) {
+    let out = fails(p, &["build", "x86_64", pkg]);
+    assert!(out.contains(&format!("{pkg} failed at compile")), "{out}");
+    let log = p.read(&format!("logs/x86_64/{pkg}/compile.log"));
+    for text in [&out, &log] {
+        // "sh: perl: not found", "'greet.h' file not found", zig's "…: FileNotFound".
+        let squeezed = text.to_lowercase().replace(' ', "");
+        assert!(
+            squeezed.contains("notfound") && text.contains(detail),
+            "{pkg}: expected `not found` and {detail:?} in:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn host_tools_headers_and_libraries_are_not_found() {
+    for host in ["/usr/bin/perl", "/usr/include/stdio.h", "/usr/lib/x86_64-linux-gnu/libz.a"] {
+        assert!(Path::new(host).exists(), "{host} is missing on this host: {}", build_support::SETUP_HINT);
+    }
+    let p = project();
+    custom("uses-perl", vec![file("x", "")], "perl -e 'print \"hi\\n\"' >out").write(&p, "hermetic");
+    custom(
+        "reads-stdio",
+        vec![file("x.c", "#include \"/usr/include/stdio.h\"\nint main(void) { return 0; }\n")],
+        "$CC $CFLAGS -static -o out /ovm/src/x.c",
+    )
+    .write(&p, "hermetic");
+    custom(
+        "links-zlib",
+        vec![file("x.c", "extern const char *zlibVersion(void);\nint main(void) { return zlibVersion() == 0; }\n")],
+        "$CC $CFLAGS -static -o out /ovm/src/x.c -L/usr/lib/x86_64-linux-gnu -lz",
+    )
+    .write(&p, "hermetic");
+
+    fails_not_found(&p, "uses-perl", "perl");
+    fails_not_found(&p, "reads-stdio", "/usr/include/stdio.h");
+    fails_not_found(&p, "links-zlib", "z");
+}
+
+#[test]
+fn an_undeclared_dependency_is_invisible_until_declared() {
+    let p = project();
+    libgreet("1.0").write(&p, "undeclared");
+    p.write("patches/libgreet/0001-greeting.patch", &greet_patch("Hello"));
+    p.write("config/libgreet/mark.h", "#define GREET_MARK \"!\"\n");
+    let user = |deps: &[&str]| {
+        custom(
+            "greeter",
+            vec![file(
+                "x.c",
+                "#include <stdio.h>\n#include <greet.h>\nint main(void) { puts(greet_word()); return 0; }\n",
+            )],
+            // Compile, then link: zig checks libraries before compiling, and the header is the point.
+            "$CC $CFLAGS $CPPFLAGS -c -o x.o /ovm/src/x.c\n$CC -static -o out x.o $LDFLAGS -lgreet",
+        )
+        .depends(deps)
+    };
+    p.ok(&["build", "x86_64", "libgreet"]);
+    assert!(p.path().join("staging/x86_64/libgreet/usr/include/greet.h").is_file());
+
+    user(&[]).write(&p, "undeclared");
+    fails_not_found(&p, "greeter", "greet.h");
+
+    user(&["libgreet"]).write(&p, "undeclared");
+    p.ok(&["build", "x86_64", "greeter"]);
+    let out = std::process::Command::new(p.path().join("staging/x86_64/greeter/usr/bin/greeter")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello\n");
+}
+
+/// `--no-sandbox` (the opt-out, warned about) runs the same commands on the host: the step's
+/// script and make's recipe lines run with the build tools' busybox shell, and /ovm paths are
+/// mapped to the host's. (No compiler here: zig's cache is keyed on paths, so a host-path build
+/// would compile musl again for every scratch project; scripts/bench-engine.sh compiles busybox
+/// both ways.)
+#[test]
+fn no_sandbox_runs_the_same_commands_with_the_tools_shell() {
+    let p = project();
+    let makefile = "all:\n\treadlink /proc/$$$$/exe >$(BUILD)/make-shell\n";
+    Pkg::new(
+        "probe",
+        vec![file("Makefile", makefile)],
+        r#"style = "custom"
+compile = '''
+readlink /proc/$$/exe >step-shell
+echo "$SRC" >src-dir
+make -C /ovm/src
+'''
+install = '''
+mkdir -p "$DESTDIR/usr/share/probe"
+cp step-shell make-shell src-dir "$DESTDIR/usr/share/probe/"
+'''"#,
+    )
+    .write(&p, "no-sandbox");
+
+    let out = p.ok(&["build", "--no-sandbox", "x86_64"]);
+    assert!(out.contains("--no-sandbox: packages build on the host"), "no warning about --no-sandbox:\n{out}");
+    let got = |f: &str| p.read(&format!("staging/x86_64/probe/usr/share/probe/{f}")).trim().to_string();
+    let exe = |f: &str| std::fs::canonicalize(got(f)).unwrap();
+    let tools_busybox = std::fs::canonicalize(p.path().join("toolchain/tools/bin/sh")).unwrap();
+    assert_eq!(exe("step-shell"), tools_busybox, "the step's script ran with another shell");
+    assert_eq!(exe("make-shell"), tools_busybox, "make's recipe lines ran with another shell");
+    assert_eq!(got("src-dir"), p.path().join("work/x86_64/probe/src").display().to_string());
+}
