@@ -25,7 +25,9 @@ pub fn domain_of(recipe: &Recipe, arch: Arch, host: Arch) -> Domain {
     match recipe.kind {
         Kind::Target => Domain::Target(arch),
         Kind::Tools => Domain::Tools(host),
-        Kind::Toolchain => Domain::Toolchain,
+        Kind::Toolchain if recipe.is_prebuilt() => Domain::Toolchain,
+        // A part of the gcc toolchain is built for one target.
+        Kind::Toolchain => Domain::Cross(arch),
     }
 }
 
