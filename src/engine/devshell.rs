@@ -34,8 +34,12 @@ pub fn domain_of(recipe: &Recipe, arch: Arch, host: Arch) -> Domain {
 fn equipment_for(run: &Run<'_>, domain: Domain, arch: Arch) -> Result<Equipment, EngineError> {
     let choice = run.toolchain_kind(None)?;
     let cur = current_equipment(run, &choice, arch);
-    Ok(match domain {
-        Domain::Target(_) => cur,
+    Ok(match (domain, &choice) {
+        (Domain::Target(_), _) => cur,
+        (Domain::Cross(_), _) => crate::toolchain::gcc::no_toolchain(run.project.root())?,
+        (Domain::Tools(_), super::build::ToolchainChoice::Gcc) => {
+            crate::toolchain::gcc::tools_equipment(run.project.root(), run.host)
+        }
         _ => Equipment { tools_dir: None, tools_sig: String::new(), ..cur },
     })
 }

@@ -115,10 +115,16 @@ pub fn current(root: &Path, arch: Arch) -> Built {
 
 /// What the cross domain's sandboxes bind at /ovm/toolchain: nothing (an empty dir). The host
 /// compiler builds the toolchain; no earlier toolchain may leak in.
-fn no_toolchain(root: &Path) -> Result<Equipment, EngineError> {
+pub(crate) fn no_toolchain(root: &Path) -> Result<Equipment, EngineError> {
     let empty = root.join("toolchain").join(".none");
     fs::create_dir_all(&empty).map_err(|source| EngineError::Write { path: empty.clone(), source })?;
     Ok(Equipment { toolchain_dir: empty, toolchain_sig: String::new(), tools_dir: None, tools_sig: String::new() })
+}
+
+/// What the build tools are compiled with when gcc is the toolchain: the host's (never built here).
+pub(crate) fn tools_equipment(root: &Path, host: Arch) -> Equipment {
+    let h = current(root, host);
+    Equipment { toolchain_dir: h.dir, toolchain_sig: h.signature, tools_dir: None, tools_sig: String::new() }
 }
 
 /// The prefetch entry of the toolchain of `arch`: its domain, parts and equipment.
