@@ -37,6 +37,13 @@ work=${WORK:-$(mktemp -d "$root/target/slow-gcc/project-$arch-XXXX")}
 mkdir -p "$work"
 if [ -z "${KEEP:-}" ]; then trap 'rm -rf "$work"' EXIT; fi
 for d in recipes config patches rootfs; do cp -a "$root/$d" "$work/$d"; done
+# The kernels `ovm boot` uses by default (scripts/setup.sh fetches them into the repository).
+if [ ! -f "$root/.cache/test-assets/$arch/vmlinuz" ]; then
+  echo "slow-gcc: $root/.cache/test-assets/$arch/vmlinuz is missing: run scripts/setup.sh" >&2
+  exit 1
+fi
+mkdir -p "$work/.cache"
+ln -sfn "$root/.cache/test-assets" "$work/.cache/test-assets"
 # A copy of the binary: rebuilding the repository during the run must not change it.
 cp "$ovm" "$work/.ovm"
 ovm="$work/.ovm"
