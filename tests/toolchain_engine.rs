@@ -7,7 +7,9 @@
 //! * a failing gcc step stops with `await` on that step, and the rerun after the fix does not run a
 //!   single binutils task;
 //! * `toolchain/ARCH/` is the union of the three parts, remade only when one changed;
-//! * `--sdk` writes the same bytes twice, with hard links kept.
+//! * `--sdk` writes the same bytes twice, with hard links kept;
+//! * `ovm build --toolchain gcc` builds the host's and the target's toolchain first, compiles the
+//!   build tools with the host's only, and binds both for the target's packages (`$HOSTCC`).
 
 mod build_support;
 mod engine_fixture;
@@ -184,4 +186,58 @@ fn dry_run_of_a_broken_part_names_the_file() {
     let t = text(&out);
     assert!(!out.status.success(), "{t}");
     assert!(t.contains("gcc.toml") && t.contains("linux-headers"), "{t}");
+}
+
+#[test]
+fn build_with_gcc_equips_tools_with_the_host_toolchain_and_targets_with_both() {
+    build_support::require_tool("busybox");
+    let p = TestProject::empty();
+    write_parts(&p, "equip", ALL_GCC_OK);
+    // A stand-in for the build tools: the host's static busybox (the strict sandbox's /bin/sh). Its
+    // step records which compilers the tools' sandbox offers.
+    let mut tools = Pkg::new(
+        "busybox-tools",
+        vec![file("README", "stand-in\n")],
+        &steps(&[(
+            "install",
+            "mkdir -p /ovm/dest/bin && cp /bin/busybox /ovm/dest/bin/busybox && ln -s busybox /ovm/dest/bin/ls\n\
+             ls /ovm/toolchain/bin > /ovm/dest/compilers-seen-by-tools",
+        )]),
+    );
+    tools.kind_dir = "tools".into();
+    tools.write(&p, "equip");
+    // A target package, in the strict sandbox, that lists the compilers it can call.
+    Pkg::new(
+        "probe",
+        vec![file("README", "probe\n")],
+        &steps(&[(
+            "install",
+            "mkdir -p /ovm/dest/usr/share\n\
+             if [ -e /usr ]; then echo 'host /usr is visible' >&2; exit 1; fi\n\
+             ls /ovm/toolchain/bin > /ovm/dest/usr/share/compilers",
+        )]),
+    )
+    .write(&p, "equip");
+
+    p.ok(&["build", "aarch64", "probe", "--toolchain", "gcc"]);
+    let tools_saw =
+        fs::read_to_string(p.path().join("staging/tools/busybox-tools/compilers-seen-by-tools")).expect("tools' list");
+    assert!(tools_saw.contains("x86_64-linux-musl-gcc"), "{tools_saw}");
+    assert!(
+        !tools_saw.contains("aarch64-linux-musl"),
+        "the build tools must not depend on the target's toolchain:\n{tools_saw}"
+    );
+    let probe_saw = p.read("staging/aarch64/probe/usr/share/compilers");
+    for tool in ["aarch64-linux-musl-gcc", "aarch64-linux-musl-cc", "x86_64-linux-musl-cc"] {
+        assert!(probe_saw.lines().any(|l| l == tool), "{tool} missing from the target's toolchain:\n{probe_saw}");
+    }
+    assert!(p.path().join("toolchain/x86_64/bin/x86_64-linux-musl-gcc").is_file());
+    assert!(p.path().join("toolchain/aarch64/bin/aarch64-linux-musl-gcc").is_file());
+
+    // x86_64 next: its toolchain and the build tools are reused as they are.
+    p.ok(&["build", "x86_64", "probe", "--toolchain", "gcc"]);
+    assert_eq!(p.tasks_run("tools"), Vec::<String>::new(), "x86_64 reuses the build tools made for aarch64");
+    assert_eq!(p.tasks_run("cross-x86_64"), Vec::<String>::new());
+    let probe_saw = p.read("staging/x86_64/probe/usr/share/compilers");
+    assert!(probe_saw.contains("x86_64-linux-musl-cc") && !probe_saw.contains("aarch64"), "{probe_saw}");
 }
