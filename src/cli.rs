@@ -139,6 +139,23 @@ pub enum Command {
         cmd: Vec<String>,
     },
     /// Run a command in the strict build sandbox (exactly the given mounts, no network)
+    /// Build the gcc cross toolchain for ARCH from source into toolchain/ARCH/ (binutils, gcc, musl,
+    /// Linux headers; ~30 min on two busy cores). `--toolchain gcc` builds use it.
+    Toolchain {
+        arch: Arch,
+        /// Print the task graph (package, task, what it waits for) and build nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also write a relocatable SDK tarball (toolchain + target sysroot) to output/ARCH/.
+        #[arg(long)]
+        sdk: bool,
+        #[arg(short, long, value_name = "N", default_value_t = 0)]
+        jobs: usize,
+        #[arg(long)]
+        no_sandbox: bool,
+        #[arg(long)]
+        no_wait: bool,
+    },
     Sandbox(crate::sandbox::cli::SandboxArgs),
     /// Check that this host can run the build sandbox; prints the fix for each problem
     Doctor,
@@ -251,6 +268,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Shell { pkg, arch, cmd } => {
             let project = cli.project()?;
             Ok(crate::engine::devshell::shell(&project, pkg, *arch, cmd, cli.quiet)?)
+        }
+        Command::Toolchain { arch, dry_run, sdk, jobs, no_sandbox, no_wait } => {
+            let project = cli.project()?;
+            if *dry_run {
+                let recipes = crate::recipe::RecipeSet::load(&project)?;
+                for t in crate::toolchain::gcc::plan(&recipes)? {
+                    let after =
+                        if t.after.is_empty() { String::new() } else { format!("  after {}", t.after.join(", ")) };
+                    println!("cross-{arch} {} {}{after}", t.package, t.task);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let opts =
+                crate::toolchain::gcc::Options { jobs: *jobs, no_sandbox: *no_sandbox, no_wait: *no_wait, sdk: *sdk };
+            Ok(crate::toolchain::gcc::report(&project, *arch, &opts, cli.quiet))
         }
         Command::Build { arch, packages, sandbox: _, no_sandbox, jobs, toolchain, no_wait } => {
             let project = cli.project()?;

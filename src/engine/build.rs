@@ -164,6 +164,7 @@ impl<'a> Run<'a> {
         }
         match kind {
             "zig" => Ok(ToolchainChoice::Zig),
+            "gcc" => Ok(ToolchainChoice::Gcc),
             "external" => match &cfg.path {
                 Some(p) => Ok(ToolchainChoice::External(self.project.root().join(p))),
                 None => Err(EngineError::ExternalToolchain {
@@ -179,6 +180,8 @@ impl<'a> Run<'a> {
 #[derive(Debug, Clone)]
 pub enum ToolchainChoice {
     Zig,
+    /// Built from source by `ovm toolchain ARCH` (crate::toolchain::gcc), per target.
+    Gcc,
     External(PathBuf),
 }
 
@@ -283,6 +286,7 @@ pub(crate) fn current_equipment(run: &Run<'_>, choice: &ToolchainChoice, arch: A
             let sig = st.stamp("zig", "package").ok().flatten().and_then(|s| s.output).unwrap_or_default();
             (Domain::Toolchain.staging(root, "zig"), sig)
         }
+        ToolchainChoice::Gcc => crate::toolchain::gcc::current_for_target(root, arch, run.host),
         ToolchainChoice::External(dir) => external_equipment(dir, arch).unwrap_or((dir.clone(), String::new())),
     };
     let tools_dir = root.join("toolchain").join("tools");
@@ -302,7 +306,7 @@ pub(crate) fn target_list<'r>(recipes: &'r RecipeSet, packages: &[String]) -> Re
 }
 
 /// Fetches, in parallel and before anything compiles, the sources of every package that has work.
-fn prefetch(run: &Run<'_>, plans: &[(Domain, Vec<&Recipe>, Equipment)]) -> Result<(), EngineError> {
+pub(crate) fn prefetch(run: &Run<'_>, plans: &[(Domain, Vec<&Recipe>, Equipment)]) -> Result<(), EngineError> {
     let log = ContextLog::open(&std::env::temp_dir().join(format!("ovm-prefetch-{}.log", std::process::id())))
         .map_err(|source| EngineError::Write { path: std::env::temp_dir(), source })?;
     let mut wanted = Vec::new();
@@ -382,31 +386,52 @@ pub(crate) fn equip(
     {
         let mut plans = Vec::new();
         let cur = current_equipment(run, choice, arch);
-        if let ToolchainChoice::Zig = choice {
-            plans.push((Domain::Toolchain, vec![run.zig_recipe()?], bootstrap_eq(PathBuf::new(), String::new())));
+        // The build tools run on the host: with gcc they are compiled by the host's toolchain.
+        let mut tools_eq = bootstrap_eq(cur.toolchain_dir.clone(), cur.toolchain_sig.clone());
+        match choice {
+            ToolchainChoice::Zig => {
+                plans.push((Domain::Toolchain, vec![run.zig_recipe()?], bootstrap_eq(PathBuf::new(), String::new())))
+            }
+            ToolchainChoice::Gcc => {
+                plans.push(crate::toolchain::gcc::prefetch_plan(run, run.host)?);
+                if arch != run.host {
+                    plans.push(crate::toolchain::gcc::prefetch_plan(run, arch)?);
+                }
+                let host = crate::toolchain::gcc::current(root, run.host);
+                tools_eq = bootstrap_eq(host.dir, host.signature);
+            }
+            ToolchainChoice::External(_) => {}
         }
-        plans.push((
-            Domain::Tools(run.host),
-            tools.clone(),
-            bootstrap_eq(cur.toolchain_dir.clone(), cur.toolchain_sig.clone()),
-        ));
+        plans.push((Domain::Tools(run.host), tools.clone(), tools_eq));
         plans.push((Domain::Target(arch), targets.to_vec(), cur));
         prefetch(run, &plans)?;
     }
 
-    let (toolchain_dir, toolchain_sig) = match choice {
+    // (what target packages build with, what the build tools build with)
+    let ((toolchain_dir, toolchain_sig), (tools_tc_dir, tools_tc_sig)) = match choice {
         ToolchainChoice::Zig => {
             let log = open_log(root, Domain::Toolchain, what)?;
             let ctx = run.ctx(Domain::Toolchain, &log, bootstrap_eq(PathBuf::new(), String::new()));
             let outs = build_domain(&ctx, &[run.zig_recipe()?], reports)?;
-            (Domain::Toolchain.staging(root, "zig"), outs.get("zig").cloned().unwrap_or_default())
+            let zig = (Domain::Toolchain.staging(root, "zig"), outs.get("zig").cloned().unwrap_or_default());
+            (zig.clone(), zig)
         }
-        ToolchainChoice::External(dir) => external_equipment(dir, arch)?,
+        ToolchainChoice::Gcc => {
+            // The host's toolchain first: it compiles the build tools and is every target's $HOSTCC.
+            let host = crate::toolchain::gcc::ensure(run, run.host, what, reports)?;
+            let target =
+                if arch == run.host { host.clone() } else { crate::toolchain::gcc::ensure(run, arch, what, reports)? };
+            (crate::toolchain::gcc::for_target(root, &target, &host)?, (host.dir, host.signature))
+        }
+        ToolchainChoice::External(dir) => {
+            let ext = external_equipment(dir, arch)?;
+            (ext.clone(), ext)
+        }
     };
 
     let tools_domain = Domain::Tools(run.host);
     let log = open_log(root, tools_domain, what)?;
-    let ctx = run.ctx(tools_domain, &log, bootstrap_eq(toolchain_dir.clone(), toolchain_sig.clone()));
+    let ctx = run.ctx(tools_domain, &log, bootstrap_eq(tools_tc_dir, tools_tc_sig));
     let tool_outputs = build_domain(&ctx, &tools, reports)?;
     let (tools_dir, tools_sig) = compose_tools(root, &tool_outputs)?;
     Ok(Equipment { toolchain_dir, toolchain_sig, tools_dir: Some(tools_dir), tools_sig })

@@ -25,15 +25,21 @@ pub fn domain_of(recipe: &Recipe, arch: Arch, host: Arch) -> Domain {
     match recipe.kind {
         Kind::Target => Domain::Target(arch),
         Kind::Tools => Domain::Tools(host),
-        Kind::Toolchain => Domain::Toolchain,
+        Kind::Toolchain if recipe.is_prebuilt() => Domain::Toolchain,
+        // A part of the gcc toolchain is built for one target.
+        Kind::Toolchain => Domain::Cross(arch),
     }
 }
 
 fn equipment_for(run: &Run<'_>, domain: Domain, arch: Arch) -> Result<Equipment, EngineError> {
     let choice = run.toolchain_kind(None)?;
     let cur = current_equipment(run, &choice, arch);
-    Ok(match domain {
-        Domain::Target(_) => cur,
+    Ok(match (domain, &choice) {
+        (Domain::Target(_), _) => cur,
+        (Domain::Cross(_), _) => crate::toolchain::gcc::no_toolchain(run.project.root())?,
+        (Domain::Tools(_), super::build::ToolchainChoice::Gcc) => {
+            crate::toolchain::gcc::tools_equipment(run.project.root(), run.host)
+        }
         _ => Equipment { tools_dir: None, tools_sig: String::new(), ..cur },
     })
 }

@@ -4,7 +4,12 @@
 //! * `tools` — the build tools (static busybox, static GNU make) for the host architecture, built in
 //!   the `toolchain` profile (host /usr read-only, no network), composed into `toolchain/tools/`.
 //! * `x86_64`, `aarch64` — the target packages, built in the strict `package` profile.
-//! * `toolchain` — the cross toolchain itself (the zig wheel; later gcc's parts).
+//! * `toolchain` — a prebuilt cross toolchain (the zig wheel), host architecture.
+//! * `cross-x86_64`, `cross-aarch64` — the parts of the gcc cross toolchain for one *target*
+//!   (binutils, gcc + musl, Linux headers), built in the `toolchain` profile with the host compiler.
+//!   Unlike zig, one build serves one target: `$TARGET` (and so `--target=`) comes from the domain's
+//!   arch, while the host compiler does the compiling. Their staged outputs are composed into
+//!   `toolchain/ARCH/` (see `crate::toolchain::gcc`).
 //!
 //! Keeping them apart is what lets one `busybox` recipe name exist both as a target package and as a
 //! build tool, and lets aarch64 reuse the build tools made for x86_64.
@@ -20,6 +25,7 @@ use super::env::Profile;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Domain {
     Toolchain,
+    Cross(Arch),
     Tools(Arch),
     Target(Arch),
 }
@@ -29,6 +35,8 @@ impl Domain {
     pub fn dir_name(self) -> &'static str {
         match self {
             Domain::Toolchain => "toolchain",
+            Domain::Cross(Arch::X86_64) => "cross-x86_64",
+            Domain::Cross(Arch::Aarch64) => "cross-aarch64",
             Domain::Tools(_) => "tools",
             Domain::Target(a) => a.name(),
         }
@@ -38,13 +46,13 @@ impl Domain {
     pub fn arch(self) -> Arch {
         match self {
             Domain::Toolchain => Arch::host().unwrap_or(Arch::X86_64),
-            Domain::Tools(a) | Domain::Target(a) => a,
+            Domain::Cross(a) | Domain::Tools(a) | Domain::Target(a) => a,
         }
     }
 
     pub fn kind(self) -> Kind {
         match self {
-            Domain::Toolchain => Kind::Toolchain,
+            Domain::Toolchain | Domain::Cross(_) => Kind::Toolchain,
             Domain::Tools(_) => Kind::Tools,
             Domain::Target(_) => Kind::Target,
         }
@@ -53,7 +61,7 @@ impl Domain {
     pub fn profile(self) -> Profile {
         match self {
             Domain::Target(_) => Profile::Package,
-            Domain::Toolchain | Domain::Tools(_) => Profile::Toolchain,
+            Domain::Toolchain | Domain::Cross(_) | Domain::Tools(_) => Profile::Toolchain,
         }
     }
 

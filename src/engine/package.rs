@@ -259,7 +259,7 @@ fn fetched_from_stamp(stamp: Option<&Stamp>, fetch_sig: &str) -> Option<Vec<Stri
     Some(if out.is_empty() { Vec::new() } else { out.split(',').map(str::to_string).collect() })
 }
 
-/// Output hash of a staged tree. The toolchain (340 MB of zig) is identified by its own signature,
+/// Output hash of a staged tree. The prebuilt toolchain (340 MB of zig) is identified by its own signature,
 /// which reads the wheel's RECORD of per-file hashes instead of re-hashing every byte.
 pub fn output_hash(domain: Domain, staged: &Path) -> Result<String, EngineError> {
     match domain {

@@ -86,9 +86,24 @@ pub fn collect(project: &Project, arch: Option<Arch>) -> Result<Vec<Line>, Engin
         let st = domain_status(&ctx, &[zig], &mut lines)?;
         blocked_by = st.then_some("toolchain zig".to_string());
     }
+    if let ToolchainChoice::Gcc = choice {
+        // The host's toolchain (it compiles the build tools), then each target's.
+        let mut tc_archs = vec![run.host];
+        tc_archs.extend(archs.iter().copied().filter(|a| *a != run.host));
+        let parts = crate::toolchain::gcc::parts(&run.recipes)?;
+        for a in tc_archs {
+            let ctx = run.ctx(Domain::Cross(a), &log, crate::toolchain::gcc::no_toolchain(root)?);
+            if domain_status(&ctx, &parts, &mut lines)? && blocked_by.is_none() {
+                blocked_by = Some(format!("the {a} gcc toolchain"));
+            }
+        }
+    }
     let cur = current_equipment(&run, &choice, archs[0]);
     let tools: Vec<&Recipe> = run.recipes.topological_order().into_iter().filter(|r| r.kind == Kind::Tools).collect();
-    let eq = Equipment { tools_dir: None, tools_sig: String::new(), ..cur };
+    let eq = match choice {
+        ToolchainChoice::Gcc => crate::toolchain::gcc::tools_equipment(root, run.host),
+        _ => Equipment { tools_dir: None, tools_sig: String::new(), ..cur },
+    };
     let ctx = run.ctx(Domain::Tools(run.host), &log, eq);
     let stale_tools = domain_status(&ctx, &tools, &mut lines)?;
     if blocked_by.is_none() && stale_tools {

@@ -9,6 +9,7 @@
 //! submodule per kind that knows how to install it and how to compute its signature (the input the
 //! engine folds into every package's task signatures, so a toolchain change rebuilds everything).
 
+pub mod gcc;
 pub mod zig;
 
 use std::path::PathBuf;
@@ -104,6 +105,14 @@ pub enum ToolchainError {
     CreateDir { path: PathBuf, source: std::io::Error },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
+    #[error("the gcc toolchain needs recipes/toolchain/{part}.toml, which is missing")]
+    MissingPart { part: &'static str },
+    #[error("{path}: a part of the gcc toolchain must be a toolchain recipe with a [build] section")]
+    NotAPart { path: PathBuf },
+    #[error(
+        "{path}: depends on `{dep}`, which is not an earlier part of the gcc toolchain (binutils, gcc, linux-headers)"
+    )]
+    PartDependency { path: PathBuf, dep: String },
     #[error("{path}: wrapper missing or unreadable ({source}); install the toolchain's wrappers first")]
     WrapperMissing { path: PathBuf, source: std::io::Error },
 }
