@@ -238,12 +238,7 @@ fn real_busybox_killed_mid_compile_mid_commit_and_after_pack_gives_the_clean_ima
     let mut p = TestProject::from_repo();
     p.sstate = sstate;
     let nonce = format!("{}-{}", std::process::id(), std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos());
-    edit(
-        &p,
-        "recipes/busybox.toml",
-        "style = \"kbuild\"",
-        &format!("style = \"kbuild\"\nenv = {{ OVM_FAULTS_NONCE = \"{nonce}\" }}"),
-    );
+    edit(&p, "recipes/busybox.toml", "env = { ", &format!("env = {{ OVM_FAULTS_NONCE = \"{nonce}\", "));
     let mut history = Vec::new();
     for point in ["compile.running@busybox", "package.exchanged@busybox", "image.packed"] {
         let out = p.ovm().env("OVM_FAULT", point).args(["build", "x86_64"]).output().unwrap();

@@ -252,6 +252,11 @@ fn exec_json(json: &str) -> ExitCode {
 /// sandbox's own options. `None` for anything else, including global options (`-v`, `-C`),
 /// `--help` and usage errors: the full CLI then handles and words those exactly as before.
 pub fn fast_path() -> Option<ExitCode> {
+    // A degraded /proc mode must be announced, and that warning goes through the log subscriber the
+    // fast path does not set up: whoever asks for the mode takes the full path.
+    if std::env::var_os(super::PROC_MODE_ENV).is_some() {
+        return None;
+    }
     match parse_fast(std::env::args_os().skip(1))? {
         Fast::Sandbox(args) => Some(sandbox(&args)),
         Fast::Exec(json) => Some(exec_json(&json)),
