@@ -95,35 +95,19 @@ fn a_failed_compile_leaves_await_and_the_rerun_resumes_there() {
 /// hello with a second source (so `unpack.source` falls between two tarballs).
 fn write_kill_set(p: &TestProject, salt: &str) {
     write_greet_set(p, salt);
-    let mut h = hello("ovm").extra_source("data", vec![file("motd", "have a nice day\n")]);
-    h.build = h.build.replace(
-        "cp hello \"$DESTDIR/usr/bin/hello\"",
-        "cp hello \"$DESTDIR/usr/bin/hello\"\ncp /ovm/src/data/motd \"$DESTDIR/usr/bin/motd\"",
-    );
-    h.write(p, salt);
+    hello_with_motd().write(p, salt);
 }
 
-struct Outputs {
-    libgreet: String,
-    hello: String,
-    image: String,
-}
+const PACKAGES: &[&str] = &["libgreet", "hello"];
 
 fn outputs(p: &TestProject) -> Outputs {
-    Outputs {
-        libgreet: staged_hash(p, "x86_64", "libgreet"),
-        hello: staged_hash(p, "x86_64", "hello"),
-        image: image_sha(p, "x86_64"),
-    }
+    Outputs::of(p, PACKAGES)
 }
 
 /// After a recovery: the same bytes as the clean build, nothing marked failed or interrupted,
 /// nothing left to do.
 fn consistent(p: &TestProject, clean: &Outputs, after: &str) {
-    let got = outputs(p);
-    assert_eq!(got.libgreet, clean.libgreet, "after {after}: libgreet's output differs from a clean build");
-    assert_eq!(got.hello, clean.hello, "after {after}: hello's output differs from a clean build");
-    assert_eq!(got.image, clean.image, "after {after}: the image differs from a clean build");
+    assert_eq!(&outputs(p), clean, "after {after}: the outputs differ from a clean build");
     let states = std::fs::read_dir(p.path().join("states/x86_64")).unwrap();
     for e in states {
         let name = e.unwrap().file_name().to_string_lossy().into_owned();
@@ -250,10 +234,6 @@ fn an_outside_sigkill_mid_compile_takes_the_sandbox_down_and_the_rerun_recovers(
         ])
     );
     assert!(!Path::new(&stalled).exists());
-    let clean = Outputs {
-        libgreet: staged_hash(&reference, "x86_64", "libgreet"),
-        hello: staged_hash(&reference, "x86_64", "hello"),
-        image: image_sha(&reference, "x86_64"),
-    };
+    let clean = outputs(&reference);
     consistent(&p, &clean, "an outside SIGKILL during compile");
 }

@@ -83,26 +83,12 @@ const CATEGORIES: &[(&str, &[&str])] = &[
 /// libgreet (patch, config file) ← hello (two sources), and bye on its own.
 fn write_set(p: &TestProject, salt: &str) {
     write_greet_set(p, salt);
-    let mut h = hello("ovm").extra_source("data", vec![file("motd", "have a nice day\n")]);
-    h.build = h.build.replace(
-        "cp hello \"$DESTDIR/usr/bin/hello\"",
-        "cp hello \"$DESTDIR/usr/bin/hello\"\ncp /ovm/src/data/motd \"$DESTDIR/usr/bin/motd\"",
-    );
-    h.write(p, salt);
+    hello_with_motd().write(p, salt);
     bye().write(p, salt);
 }
 
-#[derive(Debug, PartialEq, Eq)]
-struct Outputs {
-    staged: Vec<(String, String)>,
-    image: String,
-}
-
 fn outputs(p: &TestProject) -> Outputs {
-    Outputs {
-        staged: PACKAGES.iter().map(|pkg| (pkg.to_string(), staged_hash(p, "x86_64", pkg))).collect(),
-        image: image_sha(p, "x86_64"),
-    }
+    Outputs::of(p, PACKAGES)
 }
 
 /// Leftovers of an interrupted run, anywhere in the project: downloads not renamed (`.part`),

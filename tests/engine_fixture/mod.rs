@@ -279,6 +279,39 @@ pub fn write_greet_set(p: &TestProject, salt: &str) {
     hello("ovm").write(p, salt);
 }
 
+/// hello with a second source whose file it installs too, so `unpack.source` falls between two
+/// tarballs and the output depends on both.
+pub fn hello_with_motd() -> Pkg {
+    let mut h = hello("ovm").extra_source("data", vec![file("motd", "have a nice day\n")]);
+    h.build = h.build.replace(
+        "cp hello \"$DESTDIR/usr/bin/hello\"",
+        "cp hello \"$DESTDIR/usr/bin/hello\"\ncp /ovm/src/data/motd \"$DESTDIR/usr/bin/motd\"",
+    );
+    h
+}
+
+/// What a recovered build must reproduce bit for bit: each package's staged output and the image.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outputs {
+    pub staged: Vec<(String, String)>,
+    pub image: String,
+}
+
+impl Outputs {
+    /// The x86_64 outputs of `packages` and the x86_64 image of `p`.
+    pub fn of(p: &TestProject, packages: &[&str]) -> Outputs {
+        Outputs {
+            staged: packages.iter().map(|pkg| (pkg.to_string(), staged_hash(p, "x86_64", pkg))).collect(),
+            image: image_sha(p, "x86_64"),
+        }
+    }
+
+    /// The staged output hash of `pkg`.
+    pub fn staged(&self, pkg: &str) -> &str {
+        self.staged.iter().find(|(name, _)| name == pkg).map(|(_, hash)| hash.as_str()).expect("a package of this set")
+    }
+}
+
 /// The output hash of `staging/DOMAIN/PKG`, as the engine computes it.
 pub fn staged_hash(p: &TestProject, domain: &str, pkg: &str) -> String {
     ovm::engine::tree::hash_tree(&p.path().join("staging").join(domain).join(pkg)).expect("hashing a staged tree")
