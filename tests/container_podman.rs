@@ -101,9 +101,28 @@ fn chown_tree(path: &Path, uid: u32) {
     assert!(out.status.success(), "chown {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
 }
 
+/// Brings the rootless user's Podman back to a usable state after an earlier run was killed with
+/// its container up (a machine restart, CI's timeout): /tmp is not a tmpfs here, so Podman does not
+/// see the reboot, its database still lists the container as running with a dead conmon, and every
+/// command fails with "invalid internal status". `podman system migrate` is Podman's own remedy
+/// (it restarts the pause process and stops what it believed was running); the remains of the
+/// killed runs are then removed. The user exists only for this test, so nothing else is lost.
+fn recover_stale_podman() {
+    let probe = run(podman(&["ps", "--all", "--quiet"]));
+    let t = text(&probe);
+    if probe.status.success() {
+        return;
+    }
+    assert!(t.contains("system migrate"), "podman ps failed for a reason other than stale state:\n{t}");
+    eprintln!("container_podman: Podman's state is stale (an earlier run was killed): podman system migrate");
+    ok(podman(&["system", "migrate"]), "podman system migrate");
+    ok(podman(&["rm", "--all", "--force"]), "removing the containers of killed runs");
+}
+
 /// Imports the base rootfs (once per tarball content) and builds the test image from the
 /// repository's Containerfile with this build's ovm; returns the base image's name.
 fn build_image() -> String {
+    recover_stale_podman();
     let tarball = base_tarball();
     let sha = ovm::engine::signature::sha256_hex(&fs::read(&tarball).expect("reading the base tarball"));
     let base = format!("localhost/ovm-base:{}", &sha[..16]);
@@ -115,6 +134,13 @@ fn build_image() -> String {
         fs::copy(&tarball, &copy).expect("copying the base tarball");
         chown_tree(&copy, uid);
         ok(podman(&["import", copy.to_str().expect("utf-8"), &base]), "podman import of the base rootfs");
+        // Each checkout debootstraps its own tarball (different mtimes, so a different tag): the
+        // bases of earlier checkouts would pile up at ~200 MB each.
+        let tags =
+            ok(podman(&["images", "--format", "{{.Repository}}:{{.Tag}}", "localhost/ovm-base"]), "podman images");
+        for old in tags.lines().map(str::trim).filter(|t| t.starts_with("localhost/ovm-base:") && *t != base) {
+            ok(podman(&["rmi", "--force", old]), "removing a superseded base image");
+        }
     }
     let ctx = user_dir("ovm-image-");
     fs::copy(repo_root().join("Containerfile"), ctx.path().join("Containerfile")).expect("copy Containerfile");
