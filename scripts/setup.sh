@@ -30,8 +30,11 @@ PACKAGES=(
   qemu-system-arm   # boot: qemu-system-aarch64
   busybox-static    # sandbox tests: the static userland bound into strict sandboxes (/bin/busybox)
   runc              # sandbox tests: runs `ovm sandbox --bundle` output to compare with ovm's runtime
-  gcc               # sandbox tests: compile the C probes in tests/fixtures/sandbox (cc -static)
-  libc6-dev         # sandbox tests: static libc for those probes
+  gcc               # default build: the host compiler of the gcc toolchain (toolchain profile, host /usr);
+                    # sandbox tests: compile the C probes in tests/fixtures/sandbox (cc -static)
+  g++               # default build: gcc 12 is written in C++
+  m4                # default build: gmp's configure (gcc's in-tree gmp)
+  libc6-dev         # static glibc: the toolchain's static host binaries, the sandbox tests' probes
   util-linux        # sandbox tests: setpriv (run as the unprivileged test user), unshare
   bsdutils          # sandbox tests: script (a pseudo-terminal for the TIOCSTI and job-control tests)
   qemu-user         # engine tests: run the aarch64 test program (qemu-aarch64)

@@ -52,7 +52,8 @@ pub enum Command {
         /// Jobs for all packages together (one GNU make jobserver); default [build] jobs, else cores
         #[arg(short, long, value_name = "N", default_value_t = 0)]
         jobs: usize,
-        /// Toolchain: zig, or external:DIR (default: [toolchain] in config/ovm.toml)
+        /// Toolchain: gcc (built from source; the default unless [toolchain] in config/ovm.toml says
+        /// otherwise), zig (the fast path), or external:DIR
         #[arg(long, value_name = "KIND")]
         toolchain: Option<String>,
         /// Fail at once if another ovm holds this project's lock, instead of waiting
@@ -140,7 +141,8 @@ pub enum Command {
     },
     /// Run a command in the strict build sandbox (exactly the given mounts, no network)
     /// Build the gcc cross toolchain for ARCH from source into toolchain/ARCH/ (binutils, gcc, musl,
-    /// Linux headers; ~30 min on two busy cores). `--toolchain gcc` builds use it.
+    /// Linux headers; 25-60 min on two cores). `ovm build` builds it first when it is missing or
+    /// its inputs changed, and reuses it otherwise.
     Toolchain {
         arch: Arch,
         /// Print the task graph (package, task, what it waits for) and build nothing.

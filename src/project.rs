@@ -58,7 +58,7 @@ impl Default for BuildConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ToolchainConfig {
-    /// `zig`, `gcc` or `external`.
+    /// `gcc` (the default: built from source, as the seed did), `zig` or `external`.
     pub kind: String,
     /// For `external`: a directory with `bin/ARCH-linux-musl-*`.
     pub path: Option<PathBuf>,
@@ -66,7 +66,7 @@ pub struct ToolchainConfig {
 
 impl Default for ToolchainConfig {
     fn default() -> Self {
-        ToolchainConfig { kind: "zig".into(), path: None }
+        ToolchainConfig { kind: "gcc".into(), path: None }
     }
 }
 
@@ -266,7 +266,7 @@ mod tests {
         let p = p.unwrap();
         assert_eq!(p.config.pack.compress, "xz");
         assert_eq!(p.config.fetch.jobs, 4);
-        assert_eq!(p.config.toolchain.kind, "zig");
+        assert_eq!(p.config.toolchain.kind, "gcc");
         assert_eq!(p.config.build.source_date_epoch, DEFAULT_SOURCE_DATE_EPOCH);
     }
 

@@ -123,6 +123,12 @@ fn sources_resolve_in_the_offline_mirror_and_verify() {
                 )
             });
             assert_eq!(sum, a.sha256, "{}: {} does not verify", r.name, a.file);
+            // Bytes other than the primary's (another release, or Debian's repack) are never
+            // taken silently: the download names the alternative and its version.
+            if let Some(alt) = s.alternatives.iter().find(|alt| alt.artifact.file == a.file) {
+                let mark = format!("[alternative {} {}]", alt.artifact.file, alt.version);
+                assert!(t.contains(&mark), "{}: the use of {} is not announced as {mark}:\n{t}", r.name, a.file);
+            }
         }
     }
 }
@@ -131,4 +137,31 @@ fn sha256_of(path: &std::path::Path) -> String {
     use sha2::Digest;
     let bytes = std::fs::read(path).expect("reading a source");
     sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// gcc is `ovm build`'s default toolchain (the seed's behaviour): with the repository's own
+/// config and no `--toolchain`, the plan of an arch starts with the cross toolchain's parts, and
+/// the build tools wait for it; `--toolchain zig` is the way out, not the default.
+#[test]
+fn gcc_is_the_default_toolchain_of_a_build() {
+    let p = TestProject::from_repo();
+    std::fs::copy(repo_root().join("config/ovm.toml"), p.path().join("config/ovm.toml")).expect("the repo's config");
+    for arch in ["x86_64", "aarch64"] {
+        let out = p.run(&["status", arch]);
+        let t = String::from_utf8_lossy(&out.stdout).into_owned();
+        let cross = format!("cross-{arch}");
+        for part in ["binutils", "gcc", "linux-headers"] {
+            assert!(
+                t.lines().any(|l| l.split_whitespace().take(2).eq([cross.as_str(), part])),
+                "the default plan of {arch} has no {cross} {part}:\n{}",
+                text(&out)
+            );
+        }
+        assert!(!t.lines().any(|l| l.split_whitespace().nth(1) == Some("zig")), "zig planned by default:\n{t}");
+    }
+    // The pinned copy every other test uses plans zig and no cross toolchain.
+    let pinned = TestProject::from_repo();
+    let t = String::from_utf8_lossy(&pinned.run(&["status", "x86_64"]).stdout).into_owned();
+    assert!(!t.contains("cross-x86_64"), "a zig-pinned project plans the gcc toolchain:\n{t}");
+    assert!(t.lines().any(|l| l.split_whitespace().take(2).eq(["toolchain", "zig"])), "zig is not planned:\n{t}");
 }

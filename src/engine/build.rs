@@ -37,7 +37,7 @@ pub struct BuildOptions {
     pub no_sandbox: bool,
     /// `--no-wait`: refuse instead of waiting for another ovm's lock.
     pub no_wait: bool,
-    /// `--toolchain`: overrides `[toolchain] kind` (zig | external:DIR).
+    /// `--toolchain`: overrides `[toolchain] kind` (gcc | zig | external:DIR).
     pub toolchain: Option<String>,
 }
 

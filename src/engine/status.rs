@@ -211,6 +211,10 @@ fn package_state(ctx: &package::Ctx<'_>, r: &Recipe) -> Result<State, EngineErro
 /// Prints the table; with `why`, every changed input on its own line. Returns whether all is built.
 pub fn print(lines: &[Line], why: bool, out: &mut dyn Write) -> bool {
     let mut all = true;
+    // Columns as wide as their longest entry (`cross-aarch64` is wider than `tools`).
+    let dw = lines.iter().map(|l| l.domain.len()).max().unwrap_or(0).max(10);
+    let nw = lines.iter().map(|l| l.name.len()).max().unwrap_or(0).max(16);
+    let indent = dw + 1 + nw + 2;
     for l in lines {
         all &= l.state.is_built();
         let text = match &l.state {
@@ -222,7 +226,7 @@ pub fn print(lines: &[Line], why: bool, out: &mut dyn Write) -> bool {
             State::Stale { task, changes } if why => {
                 let mut s = format!("stale from {task}, because:");
                 for c in changes {
-                    s.push_str(&format!("\n{:29}- {c}", ""));
+                    s.push_str(&format!("\n{:indent$}- {c}", ""));
                 }
                 s
             }
@@ -231,7 +235,7 @@ pub fn print(lines: &[Line], why: bool, out: &mut dyn Write) -> bool {
                 format!("stale from {task} ({}; --why for details)", keys.join(", "))
             }
         };
-        let _ = writeln!(out, "{:<10} {:<16} {text}", l.domain, l.name);
+        let _ = writeln!(out, "{:<dw$} {:<nw$} {text}", l.domain, l.name);
     }
     all
 }

@@ -92,6 +92,11 @@ pub fn text(out: &Output) -> String {
 
 /// A scratch project under the target dir (same filesystem as the caches: sstate restores are
 /// hard links, not copies).
+/// Every test project builds with the zig toolchain unless the test says otherwise: ovm's default,
+/// the gcc toolchain built from source, takes 25-60 min per arch and is the slow tier
+/// (scripts/slow-gcc.sh); tests/toolchain_*.rs check its recipes and engine tasks cheaply.
+const PIN_ZIG: &str = "[toolchain]\nkind = \"zig\"\n";
+
 pub struct TestProject {
     pub dir: tempfile::TempDir,
     pub sstate: PathBuf,
@@ -105,7 +110,9 @@ impl TestProject {
             fs::create_dir_all(dir.path().join(d)).expect("project layout");
         }
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod project");
-        TestProject { dir, sstate: run_sstate() }
+        let p = TestProject { dir, sstate: run_sstate() };
+        p.write("config/ovm.toml", PIN_ZIG);
+        p
     }
 
     /// A copy of the repository's own inputs: recipes/, config/, patches/, rootfs/.
@@ -115,6 +122,7 @@ impl TestProject {
         for d in ["recipes", "config", "patches", "rootfs"] {
             copy_tree(&root.join(d), &p.path().join(d));
         }
+        p.pin_zig();
         p
     }
 
@@ -126,7 +134,16 @@ impl TestProject {
         for d in ["recipes/tools", "recipes/toolchain", "config", "patches"] {
             copy_tree(&root.join(d), &p.path().join(d));
         }
+        p.pin_zig();
         p
+    }
+
+    /// The repository's config with `[toolchain] kind = "zig"` instead of its default gcc.
+    fn pin_zig(&self) {
+        let cfg = self.read("config/ovm.toml");
+        let pinned = cfg.replace("\nkind = \"gcc\"\n", "\nkind = \"zig\"\n");
+        assert_ne!(cfg, pinned, "config/ovm.toml has no `kind = \"gcc\"` line to pin to zig");
+        self.write("config/ovm.toml", &pinned);
     }
 
     pub fn path(&self) -> &Path {
