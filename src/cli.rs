@@ -237,7 +237,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(outcome.verdict.exit_code()))
         }
         Command::Sandbox(args) => Ok(crate::sandbox::cli::sandbox(args)),
-        Command::Doctor => Ok(crate::sandbox::cli::doctor()),
+        Command::Doctor => Ok(doctor()),
         Command::SandboxExec(args) => Ok(crate::sandbox::cli::exec(args)),
         Command::Status { arch, why } => {
             let project = cli.project()?;
@@ -298,5 +298,45 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             Ok(crate::engine::report::build(&project, &opts, cli.quiet))
         }
+    }
+}
+
+/// `ovm doctor`: the sandbox's checks and trial (they decide the exit status), plus whether the
+/// host has what building the default gcc toolchain takes (information: a built toolchain, zig or
+/// an external one need none of it).
+fn doctor() -> ExitCode {
+    use crate::sandbox::{Check, Status};
+    use crate::toolchain::host_prereqs;
+    let mut report = crate::sandbox::diagnose();
+    let name = "gcc toolchain host tools";
+    report.checks.push(match crate::arch::Arch::host() {
+        None => Check {
+            name,
+            status: Status::Info,
+            detail: "unsupported host architecture: only x86_64 and aarch64 hosts build toolchains".into(),
+            fix: None,
+        },
+        Some(host) => match host_prereqs::error(&host_prereqs::missing(std::path::Path::new("/"), host)) {
+            None => Check {
+                name,
+                status: Status::Ok,
+                detail:
+                    "gcc, g++, make, m4, ar, xz and static glibc present (the toolchain profile builds gcc with them)"
+                        .into(),
+                fix: None,
+            },
+            Some(e) => Check {
+                name,
+                status: Status::Info,
+                detail: format!("{e}; --toolchain zig needs none of them"),
+                fix: None,
+            },
+        },
+    });
+    print!("{}", report.render());
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

@@ -14,6 +14,8 @@ fn doctor_passes(who: As) {
     assert_eq!(out.status.code(), Some(0), "ovm doctor failed as {who:?}:\n{text}{}", stderr(&out));
     assert!(text.contains("[ok  ] trial sandbox"), "{text}");
     assert!(!text.contains("FAIL"), "{text}");
+    // scripts/setup.sh installs what the default (gcc) toolchain's build takes from the host.
+    assert!(text.contains("[ok  ] gcc toolchain host tools: gcc, g++, make, m4"), "{text}");
     if Path::new("/.dockerenv").exists() {
         assert!(text.contains("[info] container: found /.dockerenv"), "container markers are information: {text}");
     }

@@ -10,7 +10,7 @@ use clap::Args;
 use oci_spec::runtime::Spec;
 
 use super::error::SandboxError;
-use super::{doctor, runtime, SandboxBuilder};
+use super::{runtime, SandboxBuilder};
 
 /// A bind argument: `SRC:DST`, or `SRC` alone for the same path inside.
 #[derive(Debug, Clone)]
@@ -292,17 +292,6 @@ fn parse_fast(args: impl IntoIterator<Item = std::ffi::OsString>) -> Option<Fast
         return args.next().is_none().then_some(Fast::Exec(spec));
     }
     None
-}
-
-/// `ovm doctor`
-pub fn doctor() -> ExitCode {
-    let report = doctor::diagnose();
-    print!("{}", report.render());
-    if report.passed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
 }
 
 #[cfg(test)]

@@ -147,7 +147,14 @@ pub(crate) fn ensure(
     let list = parts(&run.recipes).map_err(EngineError::from)?;
     let log = open_log(root, domain, what)?;
     let ctx = run.ctx(domain, &log, no_toolchain(root)?);
-    let outputs = build_domain(&ctx, &list, reports)?;
+    let outputs = build_domain(&ctx, &list, reports).map_err(|mut failure| {
+        // A failed step is most often a missing host compiler or tool: say which, if any.
+        if !failure.failures.is_empty() && failure.error.is_none() {
+            let missing = super::host_prereqs::missing(Path::new("/"), run.host);
+            failure.error = super::host_prereqs::error(&missing).map(|e| Box::new(EngineError::from(e)));
+        }
+        failure
+    })?;
     Ok(compose(root, arch, &outputs)?)
 }
 

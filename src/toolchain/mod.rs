@@ -10,6 +10,7 @@
 //! engine folds into every package's task signatures, so a toolchain change rebuilds everything).
 
 pub mod gcc;
+pub mod host_prereqs;
 pub mod zig;
 
 use std::path::PathBuf;
@@ -105,6 +106,11 @@ pub enum ToolchainError {
     CreateDir { path: PathBuf, source: std::io::Error },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
+    #[error(
+        "building the gcc toolchain needs these host programs, which are missing: {missing} (on Debian: apt-get \
+         install {packages}; scripts/setup.sh installs them)"
+    )]
+    HostPrereqs { missing: String, packages: String },
     #[error("the gcc toolchain needs recipes/toolchain/{part}.toml, which is missing")]
     MissingPart { part: &'static str },
     #[error("{path}: a part of the gcc toolchain must be a toolchain recipe with a [build] section")]
