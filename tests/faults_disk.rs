@@ -215,6 +215,21 @@ fn a_staged_file_removed_and_a_damaged_image_are_noticed_and_made_again() {
     assert_eq!(staged_hash(&p, "x86_64", "bye"), bye_before);
     assert_eq!(image_sha(&p, "x86_64"), image_before);
 
+    // A no-op check reads no staged bytes while the tree's metadata is unchanged; damage that keeps
+    // the size and the mtime (written in place, mtime put back) must still be noticed.
+    p.ok(&["build", "x86_64"]);
+    assert!(p.tasks_run("x86_64").is_empty());
+    let bin = p.path().join("staging/x86_64/bye/usr/bin/bye");
+    let mtime = std::fs::metadata(&bin).unwrap().modified().unwrap();
+    let mut bytes = std::fs::read(&bin).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&bin, &bytes).unwrap();
+    std::fs::File::options().write(true).open(&bin).unwrap().set_modified(mtime).unwrap();
+    p.ok(&["build", "x86_64"]);
+    assert!(p.tasks_run("x86_64").contains(&"bye unpack".to_string()), "{:?}", p.tasks_run("x86_64"));
+    assert_eq!(staged_hash(&p, "x86_64", "bye"), bye_before);
+    assert_eq!(image_sha(&p, "x86_64"), image_before);
+
     let image = p.path().join("output/x86_64/initrd.cpio.gz");
     let mut bytes = std::fs::read(&image).unwrap();
     let mid = bytes.len() / 2;

@@ -11,7 +11,10 @@
 //! * a package whose `running` marker survived (ovm was killed) or that is named by `await` (it
 //!   failed) has a dirty work dir: it is thrown away and the package restarts at `unpack`;
 //! * nothing stale: the staged output must still hash to what the `package` stamp recorded, else it
-//!   was damaged behind ovm's back and the package is rebuilt.
+//!   was damaged behind ovm's back and the package is rebuilt. The content is re-hashed only when
+//!   the tree's metadata fingerprint (`tree::stat_fingerprint`, noted in the cache file
+//!   `.cache/output-stat/D/PKG` after a check that matched; not state: deleting it costs one re-hash) changed: a no-op build then reads no staged bytes, which matters
+//!   once a package's output is the 100 MB of a gcc toolchain.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -268,6 +271,35 @@ pub fn output_hash(domain: Domain, staged: &Path) -> Result<String, EngineError>
     }
 }
 
+/// The staged output's hash for the check of an up-to-date package: the recorded hash itself when
+/// the tree's metadata fingerprint is the one noted at the last check that matched, else the hash
+/// of its content (and, if that matches, the fingerprint is noted for the next check). The
+/// fingerprint is taken before the content is read, so a change made while hashing is never
+/// covered by it. Not noting it (a read-only or full disk) only costs the next check a re-hash.
+fn checked_output_hash(ctx: &Ctx<'_>, pkg: &str, staged: &Path, recorded: Option<&str>) -> Result<String, EngineError> {
+    if ctx.domain == Domain::Toolchain {
+        return output_hash(ctx.domain, staged);
+    }
+    let note = ctx.root.join(".cache/output-stat").join(ctx.domain.dir_name()).join(pkg);
+    let fingerprint = tree::stat_fingerprint(staged)?;
+    if let (Some(recorded), Ok(noted)) = (recorded, fs::read_to_string(&note)) {
+        if noted.split_once(' ') == Some((fingerprint.as_str(), recorded)) {
+            return Ok(recorded.to_string());
+        }
+    }
+    let actual = output_hash(ctx.domain, staged)?;
+    if recorded == Some(actual.as_str()) {
+        let noted = note
+            .parent()
+            .map_or(Ok(()), fs::create_dir_all)
+            .map_err(|source| state::StateError::Write { path: note.clone(), source });
+        if let Err(e) = noted.and_then(|()| state::write_atomic(&note, format!("{fingerprint} {actual}").as_bytes())) {
+            tracing::debug!("{pkg}: not noting the output's fingerprint: {e}");
+        }
+    }
+    Ok(actual)
+}
+
 /// Where a package must start, and why (for `ovm status --why` and the log).
 pub struct Verdict {
     pub plan: TaskPlan,
@@ -349,7 +381,8 @@ fn assess_with(
     if start.is_none() && verify_output {
         let recorded = stamps[plan.package().index()].as_ref().and_then(|s| s.output.clone());
         let staged = Dirs::new(ctx, pkg).staging;
-        let actual = if staged.is_dir() { Some(output_hash(ctx.domain, &staged)?) } else { None };
+        let actual =
+            if staged.is_dir() { Some(checked_output_hash(ctx, pkg, &staged, recorded.as_deref())?) } else { None };
         if actual.is_none() || actual != recorded {
             start = Some(Task::UNPACK);
             reason = if actual.is_none() {

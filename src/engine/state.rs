@@ -181,6 +181,7 @@ pub fn remove_stale_temporaries(root: &Path) -> Result<Vec<PathBuf>, StateError>
             .unwrap_or_default()
     };
     let mut dirs = subdirs(&root.join("states"));
+    dirs.extend(subdirs(&root.join(".cache").join("output-stat")));
     for domain in subdirs(&root.join("work")) {
         dirs.extend(subdirs(&domain));
         dirs.push(domain);
