@@ -240,4 +240,15 @@ fn build_with_gcc_equips_tools_with_the_host_toolchain_and_targets_with_both() {
     assert_eq!(p.tasks_run("cross-x86_64"), Vec::<String>::new());
     let probe_saw = p.read("staging/x86_64/probe/usr/share/compilers");
     assert!(probe_saw.contains("x86_64-linux-musl-cc") && !probe_saw.contains("aarch64"), "{probe_saw}");
+
+    // A changed gcc recipe (another compiler comes out) rebuilds gcc alone among the parts, then
+    // everything compiled with that toolchain: the build tools and the package.
+    write_parts(&p, "equip", "echo cc1-v2 > cc1");
+    p.ok(&["build", "x86_64", "probe", "--toolchain", "gcc"]);
+    let cross = p.tasks_run("cross-x86_64");
+    assert!(cross.contains(&"gcc all-gcc".to_string()), "{cross:?}");
+    assert!(!cross.iter().any(|t| t.starts_with("binutils ") || t.starts_with("linux-headers ")), "{cross:?}");
+    assert!(p.tasks_run("tools").contains(&"busybox-tools install".to_string()), "{:?}", p.tasks_run("tools"));
+    assert!(p.tasks_run("x86_64").contains(&"probe install".to_string()), "{:?}", p.tasks_run("x86_64"));
+    assert_eq!(p.read("toolchain/x86_64/bin/x86_64-linux-musl-gcc"), "cc1-v2\n");
 }
