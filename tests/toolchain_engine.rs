@@ -15,6 +15,7 @@ mod build_support;
 mod engine_fixture;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 
 use build_support::{text, TestProject};
 use engine_fixture::{file, Pkg};
@@ -173,6 +174,43 @@ fn the_sdk_tarball_is_deterministic_and_keeps_hard_links() {
     let mut sorted = names.clone();
     sorted.sort();
     assert_eq!(names, sorted, "entries are in path order");
+
+    // Unpacked anywhere, its environment-setup puts that copy's compiler in the environment.
+    for place in ["one", "two/deeper"] {
+        let dir = p.path().join("unpacked").join(place);
+        fs::create_dir_all(&dir).expect("unpack dir");
+        tar::Archive::new(flate2::read::GzDecoder::new(&first[..])).unpack(&dir).expect("unpacking the SDK");
+        let sdk = dir.join("ovm-sdk-x86_64");
+        // The stand-in gcc is a data file ("cc1"); a real one is executable, which `command -v` needs.
+        let gcc = sdk.join("bin/x86_64-linux-musl-gcc");
+        fs::set_permissions(&gcc, fs::Permissions::from_mode(0o755)).expect("chmod the stand-in gcc");
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                ". '{}/environment-setup' && echo \"$OVM_SDK|$SYSROOT|$CROSS_COMPILE|$(command -v \"$CC\")\" && cat \"$(command -v \"$CC\")\"",
+                sdk.display()
+            ))
+            .current_dir("/")
+            .output()
+            .expect("bash");
+        let t = text(&out);
+        assert!(out.status.success(), "{t}");
+        let s = sdk.display();
+        let want =
+            format!("{s}|{s}/x86_64-linux-musl/sys-root|x86_64-linux-musl-|{s}/bin/x86_64-linux-musl-gcc\ncc1\n");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{t}");
+    }
+    // From a shell that cannot locate it, it says so instead of half-setting the environment.
+    let script = p.path().join("unpacked/one/ovm-sdk-x86_64/environment-setup");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(". '{}'; echo \"rc=$? CC=${{CC:-}}\"", script.display()))
+        .env_remove("OVM_SDK")
+        .env_remove("CC")
+        .output()
+        .expect("sh");
+    let t = text(&out);
+    assert!(t.contains("cannot find the SDK") && t.contains("rc=1 CC=\n"), "{t}");
 }
 
 #[test]

@@ -336,8 +336,19 @@ pub fn write_sdk(project: &Project, recipes: &RecipeSet, built: &Built) -> Resul
     tar.follow_symlinks(false);
     let mtime = project.source_date_epoch();
     let mut seen: BTreeMap<(u64, u64), String> = BTreeMap::new();
+    let setup_name = format!("{top}/{SDK_SETUP}");
+    let setup = sdk_setup_script(arch);
+    let mut setup_written = false;
     for (name, src) in &entries {
+        // In path order with the rest (the toolchain never ships a file of that name).
+        if !setup_written && name.as_str() > setup_name.as_str() {
+            append_generated(&mut tar, &setup_name, setup.as_bytes(), mtime).map_err(werr)?;
+            setup_written = true;
+        }
         append(&mut tar, name, src, mtime, &mut seen).map_err(werr)?;
+    }
+    if !setup_written {
+        append_generated(&mut tar, &setup_name, setup.as_bytes(), mtime).map_err(werr)?;
     }
     let gz = tar.into_inner().map_err(werr)?;
     let buf = gz.finish().map_err(werr)?;
@@ -365,6 +376,55 @@ fn collect(dir: &Path, prefix: &str, entries: &mut BTreeMap<String, PathBuf>) ->
 }
 
 /// One entry: a directory, a symlink, a file, or a hard link to a file already written.
+/// The SDK's script that puts its compiler in a shell's environment (Yocto's environment-setup-*).
+const SDK_SETUP: &str = "environment-setup";
+
+/// `. ovm-sdk-ARCH/environment-setup` in bash: CC, AR, … as the SDK's tools, SYSROOT, PATH and
+/// CROSS_COMPILE, all found relative to the script, so the SDK works wherever it was unpacked.
+fn sdk_setup_script(arch: Arch) -> String {
+    let t = arch.musl_triple();
+    format!(
+        r#"# Source this from bash to build for {t} with this SDK (it works wherever the SDK is unpacked):
+#   . /path/to/ovm-sdk-{arch}/environment-setup
+# Other shells: set OVM_SDK to the SDK's directory first.
+if [ -n "${{BASH_SOURCE:-}}" ]; then
+	OVM_SDK=$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)
+fi
+if [ -z "${{OVM_SDK:-}}" ] || [ ! -e "$OVM_SDK/bin/{t}-gcc" ]; then
+	echo "environment-setup: cannot find the SDK; source it from bash or set OVM_SDK" >&2
+	return 1 2>/dev/null || exit 1
+fi
+export OVM_SDK
+export SYSROOT="$OVM_SDK/{t}/sys-root"
+export PATH="$OVM_SDK/bin:$PATH"
+export CROSS_COMPILE="{t}-"
+export CC="{t}-gcc" CPP="{t}-cpp" AR="{t}-ar" AS="{t}-as" LD="{t}-ld" NM="{t}-nm"
+export RANLIB="{t}-ranlib" STRIP="{t}-strip" OBJCOPY="{t}-objcopy" OBJDUMP="{t}-objdump"
+export CONFIGURE_FLAGS="--host={t} --with-sysroot=$SYSROOT"
+"#
+    )
+}
+
+/// A header owned by root with the SDK's fixed mtime.
+fn root_header(mtime: u64) -> io::Result<tar::Header> {
+    let mut h = tar::Header::new_gnu();
+    h.set_mtime(mtime);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_username("root")?;
+    h.set_groupname("root")?;
+    Ok(h)
+}
+
+/// A file made here rather than read from disk, with the same header conventions as [`append`].
+fn append_generated<W: Write>(tar: &mut tar::Builder<W>, name: &str, content: &[u8], mtime: u64) -> io::Result<()> {
+    let mut h = root_header(mtime)?;
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_size(content.len() as u64);
+    tar.append_data(&mut h, name, content)
+}
+
 fn append<W: Write>(
     tar: &mut tar::Builder<W>,
     name: &str,
@@ -373,12 +433,7 @@ fn append<W: Write>(
     seen: &mut BTreeMap<(u64, u64), String>,
 ) -> io::Result<()> {
     let md = fs::symlink_metadata(src)?;
-    let mut h = tar::Header::new_gnu();
-    h.set_mtime(mtime);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_username("root")?;
-    h.set_groupname("root")?;
+    let mut h = root_header(mtime)?;
     let ft = md.file_type();
     if ft.is_dir() {
         h.set_entry_type(tar::EntryType::Directory);
