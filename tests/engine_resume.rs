@@ -124,10 +124,7 @@ fn consistent(p: &TestProject, clean: &Outputs, after: &str) {
 
 #[test]
 fn sigkill_at_each_point_then_a_rerun_gives_the_clean_build() {
-    let reference = project();
-    write_kill_set(&reference, "reference");
-    reference.ok(&["build", "x86_64"]);
-    let clean = outputs(&reference);
+    let clean = Outputs::of_clean_build(write_kill_set, "reference", PACKAGES);
 
     let p = project();
     let points = [
@@ -177,9 +174,7 @@ fn processes(args: &[&str]) -> Vec<u32> {
 
 #[test]
 fn an_outside_sigkill_mid_compile_takes_the_sandbox_down_and_the_rerun_recovers() {
-    let reference = project();
-    write_greet_set(&reference, "outside-reference");
-    reference.ok(&["build", "x86_64"]);
+    let clean = Outputs::of_clean_build(write_greet_set, "outside-reference", PACKAGES);
 
     // hello's compile stalls under -j 1 (not an input, so the rerun with -j 2 changes nothing
     // else); the sleep's argument is unique to this test process, to find it among host processes.
@@ -234,6 +229,5 @@ fn an_outside_sigkill_mid_compile_takes_the_sandbox_down_and_the_rerun_recovers(
         ])
     );
     assert!(!Path::new(&stalled).exists());
-    let clean = outputs(&reference);
     consistent(&p, &clean, "an outside SIGKILL during compile");
 }

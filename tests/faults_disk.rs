@@ -68,8 +68,10 @@ fn proc_state(pid: u32) -> Option<char> {
     stat.rsplit_once(") ")?.1.chars().next()
 }
 
+const PACKAGES: &[&str] = &["libgreet", "hello"];
+
 fn outputs(p: &TestProject) -> Outputs {
-    Outputs::of(p, &["libgreet", "hello"])
+    Outputs::of(p, PACKAGES)
 }
 
 fn same(p: &TestProject, clean: &Outputs, when: &str) {
@@ -85,10 +87,7 @@ fn names_in(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_full_disk_at_commit_names_the_package_and_a_rerun_with_space_completes() {
-    let reference = project();
-    write_greet_set(&reference, "enospc");
-    reference.ok(&["build", "x86_64"]);
-    let clean = outputs(&reference);
+    let clean = Outputs::of_clean_build(write_greet_set, "enospc", PACKAGES);
 
     // The state dir is a 2 MiB tmpfs; first a complete build on it, then new source bytes (the
     // same outputs) so that both packages are built and committed again.
@@ -163,10 +162,7 @@ fn hello_tarball(p: &TestProject) -> String {
 
 #[test]
 fn a_source_deleted_after_verification_is_refetched_or_named() {
-    let reference = project();
-    write_greet_set(&reference, "deleted");
-    reference.ok(&["build", "x86_64"]);
-    let clean = outputs(&reference);
+    let clean = Outputs::of_clean_build(write_greet_set, "deleted", PACKAGES);
 
     let p = project();
     write_greet_set(&p, "deleted-here");

@@ -148,10 +148,7 @@ fn random_sigkills_across_every_stage_then_the_clean_build() {
     eprintln!("faults_random: {SEED_ENV}={seed} (set it to replay this sequence)");
     let mut rng = Rng(seed);
 
-    let reference = project();
-    write_set(&reference, "random-reference");
-    reference.ok(&["build", "x86_64"]);
-    let clean = outputs(&reference);
+    let clean = Outputs::of_clean_build(write_set, "random-reference", PACKAGES);
 
     let p = project();
     let mut salt = 0;

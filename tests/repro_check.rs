@@ -22,6 +22,13 @@ fn check(a: &Path, b: &Path) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text(&out))
 }
 
+/// Packs `a` plainly and `b` with `b_args`, then compares them with the script.
+fn pack_and_check(a: &TestProject, b: &TestProject, b_args: &[&str]) -> (i32, String) {
+    pack(a, &[]);
+    pack(b, b_args);
+    check(a.path(), b.path())
+}
+
 fn two_projects() -> (TestProject, TestProject) {
     let a = TestProject::from_repo();
     let b = TestProject::from_repo();
@@ -36,9 +43,7 @@ fn two_projects() -> (TestProject, TestProject) {
 fn equal_images_are_reported_identical() {
     require_tool("cpio");
     let (a, b) = two_projects();
-    pack(&a, &[]);
-    pack(&b, &[]);
-    let (code, out) = check(a.path(), b.path());
+    let (code, out) = pack_and_check(&a, &b, &[]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("repro-check: x86_64: identical"), "{out}");
 }
@@ -50,9 +55,7 @@ fn the_first_differing_file_is_named() {
     // Two differences: the script must name the first in path order, with both hashes.
     b.write("rootfs/etc/repro-note", "other\n");
     b.write("rootfs/usr/share/zz-last", "other\n");
-    pack(&a, &[]);
-    pack(&b, &[]);
-    let (code, out) = check(a.path(), b.path());
+    let (code, out) = pack_and_check(&a, &b, &[]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("the images DIFFER"), "{out}");
     assert!(out.contains("first differing file: /etc/repro-note\n"), "{out}");
@@ -65,9 +68,7 @@ fn a_mode_difference_is_shown_in_the_entry_list() {
     let (a, b) = two_projects();
     let note = b.path().join("rootfs/etc/repro-note");
     fs::set_permissions(&note, fs::Permissions::from_mode(0o755)).unwrap();
-    pack(&a, &[]);
-    pack(&b, &[]);
-    let (code, out) = check(a.path(), b.path());
+    let (code, out) = pack_and_check(&a, &b, &[]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("first difference in the entry list"), "{out}");
     assert!(out.contains("> -rwxr-xr-x 1 0 0 5 "), "the mode change is not shown:\n{out}");
@@ -79,9 +80,7 @@ fn a_compression_only_difference_is_named() {
     require_tool("cpio");
     require_tool("xz");
     let (a, b) = two_projects();
-    pack(&a, &[]);
-    pack(&b, &["--compress", "xz"]);
-    let (code, out) = check(a.path(), b.path());
+    let (code, out) = pack_and_check(&a, &b, &["--compress", "xz"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("first difference: the compression (A: gzip, B: xz)"), "{out}");
     assert!(out.contains("the compressed bytes only; the cpio archives are identical"), "{out}");

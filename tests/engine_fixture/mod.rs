@@ -306,6 +306,15 @@ impl Outputs {
         }
     }
 
+    /// The outputs of a fresh project holding the set `write` puts in (with `salt`), built once for
+    /// x86_64: what a build that was interrupted or faulted must reproduce.
+    pub fn of_clean_build(write: impl Fn(&TestProject, &str), salt: &str, packages: &[&str]) -> Outputs {
+        let reference = project();
+        write(&reference, salt);
+        reference.ok(&["build", "x86_64"]);
+        Outputs::of(&reference, packages)
+    }
+
     /// The staged output hash of `pkg`.
     pub fn staged(&self, pkg: &str) -> &str {
         self.staged.iter().find(|(name, _)| name == pkg).map(|(_, hash)| hash.as_str()).expect("a package of this set")
