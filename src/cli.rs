@@ -141,7 +141,7 @@ pub enum Command {
     },
     /// Run a command in the strict build sandbox (exactly the given mounts, no network)
     /// Build the gcc cross toolchain for ARCH from source into toolchain/ARCH/ (binutils, gcc, musl,
-    /// Linux headers; 25-60 min on two cores). `ovm build` builds it first when it is missing or
+    /// Linux headers; ~12 min on two idle cores). `ovm build` builds it first when it is missing or
     /// its inputs changed, and reuses it otherwise.
     Toolchain {
         arch: Arch,
@@ -308,31 +308,18 @@ fn doctor() -> ExitCode {
     use crate::sandbox::{Check, Status};
     use crate::toolchain::host_prereqs;
     let mut report = crate::sandbox::diagnose();
-    let name = "gcc toolchain host tools";
-    report.checks.push(match crate::arch::Arch::host() {
-        None => Check {
-            name,
-            status: Status::Info,
-            detail: "unsupported host architecture: only x86_64 and aarch64 hosts build toolchains".into(),
-            fix: None,
-        },
+    let (status, detail) = match crate::arch::Arch::host() {
+        None => (Status::Info, "unsupported host architecture: only x86_64 and aarch64 hosts build toolchains".into()),
         Some(host) => match host_prereqs::error(&host_prereqs::missing(std::path::Path::new("/"), host)) {
-            None => Check {
-                name,
-                status: Status::Ok,
-                detail:
-                    "gcc, g++, make, m4, ar, xz and static glibc present (the toolchain profile builds gcc with them)"
-                        .into(),
-                fix: None,
-            },
-            Some(e) => Check {
-                name,
-                status: Status::Info,
-                detail: format!("{e}; --toolchain zig needs none of them"),
-                fix: None,
-            },
+            None => (
+                Status::Ok,
+                "gcc, g++, make, m4, ar, xz and static glibc present (the toolchain profile builds gcc with them)"
+                    .into(),
+            ),
+            Some(e) => (Status::Info, format!("{e}; --toolchain zig needs none of them")),
         },
-    });
+    };
+    report.checks.push(Check { name: "gcc toolchain host tools", status, detail, fix: None });
     print!("{}", report.render());
     if report.passed() {
         ExitCode::SUCCESS

@@ -12,8 +12,9 @@
 //!   failed) has a dirty work dir: it is thrown away and the package restarts at `unpack`;
 //! * nothing stale: the staged output must still hash to what the `package` stamp recorded, else it
 //!   was damaged behind ovm's back and the package is rebuilt. The content is re-hashed only when
-//!   the tree's metadata fingerprint (`tree::stat_fingerprint`, noted in the cache file
-//!   `.cache/output-stat/D/PKG` after a check that matched; not state: deleting it costs one re-hash) changed: a no-op build then reads no staged bytes, which matters
+//!   the tree's metadata fingerprint (`tree::stat_fingerprint`) differs from the one noted in
+//!   `.cache/output-stat/D/PKG` after the last check that matched. That note is a cache, not state
+//!   (deleting it costs one re-hash); with it a no-op build reads no staged bytes, which matters
 //!   once a package's output is the 100 MB of a gcc toolchain.
 
 use std::collections::BTreeMap;
@@ -280,7 +281,7 @@ fn checked_output_hash(ctx: &Ctx<'_>, pkg: &str, staged: &Path, recorded: Option
     if ctx.domain == Domain::Toolchain {
         return output_hash(ctx.domain, staged);
     }
-    let note = ctx.root.join(".cache/output-stat").join(ctx.domain.dir_name()).join(pkg);
+    let note = ctx.root.join(state::OUTPUT_STAT_DIR).join(ctx.domain.dir_name()).join(pkg);
     let fingerprint = tree::stat_fingerprint(staged)?;
     if let (Some(recorded), Ok(noted)) = (recorded, fs::read_to_string(&note)) {
         if noted.split_once(' ') == Some((fingerprint.as_str(), recorded)) {

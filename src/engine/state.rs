@@ -181,7 +181,7 @@ pub fn remove_stale_temporaries(root: &Path) -> Result<Vec<PathBuf>, StateError>
             .unwrap_or_default()
     };
     let mut dirs = subdirs(&root.join("states"));
-    dirs.extend(subdirs(&root.join(".cache").join("output-stat")));
+    dirs.extend(subdirs(&root.join(OUTPUT_STAT_DIR)));
     for domain in subdirs(&root.join("work")) {
         dirs.extend(subdirs(&domain));
         dirs.push(domain);
@@ -204,6 +204,10 @@ pub fn remove_stale_temporaries(root: &Path) -> Result<Vec<PathBuf>, StateError>
     }
     Ok(removed)
 }
+
+/// Where the engine notes the metadata fingerprint of each staged output that last checked out
+/// (`.cache/output-stat/DOMAIN/PKG`, see `package`): a cache beside the state, swept like it.
+pub const OUTPUT_STAT_DIR: &str = ".cache/output-stat";
 
 /// Writes `bytes` to `path` via a temporary file in the same directory, fsynced, then renamed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {

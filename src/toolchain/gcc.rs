@@ -314,8 +314,10 @@ pub fn write_sdk(project: &Project, recipes: &RecipeSet, built: &Built) -> Resul
     let arch = built.arch;
     let top = format!("ovm-sdk-{arch}");
     let sysroot = format!("{}/sys-root", arch.musl_triple());
-    let mut entries: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut entries: BTreeMap<String, SdkEntry> = BTreeMap::new();
     collect(&built.dir, &top, &mut entries)?;
+    // The toolchain never ships a file of that name; the map keeps it in path order with the rest.
+    entries.insert(format!("{top}/{SDK_SETUP}"), SdkEntry::Generated(sdk_setup_script(arch)));
     for r in recipes.topological_order().into_iter().filter(|r| r.kind == Kind::Target) {
         let staged = project.staging_dir(arch, &r.name);
         if staged.is_dir() {
@@ -335,21 +337,7 @@ pub fn write_sdk(project: &Project, recipes: &RecipeSet, built: &Built) -> Resul
     let mut tar = tar::Builder::new(gz);
     tar.follow_symlinks(false);
     let mtime = project.source_date_epoch();
-    let mut seen: BTreeMap<(u64, u64), String> = BTreeMap::new();
-    let setup_name = format!("{top}/{SDK_SETUP}");
-    let setup = sdk_setup_script(arch);
-    let mut setup_written = false;
-    for (name, src) in &entries {
-        // In path order with the rest (the toolchain never ships a file of that name).
-        if !setup_written && name.as_str() > setup_name.as_str() {
-            append_generated(&mut tar, &setup_name, setup.as_bytes(), mtime).map_err(werr)?;
-            setup_written = true;
-        }
-        append(&mut tar, name, src, mtime, &mut seen).map_err(werr)?;
-    }
-    if !setup_written {
-        append_generated(&mut tar, &setup_name, setup.as_bytes(), mtime).map_err(werr)?;
-    }
+    append_all(&mut tar, &entries, mtime).map_err(werr)?;
     let gz = tar.into_inner().map_err(werr)?;
     let buf = gz.finish().map_err(werr)?;
     let file = buf.into_inner().map_err(|e| werr(e.into_error()))?;
@@ -359,8 +347,14 @@ pub fn write_sdk(project: &Project, recipes: &RecipeSet, built: &Built) -> Resul
 }
 
 /// Adds every path under `dir` to `entries` as `prefix/rel` (the later layer wins a duplicate dir).
-fn collect(dir: &Path, prefix: &str, entries: &mut BTreeMap<String, PathBuf>) -> Result<(), ToolchainError> {
-    entries.insert(prefix.to_string(), dir.to_path_buf());
+/// What an SDK path holds: a file or directory from disk, or a file ovm writes itself.
+enum SdkEntry {
+    Disk(PathBuf),
+    Generated(String),
+}
+
+fn collect(dir: &Path, prefix: &str, entries: &mut BTreeMap<String, SdkEntry>) -> Result<(), ToolchainError> {
+    entries.insert(prefix.to_string(), SdkEntry::Disk(dir.to_path_buf()));
     let rd = fs::read_dir(dir).map_err(|source| ToolchainError::Read { path: dir.to_path_buf(), source })?;
     for e in rd {
         let e = e.map_err(|source| ToolchainError::Read { path: dir.to_path_buf(), source })?;
@@ -369,13 +363,24 @@ fn collect(dir: &Path, prefix: &str, entries: &mut BTreeMap<String, PathBuf>) ->
         if ft.is_dir() {
             collect(&e.path(), &name, entries)?;
         } else {
-            entries.insert(name, e.path());
+            entries.insert(name, SdkEntry::Disk(e.path()));
         }
     }
     Ok(())
 }
 
-/// One entry: a directory, a symlink, a file, or a hard link to a file already written.
+/// Every entry, in path order; a file's later hard links become tar hard links.
+fn append_all<W: Write>(tar: &mut tar::Builder<W>, entries: &BTreeMap<String, SdkEntry>, mtime: u64) -> io::Result<()> {
+    let mut seen: BTreeMap<(u64, u64), String> = BTreeMap::new();
+    for (name, entry) in entries {
+        match entry {
+            SdkEntry::Disk(src) => append(tar, name, src, mtime, &mut seen)?,
+            SdkEntry::Generated(text) => append_generated(tar, name, text.as_bytes(), mtime)?,
+        }
+    }
+    Ok(())
+}
+
 /// The SDK's script that puts its compiler in a shell's environment (Yocto's environment-setup-*).
 const SDK_SETUP: &str = "environment-setup";
 
@@ -425,6 +430,7 @@ fn append_generated<W: Write>(tar: &mut tar::Builder<W>, name: &str, content: &[
     tar.append_data(&mut h, name, content)
 }
 
+/// One entry: a directory, a symlink, a file, or a hard link to a file already written.
 fn append<W: Write>(
     tar: &mut tar::Builder<W>,
     name: &str,
@@ -490,10 +496,7 @@ mod tests {
         let mut bytes = Vec::new();
         {
             let mut tar = tar::Builder::new(&mut bytes);
-            let mut seen = BTreeMap::new();
-            for (n, p) in &entries {
-                append(&mut tar, n, p, 42, &mut seen).unwrap();
-            }
+            append_all(&mut tar, &entries, 42).unwrap();
             tar.finish().unwrap();
         }
         let mut a = tar::Archive::new(&bytes[..]);

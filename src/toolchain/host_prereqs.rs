@@ -41,8 +41,7 @@ pub fn error(missing: &[Prereq]) -> Option<super::ToolchainError> {
         return None;
     }
     let names: Vec<&str> = missing.iter().map(|p| p.path.as_str()).collect();
-    let mut packages: Vec<&str> = missing.iter().map(|p| p.package).collect();
-    packages.dedup();
+    let packages: Vec<&str> = missing.iter().map(|p| p.package).collect();
     Some(super::ToolchainError::HostPrereqs { missing: names.join(", "), packages: packages.join(" ") })
 }
 

@@ -90,13 +90,13 @@ pub fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
-/// A scratch project under the target dir (same filesystem as the caches: sstate restores are
-/// hard links, not copies).
 /// Every test project builds with the zig toolchain unless the test says otherwise: ovm's default,
-/// the gcc toolchain built from source, takes 25-60 min per arch and is the slow tier
+/// the gcc toolchain built from source, takes ~12 min per arch on idle cores and is the slow tier
 /// (scripts/slow-gcc.sh); tests/toolchain_*.rs check its recipes and engine tasks cheaply.
 const PIN_ZIG: &str = "[toolchain]\nkind = \"zig\"\n";
 
+/// A scratch project under the target dir (same filesystem as the caches: sstate restores are
+/// hard links, not copies).
 pub struct TestProject {
     pub dir: tempfile::TempDir,
     pub sstate: PathBuf,
