@@ -194,7 +194,7 @@ fn inside_zig_cache() -> PathBuf {
 }
 
 fn sha256_of(path: &Path) -> String {
-    ovm::engine::signature::sha256_hex(&fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+    ovm::digest::sha256_file(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 #[test]

@@ -134,9 +134,7 @@ fn sources_resolve_in_the_offline_mirror_and_verify() {
 }
 
 fn sha256_of(path: &std::path::Path) -> String {
-    use sha2::Digest;
-    let bytes = std::fs::read(path).expect("reading a source");
-    sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+    ovm::digest::sha256_file(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// gcc is `ovm build`'s default toolchain (the seed's behaviour): with the repository's own
