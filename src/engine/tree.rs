@@ -16,7 +16,7 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+use rustix::fs::{renameat_with, RenameFlags, CWD};
 use sha2::{Digest, Sha256};
 
 use super::signature::hex;
@@ -159,8 +159,11 @@ pub fn commit_then(fresh: &Path, staged: &Path, exchanged: impl FnOnce()) -> Res
         }
         Err(source) => Err(TreeError::Read { path: staged.to_path_buf(), source }),
         Ok(_) => {
-            renameat2(AT_FDCWD, fresh, AT_FDCWD, staged, RenameFlags::RENAME_EXCHANGE)
-                .map_err(|errno| TreeError::Exchange { from: fresh.to_path_buf(), to: staged.to_path_buf(), errno })?;
+            renameat_with(CWD, fresh, CWD, staged, RenameFlags::EXCHANGE).map_err(|errno| TreeError::Exchange {
+                from: fresh.to_path_buf(),
+                to: staged.to_path_buf(),
+                errno: nix::errno::Errno::from_raw(errno.raw_os_error()),
+            })?;
             exchanged();
             // `fresh` now holds the previous output; nothing refers to it any more.
             remove_all(fresh)
