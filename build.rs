@@ -1,17 +1,19 @@
-//! Link the `ovm` executable as a non-PIE (fixed-address) binary.
+//! Link a glibc build of `ovm` as a non-PIE (fixed-address) binary.
 //!
-//! Every sandbox is one `ovm` process start (`ovm sandbox`, and the engine's `ovm __sandbox-exec`
-//! per build step), and as a position-independent executable ovm spends a large share of that
-//! start in the dynamic loader: ~23,000 relative relocations applied to 430 KB of read-only-after-
-//! relocation data, i.e. a copy-on-write page fault for each of its ~100 pages, in every process
-//! (measured with perf: ~0.3 ms of a ~3 ms sandbox; see README "Performance → Sandbox start-up").
-//! Linked at a fixed address, those pointers are final in the file and nothing is written at start.
+//! The default build is static, non-PIE musl (`.cargo/config.toml`, which says why); this covers
+//! the glibc build (`CARGO_BUILD_TARGET=x86_64-unknown-linux-gnu`, or `RUSTFLAGS` set, which
+//! replaces the config's flags). Every sandbox is one `ovm` process start (`ovm sandbox`, and the
+//! engine's `ovm __sandbox-exec` per build step), and as a position-independent executable ovm
+//! spends a large share of that start in the dynamic loader: ~23,000 relative relocations applied
+//! to 430 KB of read-only-after-relocation data, i.e. a copy-on-write page fault for each of its
+//! ~100 pages, in every process (measured with perf: ~0.3 ms of a ~3 ms sandbox; see README
+//! "Performance → Sandbox start-up"). Linked at a fixed address, those pointers are final in the
+//! file and nothing is written at start.
 //!
 //! Only the link step of this package's binaries changes (`rustc-link-arg-bins`): the object code
-//! stays position-independent, so proc macros, build scripts, tests and the library are untouched,
-//! and no extra target, toolchain or `RUSTFLAGS` is needed. What is given up is address-space
-//! randomisation of ovm's own image (its libraries, heap, stack and mappings stay randomised).
-//! `OVM_PIE=1 cargo build` keeps the usual PIE link.
+//! stays position-independent, so proc macros, build scripts, tests and the library are untouched.
+//! What is given up is address-space randomisation of ovm's own image (its libraries, heap, stack
+//! and mappings stay randomised). `OVM_PIE=1 cargo build` keeps the usual PIE link.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");

@@ -31,8 +31,7 @@ NOOP_RUNS="${NOOP_RUNS:-30}"
 BENCH="$REPO/target/bench-engine"
 
 echo "bench: building ovm --release"
-cargo build --release --quiet
-OVM="$REPO/target/release/ovm"
+OVM=$("$REPO/scripts/ovm-bin.sh" --release)
 
 export OVM_MIRRORS="$REPO/sources"
 export OVM_BUILD_CACHE_DIR="$BENCH/cache"

@@ -14,7 +14,7 @@
 # Targets (issue 4): ovm gzip >= 2x faster than the gzip -9 pipeline with output <= 1 % larger;
 # repack < 0.5 s.
 #
-# Env: OVM_BIN (default: builds target/release/ovm), RUNS (3), XZ_RUNS (1), REPACK_RUNS (5),
+# Env: OVM_BIN (default: the release build, scripts/ovm-bin.sh), RUNS (3), XZ_RUNS (1), REPACK_RUNS (5),
 #      BENCH_DIR (default: a temp dir, removed at the end), THREADS (ovm -j; default 0 = all cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,8 +33,7 @@ BUSYBOX=$ROOT/.cache/test-assets/x86_64/busybox
 
 if [ -z "${OVM_BIN:-}" ]; then
   echo "bench-pack: building the release binary"
-  cargo build --release --quiet --bin ovm
-  OVM_BIN=$ROOT/target/release/ovm
+  OVM_BIN=$("$ROOT/scripts/ovm-bin.sh" --release)
 fi
 
 if [ -n "${BENCH_DIR:-}" ]; then

@@ -7,14 +7,14 @@
 # Prints each median and the ovm/bwrap ratio (target <= 0.75, goal <= 0.5), both as the ratio of
 # the medians and as the median of per-round ratios (which cancels load that drifts during a run).
 #
-# ovm is measured as `cargo build --release` makes it (non-PIE, see build.rs). Optional extras in
-# the same interleaved run:
+# ovm is measured as `cargo build --release` makes it: static, non-PIE, musl (.cargo/config.toml).
+# Optional extras in the same interleaved run:
 #   OVM_BASELINE=/path/to/ovm   another ovm binary (e.g. an older build), shown as "baseline";
 #   CPU=1                       afterwards, the CPU time per sandbox of each command (all its
 #                               processes, including work left after it returns), from a cgroup's
 #                               CPU accounting over RUNS sequential runs (root only; robust to load);
-#   STATIC=1                    ovm built static (`-C target-feature=+crt-static`, its own target
-#                               dir; a full extra release build the first time), shown as "ovm-static".
+#   GLIBC=1                     ovm built for the host's glibc target instead (dynamic, non-PIE:
+#                               see build.rs), shown as "ovm-glibc": what the musl build saves.
 #
 # Usage: scripts/bench-sandbox.sh [RUNS]   (default 300; installs bubblewrap with apt if missing)
 set -euo pipefail
@@ -36,20 +36,16 @@ if ! file -L "$BUSYBOX" 2>/dev/null | grep -q "statically linked"; then
 fi
 
 echo "bench: building ovm --release"
-cargo build --release --quiet
-OVM="$PWD/target/release/ovm"
+OVM=$(scripts/ovm-bin.sh --release)
 SANDBOX_ARGS=(sandbox --ro "$BUSYBOX:$BUSYBOX" -- "$BUSYBOX" true)
 extra=()
 if [ -n "${OVM_BASELINE:-}" ]; then
   extra+=(::: baseline "$OVM_BASELINE" "${SANDBOX_ARGS[@]}")
 fi
-if [ "${STATIC:-0}" = 1 ]; then
+if [ "${GLIBC:-0}" = 1 ]; then
   HOST="$(rustc -vV | sed -n 's/^host: //p')"
-  echo "bench: building ovm --release static for $HOST (target/bench-static; slow the first time)"
-  # --target keeps the flag off build scripts and proc macros, which cannot be static.
-  RUSTFLAGS="-C target-feature=+crt-static" \
-    cargo build --release --quiet --target "$HOST" --target-dir "$PWD/target/bench-static"
-  extra+=(::: ovm-static "$PWD/target/bench-static/$HOST/release/ovm" "${SANDBOX_ARGS[@]}")
+  echo "bench: building ovm --release for $HOST (slow the first time)"
+  extra+=(::: ovm-glibc "$(CARGO_BUILD_TARGET="$HOST" scripts/ovm-bin.sh --release)" "${SANDBOX_ARGS[@]}")
 fi
 
 TIMER="$PWD/target/bench-sandbox-timer"

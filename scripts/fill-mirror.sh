@@ -23,8 +23,7 @@ dest=$(cd "$dest" && pwd)
 
 ovm=${OVM:-}
 if [ -z "$ovm" ]; then
-  cargo build --quiet --manifest-path "$root/Cargo.toml"
-  ovm="$root/target/debug/ovm"
+  ovm=$("$root/scripts/ovm-bin.sh")
 fi
 
 # A scratch project that shares the real one's inputs and apt cache: its sources/ then holds

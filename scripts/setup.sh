@@ -11,6 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # One line per package, with the reason it is needed.
 PACKAGES=(
   ca-certificates   # TLS to mirrors
+  musl-tools        # building ovm: musl-gcc compiles the C parts of its dependencies (ring, liblzma, zstd)
   file              # tests inspect ELF headers
   debian-archive-keyring  # signs the deb-src indexes ovm's Debian source fallback reads
   curl              # scripts/fetch-zig.sh downloads the pinned zig wheel
@@ -39,7 +40,6 @@ PACKAGES=(
   bsdutils          # sandbox tests: script (a pseudo-terminal for the TIOCSTI and job-control tests)
   qemu-user         # engine tests: run the aarch64 test program (qemu-aarch64)
   zlib1g-dev        # engine tests: a host libz the hermeticity test must not be able to link
-  faketime          # repro test: runs one of the two builds with ovm's clock years ahead
   locales           # repro test: a non-C locale (de_DE.UTF-8, generated below) for one build
   diffoscope-minimal  # scripts/repro-check.sh: shows how the first differing file differs
   podman            # container test: ovm inside rootless Podman (tests/container_podman.rs)
@@ -56,6 +56,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# ovm itself is built for musl (.cargo/config.toml says why): rustup adds that target's standard
+# library. CARGO_BUILD_TARGET chooses another target (an aarch64 host, or a glibc build) instead.
+rust_target=${CARGO_BUILD_TARGET:-$(sed -n 's/^target = "\(.*\)"/\1/p' .cargo/config.toml)}
+if [ ! -d "$(rustc --print sysroot)/lib/rustlib/$rust_target/lib" ]; then
+  if ! command -v rustup >/dev/null 2>&1; then
+    echo "setup: error: the Rust target $rust_target is not installed and there is no rustup to add it;" >&2
+    echo "       install it, or build for another target: CARGO_BUILD_TARGET=$(rustc -vV | sed -n 's/^host: //p')" >&2
+    exit 1
+  fi
+  echo "setup: adding the Rust target $rust_target"
+  rustup target add "$rust_target"
+fi
+
 scripts/fetch-zig.sh
 
 # The reproducibility test builds once under de_DE.UTF-8: generate it unless it exists.

@@ -26,8 +26,7 @@ set -euo pipefail
 
 other=${1:-aarch64}
 root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --quiet --manifest-path "$root/Cargo.toml"
-ovm="$root/target/debug/ovm"
+ovm=$("$root/scripts/ovm-bin.sh")
 host=$(uname -m)
 arches=("$host")
 if [ "$other" != none ] && [ "$other" != "$host" ]; then arches+=("$other"); fi
