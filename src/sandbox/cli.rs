@@ -247,10 +247,11 @@ fn exec_json(json: &str) -> ExitCode {
 
 /// `ovm sandbox …` and `ovm __sandbox-exec SPEC`, parsed without the rest of the CLI.
 ///
-/// Each sandbox is a process start, and clap's model of every ovm command (plus the log
-/// subscriber, which the sandbox never uses) is a measurable part of one; this parses only the
-/// sandbox's own options. `None` for anything else, including global options (`-v`, `-C`),
-/// `--help` and usage errors: the full CLI then handles and words those exactly as before.
+/// Each sandbox is a process start, and even a clap model of the sandbox's options alone costs
+/// ~0.1-0.2 ms of one (dozens of small allocations and the code pages they touch); so the plain
+/// forms are read by [`parse_sandbox`] below. `None` for anything else, including global options
+/// (`-v`, `-C`), `--help` and every usage error: the full CLI then handles and words those
+/// exactly as before. A test checks that whatever this takes, the full CLI parses the same way.
 pub fn fast_path() -> Option<ExitCode> {
     // A degraded /proc mode must be announced, and that warning goes through the log subscriber the
     // fast path does not set up: whoever asks for the mode takes the full path.
@@ -273,25 +274,88 @@ fn parse_fast(args: impl IntoIterator<Item = std::ffi::OsString>) -> Option<Fast
     let mut args = args.into_iter();
     let first = args.next()?;
     if first == "sandbox" {
-        use clap::{parser::ValueSource, Arg, ArgAction};
-        // The full CLI's global options are recognised only to leave them to it (logging, project).
-        let globals = [
-            Arg::new("project").short('C').long("project").action(ArgAction::Set),
-            Arg::new("verbose").short('v').long("verbose").action(ArgAction::Count),
-            Arg::new("quiet").short('q').long("quiet").action(ArgAction::SetTrue),
-        ];
-        let cmd = clap::Command::new("sandbox").no_binary_name(true).args(globals);
-        let matches = <SandboxArgs as Args>::augment_args(cmd).try_get_matches_from(args).ok()?;
-        if ["project", "verbose", "quiet"].iter().any(|id| matches.value_source(id) == Some(ValueSource::CommandLine)) {
-            return None;
-        }
-        return <SandboxArgs as clap::FromArgMatches>::from_arg_matches(&matches).ok().map(Fast::Sandbox);
+        let args: Vec<String> = args.map(|a| a.into_string().ok()).collect::<Option<_>>()?;
+        return parse_sandbox(args).map(Fast::Sandbox);
     }
     if first == runtime::EXEC_SUBCOMMAND {
         let spec = args.next()?.into_string().ok()?;
         return args.next().is_none().then_some(Fast::Exec(spec));
     }
     None
+}
+
+/// The options of [`SandboxArgs`] in their plain forms (`--opt VALUE`, `--opt=VALUE`, flags given
+/// once), then the command, after `--` or from the first non-option on (everything after it is
+/// the command's). Anything else — short options, unknown or repeated options, missing or
+/// hyphen-led values, values the option rejects, both `--print-spec` and `--bundle` — is `None`.
+/// (Hand-written rather than a second argument parser crate: the grammar is these ten lines of
+/// cases, and falling back to clap for everything else is what keeps the messages identical.)
+fn parse_sandbox(args: Vec<String>) -> Option<SandboxArgs> {
+    let mut mounts = Vec::new();
+    let mut cwd = None;
+    let mut env = Vec::new();
+    let (mut net, mut tty, mut print_spec) = (false, false, false);
+    let mut hostname = None;
+    let mut bundle = None;
+    let mut args = args.into_iter();
+    let mut command = Vec::new();
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            command.extend(args.by_ref());
+            break;
+        }
+        let Some(option) = arg.strip_prefix("--") else {
+            if arg.starts_with('-') {
+                return None;
+            }
+            command.push(arg);
+            command.extend(args.by_ref());
+            break;
+        };
+        let (name, inline) = match option.split_once('=') {
+            Some((name, value)) => (name, Some(value.to_string())),
+            None => (option, None),
+        };
+        let flag = |set: &mut bool| (!*set && inline.is_none()).then(|| *set = true);
+        match name {
+            "net" => flag(&mut net)?,
+            "tty" => flag(&mut tty)?,
+            "print-spec" => flag(&mut print_spec)?,
+            _ => {
+                let value = match inline {
+                    Some(value) => value,
+                    None => args.next()?,
+                };
+                if value.is_empty() || value.starts_with('-') {
+                    return None;
+                }
+                match name {
+                    "ro" => mounts.push(MountArg::Ro(value.parse().ok()?)),
+                    "rw" => mounts.push(MountArg::Rw(value.parse().ok()?)),
+                    "tmpfs" => mounts.push(MountArg::Tmpfs(PathBuf::from(value))),
+                    "env" => env.push(value.parse().ok()?),
+                    "cwd" if cwd.is_none() => cwd = Some(PathBuf::from(value)),
+                    "hostname" if hostname.is_none() => hostname = Some(value),
+                    "bundle" if bundle.is_none() => bundle = Some(PathBuf::from(value)),
+                    _ => return None,
+                }
+            }
+        }
+    }
+    if command.is_empty() || (print_spec && bundle.is_some()) {
+        return None;
+    }
+    let options = SandboxOptions {
+        cwd: cwd.unwrap_or_else(|| PathBuf::from("/")),
+        env,
+        net,
+        tty,
+        hostname: hostname.unwrap_or_else(|| super::spec::DEFAULT_HOSTNAME.to_string()),
+        print_spec,
+        bundle,
+        command,
+    };
+    Some(SandboxArgs { mounts, options })
 }
 
 #[cfg(test)]
@@ -350,12 +414,29 @@ mod tests {
 
         // Whatever the fast path takes, the full CLI parses the same way; the rest (help, usage
         // errors, global options before `sandbox`, other commands) is left to the full CLI.
+        // The first TAKEN cases are plain forms the fast path must take; the rest it may leave.
+        const TAKEN: usize = 8;
         let cases: &[&[&str]] = &[
             &["sandbox", "--tmpfs", "/t", "--rw", "/a:/w", "--cwd", "/w", "--env", "A=1", "--", "sh"],
             &["sandbox", "--tty", "--hostname", "h", "--print-spec", "sh", "-c", "x"],
-            &["sandbox", "-v", "--", "sh"],
-            &["sandbox", "--ro", "/a", "-q", "--", "sh"],
             &["sandbox", "--", "sh", "-v"],
+            &["sandbox", "--ro=/a:/b", "--net", "--bundle=/tmp/b", "sh", "--tty", "--", "x"],
+            &["sandbox", "--ro", "/bin/busybox:/bin/busybox", "--", "/bin/busybox", "true"],
+            &["sandbox", "--env", "A=", "--env=B=c=d", "--rw", "rel:/r", "--tmpfs=/x", "--ro", "/y", "a", "-"],
+            &["sandbox", "sh", "--", "--net"],
+            &["__sandbox-exec", "{}"],
+            &["sandbox", "-v", "--", "sh"],
+            &["sandbox", "--net", "--net", "sh"],
+            &["sandbox", "--net=yes", "sh"],
+            &["sandbox", "--cwd", "/a", "--cwd", "/b", "sh"],
+            &["sandbox", "--print-spec", "--bundle", "/b", "sh"],
+            &["sandbox", "--env", "novalue", "sh"],
+            &["sandbox", "--ro", "--rw", "/a", "sh"],
+            &["sandbox", "--hostname", "", "sh"],
+            &["sandbox", "--tmpfs"],
+            &["sandbox", "--bogus", "sh"],
+            &["sandbox", "--net"],
+            &["sandbox", "--ro", "/a", "-q", "--", "sh"],
             &["sandbox", "-C", "/p", "sh"],
             &["sandbox", "--help"],
             &["sandbox", "--ro"],
@@ -377,6 +458,10 @@ mod tests {
             }
         }
         assert!(fast(&["sandbox", "--help"]).is_none() && fast(&["-C", "/p", "sandbox", "sh"]).is_none());
+        // The plain forms are the fast path's (a parser that took nothing would pass the loop).
+        for args in &cases[..TAKEN] {
+            assert!(fast(args).is_some(), "{args:?} should take the fast path");
+        }
         assert!(fast(&["sandbox", "-v", "--", "sh"]).is_none(), "-v is the full CLI's");
     }
 
