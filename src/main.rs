@@ -40,8 +40,22 @@ fn main() -> ExitCode {
     match ovm::cli::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("ovm: error: {err:#}");
+            eprintln!("ovm: error: {}", report(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, `: `-separated, leaving out a cause that the text already ends with:
+/// most of ovm's errors quote their source in their own message ("cannot read X: {source}").
+fn report(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.ends_with(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }

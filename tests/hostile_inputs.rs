@@ -415,12 +415,12 @@ fn symlink_loops_in_rootfs_are_packed_as_links_or_named_never_followed() {
     let out = run_with_deadline(&p, &["pack", "x86_64", "--overlay", &looping], Duration::from_secs(60));
     let text = build_support::text(&out);
     assert!(!out.status.success(), "{text}");
-    assert!(text.contains("loop") && text.contains("Too many levels of symbolic links"), "{text}");
+    assert!(text.contains("loop") && text.contains("os error 40"), "{text}");
     std::fs::rename(&rootfs, p.path().join("rootfs.real")).unwrap();
     std::os::unix::fs::symlink("rootfs", &rootfs).unwrap();
     let out = run_with_deadline(&p, &["build", "x86_64"], Duration::from_secs(60));
     let text = build_support::text(&out);
     assert!(!out.status.success(), "{text}");
-    assert!(text.contains("rootfs") && text.contains("Too many levels of symbolic links"), "{text}");
+    assert!(text.contains("rootfs") && text.contains("os error 40"), "{text}");
     assert_unchanged(&image, &snapshot(&p), "a refused pack");
 }
