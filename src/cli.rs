@@ -311,11 +311,11 @@ fn doctor() -> ExitCode {
     let (status, detail) = match crate::arch::Arch::host() {
         None => (Status::Info, "unsupported host architecture: only x86_64 and aarch64 hosts build toolchains".into()),
         Some(host) => match host_prereqs::error(&host_prereqs::missing(std::path::Path::new("/"), host)) {
-            None => (
-                Status::Ok,
-                "gcc, g++, make, m4, ar, xz and static glibc present (the toolchain profile builds gcc with them)"
-                    .into(),
-            ),
+            None => {
+                let needed = host_prereqs::needed(host);
+                let files: Vec<&str> = needed.iter().map(|p| p.path.rsplit('/').next().unwrap_or(&p.path)).collect();
+                (Status::Ok, format!("{} present (the toolchain profile builds gcc with them)", files.join(", ")))
+            }
             Some(e) => (Status::Info, format!("{e}; --toolchain zig needs none of them")),
         },
     };

@@ -15,24 +15,25 @@ pub struct Prereq {
     pub package: &'static str,
 }
 
-/// Everything of the list that `root` (the host's `/`, a parameter for tests) lacks.
-pub fn missing(root: &Path, host: Arch) -> Vec<Prereq> {
+/// The host files the toolchain build needs (absolute paths), each with its Debian package.
+pub fn needed(host: Arch) -> Vec<Prereq> {
     let multiarch = format!("{}-linux-gnu", host.name());
     let wanted = [
-        ("usr/bin/gcc".to_string(), "gcc"),
-        ("usr/bin/g++".to_string(), "g++"),
-        ("usr/bin/make".to_string(), "make"),
-        ("usr/bin/m4".to_string(), "m4"),
-        ("usr/bin/ar".to_string(), "binutils"),
-        ("usr/bin/xz".to_string(), "xz-utils"),
+        ("/usr/bin/gcc".to_string(), "gcc"),
+        ("/usr/bin/g++".to_string(), "g++"),
+        ("/usr/bin/make".to_string(), "make"),
+        ("/usr/bin/m4".to_string(), "m4"),
+        ("/usr/bin/ar".to_string(), "binutils"),
+        ("/usr/bin/xz".to_string(), "xz-utils"),
         // LDFLAGS=-static: the toolchain's host programs link glibc statically.
-        (format!("usr/lib/{multiarch}/libc.a"), "libc6-dev"),
+        (format!("/usr/lib/{multiarch}/libc.a"), "libc6-dev"),
     ];
-    wanted
-        .into_iter()
-        .filter(|(rel, _)| !root.join(rel).exists())
-        .map(|(rel, package)| Prereq { path: format!("/{rel}"), package })
-        .collect()
+    wanted.into_iter().map(|(path, package)| Prereq { path, package }).collect()
+}
+
+/// Everything of [`needed`] that `root` (the host's `/`, a parameter for tests) lacks.
+pub fn missing(root: &Path, host: Arch) -> Vec<Prereq> {
+    needed(host).into_iter().filter(|p| !root.join(p.path.trim_start_matches('/')).exists()).collect()
 }
 
 /// The error naming `missing`, or `None` when nothing is.
