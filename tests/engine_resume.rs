@@ -202,7 +202,12 @@ fn an_outside_sigkill_mid_compile_takes_the_sandbox_down_and_the_rerun_recovers(
         assert!(child.try_wait().unwrap().is_none(), "ovm ended before hello's compile stalled");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(processes(&["sleep", &nap]).len(), 1, "the stalled compile is not running");
+    // `stalled` exists a moment before the shell has exec'd the sleep: wait for it, briefly.
+    let t0 = Instant::now();
+    while processes(&["sleep", &nap]).len() != 1 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the stalled compile is not running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
 
