@@ -139,10 +139,10 @@ pub enum Command {
         #[arg(last = true, value_name = "CMD")]
         cmd: Vec<String>,
     },
-    /// Run a command in the strict build sandbox (exactly the given mounts, no network)
-    /// Build the gcc cross toolchain for ARCH from source into toolchain/ARCH/ (binutils, gcc, musl,
-    /// Linux headers; ~12 min on two idle cores). `ovm build` builds it first when it is missing or
-    /// its inputs changed, and reuses it otherwise.
+    /// Build the gcc cross toolchain for ARCH from source into toolchain/ARCH/
+    ///
+    /// binutils, gcc, musl and the Linux headers; ~12 min on two idle cores. `ovm build` builds it
+    /// first when it is missing or its inputs changed, and reuses it otherwise.
     Toolchain {
         arch: Arch,
         /// Print the task graph (package, task, what it waits for) and build nothing.
@@ -158,6 +158,7 @@ pub enum Command {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Run a command in the strict build sandbox (exactly the given mounts, no network)
     Sandbox(crate::sandbox::cli::SandboxArgs),
     /// Check that this host can run the build sandbox; prints the fix for each problem
     Doctor,
