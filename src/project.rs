@@ -238,6 +238,29 @@ impl Project {
     }
 }
 
+/// Why a project input is not [`inside`] its project.
+#[derive(Debug)]
+pub enum Outside {
+    /// It cannot be resolved: missing, a symlink loop, an unreadable directory on the way.
+    Unresolved(std::io::Error),
+    /// With every symlink resolved it is this path, outside the project.
+    Escapes(PathBuf),
+}
+
+/// Checks that `path` (an input found in the project: a patch, a config file, the `rootfs/`
+/// skeleton), with every symlink resolved, is still inside the project `root`. Its name alone
+/// proves nothing: a symlink planted in the project (`rootfs -> /etc`) would otherwise feed host
+/// files, `/etc/shadow` included, into a build or an image.
+pub fn inside(root: &Path, path: &Path) -> Result<(), Outside> {
+    let target = std::fs::canonicalize(path).map_err(Outside::Unresolved)?;
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    if target.starts_with(&root) {
+        Ok(())
+    } else {
+        Err(Outside::Escapes(target))
+    }
+}
+
 fn load_config(path: &Path) -> Result<Config, ProjectError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,

@@ -3,7 +3,7 @@
 
 mod pack_support;
 
-use ovm::pack::manifest::Manifest;
+use ovm::pack::manifest::{EntryType, Manifest};
 use pack_support::*;
 
 fn manifest(proj: &std::path::Path, arch: &str) -> Manifest {
@@ -82,4 +82,66 @@ fn changing_compression_replaces_the_image_and_keeps_one_manifest() {
         assert_eq!(images, [name]);
         assert_eq!(manifest(p, "x86_64").image.file_name, name);
     }
+}
+
+/// The attack: `ln -s /etc rootfs` made the image hold the host's /etc, `/etc/shadow` included.
+/// `rootfs/` is followed (it is the skeleton's root), so like a patch or a config file it must
+/// lead to the project's own files; the links inside it are packed as links, never followed.
+#[test]
+fn a_rootfs_leading_out_of_the_project_is_refused() {
+    let proj = new_project();
+    let p = proj.path();
+    std::os::unix::fs::symlink("/etc", p.join("rootfs")).unwrap();
+    let out = ovm_in(p, &["pack", "x86_64"]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{msg}");
+    assert!(
+        msg.contains(&format!("{} resolves to /etc, outside the project", p.join("rootfs").display())),
+        "{msg}"
+    );
+    assert!(!p.join("output/x86_64/initrd.cpio.gz").exists());
+
+    // The same through a parent: the project's own `skel/` is fine, a `skel -> /` is not.
+    std::fs::remove_file(p.join("rootfs")).unwrap();
+    write(&p.join("skel/rootfs/init"), b"#!/bin/sh\n", 0o755);
+    std::os::unix::fs::symlink("skel/rootfs", p.join("rootfs")).unwrap();
+    let out = ovm_in(p, &["pack", "x86_64"]);
+    assert!(out.status.success(), "a skeleton linked from inside the project:\n{}", text(&out));
+    std::fs::remove_dir_all(p.join("skel")).unwrap();
+    std::os::unix::fs::symlink("/", p.join("skel")).unwrap();
+    std::fs::remove_file(p.join("rootfs")).unwrap();
+    std::os::unix::fs::symlink("skel/etc", p.join("rootfs")).unwrap();
+    let msg = text(&ovm_in(p, &["pack", "x86_64"]));
+    assert!(msg.contains("rootfs resolves to /etc, outside the project"), "{msg}");
+
+    // A real rootfs/ with `etc -> /etc` inside: packed as that symlink, nothing of the host's /etc.
+    std::fs::remove_file(p.join("rootfs")).unwrap();
+    write(&p.join("rootfs/init"), b"#!/bin/sh\n", 0o755);
+    std::os::unix::fs::symlink("/etc", p.join("rootfs/etc")).unwrap();
+    let out = ovm_in(p, &["pack", "x86_64"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let m = manifest(p, "x86_64");
+    let etc = m.entries.iter().find(|e| e.path == b"/etc").expect("/etc in the manifest");
+    assert_eq!((&etc.kind, etc.target.as_deref()), (&EntryType::Symlink, Some(&b"/etc"[..])), "{etc:?}");
+    assert!(!m.entries.iter().any(|e| e.path.starts_with(b"/etc/")), "the host's /etc was followed");
+}
+
+/// The engine never commits a package output holding a FIFO or a device node (engine tests show
+/// it); a staging directory changed by hand could, and `ovm pack` must not ship it either.
+#[test]
+fn a_fifo_in_a_staged_package_is_not_shipped() {
+    let proj = new_project();
+    let p = proj.path();
+    write(&p.join("rootfs/init"), b"#!/bin/sh\n", 0o755);
+    write(&p.join("staging/x86_64/evil/usr/bin/tool"), b"x", 0o755);
+    nix::unistd::mkfifo(&p.join("staging/x86_64/evil/usr/bin/pipe"), nix::sys::stat::Mode::from_bits_truncate(0o644))
+        .unwrap();
+    let out = ovm_in(p, &["pack", "x86_64"]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{msg}");
+    assert!(
+        msg.contains(&format!("package evil: {} is a fifo", p.join("staging/x86_64/evil/usr/bin/pipe").display())),
+        "{msg}"
+    );
+    assert!(!p.join("output/x86_64/initrd.cpio.gz").exists());
 }

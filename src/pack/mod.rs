@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::arch::Arch;
-use crate::project::Project;
+use crate::project::{Outside, Project};
 
 pub use compress::Compression;
 use compress::Encoder;
@@ -57,8 +57,18 @@ pub enum PackError {
     LayerRead { layer: String, path: PathBuf, source: io::Error },
     #[error("layer {layer}: {path} is not a directory")]
     LayerNotDir { layer: String, path: PathBuf },
+    /// `rootfs/` is (or sits under) a symlink leading out of the project: the image would hold
+    /// host files.
+    #[error("{} resolves to {}, outside the project; the skeleton must be the project's own", path.display(), target.display())]
+    LayerEscapes { path: PathBuf, target: PathBuf },
     #[error("layer {layer}: {path} is {what}, which an initramfs cannot hold")]
     Unsupported { layer: String, path: PathBuf, what: &'static str },
+    /// The engine never commits such an output; a staging directory changed by hand can hold one.
+    #[error(
+        "package {layer}: {path} is {what}; a package output holds only files, directories and symlinks \
+         (device nodes and FIFOs come from rootfs/ or the device table)"
+    )]
+    PackageSpecial { layer: String, path: PathBuf, what: &'static str },
     #[error(
         "{path} is installed by both {first} and {second}; remove it from one, or let {second}'s recipe override it"
     )]
@@ -165,7 +175,18 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &PackOptions) ->
     // Only a rootfs/ that is really absent is skipped: `is_dir()` would also skip a symlink loop
     // or an unreadable directory, and pack an image without its skeleton.
     match std::fs::metadata(&rootfs) {
-        Ok(md) if md.is_dir() => layers.push(Layer::rootfs(rootfs)),
+        Ok(md) if md.is_dir() => {
+            // Followed, unlike the links inside it (packed as links): so it must lead to the
+            // project's own files, as patches and config files must.
+            match crate::project::inside(project.root(), &rootfs) {
+                Ok(()) => {}
+                Err(Outside::Escapes(target)) => return Err(PackError::LayerEscapes { path: rootfs, target }),
+                Err(Outside::Unresolved(source)) => {
+                    return Err(PackError::LayerRead { layer: "rootfs".into(), path: rootfs, source })
+                }
+            }
+            layers.push(Layer::rootfs(rootfs))
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => tracing::warn!(
             "{} does not exist: the image gets no skeleton (no /init unless a package has one)",
             rootfs.display()

@@ -171,6 +171,11 @@ impl Tree {
             } else {
                 return Err(PackError::Unsupported { layer: layer.name.clone(), path, what: "a socket" });
             };
+            if matches!(layer.kind, LayerKind::Package { .. })
+                && matches!(kind, Kind::CharDev { .. } | Kind::BlockDev { .. } | Kind::Fifo)
+            {
+                return Err(PackError::PackageSpecial { layer: layer.name.clone(), path, what: kind.describe() });
+            }
             let mode = normalised_mode(&kind, meta.mode());
             let link = match kind {
                 Kind::File { .. } if meta.nlink() > 1 => {

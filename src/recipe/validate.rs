@@ -13,6 +13,7 @@ use super::{
     Alternative, Artifact, Build, ConfigFile, DebianSource, Kind, Location, NamedStep, PypiSource, Recipe, RecipeError,
     Source, Style,
 };
+use crate::project::Outside;
 use crate::unpack::ArchiveFormat;
 
 /// Project paths the checks resolve against.
@@ -263,14 +264,14 @@ fn check_relative(doc: &Doc, value: &Spanned<String>, what: &str, allow_empty: b
 /// project: `check_relative` only sees the name, and a link planted in `patches/` or `config/`
 /// would otherwise feed `/etc/shadow` or another user's file into a build (and its log).
 fn check_inside(ctx: &Context, at: Location, what: &'static str, path: &Path) -> Result<(), RecipeError> {
-    let target =
-        std::fs::canonicalize(path).map_err(|source| RecipeError::Read { path: path.to_path_buf(), source })?;
-    let root = std::fs::canonicalize(&ctx.root).unwrap_or_else(|_| ctx.root.clone());
-    if target.starts_with(&root) {
-        return Ok(());
+    match crate::project::inside(&ctx.root, path) {
+        Ok(()) => Ok(()),
+        Err(Outside::Unresolved(source)) => Err(RecipeError::Read { path: path.to_path_buf(), source }),
+        Err(Outside::Escapes(target)) => {
+            let shown = path.strip_prefix(&ctx.root).unwrap_or(path).to_path_buf();
+            Err(RecipeError::Escapes { at, what, path: shown, target })
+        }
     }
-    let shown = path.strip_prefix(&ctx.root).unwrap_or(path).to_path_buf();
-    Err(RecipeError::Escapes { at, what, path: shown, target })
 }
 
 fn resolve_files(ctx: &Context, doc: &Doc, raw: &[Spanned<String>]) -> Result<Vec<ConfigFile>, RecipeError> {
