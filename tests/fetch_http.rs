@@ -28,6 +28,7 @@ fn options() -> FetchOptions {
         pypi_index: "http://127.0.0.1:9/simple/".into(),
         progress: ProgressMode::Lines,
         max_size: 1 << 30,
+        project_root: None,
     }
 }
 

@@ -17,7 +17,10 @@
 //!
 //! Downloads go to `FILE.part`, resumed with HTTP `Range` after an interruption (`http`), and are
 //! renamed to `FILE` only after the sha256 matched; a mismatch renames the `.part` to `FILE.bad`
-//! and moves on to the next place. A per-file `flock` (`sources/.locks/FILE.lock`) keeps two
+//! (mode 0600: it may be anything, including a file only its owner could read) and moves on to the
+//! next place. A local place (`file://` or a mirror directory) must be a regular file no larger
+//! than `max_size`; it is copied with its own permission bits, so a copy is never readable by more
+//! users than the original; one named by a recipe outside the project is announced with its path. A per-file `flock` (`sources/.locks/FILE.lock`) keeps two
 //! threads or two ovm processes from writing the same `.part`. A failure lists every place tried
 //! and why. [`Fetcher::fetch_all`] runs `ensure` for many sources on a bounded number of threads;
 //! one source failing does not stop the others.
@@ -138,8 +141,11 @@ pub struct FetchOptions {
     pub pypi: bool,
     pub pypi_index: String,
     pub progress: ProgressMode,
-    /// The largest file a download may deliver (bytes); larger responses are refused.
+    /// The largest file a download or a local copy may deliver (bytes); larger ones are refused.
     pub max_size: u64,
+    /// The project: a recipe's local source outside it is announced with its path. `None`: no
+    /// project (every local source is announced).
+    pub project_root: Option<PathBuf>,
 }
 
 impl FetchOptions {
@@ -172,6 +178,7 @@ impl FetchOptions {
             pypi_index,
             progress: ProgressMode::Auto,
             max_size: cfg.max_size,
+            project_root: Some(root.to_path_buf()),
         })
     }
 }
@@ -352,6 +359,7 @@ impl Fetcher {
             artifact.sha256,
             bad.display()
         ));
+        private(&path)?;
         fs::rename(&path, &bad).map_err(|source| FetchError::Io { path: bad, source })?;
         Ok(None)
     }
@@ -367,8 +375,15 @@ impl Fetcher {
             return Ok(Ok(path));
         }
         let bad = self.bad_path(artifact);
+        private(&part)?;
         fs::rename(&part, &bad).map_err(|source| FetchError::Io { path: bad.clone(), source })?;
         Ok(Err(format!("sha256 mismatch: got {sum}, expected {} (kept as {})", artifact.sha256, bad.display())))
+    }
+
+    /// Whether `path`, with every symlink resolved, is inside the project (`false` without one,
+    /// or when it cannot be resolved: then the read fails and names it anyway).
+    fn inside_project(&self, path: &Path) -> bool {
+        self.options.project_root.as_deref().is_some_and(|root| crate::project::inside(root, path).is_ok())
     }
 
     fn http_policy(&self) -> http::HttpPolicy {
@@ -389,20 +404,31 @@ impl Fetcher {
     ) -> Result<Option<(PathBuf, Origin)>, FetchError> {
         let file = artifact.file.as_str();
         let part = self.part_path(artifact);
-        let places: Vec<Place> = self
+        // Each place with whether the recipe named it (rather than the user's mirror settings).
+        let places: Vec<(Place, bool)> = self
             .options
             .mirrors
             .iter()
             .filter_map(|m| m.locate(file))
-            .chain(artifact.urls.iter().filter_map(|u| places::place_of_url(u)))
-            .chain(self.options.backup.iter().filter_map(|m| m.locate(file)))
+            .map(|p| (p, false))
+            .chain(artifact.urls.iter().filter_map(|u| places::place_of_url(u)).map(|p| (p, true)))
+            .chain(self.options.backup.iter().filter_map(|m| m.locate(file)).map(|p| (p, false)))
             .collect();
-        for place in places {
+        for (place, from_recipe) in places {
             let got = match &place {
                 Place::Http(url) => {
                     http::download(self.client()?, url, &part, file, &self.http_policy(), &self.progress, recipe)
                 }
-                Place::Local(path) => copy_local(path, &part, recipe),
+                Place::Local(path) => {
+                    if from_recipe && !self.inside_project(path) {
+                        // Host data the recipe pulls in: say where it comes from before it is read.
+                        self.progress.note(&format!(
+                            "{recipe}: {file}: reading {}, outside the project",
+                            path.display()
+                        ));
+                    }
+                    copy_local(path, &part, recipe, self.options.max_size)
+                }
             };
             let origin = match &place {
                 Place::Http(url) => Origin::Url(url.to_string()),
@@ -464,17 +490,102 @@ fn fetched(path: PathBuf, artifact: &Artifact, variant: Variant, origin: Origin)
     Fetched { path, file: artifact.file.clone(), sha256: artifact.sha256.clone(), variant, origin }
 }
 
-/// Copies a file from a local mirror into the `.part` (no resume: local reads are cheap). The first
-/// half is written on its own, so the `fetch.partial` fault point sees a half-written `.part`.
-fn copy_local(from: &Path, part: &Path, recipe: &str) -> Result<(), String> {
+/// Makes a file about to become `FILE.bad` readable by its owner only: it failed verification,
+/// so it may be anything, a root-only file a recipe named included. A symlink is left as it is
+/// (changing it would change its target).
+fn private(path: &Path) -> Result<(), FetchError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let md = fs::symlink_metadata(path).map_err(|source| FetchError::Io { path: path.to_path_buf(), source })?;
+    if md.file_type().is_symlink() || md.permissions().mode() & 0o7077 == 0 {
+        return Ok(());
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(md.permissions().mode() & 0o700))
+        .map_err(|source| FetchError::Io { path: path.to_path_buf(), source })
+}
+
+/// What a non-regular file is, for the refusal.
+fn describe_type(ft: fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Refuses anything but a regular file no larger than `max_size`: a FIFO would block the fetch
+/// forever, `/dev/zero` would fill the disk, a directory or socket has no bytes to verify.
+fn check_local(md: &fs::Metadata, max_size: u64) -> Result<(), String> {
+    if !md.file_type().is_file() {
+        return Err(format!(
+            "{}, not a regular file: a local source must be a regular file; not read",
+            describe_type(md.file_type())
+        ));
+    }
+    if md.len() > max_size {
+        return Err(format!(
+            "the file is {} bytes, more than the size limit of {max_size} bytes ([fetch] max_size); not copied",
+            md.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Copies a local file (a `file://` URL or a mirror directory's entry) into the `.part`, with its
+/// permission bits (never more readable than the original), and no resume: local reads are cheap.
+/// The first half is written on its own, so the `fetch.partial` fault point sees a half-written
+/// `.part`.
+fn copy_local(from: &Path, part: &Path, recipe: &str, max_size: u64) -> Result<(), String> {
     use io::Read as _;
-    let mut input = File::open(from).map_err(|e| e.to_string())?;
-    let len = input.metadata().map_err(|e| e.to_string())?.len();
-    let mut out = File::create(part).map_err(|e| format!("cannot create {}: {e}", part.display()))?;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    // Looked at before opening: opening a device can act on its own (a tape rewinds, a watchdog
+    // starts counting), and opening a FIFO waits for a writer.
+    check_local(&fs::metadata(from).map_err(|e| format!("cannot read it: {e}"))?, max_size)?;
+    // O_NONBLOCK: should a FIFO have been put there since, the open returns at once instead of
+    // waiting for a writer; O_NOCTTY: a terminal put there never becomes ours.
+    let input = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(from)
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    // What was opened decides, whatever the path pointed at a moment ago.
+    let md = input.metadata().map_err(|e| format!("cannot read it: {e}"))?;
+    check_local(&md, max_size)?;
+    // A `.part` left by an earlier attempt would keep its own mode: the new one gets the
+    // original's permission bits (less the umask), so a root-only file stays root-only.
+    match fs::remove_file(part) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot remove {}: {e}", part.display())),
+    }
+    let mut out = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(md.permissions().mode() & 0o666)
+        .open(part)
+        .map_err(|e| format!("cannot create {}: {e}", part.display()))?;
     let copy_err = |e: io::Error| format!("copying to {}: {e}", part.display());
-    io::copy(&mut (&mut input).take(len / 2), &mut out).map_err(copy_err)?;
+    let first = io::copy(&mut (&input).take(md.len() / 2), &mut out).map_err(copy_err)?;
     crate::engine::fault::point("fetch.partial", recipe);
-    io::copy(&mut input, &mut out).map_err(copy_err)?;
+    // A file still growing is cut at the limit, like an endless download.
+    let limit = max_size.saturating_sub(first).saturating_add(1);
+    let rest = io::copy(&mut (&input).take(limit), &mut out).map_err(copy_err)?;
+    if first + rest > max_size {
+        drop(out);
+        let _ = fs::remove_file(part);
+        return Err(format!(
+            "the file grew past the size limit of {max_size} bytes ([fetch] max_size) while being copied; \
+             stopped and discarded"
+        ));
+    }
     out.sync_all().map_err(|e| format!("cannot flush {}: {e}", part.display()))
 }
 
