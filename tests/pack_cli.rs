@@ -95,10 +95,7 @@ fn a_rootfs_leading_out_of_the_project_is_refused() {
     let out = ovm_in(p, &["pack", "x86_64"]);
     let msg = text(&out);
     assert_eq!(out.status.code(), Some(1), "{msg}");
-    assert!(
-        msg.contains(&format!("{} resolves to /etc, outside the project", p.join("rootfs").display())),
-        "{msg}"
-    );
+    assert!(msg.contains(&format!("{} resolves to /etc, outside the project", p.join("rootfs").display())), "{msg}");
     assert!(!p.join("output/x86_64/initrd.cpio.gz").exists());
 
     // The same through a parent: the project's own `skel/` is fine, a `skel -> /` is not.

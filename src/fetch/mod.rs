@@ -422,10 +422,8 @@ impl Fetcher {
                 Place::Local(path) => {
                     if from_recipe && !self.inside_project(path) {
                         // Host data the recipe pulls in: say where it comes from before it is read.
-                        self.progress.note(&format!(
-                            "{recipe}: {file}: reading {}, outside the project",
-                            path.display()
-                        ));
+                        self.progress
+                            .note(&format!("{recipe}: {file}: reading {}, outside the project", path.display()));
                     }
                     copy_local(path, &part, recipe, self.options.max_size)
                 }
