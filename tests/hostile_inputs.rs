@@ -5,20 +5,24 @@
 //! (`unpack_hostile.rs`: traversal, absolute names, escaping and written-through symlinks, hard
 //! links, devices, setuid bits in tar headers), patch paths on their own (`patch_series.rs`),
 //! recipe fields (`recipe_validation.rs`: `dest` with `..`, unknown keys, …), dropped and wrong
-//! downloads (`fetch_http.rs`), pack conflicts (`pack_cli.rs`). Here each threat is a recipe or a
-//! project file given to a real build, and what the build left behind is checked.
+//! downloads (`fetch_http.rs`), pack conflicts and a `rootfs/` leading out of the project
+//! (`pack_cli.rs`). Here each threat is a recipe or a project file given to a real build (or to
+//! `ovm download`, as root and as an unprivileged user), and what it left behind is checked.
 
 mod build_support;
 mod engine_fixture;
+mod sandbox_support;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use build_support::TestProject;
 use engine_fixture::*;
+use sandbox_support::As;
 
 /// Everything a build keeps, as `path → mode and content hash` (files) or `→ target`
 /// (symlinks): the target domain's states, staged outputs, the image and manifest, and the
@@ -423,4 +427,241 @@ fn symlink_loops_in_rootfs_are_packed_as_links_or_named_never_followed() {
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("rootfs") && text.contains("os error 40"), "{text}");
     assert_unchanged(&image, &snapshot(&p), "a refused pack");
+}
+
+/// Runs `cmd` to its end, or kills it after `limit` and fails: a source that blocks (a FIFO)
+/// would otherwise hang the test forever.
+fn output_within(mut cmd: Command, limit: Duration) -> Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("{cmd:?} did not finish within {limit:?}; it said:\n{}", build_support::text(&out));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Files outside any project that a recipe's `file://` URL can name: `secret` (root's, mode
+/// 0600, like /etc/shadow), `fifo`, and `big` (2 GiB, sparse).
+fn host_files() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("ovm-host-files.").tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "root-only secret\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    nix::unistd::mkfifo(&dir.path().join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+    let big = std::fs::File::create(dir.path().join("big")).unwrap();
+    big.set_len(2 << 30).unwrap();
+    std::fs::set_permissions(dir.path().join("big"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    dir
+}
+
+/// A project owned by `who` whose recipes are `(name, url, sha256)`, for `ovm download`.
+fn download_project(who: As, recipes: &[(&str, &str, &str)], fetch_config: &str) -> PathBuf {
+    let dir = sandbox_support::owned_dir(who, "download");
+    let mut files = vec![(
+        "config/ovm.toml".to_string(),
+        format!("[fetch]\nretries = 0\ndebian = false\npypi = false\n{fetch_config}"),
+    )];
+    for (name, url, sha) in recipes {
+        files.push((
+            format!("recipes/{name}.toml"),
+            format!(
+                "name = \"{name}\"\nversion = \"1.0\"\nlicense = \"MIT\"\n\n[[source]]\nurl = \"{url}\"\n\
+                 sha256 = \"{sha}\"\nunpack = false\n\n[build]\nstyle = \"custom\"\ninstall = \"true\"\n"
+            ),
+        ));
+    }
+    for d in ["recipes", "config"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    for (rel, text) in &files {
+        std::fs::write(dir.join(rel), text).unwrap();
+    }
+    if sandbox_support::is_root() {
+        let (uid, gid) = (sandbox_support::uid_of(who), sandbox_support::gid_of(who));
+        for rel in ["recipes", "config"].iter().map(|s| s.to_string()).chain(files.into_iter().map(|(r, _)| r)) {
+            std::os::unix::fs::chown(dir.join(rel), Some(uid), Some(gid)).unwrap();
+        }
+    }
+    dir
+}
+
+/// `ovm -C project download` as `who`, with no mirror unless `mirrors` names one.
+fn download(who: As, project: &Path, mirrors: Option<&Path>) -> (bool, String) {
+    let mut cmd = sandbox_support::ovm(who, &["-C", &project.display().to_string(), "download"]);
+    cmd.env_remove("OVM_MIRRORS");
+    if let Some(m) = mirrors {
+        cmd.env("OVM_MIRRORS", m);
+    }
+    let out = output_within(cmd, Duration::from_secs(60));
+    (out.status.success(), build_support::text(&out))
+}
+
+/// What `sources/` holds (not its lock directory).
+fn sources_of(project: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(project.join("sources")) else { return Vec::new() };
+    let mut names: Vec<String> =
+        rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n != ".locks").collect();
+    names.sort();
+    names
+}
+
+fn mode_of(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o7777
+}
+
+/// The attack: `url = "file:///etc/shadow"` copied a root-only file into `sources/shadow.bad`,
+/// world-readable. As root the copy (verified or quarantined) is never readable by more users
+/// than the original; as an unprivileged user the read fails with a message naming the file.
+#[test]
+fn a_file_url_cannot_make_a_root_only_file_readable() {
+    let host = host_files();
+    let secret = host.path().join("secret");
+    let url = format!("file://{}", secret.display());
+    let right = sha256(b"root-only secret\n");
+    let wrong = "ab".repeat(32);
+
+    let p = download_project(As::Root, &[("shadow", url.as_str(), wrong.as_str())], "");
+    let (ok, text) = download(As::Root, &p, None);
+    assert!(!ok, "{text}");
+    assert!(text.contains("shadow: cannot fetch secret") && text.contains("sha256 mismatch"), "{text}");
+    // A recipe reading host files says which.
+    assert!(text.contains(&format!("shadow: secret: reading {}, outside the project", secret.display())), "{text}");
+    assert_eq!(sources_of(&p), ["secret.bad"]);
+    let bad = p.join("sources/secret.bad");
+    assert_eq!(mode_of(&bad) & 0o077, 0, "{} has mode {:o}", bad.display(), mode_of(&bad));
+
+    // With the right hash the copy is kept with the original's bits.
+    std::fs::remove_file(&bad).unwrap();
+    let recipe = std::fs::read_to_string(p.join("recipes/shadow.toml")).unwrap().replace(&wrong, &right);
+    std::fs::write(p.join("recipes/shadow.toml"), recipe).unwrap();
+    let (ok, text) = download(As::Root, &p, None);
+    assert!(ok, "{text}");
+    assert!(text.contains(&format!("(from {})", secret.display())), "the listing names the origin:\n{text}");
+    assert_eq!(std::fs::read_to_string(p.join("sources/secret")).unwrap(), "root-only secret\n");
+    assert_eq!(mode_of(&p.join("sources/secret")) & !0o600, 0);
+
+    // A wrong file already in sources/ is moved aside private too, whatever its mode was.
+    std::fs::write(p.join("sources/secret"), "not the secret\n").unwrap();
+    std::fs::set_permissions(p.join("sources/secret"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (ok, text) = download(As::Root, &p, None);
+    assert!(ok, "{text}");
+    assert_eq!(mode_of(&bad), 0o600, "{text}");
+
+    // The unprivileged user cannot read it, and is told so; nothing lands in sources/.
+    let p = download_project(As::Unprivileged, &[("shadow", url.as_str(), right.as_str())], "");
+    let (ok, text) = download(As::Unprivileged, &p, None);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("shadow: cannot fetch secret")
+            && text.contains(&format!("{}: cannot read it: Permission denied", secret.display())),
+        "{text}"
+    );
+    assert_eq!(sources_of(&p), Vec::<String>::new());
+}
+
+/// The attacks: `file:///dev/zero` wrote 2 GB before anything stopped it, a FIFO source hung
+/// forever. A local source must be a regular file within `[fetch] max_size`; anything else is
+/// refused without being read (the 60 s limit of `download` catches a hang), as root and as an
+/// unprivileged user, and a mirror directory's entry is held to the same.
+#[test]
+fn a_device_a_fifo_or_an_oversized_file_is_refused_as_a_source() {
+    let host = host_files();
+    let fifo = host.path().join("fifo");
+    let big = host.path().join("big");
+    let zero_sha = "00".repeat(32);
+    let (fifo_url, big_url) = (format!("file://{}", fifo.display()), format!("file://{}", big.display()));
+    let recipes = [
+        ("zero", "file:///dev/zero", zero_sha.as_str()),
+        ("fifo", fifo_url.as_str(), zero_sha.as_str()),
+        ("big", big_url.as_str(), zero_sha.as_str()),
+    ];
+    for who in [As::Root, As::Unprivileged] {
+        let p = download_project(who, &recipes, "max_size = 1048576\n");
+        let (ok, text) = download(who, &p, None);
+        assert!(!ok, "{who:?}: {text}");
+        for expected in [
+            "zero: cannot fetch zero".to_string(),
+            "/dev/zero: a character device, not a regular file".into(),
+            "fifo: cannot fetch fifo".into(),
+            format!("{}: a FIFO, not a regular file", fifo.display()),
+            "big: cannot fetch big".into(),
+            format!(
+                "{}: the file is 2147483648 bytes, more than the size limit of 1048576 bytes ([fetch] max_size)",
+                big.display()
+            ),
+        ] {
+            assert!(text.contains(&expected), "{who:?}: no {expected:?} in:\n{text}");
+        }
+        assert_eq!(sources_of(&p), Vec::<String>::new(), "{who:?}");
+    }
+
+    // A mirror directory whose entry is a FIFO: refused, and the recipe's own URL is used.
+    let mirror = host.path().join("mirror");
+    std::fs::create_dir(&mirror).unwrap();
+    std::fs::set_permissions(&mirror, std::fs::Permissions::from_mode(0o755)).unwrap();
+    nix::unistd::mkfifo(&mirror.join("pkg-1.0.tar.gz"), nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+    let good = host.path().join("pkg-1.0.tar.gz");
+    std::fs::write(&good, "the real bytes\n").unwrap();
+    std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let good_url = format!("file://{}", good.display());
+    let p = download_project(As::Unprivileged, &[("pkg", good_url.as_str(), sha256(b"the real bytes\n").as_str())], "");
+    let (ok, text) = download(As::Unprivileged, &p, Some(&mirror));
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!("{}: a FIFO, not a regular file", mirror.join("pkg-1.0.tar.gz").display())),
+        "{text}"
+    );
+    assert_eq!(sources_of(&p), ["pkg-1.0.tar.gz"]);
+    // Never wider than the original (the umask may narrow it).
+    assert_eq!(mode_of(&p.join("sources/pkg-1.0.tar.gz")) & !0o644, 0);
+}
+
+/// The attack: an install step leaving a FIFO in `$DESTDIR`. The output was committed to staging
+/// before the check refused it, `ovm pack` then shipped it, and the error named a log that did
+/// not exist. Now the output is checked where the steps left it: staging keeps the previous good
+/// output, the image does not get the FIFO, and the log named holds the error.
+#[test]
+fn a_fifo_left_in_destdir_never_reaches_staging_or_the_image() {
+    let p = built_project("fifo-out");
+    custom("evil", "mkdir -p \"$DESTDIR/usr/bin\"\necho good > \"$DESTDIR/usr/bin/evil\"").write(&p, "fifo-out");
+    p.ok(&["build", "x86_64"]);
+    let kept = |m: BTreeMap<String, String>| -> BTreeMap<String, String> {
+        m.into_iter().filter(|(k, _)| k.starts_with("staging/") || k.starts_with("output/")).collect()
+    };
+    let before = kept(snapshot(&p));
+    assert!(before.contains_key("staging/x86_64/evil/usr/bin/evil"), "{before:?}");
+
+    custom(
+        "evil",
+        "mkdir -p \"$DESTDIR/usr/bin\"\necho bad > \"$DESTDIR/usr/bin/evil\"\nmkfifo \"$DESTDIR/usr/bin/pipe\"",
+    )
+    .write(&p, "fifo-out");
+    let out = fails(&p, &["build", "x86_64"]);
+    let pipe = p.path().join("work/x86_64/evil/dest/usr/bin/pipe");
+    assert!(
+        out.contains(&format!(
+            "ovm: evil failed at package: {} is a FIFO: a package output holds only files, directories and symlinks",
+            pipe.display()
+        )),
+        "{out}"
+    );
+    let log = out.lines().find_map(|l| l.strip_prefix("log: ")).unwrap_or_else(|| panic!("no log named:\n{out}"));
+    let logged = std::fs::read_to_string(log).unwrap_or_else(|e| panic!("the log named, {log}: {e}\n{out}"));
+    assert!(logged.contains("is a FIFO"), "{log}:\n{logged}");
+    assert!(!p.path().join("staging/x86_64/evil/usr/bin/pipe").exists());
+    assert_unchanged(&before, &kept(snapshot(&p)), "the refused output");
+
+    // `ovm pack` packs what staging holds: the previous good output, no FIFO.
+    p.ok(&["pack", "x86_64"]);
+    let m = p.read("output/x86_64/manifest.txt");
+    assert!(m.lines().any(|l| l.starts_with("/usr/bin/evil\t")), "{m}");
+    assert!(!m.contains("/usr/bin/pipe"), "the FIFO was packed:\n{m}");
+
+    std::fs::remove_file(p.path().join("recipes/evil.toml")).unwrap();
 }

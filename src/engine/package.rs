@@ -418,7 +418,14 @@ pub fn run_until(
         Box::new(Failure { package: pkg.into(), task: task.into(), log, error })
     };
     let dirs = Dirs::new(ctx, pkg);
-    let verdict = assess(ctx, recipe, dep_outputs).map_err(|e| fail("fetch", dirs.logs.clone(), e))?;
+    // A failure before any task ran: the report names the task's log, which then holds the error
+    // (and nothing stale from an earlier run).
+    let fail_before = |task: &str, error: EngineError| {
+        let log = dirs.logs.join(format!("{task}.log"));
+        let _ = write_log(&log, &format!("{error}\n"));
+        fail(task, log, error)
+    };
+    let verdict = assess(ctx, recipe, dep_outputs).map_err(|e| fail_before("fetch", e))?;
     let plan = &verdict.plan;
     let package = plan.package();
     let last = last.unwrap_or(package);
@@ -431,8 +438,7 @@ pub fn run_until(
     };
     tracing::debug!("{}: {pkg}: starts at {} ({})", ctx.domain, plan.name(start), verdict.reason);
 
-    let _slot =
-        ctx.slots.acquire().map_err(|e| fail(plan.name(start), dirs.logs.clone(), EngineError::Jobserver(e)))?;
+    let _slot = ctx.slots.acquire().map_err(|e| fail_before(plan.name(start), EngineError::Jobserver(e)))?;
 
     // Fetch (or confirm the recorded fetch is still usable).
     let mut fetched = verdict.fetched.clone();
@@ -475,8 +481,8 @@ pub fn run_until(
         }
     }
     let fetched = fetched.unwrap_or_default();
-    let sigs = signatures(ctx, recipe, plan, dep_outputs, Some(&fetched))
-        .map_err(|e| fail(plan.name(start), dirs.logs.clone(), e))?;
+    let sigs =
+        signatures(ctx, recipe, plan, dep_outputs, Some(&fetched)).map_err(|e| fail_before(plan.name(start), e))?;
     let sig_of = |t: Task| sigs.sig(t).unwrap_or_default();
 
     // `patch` and the build steps would rerun on a tree the package's earlier run wrote to:
@@ -525,7 +531,7 @@ pub fn run_until(
                     };
                     ctx.states
                         .write_stamp(pkg, plan.name(t), &stamp)
-                        .map_err(|e| fail(plan.name(t), dirs.logs.clone(), e.into()))?;
+                        .map_err(|e| fail_before(plan.name(t), e.into()))?;
                 }
                 let _ = ctx.states.clear_running(pkg);
                 clear_await_of(ctx, pkg);
@@ -540,10 +546,12 @@ pub fn run_until(
         let name = plan.name(t);
         let log = dirs.logs.join(format!("{name}.log"));
         let sig = sig_of(t);
-        ctx.states.set_running(pkg, name).map_err(|e| fail(name, log.clone(), e.into()))?;
+        ctx.states.set_running(pkg, name).map_err(|e| fail_before(name, e.into()))?;
         ctx.log.start(ctx.domain.dir_name(), pkg, name, &sig);
         fault::point(&format!("{name}.begin"), pkg);
         let t0 = Instant::now();
+        // The log of this run only: one an earlier run left must not stand for this one's.
+        let _ = fs::remove_file(&log);
         let result = run_task(ctx, recipe, plan, t, &dirs, &fetched, &log);
         match result {
             Ok(out) => {
@@ -577,6 +585,11 @@ pub fn run_until(
                 }
             }
             Err(error) => {
+                // Unpack, patch and package write their log when they succeed, a step may fail
+                // before its command started: the report names this log, so it says what failed.
+                if !log.exists() {
+                    let _ = write_log(&log, &format!("{error}\n"));
+                }
                 ctx.log.failed(ctx.domain.dir_name(), pkg, name, t0.elapsed(), &log);
                 let _ = ctx.states.set_await(&Await { package: pkg.into(), task: name.into(), log: log.clone() });
                 let _ = ctx.states.remove_stamp(pkg, name);
@@ -702,8 +715,17 @@ fn run_task(
             Ok(None)
         }
         TaskKind::Package => {
+            // Checked where the steps left it, before the commit: an output that is refused (a
+            // FIFO, a socket or a device node in DESTDIR) never reaches staging, which keeps the
+            // previous good output, so neither `ovm pack` nor a dependent can pick it up. The hash
+            // is of relative paths, so the one of DESTDIR is the staged tree's.
+            let output = output_hash(ctx.domain, &dirs.dest)?;
+            if ctx.domain == Domain::Toolchain {
+                // Identified by its wheel's RECORD, which reads no directory: walk it here.
+                tree::check_types(&dirs.dest)?;
+            }
             tree::commit_then(&dirs.dest, &dirs.staging, || fault::point("package.exchanged", &recipe.name))?;
-            Ok(Some(output_hash(ctx.domain, &dirs.staging)?))
+            Ok(Some(output))
         }
     }
 }

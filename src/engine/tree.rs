@@ -27,8 +27,8 @@ pub enum TreeError {
     Read { path: PathBuf, source: io::Error },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
-    #[error("{path}: unsupported file type in a package output (only files, dirs and symlinks)")]
-    FileType { path: PathBuf },
+    #[error("{path} is {what}: a package output holds only files, directories and symlinks")]
+    FileType { path: PathBuf, what: &'static str },
     #[error("renameat2({from}, {to}, RENAME_EXCHANGE): {errno}")]
     Exchange { from: PathBuf, to: PathBuf, errno: nix::errno::Errno },
     #[error("sysroot conflict: `{path}` is provided by both `{first}` and `{second}` with different content")]
@@ -52,7 +52,19 @@ fn kind_of(path: &Path, md: &fs::Metadata) -> Result<Kind, TreeError> {
         let target = fs::read_link(path).map_err(|source| TreeError::Read { path: path.to_path_buf(), source })?;
         Ok(Kind::Symlink(target))
     } else {
-        Err(TreeError::FileType { path: path.to_path_buf() })
+        use std::os::unix::fs::FileTypeExt as _;
+        let what = if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_socket() {
+            "a socket"
+        } else if ft.is_char_device() {
+            "a character device"
+        } else if ft.is_block_device() {
+            "a block device"
+        } else {
+            "of an unknown file type"
+        };
+        Err(TreeError::FileType { path: path.to_path_buf(), what })
     }
 }
 
@@ -85,6 +97,12 @@ fn walk_stat(root: &Path) -> Result<BTreeMap<PathBuf, (Kind, fs::Metadata)>, Tre
 
 fn file_digest(path: &Path) -> Result<[u8; 32], TreeError> {
     crate::digest::sha256_file_raw(path).map_err(|source| TreeError::Read { path: path.to_path_buf(), source })
+}
+
+/// Checks that everything below `root` is a file, a directory or a symlink (what [`hash_tree`]
+/// checks on its way), for outputs identified otherwise (the prebuilt toolchain).
+pub fn check_types(root: &Path) -> Result<(), TreeError> {
+    walk(root).map(drop)
 }
 
 /// The output signature of a tree; see the module comment. A missing tree hashes like an empty one
