@@ -14,5 +14,6 @@ pub mod patch;
 pub mod project;
 pub mod recipe;
 pub mod sandbox;
+pub mod size;
 pub mod toolchain;
 pub mod unpack;

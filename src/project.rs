@@ -35,6 +35,18 @@ pub struct Config {
     pub fetch: FetchConfig,
     pub pack: PackConfig,
     pub boot: BootConfig,
+    pub sandbox: SandboxConfig,
+}
+
+/// `[sandbox]`: the resource limits of every build step's sandbox (a recipe's `[limits]` overrides
+/// them for its package). Absent: the sandbox's defaults (4096 processes, 3/4 of the RAM).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxConfig {
+    /// Processes a step may run at once.
+    pub pids_max: Option<std::num::NonZeroU64>,
+    /// Memory a step may use: `"4G"` or a number of bytes.
+    pub memory_max: Option<crate::size::ByteSize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -298,6 +310,19 @@ mod tests {
         let (_d, p) = project_with_config("[pack]\ncompres = \"xz\"\n");
         let msg = p.unwrap_err().to_string();
         assert!(msg.contains("ovm.toml") && msg.contains("compres") && msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn sandbox_limits_parse_and_bad_ones_point_at_their_line() {
+        let (_d, p) = project_with_config("[sandbox]\npids_max = 1024\nmemory_max = \"4G\"\n");
+        let sandbox = p.unwrap().config.sandbox;
+        assert_eq!(sandbox.pids_max.map(|n| n.get()), Some(1024));
+        assert_eq!(sandbox.memory_max, Some(crate::size::ByteSize(4 << 30)));
+        for (text, word) in [("pids_max = 0", "nonzero"), ("memory_max = \"4X\"", "4X"), ("memory_max = 0", "more than 0")] {
+            let (_d, p) = project_with_config(&format!("[sandbox]\n\n{text}\n"));
+            let msg = p.unwrap_err().to_string();
+            assert!(msg.contains("ovm.toml") && msg.contains("line 3") && msg.contains(word), "{msg}");
+        }
     }
 
     #[test]

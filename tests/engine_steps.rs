@@ -95,3 +95,33 @@ fn editing_a_step_restarts_at_unpack_and_status_names_it() {
     );
     assert_eq!(p.read("staging/x86_64/stepped/usr/share/result.txt"), "three\n");
 }
+
+/// A runaway step (a bounded fork bomb) under the recipe's `[limits]` ends with an error naming the
+/// limit and where to raise it, and commits nothing: no stamp, no staged output; the fixed recipe
+/// then builds from the same state.
+#[test]
+fn a_fork_bomb_step_fails_naming_the_pids_limit_and_commits_nothing() {
+    let p = project();
+    let bomb = "style = \"custom\"\n[[build.step]]\nname = \"first\"\nscript = \"cat /ovm/src/in.txt > /ovm/build/a\"\n\
+                [[build.step]]\nname = \"bomb\"\n\
+                script = \"i=0; while [ $i -lt 2000 ]; do sleep 9873 & i=$((i+1)); done; wait\"\n\
+                [[build.step]]\nname = \"ship\"\nscript = \"mkdir -p /ovm/dest/usr && cp /ovm/build/a /ovm/dest/usr/a\"\n\
+                \n[limits]\npids = 64\n";
+    stepped(bomb).write(&p, "fork-bomb");
+    let out = fails(&p, &["build", "x86_64", "stepped"]);
+    let setting = if nix::unistd::geteuid().is_root() { "pids.max=64" } else { "RLIMIT_NPROC=64" };
+    assert!(
+        out.contains(&format!("stepped: the bomb step hit the sandbox's pids limit ({setting})"))
+            && out.contains("raise [sandbox] pids_max in config/ovm.toml or [limits] pids in recipes/stepped.toml"),
+        "{out}"
+    );
+    let states = p.path().join("states/x86_64");
+    assert!(states.join("stepped.first").is_file(), "the step before it is stamped");
+    assert!(!states.join("stepped.bomb").exists(), "the failed step was stamped");
+    assert!(!p.path().join("staging/x86_64/stepped").exists(), "a package whose step failed was staged");
+
+    stepped(&bomb.replace("while [ $i -lt 2000 ]", "while [ $i -lt 8 ]").replace("sleep 9873", "true"))
+        .write(&p, "fork-bomb");
+    p.ok(&["build", "x86_64", "stepped"]);
+    assert_eq!(p.read("staging/x86_64/stepped/usr/a"), "one\n");
+}

@@ -146,6 +146,14 @@ impl<'a> Run<'a> {
             cache_dir: self.cache_dir.clone(),
             sstate: self.sstate.clone(),
             source_date_epoch: self.project.source_date_epoch(),
+            limits: {
+                let cfg = &self.project.config.sandbox;
+                let defaults = crate::sandbox::Limits::defaults();
+                crate::sandbox::Limits {
+                    pids: cfg.pids_max.map(|n| n.get()).or(defaults.pids),
+                    memory: cfg.memory_max.map(|m| m.0).or(defaults.memory),
+                }
+            },
             outputs: Mutex::new(BTreeMap::new()),
             quiet: self.quiet,
         }

@@ -75,6 +75,8 @@ pub struct Ctx<'a> {
     pub cache_dir: PathBuf,
     pub sstate: Option<Sstate>,
     pub source_date_epoch: u64,
+    /// The project's `[sandbox]` limits (defaults filled in); a recipe's `[limits]` overrides them.
+    pub limits: sandbox::Limits,
     /// Output hashes of every package of this domain finished in this run (or reused).
     pub outputs: std::sync::Mutex<BTreeMap<String, String>>,
     pub quiet: bool,
@@ -826,7 +828,8 @@ pub fn step_spec(
         .tmpfs("/tmp")
         .cwd(env::BUILD_DIR)
         .hostname("ovm")
-        .terminal(terminal);
+        .terminal(terminal)
+        .limits(step_limits(ctx, recipe));
     match ctx.domain.profile() {
         Profile::Package => {
             let tools = eq.tools_dir.as_ref().ok_or_else(|| EngineError::Internal("no build tools".into()))?;
@@ -848,6 +851,59 @@ pub fn step_spec(
     let (r, w) = js.fds();
     b = b.env("MAKEFLAGS", js.makeflags()).preserve_fds(&[r, w]);
     Ok(b.build()?)
+}
+
+/// The recipe's `[limits]` over the project's `[sandbox]` ones.
+fn step_limits(ctx: &Ctx<'_>, recipe: &Recipe) -> sandbox::Limits {
+    sandbox::Limits {
+        pids: recipe.limits.pids.or(ctx.limits.pids),
+        memory: recipe.limits.memory.or(ctx.limits.memory),
+    }
+}
+
+/// How much of a failed step's log is searched for the limit it hit: the sandbox's own report is
+/// its last line, and a build's complaint about a failed fork or allocation is near the end.
+const LOG_TAIL: u64 = 16 * 1024;
+
+/// The error for a failed sandboxed step: [`EngineError::LimitHit`] when the sandbox reported a
+/// hit cgroup limit, or when only rlimits were in force and the log shows a failed fork or
+/// allocation (rlimits leave no other trace); [`EngineError::StepFailed`] otherwise.
+fn step_failure(ctx: &Ctx<'_>, recipe: &Recipe, step: &str, log: &Path, status: Option<i32>) -> EngineError {
+    let tail = read_tail(log, LOG_TAIL);
+    let recipe_file = recipe.path.strip_prefix(ctx.root).unwrap_or(&recipe.path).to_path_buf();
+    let hit = |kind: sandbox::limits::LimitKind, setting: String, evidence: String| EngineError::LimitHit {
+        package: recipe.name.clone(),
+        step: step.into(),
+        kind: kind.name().into(),
+        setting,
+        evidence,
+        recipe: recipe_file.clone(),
+    };
+    if let Some((kind, setting)) = sandbox::limits::hit_in_text(&tail) {
+        return hit(kind, setting, String::new());
+    }
+    if matches!(ctx.isolation, Isolation::Sandbox { .. }) {
+        if let Some((kind, sign)) = sandbox::limits::exhaustion_in_text(&tail) {
+            let mechanism = sandbox::limits::detect();
+            if let sandbox::Mechanism::Rlimits { .. } = mechanism {
+                let limits = step_limits(ctx, recipe);
+                if let Some((_, setting)) = mechanism.settings(&limits).into_iter().find(|(k, _)| *k == kind) {
+                    return hit(kind, setting, format!(" (only rlimits here, and the log says {sign:?})"));
+                }
+            }
+        }
+    }
+    EngineError::StepFailed { package: recipe.name.clone(), step: step.into(), status }
+}
+
+fn read_tail(path: &Path, max: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = File::open(path) else { return String::new() };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(max)));
+    let mut bytes = Vec::new();
+    let _ = file.take(max).read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Runs the step `name` of `recipe` (its `script`) in its sandbox, its output going to `log`.
@@ -884,7 +940,7 @@ fn run_step(
     if status.success() {
         return Ok(());
     }
-    Err(EngineError::StepFailed { package: recipe.name.clone(), step: name.into(), status: status.code() })
+    Err(step_failure(ctx, recipe, name, log, status.code()))
 }
 
 /// `--no-sandbox`: the same script and environment with the /ovm paths mapped to host paths.

@@ -196,6 +196,7 @@ mod tests {
             patches: vec![],
             sources: vec![],
             build,
+            limits: Default::default(),
             path: "recipes/p.toml".into(),
         }
     }

@@ -153,8 +153,19 @@ pub struct Recipe {
     pub sources: Vec<Source>,
     /// `None` only for toolchain recipes: see [`Recipe::is_prebuilt`].
     pub build: Option<Build>,
+    /// `[limits]`: the sandbox limits of this package's steps; unset fields take the project's.
+    pub limits: RecipeLimits,
     /// The recipe file.
     pub path: PathBuf,
+}
+
+/// A recipe's `[limits]` section (`pids = 2048`, `memory = "8G"`); `None` takes the project's
+/// `[sandbox]` setting. They bound the build, so they are not part of the package's signature.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecipeLimits {
+    pub pids: Option<u64>,
+    /// Bytes.
+    pub memory: Option<u64>,
 }
 
 impl Recipe {

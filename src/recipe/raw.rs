@@ -26,6 +26,16 @@ pub(super) struct RawRecipe {
     #[serde(default)]
     pub source: Vec<Spanned<RawSource>>,
     pub build: Option<Spanned<RawBuild>>,
+    pub limits: Option<RawLimits>,
+}
+
+/// `[limits]`: the sandbox limits of this package's steps, over the project's `[sandbox]` ones.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    pub pids: Option<Spanned<i64>>,
+    /// `"8G"` or a number of bytes.
+    pub memory: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]

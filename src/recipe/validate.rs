@@ -11,9 +11,10 @@ use toml::Spanned;
 use super::raw::{RawAlternative, RawBuild, RawDebian, RawPypi, RawRecipe, RawSource};
 use super::{
     Alternative, Artifact, Build, ConfigFile, DebianSource, Kind, Location, NamedStep, PypiSource, Recipe, RecipeError,
-    Source, Style,
+    RecipeLimits, Source, Style,
 };
 use crate::project::Outside;
+use crate::size::ByteSize;
 use crate::unpack::ArchiveFormat;
 
 /// Project paths the checks resolve against.
@@ -145,6 +146,7 @@ fn validate(
         }
     };
 
+    let limits = convert_limits(doc, raw.limits)?;
     let recipe = Recipe {
         name,
         kind,
@@ -157,9 +159,32 @@ fn validate(
         patches,
         sources,
         build,
+        limits,
         path: path.to_path_buf(),
     };
     Ok(Loaded { recipe, name_at: doc.at(raw.name.span()), depends_at, artifacts_at })
+}
+
+fn convert_limits(doc: &Doc, raw: Option<super::raw::RawLimits>) -> Result<RecipeLimits, RecipeError> {
+    let Some(raw) = raw else { return Ok(RecipeLimits::default()) };
+    let pids = match raw.pids {
+        None => None,
+        Some(p) if *p.get_ref() > 0 => Some(*p.get_ref() as u64),
+        Some(p) => return Err(doc.invalid(&p, "limits.pids must be a number of processes above 0".into())),
+    };
+    let memory = match raw.memory {
+        None => None,
+        Some(m) => {
+            let parsed = match m.get_ref() {
+                toml::Value::String(text) => ByteSize::parse(text),
+                toml::Value::Integer(n) if *n > 0 => Ok(ByteSize(*n as u64)),
+                other => Err(format!("{other} is not a size")),
+            };
+            let size = parsed.map_err(|e| doc.invalid(&m, format!("limits.memory: {e} (e.g. \"8G\")")))?;
+            Some(size.0)
+        }
+    };
+    Ok(RecipeLimits { pids, memory })
 }
 
 /// Package names: what BitBake/OpenWrt accept in practice and what is safe as a path component.

@@ -10,7 +10,9 @@ use clap::Args;
 use oci_spec::runtime::Spec;
 
 use super::error::SandboxError;
+use super::limits::{self, Mechanism};
 use super::{runtime, SandboxBuilder};
+use crate::size::ByteSize;
 
 /// A bind argument: `SRC:DST`, or `SRC` alone for the same path inside.
 #[derive(Debug, Clone)]
@@ -83,6 +85,12 @@ pub struct SandboxOptions {
     /// Hostname inside
     #[arg(long, default_value = super::spec::DEFAULT_HOSTNAME)]
     pub hostname: String,
+    /// Most processes the sandbox may run at once (default 4096)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub pids_max: Option<u64>,
+    /// Most memory the sandbox may use, e.g. 512M or 4G (default: 3/4 of the RAM)
+    #[arg(long, value_name = "SIZE")]
+    pub memory_max: Option<ByteSize>,
     /// Print the OCI runtime spec as JSON instead of running
     #[arg(long, conflicts_with = "bundle")]
     pub print_spec: bool,
@@ -164,6 +172,12 @@ impl SandboxArgs {
             .share_net(o.net)
             .terminal(o.tty)
             .hostname(&o.hostname);
+        if let Some(n) = o.pids_max {
+            b = b.pids_limit(Some(n));
+        }
+        if let Some(size) = o.memory_max {
+            b = b.memory_limit(Some(size.0));
+        }
         for m in &self.mounts {
             b = match m {
                 MountArg::Ro(bind) => b.ro_bind(&bind.source, &bind.dest),
@@ -230,7 +244,21 @@ pub fn sandbox(args: &SandboxArgs) -> ExitCode {
             Err(err) => fail(&err),
         };
     }
-    status(runtime::run(&spec))
+    // Rlimits leave no trace when they are hit: a failure under limits the user asked for says
+    // which were in force, since nothing else will.
+    let asked = args.options.pids_max.is_some() || args.options.memory_max.is_some();
+    let mechanism = asked.then(limits::detect);
+    let result = runtime::run(&spec);
+    if let (Some(mechanism @ Mechanism::Rlimits { why }), Ok(code @ 1..)) = (&mechanism, &result) {
+        let limits = super::plan::Plan::from_spec(&spec).map(|p| p.limits).unwrap_or_default();
+        let settings: Vec<String> = mechanism.settings(&limits).into_iter().map(|(_, s)| s).collect();
+        eprintln!(
+            "ovm: sandbox: the command failed (exit status {code}) under the rlimits {} (no cgroup: {why}); if it \
+             could not fork (EAGAIN) or allocate (ENOMEM), that was the limit: raise --pids-max / --memory-max",
+            settings.join(", ")
+        );
+    }
+    status(result)
 }
 
 /// `ovm __sandbox-exec SPEC_JSON`
@@ -297,6 +325,7 @@ fn parse_sandbox(args: Vec<String>) -> Option<SandboxArgs> {
     let (mut net, mut tty, mut print_spec) = (false, false, false);
     let mut hostname = None;
     let mut bundle = None;
+    let (mut pids_max, mut memory_max) = (None, None);
     let mut args = args.into_iter();
     let mut command = Vec::new();
     while let Some(arg) = args.next() {
@@ -337,6 +366,8 @@ fn parse_sandbox(args: Vec<String>) -> Option<SandboxArgs> {
                     "cwd" if cwd.is_none() => cwd = Some(PathBuf::from(value)),
                     "hostname" if hostname.is_none() => hostname = Some(value),
                     "bundle" if bundle.is_none() => bundle = Some(PathBuf::from(value)),
+                    "pids-max" if pids_max.is_none() => pids_max = Some(value.parse::<u64>().ok().filter(|&n| n > 0)?),
+                    "memory-max" if memory_max.is_none() => memory_max = Some(value.parse::<ByteSize>().ok()?),
                     _ => return None,
                 }
             }
@@ -351,6 +382,8 @@ fn parse_sandbox(args: Vec<String>) -> Option<SandboxArgs> {
         net,
         tty,
         hostname: hostname.unwrap_or_else(|| super::spec::DEFAULT_HOSTNAME.to_string()),
+        pids_max,
+        memory_max,
         print_spec,
         bundle,
         command,
@@ -415,7 +448,7 @@ mod tests {
         // Whatever the fast path takes, the full CLI parses the same way; the rest (help, usage
         // errors, global options before `sandbox`, other commands) is left to the full CLI.
         // The first TAKEN cases are plain forms the fast path must take; the rest it may leave.
-        const TAKEN: usize = 8;
+        const TAKEN: usize = 9;
         let cases: &[&[&str]] = &[
             &["sandbox", "--tmpfs", "/t", "--rw", "/a:/w", "--cwd", "/w", "--env", "A=1", "--", "sh"],
             &["sandbox", "--tty", "--hostname", "h", "--print-spec", "sh", "-c", "x"],
@@ -425,6 +458,11 @@ mod tests {
             &["sandbox", "--env", "A=", "--env=B=c=d", "--rw", "rel:/r", "--tmpfs=/x", "--ro", "/y", "a", "-"],
             &["sandbox", "sh", "--", "--net"],
             &["__sandbox-exec", "{}"],
+            &["sandbox", "--pids-max", "64", "--memory-max=64M", "--", "sh"],
+            &["sandbox", "--pids-max", "0", "sh"],
+            &["sandbox", "--pids-max", "x", "sh"],
+            &["sandbox", "--memory-max", "4X", "sh"],
+            &["sandbox", "--pids-max=1", "--pids-max=2", "sh"],
             &["sandbox", "-v", "--", "sh"],
             &["sandbox", "--net", "--net", "sh"],
             &["sandbox", "--net=yes", "sh"],

@@ -24,6 +24,7 @@ use nix::unistd::ForkResult;
 
 use super::error::SandboxError;
 use super::hints::{self, HostFacts};
+use super::limits::{Limits, Mechanism};
 use super::plan::Plan;
 use super::reaper::status_code;
 use super::runtime::{run_plan, Payload};
@@ -166,8 +167,40 @@ pub fn diagnose() -> Report {
             }
         });
     }
+    checks.push(limits_check(&super::limits::detect(), nix::unistd::geteuid().is_root()));
     checks.push(disk_check());
     Report { checks }
+}
+
+/// Which mechanism enforces the sandboxes' resource limits here, and the defaults.
+fn limits_check(mechanism: &Mechanism, root: bool) -> Check {
+    let defaults = Limits::defaults();
+    let settings: Vec<String> = mechanism.settings(&defaults).into_iter().map(|(_, s)| s).collect();
+    let detail = format!(
+        "{}; defaults {} ([sandbox] pids_max / memory_max in config/ovm.toml and a recipe's [limits] override them)",
+        mechanism.describe(),
+        settings.join(", ")
+    );
+    match mechanism {
+        Mechanism::CgroupV1 { .. } | Mechanism::CgroupV2 { .. } => check("resource limits", Status::Ok, detail, None),
+        Mechanism::Rlimits { .. } => {
+            let caveat = if root {
+                "; RLIMIT_NPROC does not bind root, so as root only the memory limit holds"
+            } else {
+                "; RLIMIT_DATA is per process, not the sandbox's total"
+            };
+            check(
+                "resource limits",
+                Status::Info,
+                format!("{detail}{caveat}"),
+                Some(
+                    "for per-sandbox totals, run ovm as root on a host with cgroup v1 pids/memory hierarchies, or in \
+                     a cgroup v2 subtree delegated to you with pids and memory in its cgroup.subtree_control"
+                        .into(),
+                ),
+            )
+        }
+    }
 }
 
 /// The fix sentence of a setup error (the hint after the errno), if the error carries one.
@@ -469,6 +502,17 @@ mod tests {
         let c = max_userns_check(&f);
         assert_eq!(c.status, Status::Fail);
         assert!(c.fix.unwrap().contains("user.max_user_namespaces="));
+    }
+
+    #[test]
+    fn limits_line_names_the_mechanism_and_root_caveat() {
+        let v1 = Mechanism::CgroupV1 { pids: "/sys/fs/cgroup/pids".into(), memory: "/sys/fs/cgroup/memory".into() };
+        let c = limits_check(&v1, true);
+        assert_eq!(c.status, Status::Ok);
+        assert!(c.detail.starts_with("cgroup v1") && c.detail.contains("pids.max=4096"), "{}", c.detail);
+        let r = limits_check(&Mechanism::Rlimits { why: "no cgroup v1 pids and memory hierarchies".into() }, true);
+        assert_eq!(r.status, Status::Info);
+        assert!(r.detail.contains("RLIMIT_NPROC=4096") && r.detail.contains("does not bind root"), "{}", r.detail);
     }
 
     #[test]

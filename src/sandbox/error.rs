@@ -217,6 +217,37 @@ pub enum SandboxError {
         errno: Errno,
     },
 
+    #[error("creating the sandbox's cgroup {path} failed: {errno}")]
+    CgroupCreate {
+        path: String,
+        #[serde(with = "errno_serde")]
+        errno: Errno,
+    },
+
+    #[error("setting the sandbox's limit {file} to {value} failed: {errno}")]
+    CgroupLimit {
+        file: String,
+        value: String,
+        #[serde(with = "errno_serde")]
+        errno: Errno,
+    },
+
+    #[error("moving ovm into the sandbox's cgroup {path} failed: {errno}")]
+    CgroupJoin {
+        path: String,
+        #[serde(with = "errno_serde")]
+        errno: Errno,
+    },
+
+    /// The command failed after the kernel enforced one of the sandbox's limits on it. The wording
+    /// "hit the sandbox's KIND limit (SETTING" is what `limits::hit_in_text` finds in a log.
+    #[error(
+        "the command failed (exit status {status}) and hit the sandbox's {kind} limit ({setting}, {mechanism}): \
+         raise it with `ovm sandbox --{kind}-max`, `[sandbox] {kind}_max` in config/ovm.toml or `[limits] {kind}` \
+         in the package's recipe"
+    )]
+    LimitHit { kind: String, setting: String, mechanism: String, status: i32 },
+
     #[error("the sandbox sent an unreadable status message: {reason}")]
     Protocol { reason: String },
 
@@ -236,6 +267,8 @@ impl SandboxError {
         match self {
             SandboxError::ExecNotFound { .. } => EXIT_NOT_FOUND,
             SandboxError::Exec { .. } => EXIT_NOT_EXECUTABLE,
+            // The command ran: its own status tells a script it failed.
+            SandboxError::LimitHit { status, .. } => *status,
             _ => EXIT_SETUP_FAILED,
         }
     }

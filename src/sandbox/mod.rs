@@ -9,7 +9,7 @@
 //! Layout: `spec` (builder, annotations) → `plan` (validation, everything decided up front) →
 //! `runtime` (processes: caller, init, command) → `mounts` (the root file system, ordered for
 //! safety) and `reaper` (pid 1); `sys` wraps the syscalls nix lacks; `hints` explains failures;
-//! `error` is the one error type; `doctor`, `bundle` and `cli` are the front ends.
+//! `limits` enforces the resource limits (cgroup v2, v1 or rlimits); `error` is the one error type; `doctor`, `bundle` and `cli` are the front ends.
 //!
 //! No setuid helper, no bwrap/crun at run time: without privileges only the invoking uid/gid can be
 //! mapped (to root inside), and a user namespace gives just enough to build the view. Exit statuses
@@ -21,6 +21,7 @@ pub mod cli;
 mod doctor;
 mod error;
 mod hints;
+pub mod limits;
 mod mounts;
 mod plan;
 mod reaper;
@@ -32,6 +33,7 @@ pub use bundle::write_bundle;
 pub use doctor::{diagnose, Check, Report, Status};
 pub use error::{SandboxError, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED};
 pub use hints::HostFacts;
+pub use limits::{Limits, Mechanism};
 pub use runtime::{command, command_with_exe, executable, run, EXEC_SUBCOMMAND, EXE_ENV};
 pub use spec::{
     to_json, ProcMode, SandboxBuilder, ANNOTATION_PRESERVE_FDS, ANNOTATION_PROC, ANNOTATION_ROOT, DEFAULT_ENV,

@@ -2,7 +2,8 @@
 //! pre-computed before any process is forked.
 //!
 //! The runtime executes specs it fully understands and refuses the rest: a field it does not
-//! implement (seccomp, hooks, cgroup resources, joining existing namespaces, capabilities to keep)
+//! implement (seccomp, hooks, cgroup resources other than the pids and memory limits, joining
+//! existing namespaces, capabilities to keep)
 //! is an error, never silently ignored, because an ignored security setting is a weaker sandbox
 //! than its author asked for. Doing all parsing here also keeps the forked processes simple: they
 //! only walk a list of prepared steps, and the steps' order is unit-testable without privileges.
@@ -16,6 +17,7 @@ use nix::sys::resource::Resource;
 use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Mount, PosixRlimitType, Spec};
 
 use super::error::SandboxError;
+use super::limits::Limits;
 use super::spec::{ANNOTATION_PRESERVE_FDS, ANNOTATION_ROOT};
 
 /// Mount flags the runtime sets on a mount (all others are inherited or cleared by the kernel).
@@ -80,6 +82,8 @@ pub(crate) struct Plan {
     pub umask: u32,
     pub terminal: bool,
     pub preserve_fds: Vec<RawFd>,
+    /// `linux.resources`' pids and memory limits; `limits` decides how they are enforced.
+    pub limits: Limits,
 }
 
 /// The devices every OCI runtime provides without being asked (runtime-spec, "Default Devices"):
@@ -223,6 +227,7 @@ impl Plan {
             umask: user.umask().unwrap_or(0o022),
             terminal: process.terminal().unwrap_or(false),
             preserve_fds,
+            limits: limits(linux.resources())?,
         })
     }
 
@@ -257,7 +262,23 @@ fn refuse_unsupported(spec: &Spec) -> Result<(), SandboxError> {
     }
     if let Some(l) = spec.linux() {
         check(l.seccomp().is_some(), "linux.seccomp");
-        check(l.resources().is_some(), "linux.resources (cgroups)");
+        if let Some(r) = l.resources() {
+            check(
+                r.devices().as_ref().is_some_and(|d| !d.is_empty())
+                    || r.cpu().is_some()
+                    || r.block_io().is_some()
+                    || r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty())
+                    || r.network().is_some()
+                    || r.rdma().is_some()
+                    || r.unified().as_ref().is_some_and(|u| !u.is_empty()),
+                "linux.resources other than pids.limit and memory.limit",
+            );
+            if let Some(m) = r.memory() {
+                let mut only_limit = oci_spec::runtime::LinuxMemory::default();
+                only_limit.set_limit(m.limit());
+                check(*m != only_limit, "linux.resources.memory fields other than limit");
+            }
+        }
         check(l.cgroups_path().is_some(), "linux.cgroupsPath");
         check(l.sysctl().as_ref().is_some_and(|s| !s.is_empty()), "linux.sysctl");
         check(l.net_devices().as_ref().is_some_and(|d| !d.is_empty()), "linux.netDevices");
@@ -276,6 +297,16 @@ fn refuse_unsupported(spec: &Spec) -> Result<(), SandboxError> {
             unsupported.join(", ")
         )))
     }
+}
+
+/// The limits of `linux.resources`; zero or negative (runc's "no limit") means none.
+fn limits(resources: &Option<oci_spec::runtime::LinuxResources>) -> Result<Limits, SandboxError> {
+    let Some(r) = resources else { return Ok(Limits::default()) };
+    let positive = |v: i64| u64::try_from(v).ok().filter(|&v| v > 0);
+    Ok(Limits {
+        pids: r.pids().as_ref().and_then(|p| positive(p.limit())),
+        memory: r.memory().as_ref().and_then(|m| m.limit()).and_then(positive),
+    })
 }
 
 fn cstring(s: &str, what: &str) -> Result<CString, SandboxError> {

@@ -46,6 +46,7 @@ use oci_spec::runtime::Spec;
 
 use super::error::SandboxError;
 use super::hints;
+use super::limits::{self, Enforced};
 use super::mounts;
 use super::plan::Plan;
 use super::reaper;
@@ -168,6 +169,17 @@ pub(crate) fn run_plan(plan: &Plan, payload: Payload) -> Result<i32, SandboxErro
             return Err(SandboxError::ForeignIdMapping { kind: kind.into(), spec_id, actual });
         }
     }
+    // Before anything forks: with a cgroup, this process moves into the sandbox's group, so init
+    // and the command start inside it; with rlimits, the command sets them on itself.
+    let enforced = Enforced::enter(&plan.limits, &mut limits::Kernel)?;
+    let with_rlimits;
+    let plan = match enforced.as_ref().map(Enforced::rlimits) {
+        Some(extra) if !extra.is_empty() => {
+            with_rlimits = Plan { rlimits: [plan.rlimits.clone(), extra].concat(), ..plan.clone() };
+            &with_rlimits
+        }
+        _ => plan,
+    };
     let signals = wait_set();
     let mut old_mask = SigSet::empty();
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), Some(&mut old_mask))
@@ -180,8 +192,13 @@ pub(crate) fn run_plan(plan: &Plan, payload: Payload) -> Result<i32, SandboxErro
         // Hand the terminal to the command only if we own it (not when started in the background).
         take_terminal: plan.terminal && owns_terminal(),
         new_session: !plan.terminal && has_controlling_terminal(),
+        wait_for_init: enforced.as_ref().is_some_and(Enforced::has_group),
     };
     let result = run_blocked(&launch);
+    let result = match enforced {
+        Some(enforced) => enforced.finish(&mut limits::Kernel, result),
+        None => result,
+    };
     // Signals that arrived after the sandbox ended are delivered now, with their usual effect.
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
     result
@@ -200,6 +217,8 @@ struct Launch<'a> {
     /// terminal, the one thing TIOCSTI could inject into: without one there is nothing to detach
     /// from, and a new session would cost a scheduler autogroup (a time slice of delay on a busy host).
     new_session: bool,
+    /// Wait for init's exit after its status (its cgroup can only be removed once it is empty).
+    wait_for_init: bool,
 }
 
 fn run_blocked(launch: &Launch<'_>) -> Result<i32, SandboxError> {
@@ -232,6 +251,10 @@ fn run_blocked(launch: &Launch<'_>) -> Result<i32, SandboxError> {
         Ok(ForkResult::Parent { child }) => {
             drop(theirs);
             let outcome = supervise(child, &ours, &launch.signals);
+            if launch.wait_for_init {
+                // Already reaped if supervise saw init close without a status: ECHILD then.
+                let _ = wait_exit(child);
+            }
             if launch.take_terminal {
                 reclaim_terminal();
             }

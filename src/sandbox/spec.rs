@@ -31,6 +31,7 @@ use oci_spec::runtime::{
 };
 
 use super::error::SandboxError;
+use super::limits::Limits;
 
 /// `"tmpfs"`: the sandbox root is a fresh tmpfs (made read-only once the mount points exist);
 /// `root.path` is used only when the spec is written as a bundle for another runtime.
@@ -146,6 +147,7 @@ pub struct SandboxBuilder {
     gid: u32,
     /// `None`: whatever [`PROC_MODE_ENV`] says when the spec is built.
     proc_mode: Option<ProcMode>,
+    limits: Limits,
 }
 
 impl SandboxBuilder {
@@ -169,7 +171,27 @@ impl SandboxBuilder {
             uid: nix::unistd::geteuid().as_raw(),
             gid: nix::unistd::getegid().as_raw(),
             proc_mode: None,
+            limits: Limits::defaults(),
         }
+    }
+
+    /// The most processes and memory the sandbox may use (`linux.resources`); every sandbox
+    /// starts with [`Limits::defaults`], and `None` in a field lifts that limit.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Processes alive at once (see [`Limits::pids`]); `None`: no limit.
+    pub fn pids_limit(mut self, pids: Option<u64>) -> Self {
+        self.limits.pids = pids;
+        self
+    }
+
+    /// Bytes of memory (see [`Limits::memory`]); `None`: no limit.
+    pub fn memory_limit(mut self, bytes: Option<u64>) -> Self {
+        self.limits.memory = bytes;
+        self
     }
 
     /// How `/proc` is provided, overriding [`PROC_MODE_ENV`] (which is read by [`build`](Self::build)
@@ -305,7 +327,7 @@ impl SandboxBuilder {
         namespaces.extend([LinuxNamespaceType::Uts, LinuxNamespaceType::Ipc]);
 
         let mut linux = oci_spec::runtime::Linux::default();
-        linux.set_resources(None);
+        linux.set_resources(resources(&self.limits)?);
         linux.set_namespaces(Some(
             namespaces
                 .into_iter()
@@ -388,6 +410,27 @@ fn no_capabilities() -> LinuxCapabilities {
     caps.set_permitted(Some(HashSet::new()));
     caps.set_ambient(Some(HashSet::new()));
     caps
+}
+
+
+/// `linux.resources` holding just the pids and memory limits (none when both are lifted).
+fn resources(limits: &Limits) -> Result<Option<oci_spec::runtime::LinuxResources>, SandboxError> {
+    if limits.is_empty() {
+        return Ok(None);
+    }
+    let too_large = |what: &str| SandboxError::InvalidSpec(format!("the {what} limit is too large"));
+    let mut resources = oci_spec::runtime::LinuxResources::default();
+    if let Some(pids) = limits.pids {
+        let mut p = oci_spec::runtime::LinuxPids::default();
+        p.set_limit(i64::try_from(pids).map_err(|_| too_large("pids"))?);
+        resources.set_pids(Some(p));
+    }
+    if let Some(bytes) = limits.memory {
+        let mut m = oci_spec::runtime::LinuxMemory::default();
+        m.set_limit(Some(i64::try_from(bytes).map_err(|_| too_large("memory"))?));
+        resources.set_memory(Some(m));
+    }
+    Ok(Some(resources))
 }
 
 #[cfg(test)]
