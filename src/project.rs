@@ -318,7 +318,9 @@ mod tests {
         let sandbox = p.unwrap().config.sandbox;
         assert_eq!(sandbox.pids_max.map(|n| n.get()), Some(1024));
         assert_eq!(sandbox.memory_max, Some(crate::size::ByteSize(4 << 30)));
-        for (text, word) in [("pids_max = 0", "nonzero"), ("memory_max = \"4X\"", "4X"), ("memory_max = 0", "more than 0")] {
+        for (text, word) in
+            [("pids_max = 0", "nonzero"), ("memory_max = \"4X\"", "4X"), ("memory_max = 0", "more than 0")]
+        {
             let (_d, p) = project_with_config(&format!("[sandbox]\n\n{text}\n"));
             let msg = p.unwrap_err().to_string();
             assert!(msg.contains("ovm.toml") && msg.contains("line 3") && msg.contains(word), "{msg}");

@@ -394,3 +394,22 @@ fn steps_need_the_custom_style_and_exclude_the_classic_snippets() {
     let both = stepped("style = \"custom\"\ncompile = \"make\"\n[[build.step]]\nname = \"a\"\nscript = \"x\"\n");
     assert_error(&[("recipes/tc.toml", &both)], "recipes/tc.toml:9:1", "not both");
 }
+
+#[test]
+fn limits_are_read_and_bad_ones_named_at_their_position() {
+    let (_dir, project) = project(&[("recipes/big.toml", &recipe("big", "[limits]\npids = 2048\nmemory = \"8G\"\n"))]);
+    let set = RecipeSet::load(&project).unwrap();
+    let limits = set.get("big").unwrap().limits;
+    assert_eq!((limits.pids, limits.memory), (Some(2048), Some(8 << 30)));
+
+    let zero = recipe("big", "[limits]\npids = 0\n");
+    assert_error(
+        &[("recipes/big.toml", &zero)],
+        "recipes/big.toml:5:8",
+        "limits.pids must be a number of processes above 0",
+    );
+    let unit = recipe("big", "[limits]\nmemory = \"8X\"\n");
+    assert_error(&[("recipes/big.toml", &unit)], "recipes/big.toml:5:10", "limits.memory: \"8X\" is not a size");
+    let typo = recipe("big", "[limits]\nprocs = 10\n");
+    assert_error(&[("recipes/big.toml", &typo)], "recipes/big.toml:5:1", "unknown field `procs`");
+}

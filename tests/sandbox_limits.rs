@@ -131,7 +131,15 @@ both!(limits_that_are_not_hit_change_nothing, |who| {
     assert!(line(&out, "hog").contains("ALLOWED 64 MiB"), "{}", stderr(&out));
     let (out, _) = sandbox(
         who,
-        &["--pids-max", "64", "--", "/bin/busybox", "sh", "-c", "for i in 1 2 3 4 5 6 7 8; do /bin/busybox true & done; wait"],
+        &[
+            "--pids-max",
+            "64",
+            "--",
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5 6 7 8; do /bin/busybox true & done; wait",
+        ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).is_empty(), "{}", stderr(&out));

@@ -37,10 +37,20 @@ pub enum EngineError {
     #[error("{package}: the {step} step failed ({})", match .status { Some(125) => "the sandbox could not be set up: see the log".to_string(), Some(c) => format!("exit status {c}"), None => "killed by a signal".to_string() })]
     StepFailed { package: String, step: String, status: Option<i32> },
     #[error(
-        "{package}: the {step} step hit the sandbox's {kind} limit ({setting}){evidence}; raise [sandbox] {kind}_max \
-         in config/ovm.toml or [limits] {kind} in {}", recipe.display()
+        "{package}: the {step} step hit the sandbox's {kind} limit ({setting}){}; raise [sandbox] {kind}_max in \
+         config/ovm.toml or [limits] {kind} in {}",
+        evidence.map(|sign| format!(" (only rlimits here, and its log says {sign:?})")).unwrap_or_default(),
+        recipe.display()
     )]
-    LimitHit { package: String, step: String, kind: String, setting: String, evidence: String, recipe: PathBuf },
+    LimitHit {
+        package: String,
+        step: String,
+        kind: crate::sandbox::limits::LimitKind,
+        setting: String,
+        /// Under rlimits, the wording in the log that shows a failed fork or allocation.
+        evidence: Option<&'static str>,
+        recipe: PathBuf,
+    },
     #[error("{package}: depends on `{dep}`, whose output is not staged")]
     MissingDependency { package: String, dep: String },
     #[error("{package}: {file} in sources/ is not the file the fetch recorded; run the build again to refetch")]

@@ -855,10 +855,7 @@ pub fn step_spec(
 
 /// The recipe's `[limits]` over the project's `[sandbox]` ones.
 fn step_limits(ctx: &Ctx<'_>, recipe: &Recipe) -> sandbox::Limits {
-    sandbox::Limits {
-        pids: recipe.limits.pids.or(ctx.limits.pids),
-        memory: recipe.limits.memory.or(ctx.limits.memory),
-    }
+    sandbox::Limits { pids: recipe.limits.pids.or(ctx.limits.pids), memory: recipe.limits.memory.or(ctx.limits.memory) }
 }
 
 /// How much of a failed step's log is searched for the limit it hit: the sandbox's own report is
@@ -871,16 +868,16 @@ const LOG_TAIL: u64 = 16 * 1024;
 fn step_failure(ctx: &Ctx<'_>, recipe: &Recipe, step: &str, log: &Path, status: Option<i32>) -> EngineError {
     let tail = read_tail(log, LOG_TAIL);
     let recipe_file = recipe.path.strip_prefix(ctx.root).unwrap_or(&recipe.path).to_path_buf();
-    let hit = |kind: sandbox::limits::LimitKind, setting: String, evidence: String| EngineError::LimitHit {
+    let hit = |kind, setting, evidence| EngineError::LimitHit {
         package: recipe.name.clone(),
         step: step.into(),
-        kind: kind.name().into(),
+        kind,
         setting,
         evidence,
         recipe: recipe_file.clone(),
     };
     if let Some((kind, setting)) = sandbox::limits::hit_in_text(&tail) {
-        return hit(kind, setting, String::new());
+        return hit(kind, setting, None);
     }
     if matches!(ctx.isolation, Isolation::Sandbox { .. }) {
         if let Some((kind, sign)) = sandbox::limits::exhaustion_in_text(&tail) {
@@ -888,7 +885,7 @@ fn step_failure(ctx: &Ctx<'_>, recipe: &Recipe, step: &str, log: &Path, status: 
             if let sandbox::Mechanism::Rlimits { .. } = mechanism {
                 let limits = step_limits(ctx, recipe);
                 if let Some((_, setting)) = mechanism.settings(&limits).into_iter().find(|(k, _)| *k == kind) {
-                    return hit(kind, setting, format!(" (only rlimits here, and the log says {sign:?})"));
+                    return hit(kind, setting, Some(sign));
                 }
             }
         }

@@ -85,10 +85,10 @@ pub struct SandboxOptions {
     /// Hostname inside
     #[arg(long, default_value = super::spec::DEFAULT_HOSTNAME)]
     pub hostname: String,
-    /// Most processes the sandbox may run at once (default 4096)
+    /// Most processes the sandbox may run at once (default: no limit; build steps get 4096)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub pids_max: Option<u64>,
-    /// Most memory the sandbox may use, e.g. 512M or 4G (default: 3/4 of the RAM)
+    /// Most memory the sandbox may use, e.g. 512M or 4G (default: no limit; build steps get 3/4 of the RAM)
     #[arg(long, value_name = "SIZE")]
     pub memory_max: Option<ByteSize>,
     /// Print the OCI runtime spec as JSON instead of running

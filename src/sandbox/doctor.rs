@@ -177,7 +177,7 @@ fn limits_check(mechanism: &Mechanism, root: bool) -> Check {
     let defaults = Limits::defaults();
     let settings: Vec<String> = mechanism.settings(&defaults).into_iter().map(|(_, s)| s).collect();
     let detail = format!(
-        "{}; defaults {} ([sandbox] pids_max / memory_max in config/ovm.toml and a recipe's [limits] override them)",
+        "{}; build steps get {} by default ([sandbox] pids_max / memory_max in config/ovm.toml and a recipe's [limits] override them)",
         mechanism.describe(),
         settings.join(", ")
     );
@@ -404,7 +404,8 @@ fn trial(proc_mode: Option<ProcMode>) -> Result<(), TrialFailure> {
     }
     let exe = std::env::current_exe()
         .map_err(|e| TrialFailure::Setup(SandboxError::io("finding", Path::new("/proc/self/exe"), &e)))?;
-    let mut builder = SandboxBuilder::new(["ovm-doctor-probe"]).ro_bind(&exe, TRIAL_BIND);
+    // With a build step's default limits, so the trial also makes (and removes) its cgroup.
+    let mut builder = SandboxBuilder::new(["ovm-doctor-probe"]).ro_bind(&exe, TRIAL_BIND).limits(Limits::defaults());
     if let Some(mode) = proc_mode {
         builder = builder.proc_mode(mode);
     }

@@ -171,12 +171,15 @@ impl SandboxBuilder {
             uid: nix::unistd::geteuid().as_raw(),
             gid: nix::unistd::getegid().as_raw(),
             proc_mode: None,
-            limits: Limits::defaults(),
+            limits: Limits::default(),
         }
     }
 
-    /// The most processes and memory the sandbox may use (`linux.resources`); every sandbox
-    /// starts with [`Limits::defaults`], and `None` in a field lifts that limit.
+    /// The most processes and memory the sandbox may use (`linux.resources`); `None` in a field
+    /// means no limit, which is where a builder starts. Limits cost a sandbox's start-up a cgroup
+    /// migration on hosts where they are cgroups (an RCU grace period: milliseconds, see
+    /// `limits`), so they are for sandboxes that run builds — the engine sets them on every
+    /// step (with [`Limits::defaults`] unless configured) — and for `ovm sandbox` when asked.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
@@ -411,7 +414,6 @@ fn no_capabilities() -> LinuxCapabilities {
     caps.set_ambient(Some(HashSet::new()));
     caps
 }
-
 
 /// `linux.resources` holding just the pids and memory limits (none when both are lifted).
 fn resources(limits: &Limits) -> Result<Option<oci_spec::runtime::LinuxResources>, SandboxError> {
