@@ -413,3 +413,24 @@ fn limits_are_read_and_bad_ones_named_at_their_position() {
     let typo = recipe("big", "[limits]\nprocs = 10\n");
     assert_error(&[("recipes/big.toml", &typo)], "recipes/big.toml:5:1", "unknown field `procs`");
 }
+
+/// Attack: a 250-character recipe name passed the character checks, then every file name ovm
+/// derives from it (`states/ARCH/NAME.TASK.stamp.tmp`, …) exceeded the file system's 255-byte limit
+/// and broke `ovm status`/`build` for the whole project. Names are refused at their position.
+#[test]
+fn overlong_package_and_step_names_are_refused() {
+    let long = "a".repeat(250);
+    let file = format!("recipes/{long}.toml");
+    assert_error(&[(&file, &recipe(&long, ""))], &format!("{file}:1:8"), "250 characters long: at most 64");
+
+    let dep = recipe("hello", &format!("depends = [\"{long}\"]"));
+    assert_error(&[("recipes/hello.toml", &dep)], "recipes/hello.toml:4:12", "dependency is 250 characters long");
+
+    let step = stepped(&format!("style = \"custom\"\n[[build.step]]\nname = \"{}\"\nscript = \"x\"\n", "s".repeat(65)));
+    assert_error(&[("recipes/tc.toml", &step)], "recipes/tc.toml:12:8", "step name is 65 characters long: at most 64");
+
+    // The limit itself is fine.
+    let longest = "b".repeat(ovm::recipe::MAX_NAME_LEN);
+    let (_d, p) = project(&[(&format!("recipes/{longest}.toml"), &recipe(&longest, ""))]);
+    assert!(RecipeSet::load(&p).unwrap().get(&longest).is_some());
+}

@@ -30,6 +30,8 @@ use serde::Deserialize;
 use crate::arch::Arch;
 use crate::project::Project;
 
+pub use validate::MAX_NAME_LEN;
+
 /// Where in which recipe file something is; printed as `path:line:column` (1-based, columns count
 /// characters) so editors and terminals can jump to it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -187,9 +187,21 @@ fn convert_limits(doc: &Doc, raw: Option<super::raw::RawLimits>) -> Result<Recip
     Ok(RecipeLimits { pids, memory })
 }
 
+/// The longest package or step name. A name becomes part of file names (`states/ARCH/NAME.TASK.stamp`
+/// plus a temporary suffix, `logs/ARCH/NAME/STEP.log`), and one longer than a file system's 255-byte
+/// component limit would validate here, then make every `ovm status`/`build` of the project fail.
+/// 64 leaves room for every suffix ovm adds; real package names are far shorter.
+pub const MAX_NAME_LEN: usize = 64;
+
 /// Package names: what BitBake/OpenWrt accept in practice and what is safe as a path component.
 fn check_package_name(doc: &Doc, value: &Spanned<String>, what: &str) -> Result<(), RecipeError> {
     let v = value.as_ref();
+    if v.len() > MAX_NAME_LEN {
+        return Err(doc.invalid(
+            value,
+            format!("{what} is {} characters long: at most {MAX_NAME_LEN} (names become file names)", v.len()),
+        ));
+    }
     let ok = v.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+._-".contains(c));
     if ok {
@@ -587,6 +599,15 @@ fn convert_build(doc: &Doc, raw: Spanned<RawBuild>) -> Result<Build, RecipeError
             && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !well_formed {
             return Err(doc.invalid(&raw_step.as_ref().name, format!("step name `{name}` must match [a-z][a-z0-9-]*")));
+        }
+        if name.len() > MAX_NAME_LEN {
+            return Err(doc.invalid(
+                &raw_step.as_ref().name,
+                format!(
+                    "step name is {} characters long: at most {MAX_NAME_LEN} (names become file names)",
+                    name.len()
+                ),
+            ));
         }
         if RESERVED_TASKS.contains(&name) {
             return Err(doc.invalid(
