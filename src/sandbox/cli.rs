@@ -2,6 +2,7 @@
 //! them to the library. Exit statuses follow docker/podman: the command's own status (128+N for
 //! signal N), 125 when the sandbox could not be set up, 126 not executable, 127 not found.
 
+use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -200,8 +201,9 @@ impl SandboxArgs {
 /// Arguments of the hidden re-exec entry point used by [`runtime::command`].
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// The OCI runtime spec, as JSON
-    pub spec: String,
+    /// An inherited descriptor holding the OCI runtime spec as JSON (read, then closed)
+    #[arg(long, value_name = "FD")]
+    pub spec_fd: RawFd,
 }
 
 fn exit(code: i32) -> ExitCode {
@@ -261,15 +263,15 @@ pub fn sandbox(args: &SandboxArgs) -> ExitCode {
     status(result)
 }
 
-/// `ovm __sandbox-exec SPEC_JSON`
+/// `ovm __sandbox-exec --spec-fd FD`
 pub fn exec(args: &ExecArgs) -> ExitCode {
-    exec_json(&args.spec)
+    exec_fd(args.spec_fd)
 }
 
-fn exec_json(json: &str) -> ExitCode {
-    match serde_json::from_str::<Spec>(json) {
+fn exec_fd(fd: RawFd) -> ExitCode {
+    match super::spec_fd::read(fd) {
         Ok(spec) => status(runtime::run(&spec)),
-        Err(e) => fail(&SandboxError::InvalidSpec(format!("spec JSON: {e}"))),
+        Err(err) => fail(&err),
     }
 }
 
@@ -288,14 +290,14 @@ pub fn fast_path() -> Option<ExitCode> {
     }
     match parse_fast(std::env::args_os().skip(1))? {
         Fast::Sandbox(args) => Some(sandbox(&args)),
-        Fast::Exec(json) => Some(exec_json(&json)),
+        Fast::Exec(fd) => Some(exec_fd(fd)),
     }
 }
 
 /// What [`fast_path`] recognised.
 enum Fast {
     Sandbox(SandboxArgs),
-    Exec(String),
+    Exec(RawFd),
 }
 
 fn parse_fast(args: impl IntoIterator<Item = std::ffi::OsString>) -> Option<Fast> {
@@ -306,8 +308,11 @@ fn parse_fast(args: impl IntoIterator<Item = std::ffi::OsString>) -> Option<Fast
         return parse_sandbox(args).map(Fast::Sandbox);
     }
     if first == runtime::EXEC_SUBCOMMAND {
-        let spec = args.next()?.into_string().ok()?;
-        return args.next().is_none().then_some(Fast::Exec(spec));
+        if args.next()? != super::spec_fd::SPEC_FD_OPTION {
+            return None;
+        }
+        let fd = args.next()?.into_string().ok()?.parse().ok()?;
+        return args.next().is_none().then_some(Fast::Exec(fd));
     }
     None
 }
@@ -443,7 +448,7 @@ mod tests {
         assert!(args.options.net);
         assert_eq!(args.options.command, ["sandbox", "sh", "-c", "x"][1..]);
         assert!(matches!(&args.mounts[..], [MountArg::Ro(b)] if b.dest == std::path::Path::new("/b")));
-        assert!(matches!(fast(&["__sandbox-exec", "{}"]), Some(Fast::Exec(json)) if json == "{}"));
+        assert!(matches!(fast(&["__sandbox-exec", "--spec-fd", "3"]), Some(Fast::Exec(3))));
 
         // Whatever the fast path takes, the full CLI parses the same way; the rest (help, usage
         // errors, global options before `sandbox`, other commands) is left to the full CLI.
@@ -457,7 +462,7 @@ mod tests {
             &["sandbox", "--ro", "/bin/busybox:/bin/busybox", "--", "/bin/busybox", "true"],
             &["sandbox", "--env", "A=", "--env=B=c=d", "--rw", "rel:/r", "--tmpfs=/x", "--ro", "/y", "a", "-"],
             &["sandbox", "sh", "--", "--net"],
-            &["__sandbox-exec", "{}"],
+            &["__sandbox-exec", "--spec-fd", "3"],
             &["sandbox", "--pids-max", "64", "--memory-max=64M", "--", "sh"],
             &["sandbox", "--pids-max", "0", "sh"],
             &["sandbox", "--pids-max", "x", "sh"],
@@ -481,7 +486,9 @@ mod tests {
             &["sandbox"],
             &["build", "x86_64"],
             &["-C", "/p", "sandbox", "--", "sh"],
-            &["__sandbox-exec", "{}", "extra"],
+            &["__sandbox-exec", "--spec-fd", "3", "extra"],
+            &["__sandbox-exec", "--spec-fd=3"],
+            &["__sandbox-exec", "{}"],
             &[],
         ];
         for args in cases {
@@ -491,7 +498,7 @@ mod tests {
                 (Some(Fast::Sandbox(a)), Ok(crate::cli::Command::Sandbox(b))) => {
                     assert_eq!(format!("{a:?}"), format!("{b:?}"), "{args:?}")
                 }
-                (Some(Fast::Exec(a)), Ok(crate::cli::Command::SandboxExec(b))) => assert_eq!(a, b.spec, "{args:?}"),
+                (Some(Fast::Exec(a)), Ok(crate::cli::Command::SandboxExec(b))) => assert_eq!(a, b.spec_fd, "{args:?}"),
                 (Some(_), other) => panic!("{args:?}: the fast path took it, the full CLI gives {other:?}"),
             }
         }

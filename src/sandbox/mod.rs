@@ -27,6 +27,7 @@ mod plan;
 mod reaper;
 mod runtime;
 mod spec;
+mod spec_fd;
 mod sys;
 
 pub use bundle::write_bundle;

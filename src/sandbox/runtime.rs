@@ -50,9 +50,11 @@ use super::limits::{self, Enforced};
 use super::mounts;
 use super::plan::Plan;
 use super::reaper;
+use super::spec_fd;
 use super::sys;
 
-/// The hidden subcommand that runs a spec given as JSON: `ovm __sandbox-exec '<spec>'`.
+/// The hidden subcommand that runs a spec given as JSON in an inherited descriptor:
+/// `ovm __sandbox-exec --spec-fd N` (see `spec_fd` for why not on the command line).
 pub const EXEC_SUBCOMMAND: &str = "__sandbox-exec";
 /// Environment variable overriding the ovm executable [`command`] re-executes.
 pub const EXE_ENV: &str = "OVM_EXE";
@@ -103,9 +105,11 @@ pub fn command(spec: &Spec) -> Result<Command, SandboxError> {
 /// [`command`] with an explicit ovm executable.
 pub fn command_with_exe(exe: &Path, spec: &Spec) -> Result<Command, SandboxError> {
     let plan = Plan::from_spec(spec)?;
-    let json = serde_json::to_string(spec).map_err(|e| SandboxError::InvalidSpec(e.to_string()))?;
+    let json = serde_json::to_vec(spec).map_err(|e| SandboxError::InvalidSpec(e.to_string()))?;
+    // Owned by the closure below, so it stays open exactly as long as the Command can spawn.
+    let spec_fd = spec_fd::sealed(&json)?;
     let mut cmd = Command::new(exe);
-    cmd.arg(EXEC_SUBCOMMAND).arg(json);
+    cmd.arg(EXEC_SUBCOMMAND).arg(spec_fd::SPEC_FD_OPTION).arg(spec_fd.as_raw_fd().to_string());
     let fds = plan.preserve_fds;
     let caller = nix::unistd::getpid();
     // SAFETY: the closure runs between fork and exec; it only calls prctl, getppid and fcntl
@@ -120,7 +124,9 @@ pub fn command_with_exe(exe: &Path, spec: &Spec) -> Result<Command, SandboxError
             for &fd in &fds {
                 inheritable(fd)?;
             }
-            Ok(())
+            // Only this child gets the spec: the caller's copy stays close-on-exec for the
+            // programs its other threads start.
+            inheritable(spec_fd.as_raw_fd())
         });
     }
     Ok(cmd)
@@ -651,8 +657,24 @@ mod tests {
         let cmd = command_with_exe(Path::new("/opt/ovm"), &spec).unwrap();
         assert_eq!(cmd.get_program(), "/opt/ovm");
         let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
-        assert_eq!(args[0], EXEC_SUBCOMMAND);
-        let back: Spec = serde_json::from_str(&args[1]).unwrap();
+        assert_eq!(args[..2], [EXEC_SUBCOMMAND, spec_fd::SPEC_FD_OPTION]);
+        assert_eq!(args.len(), 3, "{args:?}");
+        let fd: RawFd = args[2].parse().unwrap();
+        // SAFETY: `fd` is the memfd `cmd` owns, open while `cmd` lives; it is only duplicated.
+        let copy = nix::fcntl::fcntl(unsafe { BorrowedFd::borrow_raw(fd) }, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3));
+        let back = spec_fd::read(copy.unwrap()).unwrap();
         assert_eq!(back, spec);
+    }
+
+    /// Attack: the spec on the command line was readable by every user (`ps`, /proc/PID/cmdline),
+    /// environment and scripts included, and a script over 128 KiB failed with E2BIG.
+    #[test]
+    fn the_spec_is_not_on_the_command_line() {
+        let script = format!("# {}\ntrue", "x".repeat(200 * 1024));
+        let spec = SandboxBuilder::new(["/bin/sh", "-c", &script]).env("API_TOKEN", "hunter2-secret").build().unwrap();
+        let cmd = command_with_exe(Path::new("/opt/ovm"), &spec).unwrap();
+        let argv: usize = cmd.get_args().map(|a| a.len()).sum();
+        assert!(argv < 64, "the command line carries {argv} bytes");
+        assert!(!cmd.get_args().any(|a| a.to_string_lossy().contains("hunter2")));
     }
 }
