@@ -82,6 +82,9 @@ pub enum Command {
         /// Compression threads, 0 = one per core (default: [pack] threads); never changes the output
         #[arg(short = 'j', long, value_name = "N")]
         threads: Option<usize>,
+        /// Fail at once if another ovm holds this project's lock, instead of waiting
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Boot the initrd in qemu on the serial console; with --expect, pass/fail by exit code
     /// (0 pass, 10 timeout, 11 kernel panic, 12 marker missing, 13 qemu failed)
@@ -200,8 +203,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{report}");
             Ok(if report.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Pack { arch, compress, overlay, threads } => {
+        Command::Pack { arch, compress, overlay, threads, no_wait } => {
             let project = cli.project()?;
+            // The staged packages must not change under the pack: a build holding the lock may be
+            // halfway through committing one.
+            let _lock = crate::engine::build::lock_project(&project, *no_wait)?;
             let opts = crate::pack::PackOptions { compress: *compress, overlay: overlay.clone(), threads: *threads };
             let request = crate::pack::request_for_project(&project, *arch, &opts)?;
             let started = std::time::Instant::now();

@@ -15,6 +15,11 @@ pub const CONFIG_FILE: &str = "config/ovm.toml";
 /// 2023-11-14T22:13:20Z, a fixed instant so that two checkouts agree.
 pub const DEFAULT_SOURCE_DATE_EPOCH: u64 = 1_700_000_000;
 
+/// `[build] log_max` when the config does not set it: the most one step's log keeps.
+pub const DEFAULT_LOG_MAX: u64 = 64 << 20;
+/// The smallest `log_max` accepted: below it the head and tail a capped log keeps say little.
+pub const MIN_LOG_MAX: u64 = 64 << 10;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectError {
     #[error("no ovm project found at or above {0} (looked for recipes/ and config/); use -C DIR")]
@@ -23,6 +28,10 @@ pub enum ProjectError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: {message}")]
     Config { path: PathBuf, message: String },
+    /// reproducible-builds.org: a malformed SOURCE_DATE_EPOCH must be an error, never a silent
+    /// fallback, or a build meant to be reproducible quietly stamps another time.
+    #[error("SOURCE_DATE_EPOCH={value:?} is malformed: expected a non-negative number of seconds since 1970 in decimal digits (what `date +%s` prints); unset it to use [build] source_date_epoch")]
+    SourceDateEpoch { value: String },
 }
 
 /// `config/ovm.toml`. Every section is optional; absent fields take the defaults documented in
@@ -59,11 +68,53 @@ pub struct BuildConfig {
     /// The shared-state cache of package outputs (BitBake's sstate), relative to the project root;
     /// `OVM_SSTATE_DIR` overrides it. Default: `.cache/sstate`.
     pub sstate_dir: Option<PathBuf>,
+    /// The most one step's log keeps, in bytes (`log_max = 67108864`) or with a K, M or G suffix
+    /// (powers of 1024: `"64M"`); past it the log keeps its head and tail and says what it cut.
+    #[serde(deserialize_with = "byte_size")]
+    pub log_max: u64,
 }
 
 impl Default for BuildConfig {
     fn default() -> Self {
-        BuildConfig { source_date_epoch: DEFAULT_SOURCE_DATE_EPOCH, jobs: 0, sstate_dir: None }
+        BuildConfig {
+            source_date_epoch: DEFAULT_SOURCE_DATE_EPOCH,
+            jobs: 0,
+            sstate_dir: None,
+            log_max: DEFAULT_LOG_MAX,
+        }
+    }
+}
+
+/// A size of at least [`MIN_LOG_MAX`] bytes: an integer, or a string of digits with an optional
+/// K, M or G suffix (powers of 1024).
+fn byte_size<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    let bytes = match Size::deserialize(deserializer)? {
+        Size::Bytes(n) => Some(n),
+        Size::Text(text) => {
+            let (digits, shift) = [('K', 10), ('M', 20), ('G', 30)]
+                .into_iter()
+                .find_map(|(suffix, shift)| Some((text.strip_suffix(suffix)?, shift)))
+                .unwrap_or((text.as_str(), 0));
+            digits
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| digits.parse::<u64>().ok())
+                .flatten()
+                .and_then(|n| n.checked_mul(1 << shift))
+        }
+    };
+    match bytes {
+        Some(n) if n >= MIN_LOG_MAX => Ok(n),
+        Some(n) => Err(serde::de::Error::custom(format!("{n} bytes is too small: at least {MIN_LOG_MAX} (64K)"))),
+        None => {
+            Err(serde::de::Error::custom("expected a size: bytes, or digits with a K, M or G suffix such as \"64M\""))
+        }
     }
 }
 
@@ -175,6 +226,8 @@ impl Default for BootConfig {
 pub struct Project {
     root: PathBuf,
     pub config: Config,
+    /// The config's value or the environment's, resolved (and checked) once at open.
+    source_date_epoch: u64,
 }
 
 impl Project {
@@ -195,7 +248,11 @@ impl Project {
         let root =
             std::path::absolute(root).map_err(|source| ProjectError::Read { path: root.to_path_buf(), source })?;
         let config = load_config(&root.join(CONFIG_FILE))?;
-        Ok(Project { root, config })
+        let source_date_epoch = match std::env::var_os("SOURCE_DATE_EPOCH") {
+            Some(value) => parse_source_date_epoch(&value.to_string_lossy())?,
+            None => config.build.source_date_epoch,
+        };
+        Ok(Project { root, config, source_date_epoch })
     }
 
     pub fn root(&self) -> &Path {
@@ -204,10 +261,7 @@ impl Project {
 
     /// SOURCE_DATE_EPOCH: the environment overrides the config (reproducible-builds.org convention).
     pub fn source_date_epoch(&self) -> u64 {
-        std::env::var("SOURCE_DATE_EPOCH")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(self.config.build.source_date_epoch)
+        self.source_date_epoch
     }
 
     pub fn recipes_dir(&self) -> PathBuf {
@@ -273,6 +327,16 @@ pub fn inside(root: &Path, path: &Path) -> Result<(), Outside> {
     }
 }
 
+/// The environment's SOURCE_DATE_EPOCH: decimal digits only, as reproducible-builds.org specifies
+/// (`-1`, `+5`, `1e9`, `abc` and the empty string are errors; `u64::from_str` alone would take `+5`).
+fn parse_source_date_epoch(value: &str) -> Result<u64, ProjectError> {
+    let malformed = || ProjectError::SourceDateEpoch { value: value.to_string() };
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(malformed());
+    }
+    value.parse().map_err(|_| malformed())
+}
+
 fn load_config(path: &Path) -> Result<Config, ProjectError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -324,6 +388,43 @@ mod tests {
             let (_d, p) = project_with_config(&format!("[sandbox]\n\n{text}\n"));
             let msg = p.unwrap_err().to_string();
             assert!(msg.contains("ovm.toml") && msg.contains("line 3") && msg.contains(word), "{msg}");
+        }
+    }
+
+    #[test]
+    fn log_max_takes_bytes_or_a_suffixed_size_and_refuses_the_rest() {
+        let (_d, p) = project_with_config("");
+        assert_eq!(p.unwrap().config.build.log_max, DEFAULT_LOG_MAX);
+        for (text, bytes) in [("\"64M\"", 64 << 20), ("\"1G\"", 1 << 30), ("\"512K\"", 512 << 10), ("100000", 100_000)]
+        {
+            let (_d, p) = project_with_config(&format!("[build]\nlog_max = {text}\n"));
+            assert_eq!(p.unwrap().config.build.log_max, bytes, "{text}");
+        }
+        for bad in ["\"64 M\"", "\"M\"", "\"-1M\"", "\"64MB\"", "\"99999999999G\"", "-5", "1024"] {
+            let (_d, p) = project_with_config(&format!("[build]\nlog_max = {bad}\n"));
+            let msg = p.unwrap_err().to_string();
+            assert!(msg.contains("log_max") && msg.contains("line 2"), "{bad}: {msg}");
+        }
+    }
+
+    /// Attack: `SOURCE_DATE_EPOCH=-1` or `abc` used to fall back to the default silently, so a
+    /// build meant to carry a given timestamp carried another one.
+    #[test]
+    fn malformed_source_date_epoch_is_an_error_naming_the_value() {
+        assert_eq!(parse_source_date_epoch("1700000000").unwrap(), 1_700_000_000);
+        assert_eq!(parse_source_date_epoch("0").unwrap(), 0);
+        for bad in ["-1", "abc", "", "+5", " 5", "1.5", "1e9", "99999999999999999999999"] {
+            let msg = parse_source_date_epoch(bad).unwrap_err().to_string();
+            assert!(msg.contains(&format!("SOURCE_DATE_EPOCH={bad:?}")) && msg.contains("malformed"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn malformed_source_date_epoch_in_the_config_is_an_error_at_its_line() {
+        for bad in ["-1", "\"abc\"", "1.5"] {
+            let (_d, p) = project_with_config(&format!("[build]\nsource_date_epoch = {bad}\n"));
+            let msg = p.unwrap_err().to_string();
+            assert!(msg.contains("ovm.toml") && msg.contains("source_date_epoch") && msg.contains("line 2"), "{msg}");
         }
     }
 

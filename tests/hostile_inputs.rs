@@ -665,3 +665,155 @@ fn a_fifo_left_in_destdir_never_reaches_staging_or_the_image() {
 
     std::fs::remove_file(p.path().join("recipes/evil.toml")).unwrap();
 }
+
+/// The command lines (`/proc/PID/cmdline`, readable by every user of the host) that contain
+/// `needle`, as `PID: ARGS` (cut to 200 characters).
+fn command_lines_with(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        if cmdline.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            let args: String = String::from_utf8_lossy(&cmdline).replace('\0', " ").chars().take(200).collect();
+            found.push(format!("{pid}: {args} ({} bytes)", cmdline.len()));
+        }
+    }
+    found
+}
+
+/// The parent pid of process `pid` (field 4 of /proc/PID/stat, after the parenthesised name).
+fn parent_of(pid: &str) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Attack: every step's OCI spec went to `ovm __sandbox-exec` as one argument, and its script to
+/// `/bin/sh -c` as another: an install snippet over 128 KiB (MAX_ARG_STRLEN) failed with E2BIG,
+/// and the recipe's environment and scripts were on show in `ps` to every user while it ran.
+/// Now the spec is read from a descriptor and the script from a file: the snippet runs, and
+/// while it runs no command line on the host holds the recipe's secret.
+#[test]
+fn a_step_spec_is_on_no_command_line_and_may_exceed_the_argument_limit() {
+    let p = built_project("spec-fd");
+    let secret = "hunter2-a-recipe-secret-of-spec-fd";
+    let filler = format!("# {}", "x".repeat(160 << 10));
+    // Waits (boundedly) for the test to look at the host's processes.
+    let install = format!(
+        "{filler}\necho \"token=$API_TOKEN\"\necho waiting\n\
+         i=0; while [ ! -e /ovm/src/go ] && [ $i -lt 900 ]; do sleep 1; i=$((i+1)); done\n\
+         mkdir -p \"$DESTDIR/usr/share\" && echo big > \"$DESTDIR/usr/share/big-ok\""
+    );
+    let build = format!("style = \"custom\"\nenv = {{ API_TOKEN = \"{secret}\" }}\ninstall = '''\n{install}\n'''");
+    Pkg::new("bigspec", vec![file("README", "a package with a large install snippet\n")], &build).write(&p, "spec-fd");
+    let mut child = p
+        .ovm()
+        .args(["build", "x86_64"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let log = p.path().join("logs/x86_64/bigspec/install.log");
+    let t0 = Instant::now();
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("waiting") {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "ovm ended ({status}) before the install step ran:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        assert!(t0.elapsed() < Duration::from_secs(900), "the install step never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let showing_secret = command_lines_with(secret);
+    // This build's runners only: other projects' builds may run on the host meanwhile.
+    let runners: Vec<String> = command_lines_with("__sandbox-exec")
+        .into_iter()
+        .filter(|r| parent_of(r.split(':').next().unwrap_or_default()) == Some(child.id()))
+        .collect();
+    std::fs::write(p.path().join("work/x86_64/bigspec/src/go"), "").unwrap();
+    let status = child.wait().unwrap();
+    assert!(showing_secret.is_empty(), "the recipe's secret is on command lines: {showing_secret:?}");
+    // The look above saw the step's runner, or it proved nothing.
+    assert!(!runners.is_empty(), "no ovm __sandbox-exec ran while the step waited");
+    for r in &runners {
+        assert!(r.contains("__sandbox-exec --spec-fd ") && !r.contains('{'), "{r}");
+    }
+    assert!(status.success(), "{status}:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    assert!(std::fs::read_to_string(&log).unwrap().contains(&format!("token={secret}")));
+    assert_eq!(p.read("staging/x86_64/bigspec/usr/share/big-ok"), "big\n");
+}
+
+/// Attack: a failing step that printed one 20 MB line had the failure report copy all of it to
+/// the terminal; and nothing bounded the size of a step's log. The report prints the last lines,
+/// each cut to 400 bytes with the count of what it lost, and names the log; the log stops at
+/// `[build] log_max`, keeping its head and tail and saying what it cut.
+#[test]
+fn a_failing_step_printing_a_20_mb_line_gives_a_short_report_and_a_capped_log() {
+    let p = built_project("big-output");
+    let noisy = "echo first line\nhead -c 20000000 /dev/zero | tr '\\0' x\necho\necho the last words\nexit 3";
+    custom("noisy", noisy).write(&p, "big-output");
+    let log = p.path().join("logs/x86_64/noisy/install.log");
+
+    let out = p.run(&["build", "x86_64"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.stderr.len() < 64 << 10, "{} bytes of report on stderr", out.stderr.len());
+    assert!(out.stdout.len() < 64 << 10, "{} bytes on stdout", out.stdout.len());
+    assert!(err.contains("the install step failed (exit status 3)"), "{err}");
+    assert!(err.contains(&format!("log: {}", log.display())), "{err}");
+    assert!(err.contains(&format!("{}… (19999600 bytes cut)\nthe last words\n", "x".repeat(400))), "{err}");
+    // The default cap (64M) holds the whole output.
+    assert!(std::fs::metadata(&log).unwrap().len() > 20_000_000);
+
+    // With a 1 MiB cap: the step still runs to its end (its exit status is the failure).
+    edit(&p, "config/ovm.toml", "log_max = \"64M\"", "log_max = \"1M\"");
+    let out = p.run(&["build", "x86_64"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("(exit status 3)"), "{err}");
+    assert!(out.stderr.len() < 64 << 10, "{} bytes of report on stderr", out.stderr.len());
+    let len = std::fs::metadata(&log).unwrap().len();
+    assert!(len <= (1 << 20) + 512, "the capped log holds {len} bytes");
+    let content = String::from_utf8(std::fs::read(&log).unwrap()).unwrap();
+    assert!(content.starts_with("first line\nxxxx"), "{}", &content[..100]);
+    assert!(content.contains("[ovm: this log reached log_max (1048576 bytes)"), "no note of the cap");
+    let cut = 11 + 20_000_001 + 15 - (1 << 20);
+    assert!(content.contains(&format!("[ovm: {cut} bytes cut here; the last 524288 bytes of the output follow]")));
+    assert!(content.ends_with("xxxx\nthe last words\n"), "{}", &content[content.len() - 100..]);
+    std::fs::remove_file(p.path().join("recipes/noisy.toml")).unwrap();
+}
+
+/// Attack: `SOURCE_DATE_EPOCH=-1` or `abc` fell back to the default timestamp without a word, so a
+/// build meant to be stamped with one time was stamped with another. reproducible-builds.org: a
+/// malformed value must be an error. It is, naming the variable and the value.
+#[test]
+fn a_malformed_source_date_epoch_is_refused_naming_it() {
+    let p = build_support::TestProject::empty();
+    for bad in ["-1", "abc", "", "1.5", "+5"] {
+        for args in [&["build", "x86_64"][..], &["pack", "x86_64"], &["status", "x86_64"]] {
+            let out = p.ovm().env("SOURCE_DATE_EPOCH", bad).args(args).output().unwrap();
+            let text = build_support::text(&out);
+            assert!(!out.status.success(), "{bad:?} {args:?}:\n{text}");
+            assert!(text.contains(&format!("SOURCE_DATE_EPOCH={bad:?} is malformed")), "{bad:?} {args:?}:\n{text}");
+        }
+    }
+    assert!(!p.path().join("output").exists());
+}
+
+/// Attack: `-j 100000` wrote 99999 tokens into the jobserver pipe, which holds 64 KiB: ovm blocked
+/// forever before building anything. Job counts past what the pipe holds are refused at once,
+/// saying why (run with a deadline, so a regression fails instead of hanging).
+#[test]
+fn a_job_count_the_jobserver_pipe_cannot_hold_is_refused_at_once() {
+    let p = build_support::TestProject::empty();
+    let out = run_with_deadline(&p, &["build", "x86_64", "-j", "100000"], Duration::from_secs(120));
+    let text = build_support::text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("-j 100000: at most 4096 jobs (the jobserver pipe holds one byte per job)"), "{text}");
+    append(&p, "config/ovm.toml", "\n[build]\njobs = 5000\n");
+    let out = run_with_deadline(&p, &["build", "x86_64"], Duration::from_secs(120));
+    let text = build_support::text(&out);
+    assert!(!out.status.success() && text.contains("[build] jobs = 5000: at most 4096 jobs"), "{text}");
+}

@@ -142,3 +142,58 @@ fn a_fifo_in_a_staged_package_is_not_shipped() {
     );
     assert!(!p.join("output/x86_64/initrd.cpio.gz").exists());
 }
+
+/// Attack: `ovm pack` ran without the project lock, so it packed whatever a running build had
+/// half committed to staging/. It takes the lock now: with `--no-wait` it refuses and names the
+/// holder, without it waits (saying for whom) and packs once the lock is free, as `ovm build` does.
+#[test]
+fn pack_takes_the_project_lock_waiting_for_a_build_or_refusing_with_no_wait() {
+    use std::io::{BufRead, Write};
+    let proj = new_project();
+    let p = proj.path();
+    write(&p.join("rootfs/init"), b"#!/bin/sh\n", 0o755);
+    let image = p.join("output/x86_64/initrd.cpio.gz");
+    // A build at work, as the lock sees it: flock(2) on states/.lock, the holder's line inside.
+    std::fs::create_dir_all(p.join("states")).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(p.join("states/.lock"))
+        .unwrap();
+    file.write_all(b"pid 4242: ovm build x86_64\n").unwrap();
+    let held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).unwrap();
+
+    let out = ovm_in(p, &["pack", "x86_64", "--no-wait"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("another ovm is working on this project (pid 4242: ovm build x86_64)"),
+        "{}",
+        text(&out)
+    );
+    assert!(!image.exists(), "packed while a build held the lock");
+
+    let mut child = ovm()
+        .arg("-C")
+        .arg(p)
+        .args(["pack", "x86_64"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("waiting for another ovm") {
+        let mut line = String::new();
+        // EOF: ovm ended without waiting (the bug).
+        assert_ne!(stderr.read_line(&mut line).unwrap(), 0, "ovm pack did not wait for the lock:\n{said}");
+        said.push_str(&line);
+    }
+    assert!(said.contains("pid 4242: ovm build x86_64"), "{said}");
+    assert!(!image.exists(), "packed while a build held the lock");
+    drop(held);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{said}{}", text(&out));
+    assert!(image.exists());
+}

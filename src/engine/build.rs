@@ -91,13 +91,16 @@ pub(crate) struct Run<'a> {
     pub quiet: bool,
 }
 
-pub fn jobs(project: &Project, requested: usize) -> usize {
+/// The job count of a run: `-j`, else `[build] jobs`, else the number of cores; at most
+/// [`MAX_JOBS`](super::scheduler::MAX_JOBS), which the jobserver pipe can hold.
+pub fn jobs_for(project: &Project, requested: usize) -> Result<usize, EngineError> {
     let configured = if requested > 0 { requested } else { project.config.build.jobs };
-    if configured > 0 {
-        configured
-    } else {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    let max = super::scheduler::MAX_JOBS;
+    if configured > max {
+        let what = if requested > 0 { format!("-j {requested}") } else { format!("[build] jobs = {configured}") };
+        return Err(EngineError::TooManyJobs { what, max });
     }
+    Ok(if configured > 0 { configured } else { std::thread::available_parallelism().map_or(1, |n| n.get().min(max)) })
 }
 
 impl<'a> Run<'a> {
@@ -110,7 +113,7 @@ impl<'a> Run<'a> {
         super::fault::check()?;
         let recipes = RecipeSet::load(project)?;
         let fetcher = Fetcher::new(project)?;
-        let slots = JobSlots::new(jobs(project, jobs_wanted)).map_err(EngineError::Jobserver)?;
+        let slots = JobSlots::new(jobs_for(project, jobs_wanted)?).map_err(EngineError::Jobserver)?;
         let host = Arch::host().ok_or(EngineError::UnsupportedHost)?;
         let isolation = if no_sandbox {
             tracing::warn!("--no-sandbox: packages build on the host, seeing its /usr and network; outputs may differ");
@@ -154,6 +157,7 @@ impl<'a> Run<'a> {
                     memory: cfg.memory_max.map(|m| m.0).or(defaults.memory),
                 }
             },
+            log_max: self.project.config.build.log_max,
             outputs: Mutex::new(BTreeMap::new()),
             quiet: self.quiet,
         }
@@ -351,6 +355,16 @@ pub(crate) fn prefetch(run: &Run<'_>, plans: &[(Domain, Vec<&Recipe>, Equipment)
     }
 }
 
+/// Takes the project lock (`states/.lock`), waiting for another ovm unless `no_wait`; the holder
+/// is named either way.
+pub fn lock_project(project: &Project, no_wait: bool) -> Result<ProjectLock, EngineError> {
+    Ok(ProjectLock::acquire(
+        &project.root().join("states").join(".lock"),
+        if no_wait { Wait::NoWait } else { Wait::Block },
+        |holder| tracing::warn!("waiting for another ovm on this project ({holder})"),
+    )?)
+}
+
 /// Takes the project lock and opens a run (recipes, fetcher, jobserver, sandbox executable).
 pub(crate) fn open_run<'a>(
     project: &'a Project,
@@ -359,11 +373,9 @@ pub(crate) fn open_run<'a>(
     no_wait: bool,
     quiet: bool,
 ) -> Result<(ProjectLock, Run<'a>), EngineError> {
-    let lock = ProjectLock::acquire(
-        &project.root().join("states").join(".lock"),
-        if no_wait { Wait::NoWait } else { Wait::Block },
-        |holder| tracing::warn!("waiting for another ovm on this project ({holder})"),
-    )?;
+    // A job count the jobserver cannot hold is refused before waiting for another ovm.
+    jobs_for(project, jobs)?;
+    let lock = lock_project(project, no_wait)?;
     for path in super::state::remove_stale_temporaries(project.root())? {
         tracing::info!("removed {}, left by an interrupted run", path.display());
     }

@@ -32,6 +32,8 @@ pub enum EngineError {
     Write { path: PathBuf, source: io::Error },
     #[error("jobserver: {0}")]
     Jobserver(io::Error),
+    #[error("{what}: at most {max} jobs (the jobserver pipe holds one byte per job)")]
+    TooManyJobs { what: String, max: usize },
     #[error("cannot start the {what} step: {source}")]
     Spawn { what: String, source: io::Error },
     #[error("{package}: the {step} step failed ({})", match .status { Some(125) => "the sandbox could not be set up: see the log".to_string(), Some(c) => format!("exit status {c}"), None => "killed by a signal".to_string() })]

@@ -18,6 +18,7 @@ pub mod signature;
 pub mod sstate;
 pub mod state;
 pub mod status;
+pub mod steplog;
 pub mod steps;
 pub mod task;
 pub mod tree;

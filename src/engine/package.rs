@@ -19,7 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{self, BufRead, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,6 +38,7 @@ use super::scheduler::JobSlots;
 use super::signature::{Inputs, ENGINE_VERSION};
 use super::sstate::Sstate;
 use super::state::{self, Await, Stamp, StateDir};
+use super::steplog;
 use super::task::{StepTask, Task, TaskKind, TaskPlan};
 use super::tree;
 use super::EngineError;
@@ -77,6 +78,8 @@ pub struct Ctx<'a> {
     pub source_date_epoch: u64,
     /// The project's `[sandbox]` limits (defaults filled in); a recipe's `[limits]` overrides them.
     pub limits: sandbox::Limits,
+    /// `[build] log_max`: the most a step's log keeps (see `steplog`).
+    pub log_max: u64,
     /// Output hashes of every package of this domain finished in this run (or reused).
     pub outputs: std::sync::Mutex<BTreeMap<String, String>>,
     pub quiet: bool,
@@ -815,6 +818,22 @@ pub fn step_spec(
     args: Vec<String>,
     terminal: bool,
 ) -> Result<oci_spec::runtime::Spec, EngineError> {
+    Ok(step_sandbox(ctx, recipe, args, terminal)?.build()?)
+}
+
+/// Where a step's script is, inside its sandbox. The script is a file, not an argument of
+/// `/bin/sh -c`: one argument may hold 128 KiB at most (a larger snippet failed with E2BIG), and
+/// every user of the host can read a process's arguments.
+const STEP_SCRIPT: &str = "/ovm/step.sh";
+/// The script's file on the host, in the package's work dir (kept: it is what the step ran).
+const STEP_SCRIPT_FILE: &str = ".ovm-step.sh";
+
+fn step_sandbox(
+    ctx: &Ctx<'_>,
+    recipe: &Recipe,
+    args: Vec<String>,
+    terminal: bool,
+) -> Result<SandboxBuilder, EngineError> {
     let dirs = Dirs::new(ctx, &recipe.name);
     let eq = &ctx.equipment;
     let mut b = SandboxBuilder::new(args)
@@ -850,7 +869,7 @@ pub fn step_spec(
     let js = ctx.slots.server();
     let (r, w) = js.fds();
     b = b.env("MAKEFLAGS", js.makeflags()).preserve_fds(&[r, w]);
-    Ok(b.build()?)
+    Ok(b)
 }
 
 /// The recipe's `[limits]` over the project's `[sandbox]` ones.
@@ -912,36 +931,61 @@ fn run_step(
     dirs: &Dirs,
     log: &Path,
 ) -> Result<(), EngineError> {
-    let file = File::create(log).map_err(|source| EngineError::Write { path: log.to_path_buf(), source })?;
-    let err_file = file.try_clone().map_err(|source| EngineError::Write { path: log.to_path_buf(), source })?;
-    let args = vec!["/bin/sh".to_string(), "-ec".to_string(), script.to_string()];
+    let werr = |source| EngineError::Write { path: log.to_path_buf(), source };
+    let file = File::create(log).map_err(werr)?;
+    let script_file = dirs.work.join(STEP_SCRIPT_FILE);
+    let write_script = |text: &str| {
+        fs::write(&script_file, text).map_err(|source| EngineError::Write { path: script_file.clone(), source })
+    };
     let mut cmd = match &ctx.isolation {
         Isolation::Sandbox { exe } => {
-            let spec = step_spec(ctx, recipe, args, false)?;
+            write_script(script)?;
+            let args = vec!["/bin/sh".to_string(), "-e".to_string(), STEP_SCRIPT.to_string()];
+            let spec = step_sandbox(ctx, recipe, args, false)?.ro_bind(&script_file, STEP_SCRIPT).build()?;
             sandbox::command_with_exe(exe, &spec)?
         }
-        Isolation::Host => host_command(ctx, recipe, args, dirs),
-    };
-    cmd.stdin(Stdio::null()).stdout(file).stderr(err_file);
-    let spawn_err = |source| EngineError::Spawn { what: name.into(), source };
-    let mut child = cmd.spawn().map_err(spawn_err)?;
-    let running = format!("{name}.running");
-    if fault::is_armed(&running, &recipe.name) {
-        // The step counts as running once it has written something: then its sandbox is up.
-        while child.try_wait().map_err(spawn_err)?.is_none() && fs::metadata(log).map_or(0, |m| m.len()) == 0 {
-            std::thread::sleep(Duration::from_millis(10));
+        Isolation::Host => {
+            let (cmd, mapped) = host_command(ctx, recipe, script, dirs);
+            write_script(&mapped)?;
+            let mut cmd = cmd;
+            cmd.arg("-e").arg(&script_file);
+            cmd
         }
-        fault::point(&running, &recipe.name);
+    };
+    // Output goes through ovm (see `steplog`), so the log stays within [build] log_max.
+    let spawn_err = |source| EngineError::Spawn { what: name.into(), source };
+    let (pipe, out) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| spawn_err(e.into()))?;
+    let err = out.try_clone().map_err(spawn_err)?;
+    cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+    let mut child = cmd.spawn().map_err(spawn_err)?;
+    // The write ends (and the spec's descriptor) live in `cmd`: only the step may hold them now,
+    // or the pipe would never report its end.
+    drop(cmd);
+    let running = format!("{name}.running");
+    // The step counts as running once it has written something: then its sandbox is up.
+    let relayed = steplog::relay(&pipe, steplog::CappedLog::new(file, ctx.log_max), &mut child, || {
+        fault::point(&running, &recipe.name)
+    });
+    let relayed = match relayed {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(spawn_err(e));
+        }
+    };
+    if !relayed.status.success() {
+        return Err(step_failure(ctx, recipe, name, log, relayed.status.code()));
     }
-    let status = child.wait().map_err(spawn_err)?;
-    if status.success() {
-        return Ok(());
+    match relayed.log_error {
+        Some(source) => Err(werr(source)),
+        None => Ok(()),
     }
-    Err(step_failure(ctx, recipe, name, log, status.code()))
 }
 
-/// `--no-sandbox`: the same script and environment with the /ovm paths mapped to host paths.
-fn host_command(ctx: &Ctx<'_>, recipe: &Recipe, args: Vec<String>, dirs: &Dirs) -> Command {
+/// `--no-sandbox`: the same environment with the /ovm paths mapped to host paths, and `script`
+/// mapped likewise (returned, for the caller to write and name as the shell's script).
+fn host_command(ctx: &Ctx<'_>, recipe: &Recipe, script: &str, dirs: &Dirs) -> (Command, String) {
     let eq = &ctx.equipment;
     let map = |v: &str| -> String {
         let mut v = v.to_string();
@@ -965,7 +1009,6 @@ fn host_command(ctx: &Ctx<'_>, recipe: &Recipe, args: Vec<String>, dirs: &Dirs) 
     // (only `#!/bin/sh` scripts, like the toolchain wrappers, get the host's /bin/sh).
     let tools_sh = eq.tools_dir.as_ref().map(|t| t.join("bin/sh")).filter(|sh| sh.exists());
     let mut cmd = Command::new(tools_sh.as_deref().unwrap_or(Path::new("/bin/sh")));
-    cmd.args(args.iter().skip(1).map(|a| map(a)));
     cmd.env_clear();
     for (k, v) in step_env(ctx, recipe) {
         if k == "PATH" {
@@ -992,20 +1035,14 @@ fn host_command(ctx: &Ctx<'_>, recipe: &Recipe, args: Vec<String>, dirs: &Dirs) 
         });
     }
     cmd.current_dir(&dirs.build);
-    cmd
+    (cmd, map(script))
 }
 
-/// The last `n` lines of a log, for the failure report.
-pub fn tail(log: &Path, n: usize) -> Vec<String> {
-    let Ok(f) = File::open(log) else { return Vec::new() };
-    let lines: Vec<String> = io::BufReader::new(f).lines().map_while(Result::ok).collect();
-    lines[lines.len().saturating_sub(n)..].to_vec()
-}
-
-/// Prints a failure the way the old project did: the last lines, then where the rest is.
+/// Prints a failure the way the old project did: the last lines (each cut to a bounded length),
+/// then where the rest is.
 pub fn report_failure(f: &Failure, out: &mut dyn Write) {
     let _ = writeln!(out, "ovm: {} failed at {}: {}", f.package, f.task, f.error);
-    let lines = tail(&f.log, 30);
+    let lines = steplog::tail(&f.log, steplog::REPORT_LINES);
     if !lines.is_empty() {
         let _ = writeln!(out, "---- last {} lines of {} ----", lines.len(), f.log.display());
         for l in lines {

@@ -21,14 +21,29 @@ pub struct Jobserver {
     write: std::os::fd::OwnedFd,
 }
 
+/// The most jobs `-j` or `[build] jobs` may ask for. The jobserver pipe holds one byte per job
+/// slot, and filling it past its capacity would block ovm forever before anything runs. A pipe
+/// holds 64 KiB by default, but only 2 pages (8 KiB; 1 page before Linux 5.14) once the user's pipes
+/// pass `fs.pipe-user-pages-soft`: 4096 jobs (4095 tokens) fit in every case, and are far more than
+/// any host runs usefully at once.
+pub const MAX_JOBS: usize = 4096;
+
 impl Jobserver {
     fn new(tokens: usize) -> io::Result<Jobserver> {
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
         let js = Jobserver { read, write };
-        for _ in 0..tokens {
-            js.put(b'+')?;
+        // Filled without blocking: a pipe smaller than expected is an error, not a hang. The flag
+        // is taken off again, since every make of the build writes its tokens back through it.
+        set_nonblocking(&js.write, true)?;
+        let filled = (0..tokens).try_for_each(|_| js.put(b'+'));
+        set_nonblocking(&js.write, false)?;
+        match filled {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(io::Error::other(format!(
+                "the jobserver pipe holds fewer than the {tokens} tokens of {} jobs",
+                tokens + 1
+            ))),
+            other => other.map(|()| js),
         }
-        Ok(js)
     }
 
     /// The (read, write) descriptors, for `--jobserver-auth=R,W` and the sandbox's preserved fds.
@@ -65,6 +80,13 @@ impl Jobserver {
             }
         }
     }
+}
+
+fn set_nonblocking(fd: &std::os::fd::OwnedFd, on: bool) -> io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).map_err(io::Error::from)?);
+    let flags = if on { flags | OFlag::O_NONBLOCK } else { flags - OFlag::O_NONBLOCK };
+    fcntl(fd, FcntlArg::F_SETFL(flags)).map(drop).map_err(io::Error::from)
 }
 
 /// A package-level job slot; gives itself back when dropped.
@@ -284,6 +306,17 @@ mod tests {
             Ok::<(), ()>(())
         });
         assert_eq!(max_live.load(Ordering::SeqCst), 2);
+    }
+
+    /// Attack: `-j 100000` filled the jobserver pipe past its capacity and blocked forever. The
+    /// bound is checked before (see `build::jobs_for`); the fill itself never blocks either.
+    #[test]
+    fn the_largest_job_count_fits_the_pipe_and_a_full_pipe_is_an_error_not_a_hang() {
+        let slots = JobSlots::new(MAX_JOBS).unwrap();
+        assert_eq!(slots.jobs(), MAX_JOBS);
+        // Far more than any pipe holds (the maximum pipe size is 1 MiB by default).
+        let err = Jobserver::new(64 << 20).err().expect("64 Mi tokens cannot fit in a pipe");
+        assert!(err.to_string().contains("the jobserver pipe holds fewer than"), "{err}");
     }
 
     #[test]
