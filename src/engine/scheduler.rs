@@ -23,7 +23,7 @@ pub struct Jobserver {
 
 /// The most jobs `-j` or `[build] jobs` may ask for. The jobserver pipe holds one byte per job
 /// slot, and filling it past its capacity would block ovm forever before anything runs. A pipe
-/// holds 64 KiB by default, but only 2 pages (8 KiB; 1 page before Linux 5.14) once the user's pipes
+/// holds 64 KiB by default, but only 2 pages (8 KiB; 1 page on older kernels) once the user's pipes
 /// pass `fs.pipe-user-pages-soft`: 4096 jobs (4095 tokens) fit in every case, and are far more than
 /// any host runs usefully at once.
 pub const MAX_JOBS: usize = 4096;

@@ -1,7 +1,7 @@
 //! What the configure/compile/install tasks run inside the sandbox: a recipe's own shell snippet
 //! when it gives one, otherwise the default of its build style (OpenWrt's Build/Configure,
-//! Build/Compile, Build/Install defaults; BitBake's autotools class). Every step is run as
-//! `/bin/sh -ec SCRIPT` with cwd `/ovm/build`, so a failing command fails the task.
+//! Build/Compile, Build/Install defaults; BitBake's autotools class). Every step's script is run as
+//! `/bin/sh -e SCRIPT_FILE` with cwd `/ovm/build`, so a failing command fails the task.
 //!
 //! The defaults only use the fixed in-sandbox paths and the environment of `env.rs`, never a host
 //! path: that is what keeps a recipe's signature meaningful on another machine.

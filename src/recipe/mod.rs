@@ -288,7 +288,8 @@ pub struct Build {
     pub configure_args: Vec<String>,
     /// Appended to every make call of the style.
     pub make_args: Vec<String>,
-    /// Shell snippets replacing the style's step; each runs as `/bin/sh -ec SNIPPET` in `/ovm/build`.
+    /// Shell snippets replacing the style's step; each runs as `/bin/sh -e` on the snippet (a file in
+    /// the sandbox, never a command-line argument) in `/ovm/build`.
     pub configure: Option<String>,
     pub compile: Option<String>,
     pub install: Option<String>,
