@@ -259,26 +259,50 @@ where
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
+
+    /// A bound on waiting for another thread, not an expected duration: only a scheduler that
+    /// never lets the awaited thread run reaches it.
+    const PATIENCE: Duration = Duration::from_secs(30);
+
+    /// Waits (woken by `cv`, never by polling) until `ready` holds for the guarded value or
+    /// [`PATIENCE`] has passed; returns whether it held.
+    fn wait_until<T>(m: &Mutex<T>, cv: &Condvar, mut ready: impl FnMut(&T) -> bool) -> bool {
+        let deadline = Instant::now() + PATIENCE;
+        let mut g = m.lock().unwrap();
+        while !ready(&g) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            g = cv.wait_timeout(g, left).unwrap().0;
+        }
+        true
+    }
 
     #[test]
     fn dependencies_run_first_and_independent_nodes_overlap() {
-        // 0 and 1 independent, 2 needs both.
+        // 0 and 1 independent, 2 needs both. 0 and 1 each wait, inside their work, until the other
+        // has started too: they can only both get there if two workers run them at the same time.
         let deps = vec![vec![], vec![], vec![0, 1]];
         let order = Mutex::new(Vec::new());
-        let live = AtomicUsize::new(0);
-        let max_live = AtomicUsize::new(0);
+        let started = Mutex::new(0usize);
+        let cv = Condvar::new();
+        let met = AtomicUsize::new(0);
         let res = run_graph(&deps, 2, |i| {
-            let now = live.fetch_add(1, Ordering::SeqCst) + 1;
-            max_live.fetch_max(now, Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(50));
+            if i < 2 {
+                *started.lock().unwrap() += 1;
+                cv.notify_all();
+                if wait_until(&started, &cv, |n| *n == 2) {
+                    met.fetch_add(1, Ordering::SeqCst);
+                }
+            }
             order.lock().unwrap().push(i);
-            live.fetch_sub(1, Ordering::SeqCst);
             Ok::<(), ()>(())
         });
         assert!(res.iter().all(|r| matches!(r, NodeResult::Done)));
-        assert_eq!(order.lock().unwrap().last(), Some(&2));
-        assert_eq!(max_live.load(Ordering::SeqCst), 2);
+        assert_eq!(met.load(Ordering::SeqCst), 2, "nodes 0 and 1 never ran at the same time");
+        assert_eq!(order.lock().unwrap().last(), Some(&2), "2 ran before a node it depends on");
     }
 
     #[test]
@@ -291,21 +315,65 @@ mod tests {
         assert!(matches!(res[2], NodeResult::NotRun));
     }
 
+    /// Whether the jobserver pipe holds a token right now (poll with a zero timeout: a state, not
+    /// a wait).
+    fn token_available(slots: &JobSlots) -> bool {
+        use std::os::fd::AsFd;
+        let mut fds = [nix::poll::PollFd::new(slots.server.read.as_fd(), nix::poll::PollFlags::POLLIN)];
+        nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).unwrap() > 0
+    }
+
+    #[test]
+    fn job_slots_hand_out_exactly_the_limit() {
+        let slots = JobSlots::new(3).unwrap();
+        let a = slots.acquire().unwrap();
+        assert!(a.token.is_none(), "the first slot is the implicit one");
+        let b = slots.acquire().unwrap();
+        let c = slots.acquire().unwrap();
+        assert!(b.token.is_some() && c.token.is_some());
+        assert!(!token_available(&slots), "a fourth slot is free with -j 3");
+        assert!(!*slots.implicit_free.lock().unwrap());
+        drop(b);
+        assert!(token_available(&slots), "a returned slot is not free again");
+        drop(a);
+        assert!(*slots.implicit_free.lock().unwrap(), "the implicit slot was not given back");
+        drop(c);
+    }
+
     #[test]
     fn job_slots_never_exceed_the_limit() {
+        // Six workers compete for two slots. A holder keeps its slot until a second one is held
+        // too (or every other node is done), so the limit is reached; while two are held, no
+        // third can be free — checked on the pipe itself, not by hoping a third thread tries in
+        // time.
         let slots = JobSlots::new(2).unwrap();
-        let live = AtomicUsize::new(0);
+        let live = Mutex::new((0usize, 0usize)); // (holding now, finished)
+        let cv = Condvar::new();
         let max_live = AtomicUsize::new(0);
+        let spare_at_limit = AtomicUsize::new(0);
         let deps = vec![vec![]; 6];
-        run_graph(&deps, 6, |_| {
+        let res = run_graph(&deps, 6, |_| {
             let _slot = slots.acquire().map_err(|_| ())?;
-            let now = live.fetch_add(1, Ordering::SeqCst) + 1;
-            max_live.fetch_max(now, Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(30));
-            live.fetch_sub(1, Ordering::SeqCst);
+            {
+                let mut g = live.lock().unwrap();
+                g.0 += 1;
+                max_live.fetch_max(g.0, Ordering::SeqCst);
+                if g.0 == 2 && token_available(&slots) {
+                    spare_at_limit.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            cv.notify_all();
+            assert!(wait_until(&live, &cv, |(holding, finished)| *holding >= 2 || *finished == 5));
+            let mut g = live.lock().unwrap();
+            g.0 -= 1;
+            g.1 += 1;
+            drop(g);
+            cv.notify_all();
             Ok::<(), ()>(())
         });
+        assert!(res.iter().all(|r| matches!(r, NodeResult::Done)));
         assert_eq!(max_live.load(Ordering::SeqCst), 2);
+        assert_eq!(spare_at_limit.load(Ordering::SeqCst), 0, "a third slot was free while two were held");
     }
 
     /// Attack: `-j 100000` filled the jobserver pipe past its capacity and blocked forever. The

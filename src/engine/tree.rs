@@ -354,8 +354,22 @@ mod tests {
         let x = a.join("usr/bin/x");
         let mtime = fs::metadata(&x).unwrap().modified().unwrap();
         let put_back = || fs::File::options().write(true).open(&x).unwrap().set_modified(mtime).unwrap();
-        // Same size, mtime put back: the ctime still moves.
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        // Same size, mtime put back: the ctime still moves — once the file system's clock (coarse,
+        // a few ms a tick) has moved past x's ctime, which a freshly written probe shows.
+        let ctime = |p: &Path| {
+            let md = fs::metadata(p).unwrap();
+            (md.ctime(), md.ctime_nsec())
+        };
+        let probe = d.path().join("clock-probe");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            fs::write(&probe, "").unwrap();
+            if ctime(&probe) > ctime(&x) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the file system's clock did not move in 30 s");
+            std::thread::yield_now();
+        }
         fs::write(&x, "9").unwrap();
         put_back();
         let rewritten = fp();
