@@ -4,7 +4,8 @@
 //! procfs (it would reveal what the mask hides). What must happen:
 //! - by default the sandbox fails, naming the container flag and the `OVM_SANDBOX_PROC=host-ro` option;
 //! - with the option it runs, warns, and still has no host /usr or /etc, no network but loopback,
-//!   its own pid namespace, and a read-only /proc;
+//!   its own pid namespace, and a read-only /proc (a write to `/proc/self/comm` fails with EROFS,
+//!   where the same write succeeds in a default sandbox's fresh procfs: the test's control run);
 //! - `ovm doctor` fails the strict trial and reports that the degraded mode would work;
 //! - the spec records the choice (annotation `org.ovm.proc`, a read-only bind of /proc).
 //!
@@ -78,19 +79,29 @@ fn a_refused_fresh_proc_fails_naming_the_flag_and_the_degraded_mode() {
     assert!(!stderr.contains("WARN"), "no degraded mode without the option:\n{stderr}");
 }
 
+/// Each line is one isolation fact; the script prints what it sees, the tests judge.
+///
+/// `/proc/self/comm` is the write probe of `/proc` itself: its owner may rewrite it on any procfs
+/// that is mounted read-write (a process renaming itself needs no privilege), so it separates a
+/// writable /proc from a read-only one, which a file that procfs never lets anyone create cannot.
+/// `/proc/sys` is read-only in both modes (the fresh one marks it so, as runc does).
+const ISOLATION_PROBE: &str = r#"
+    echo "pid=$$"
+    [ -e /usr ] && echo "usr=visible" || echo "usr=absent"
+    [ -e /etc ] && echo "etc=visible" || echo "etc=absent"
+    echo x > /proc/sys/kernel/domainname 2>/dev/null && echo "procsys=writable" || echo "procsys=readonly"
+    if err=$(echo ovm-probe 2>&1 >/proc/self/comm); then echo "proc=writable"; else echo "proc=readonly"; echo "proc-error=$err"; fi
+    echo "ifaces=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ',')"
+    grep CapEff /proc/self/status
+"#;
+
+fn has_line(stdout: &str, want: &str) -> bool {
+    stdout.lines().any(|l| l.trim() == want)
+}
+
 #[test]
 fn the_degraded_mode_warns_and_still_hides_usr_etc_and_the_network() {
-    // Each line is one isolation fact; the script prints what it sees, the test judges.
-    let script = r#"
-        echo "pid=$$"
-        [ -e /usr ] && echo "usr=visible" || echo "usr=absent"
-        [ -e /etc ] && echo "etc=visible" || echo "etc=absent"
-        echo x > /proc/sys/kernel/domainname 2>/dev/null && echo "procsys=writable" || echo "procsys=readonly"
-        touch /proc/ovm-test 2>/dev/null && echo "proc=writable" || echo "proc=readonly"
-        echo "ifaces=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ',')"
-        grep CapEff /proc/self/status
-    "#;
-    let out = sandbox_sh(Some("host-ro"), script);
+    let out = sandbox_sh(Some("host-ro"), ISOLATION_PROBE);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "the degraded sandbox failed:\n{stdout}{stderr}");
     assert!(
@@ -98,9 +109,29 @@ fn the_degraded_mode_warns_and_still_hides_usr_etc_and_the_network() {
         "the degraded mode must be announced:\n{stderr}"
     );
     for want in ["pid=2", "usr=absent", "etc=absent", "procsys=readonly", "proc=readonly", "ifaces=lo,"] {
-        assert!(stdout.lines().any(|l| l.trim() == want), "expected `{want}` in the sandbox:\n{stdout}");
+        assert!(has_line(&stdout, want), "expected `{want}` in the sandbox:\n{stdout}");
     }
+    // Refused by the read-only mount, not by a permission the probe happens to lack.
+    assert!(
+        stdout.lines().any(|l| l.starts_with("proc-error=") && l.contains("Read-only file system")),
+        "writing /proc/self/comm must fail with EROFS:\n{stdout}"
+    );
     assert!(stdout.contains("CapEff:\t0000000000000000"), "capabilities left:\n{stdout}");
+
+    // Control: the same probe in a sandbox with a fresh, read-write procfs (no container mask
+    // around ovm, the default mode) finds /proc writable — so `proc=readonly` above is the
+    // degraded mode's read-only bind at work, and the probe can tell the two apart.
+    let out = Command::new(ovm_bin())
+        .args(["sandbox", "--ro", &format!("{BUSYBOX}:{BUSYBOX}"), "--", BUSYBOX, "sh", "-c", ISOLATION_PROBE])
+        .env_remove("OVM_SANDBOX_PROC")
+        .current_dir("/")
+        .output()
+        .expect("ovm sandbox");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "the control sandbox failed:\n{stdout}{stderr}");
+    for want in ["proc=writable", "procsys=readonly", "usr=absent"] {
+        assert!(has_line(&stdout, want), "control (fresh /proc): expected `{want}`:\n{stdout}");
+    }
 }
 
 #[test]
