@@ -108,13 +108,18 @@ fn alive(pid: i32) -> bool {
     }
 }
 
+/// How long a sandbox may take to start or to go: a bound for a loaded 2-core machine, never an
+/// expected time. What the tests assert is that nothing is left, not how fast: the kernel ends a
+/// pid namespace's processes as soon as its init dies (milliseconds on an idle machine).
+const PATIENCE: Duration = Duration::from_secs(30);
+
 /// Start `ovm sandbox … busybox sleep 1000` as `who` and wait until init and sleep exist.
 fn start_sleeper(who: As) -> (Child, Vec<i32>) {
     let mut child = ovm(who, &["sandbox", "--ro", "/bin/busybox:/bin/busybox", "--", "/bin/busybox", "sleep", "1000"])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + PATIENCE;
     loop {
         let procs = descendants(child.id() as i32);
         let sleeping =
@@ -126,12 +131,14 @@ fn start_sleeper(who: As) -> (Child, Vec<i32>) {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("ovm exited early: {status}");
         }
-        assert!(Instant::now() < deadline, "the sandboxed sleep did not start within 10 s: {procs:?}");
+        assert!(Instant::now() < deadline, "the sandboxed sleep did not start within {PATIENCE:?}: {procs:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
-fn assert_all_gone_within_1s(ovm: &mut Child, procs: &[i32], what: &str) -> std::process::ExitStatus {
+/// Waits until ovm has exited and none of `procs` is alive, polling; fails (killing what is left)
+/// if that has not happened within [`PATIENCE`].
+fn assert_all_gone(ovm: &mut Child, procs: &[i32], what: &str) -> std::process::ExitStatus {
     let start = Instant::now();
     loop {
         let status = ovm.try_wait().unwrap();
@@ -139,34 +146,34 @@ fn assert_all_gone_within_1s(ovm: &mut Child, procs: &[i32], what: &str) -> std:
         if let (Some(status), true) = (status, left.is_empty()) {
             return status;
         }
-        if start.elapsed() > Duration::from_secs(1) {
+        if start.elapsed() > PATIENCE {
             let _ = ovm.kill();
             for p in &left {
                 let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
             }
-            panic!("{what}: processes left behind after 1 s: {left:?} (ovm exited: {status:?})");
+            panic!("{what}: processes left behind after {PATIENCE:?}: {left:?} (ovm exited: {status:?})");
         }
         std::thread::sleep(Duration::from_millis(10));
     }
 }
 
 #[test]
-fn sigterm_to_ovm_ends_the_whole_sandbox_within_1s() {
+fn sigterm_to_ovm_ends_the_whole_sandbox() {
     for who in [As::Root, As::Unprivileged] {
         let (mut child, procs) = start_sleeper(who);
         kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
-        let status = assert_all_gone_within_1s(&mut child, &procs, "SIGTERM");
+        let status = assert_all_gone(&mut child, &procs, "SIGTERM");
         // The signal was forwarded, so the command's death by SIGTERM is ovm's status.
         assert_eq!(status.code(), Some(143), "as {who:?}: {status}");
     }
 }
 
 #[test]
-fn sigkill_to_ovm_ends_the_whole_sandbox_within_1s() {
+fn sigkill_to_ovm_ends_the_whole_sandbox() {
     for who in [As::Root, As::Unprivileged] {
         let (mut child, procs) = start_sleeper(who);
         kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
-        assert_all_gone_within_1s(&mut child, &procs, "SIGKILL (no chance to forward)");
+        assert_all_gone(&mut child, &procs, "SIGKILL (no chance to forward)");
     }
 }
 
