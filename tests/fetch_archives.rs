@@ -199,12 +199,21 @@ fn system_apt_sources() -> Vec<(PathBuf, Vec<u8>)> {
     files.into_iter().map(|f| (f.clone(), fs::read(&f).unwrap_or_default())).collect()
 }
 
+/// The upstream URL of the fixture's busybox recipe, which the no-root test replaces.
+const BUSYBOX_URL: &str = "https://busybox.net/downloads/busybox-1.35.0.tar.bz2";
+
 #[test]
 fn debian_fallback_needs_no_root_and_leaves_the_system_apt_config_alone() {
     require_apt();
     let (t, p) = fresh_project();
     fs::remove_file(p.recipes_dir().join("toolchain/zig.toml")).unwrap();
     fs::remove_file(p.recipes_dir().join("tools/make.toml")).unwrap();
+    // Upstream refused at once (busybox.net answers from some networks): only the Debian archive
+    // can supply the file, and ovm's report must say that it did.
+    let recipe = p.recipes_dir().join("busybox.toml");
+    let text = fs::read_to_string(&recipe).unwrap();
+    assert!(text.contains(BUSYBOX_URL), "the fixture's busybox recipe no longer has {BUSYBOX_URL}:\n{text}");
+    fs::write(&recipe, text.replace(BUSYBOX_URL, &format!("{UNREACHABLE}busybox-1.35.0.tar.bz2"))).unwrap();
     let before = system_apt_sources();
     let mut cmd = if nix::unistd::geteuid().is_root() {
         // Run as `nobody`, in a project it owns.
@@ -216,9 +225,17 @@ fn debian_fallback_needs_no_root_and_leaves_the_system_apt_config_alone() {
     } else {
         Command::new(env!("CARGO_BIN_EXE_ovm"))
     };
-    let out = cmd.arg("-C").arg(t.path()).arg("download").env("HOME", t.path()).output().unwrap();
+    let out =
+        cmd.arg("-C").arg(t.path()).arg("download").env("HOME", t.path()).env_remove("OVM_MIRRORS").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("ok ") && l.contains("busybox-1.35.0.tar.bz2 (from Debian source package busybox)")),
+        "the report does not say the file came from the Debian archive:\n{stdout}"
+    );
+    // Debian's busybox_1.35.0.orig.tar.bz2, byte for byte (it is upstream's tarball, same sha256).
     assert_eq!(ovm::fetch::sha256_file(&p.sources_dir().join("busybox-1.35.0.tar.bz2")).unwrap(), BUSYBOX_SHA);
     assert_eq!(before, system_apt_sources(), "the system's apt sources changed");
 }
