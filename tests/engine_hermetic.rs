@@ -1,8 +1,12 @@
 //! Hermeticity of the strict package sandbox: what the host has is not there for a build. A recipe
-//! calling `perl`, one including `/usr/include/stdio.h`, one linking the host's zlib with
-//! `-L/usr/lib/x86_64-linux-gnu -lz` each fail with "not found" — while the host does have all
-//! three (checked first, so the test cannot pass because the host lacks them). A recipe including a
-//! header of a package it does not declare fails the same way, and builds once it declares it.
+//! running `/usr/bin/perl` by its absolute path (so no PATH can be what hides it), one including
+//! `/usr/include/stdio.h`, one linking the host's zlib with `-L/usr/lib/x86_64-linux-gnu -lz` each
+//! fail with an error that names the missing host path itself — while the host does have all three
+//! (checked first, so the test cannot pass because the host lacks them). The same test's control
+//! run proves each check can fail: the very same steps built as build tools (the `toolchain`
+//! profile, which binds the host's /usr read-only) run perl, get past the `#include`, and link. A
+//! recipe including a header of a package it does not declare fails with "not found", and builds
+//! once it declares it.
 
 mod build_support;
 mod engine_fixture;
@@ -28,7 +32,7 @@ fn fails_not_found(p: &build_support::TestProject, pkg: &str, detail: &str) {
     assert!(out.contains(&format!("{pkg} failed at compile")), "{out}");
     let log = p.read(&format!("logs/x86_64/{pkg}/compile.log"));
     for text in [&out, &log] {
-        // "sh: perl: not found", "'greet.h' file not found", zig's "…: FileNotFound".
+        // "'greet.h' file not found"
         let squeezed = text.to_lowercase().replace(' ', "");
         assert!(
             squeezed.contains("notfound") && text.contains(detail),
@@ -37,29 +41,103 @@ fn fails_not_found(p: &build_support::TestProject, pkg: &str, detail: &str) {
     }
 }
 
+/// One probe of the host: a compile step that reaches for a host path, and the error that step
+/// must give when that path is not there, naming the path itself (as busybox sh, clang and zig's
+/// linker word it). Package names avoid the words the errors contain, so a package name echoed
+/// in a report cannot satisfy an assertion.
+struct Probe {
+    stem: &'static str,
+    entries: fn() -> Vec<Entry>,
+    compile: &'static str,
+    missing: &'static str,
+}
+
+const PROBES: &[Probe] = &[
+    Probe {
+        stem: "interpreter",
+        entries: || vec![file("x", "")],
+        compile: "/usr/bin/perl -e 'print \"hi\\n\"' >out",
+        missing: "/usr/bin/perl: not found",
+    },
+    Probe {
+        stem: "header",
+        entries: || vec![file("x.c", "#include \"/usr/include/stdio.h\"\nint main(void) { return 0; }\n")],
+        compile: "$CC $CFLAGS -static -o out /ovm/src/x.c",
+        missing: "'/usr/include/stdio.h' file not found",
+    },
+    Probe {
+        stem: "library",
+        entries: || {
+            vec![file("x.c", "extern const char *zlibVersion(void);\nint main(void) { return zlibVersion() == 0; }\n")]
+        },
+        compile: "$CC $CFLAGS -static -o out /ovm/src/x.c -L/usr/lib/x86_64-linux-gnu -lz",
+        missing: "unable to open library directory '/usr/lib/x86_64-linux-gnu': FileNotFound",
+    },
+];
+
+impl Probe {
+    /// The probe as a recipe named `name`: a target package, or with `kind_dir` "tools" a build
+    /// tool (the `toolchain` profile: host /usr, /lib, /etc bound read-only; same compiler, same
+    /// environment but PATH).
+    fn pkg(&self, name: &str, kind_dir: &str) -> Pkg {
+        let mut p = custom(name, (self.entries)(), self.compile);
+        p.kind_dir = kind_dir.into();
+        p
+    }
+}
+
+fn probe(stem: &str) -> &'static Probe {
+    PROBES.iter().find(|p| p.stem == stem).expect("a known probe")
+}
+
 #[test]
 fn host_tools_headers_and_libraries_are_not_found() {
     for host in ["/usr/bin/perl", "/usr/include/stdio.h", "/usr/lib/x86_64-linux-gnu/libz.a"] {
         assert!(Path::new(host).exists(), "{host} is missing on this host: {}", build_support::SETUP_HINT);
     }
     let p = project();
-    custom("uses-perl", vec![file("x", "")], "perl -e 'print \"hi\\n\"' >out").write(&p, "hermetic");
-    custom(
-        "reads-stdio",
-        vec![file("x.c", "#include \"/usr/include/stdio.h\"\nint main(void) { return 0; }\n")],
-        "$CC $CFLAGS -static -o out /ovm/src/x.c",
-    )
-    .write(&p, "hermetic");
-    custom(
-        "links-zlib",
-        vec![file("x.c", "extern const char *zlibVersion(void);\nint main(void) { return zlibVersion() == 0; }\n")],
-        "$CC $CFLAGS -static -o out /ovm/src/x.c -L/usr/lib/x86_64-linux-gnu -lz",
-    )
-    .write(&p, "hermetic");
+    for pr in PROBES {
+        pr.pkg(&format!("host-{}", pr.stem), "").write(&p, "hermetic");
+    }
+    for pr in PROBES {
+        let pkg = format!("host-{}", pr.stem);
+        let out = fails(&p, &["build", "x86_64", &pkg]);
+        assert!(out.contains(&format!("{pkg} failed at compile")), "{out}");
+        let log = p.read(&format!("logs/x86_64/{pkg}/compile.log"));
+        for text in [&out, &log] {
+            assert!(text.contains(pr.missing), "{pkg}: expected {:?} in:\n{text}", pr.missing);
+        }
+        if pr.stem == "interpreter" {
+            // The shell's "not found" is exec's ENOENT: 127, not a perl that ran and failed.
+            assert!(out.contains("exit status 127"), "{out}");
+        }
+    }
 
-    fails_not_found(&p, "uses-perl", "perl");
-    fails_not_found(&p, "reads-stdio", "/usr/include/stdio.h");
-    fails_not_found(&p, "links-zlib", "z");
+    // Control: the same steps with the host's /usr mounted (read-only), as build tools in the
+    // `toolchain` profile. Each error above is gone, so each assertion above can fail: perl runs,
+    // the host's zlib links, and the compiler opens /usr/include/stdio.h — then fails inside it, on
+    // glibc internals musl does not have (why the strict check must name the file itself: "not
+    // found" alone is in both errors).
+    let c = project();
+    for stem in ["interpreter", "library"] {
+        probe(stem).pkg(&format!("ctl-{stem}"), "tools").write(&c, "hermetic-control");
+    }
+    c.ok(&["build", "x86_64"]);
+    assert_eq!(c.read("staging/tools/ctl-interpreter/usr/bin/ctl-interpreter"), "hi\n", "host perl did not run");
+    assert!(c.path().join("staging/tools/ctl-library/usr/bin/ctl-library").is_file(), "the host's zlib did not link");
+    for stem in ["interpreter", "library"] {
+        let log = c.read(&format!("logs/tools/ctl-{stem}/compile.log"));
+        assert!(!log.contains(probe(stem).missing), "ctl-{stem} with host /usr mounted:\n{log}");
+    }
+    probe("header").pkg("ctl-header", "tools").write(&c, "hermetic-control");
+    let out = fails(&c, &["build", "x86_64"]);
+    assert!(out.contains("ctl-header failed at compile"), "{out}");
+    let log = c.read("logs/tools/ctl-header/compile.log");
+    assert!(!log.contains(probe("header").missing), "ctl-header with host /usr mounted:\n{log}");
+    assert!(
+        log.contains("In file included from /ovm/src/x.c:1:") && log.contains("/usr/include/stdio.h:"),
+        "the compiler did not read the host's /usr/include/stdio.h:\n{log}"
+    );
 }
 
 #[test]
