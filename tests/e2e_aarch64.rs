@@ -6,12 +6,11 @@
 mod build_support;
 mod e2e_support;
 
-use build_support::TestProject;
 use e2e_support::*;
 
 #[test]
 fn aarch64_initrd_builds_offline_and_boots() {
-    let p = TestProject::from_repo();
+    let p = from_repo_with_busybox_to_build();
     let mut steps = Steps::new("aarch64");
     let summary = offline_ok(&p, &["build", "--sandbox", "aarch64"]);
     assert_package_made(&summary, &p.tasks_run("aarch64"), "aarch64");

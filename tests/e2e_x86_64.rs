@@ -40,7 +40,7 @@ fn assert_busybox_rebuilt_and_repacked(p: &TestProject) {
 
 #[test]
 fn x86_64_initrd_builds_offline_boots_and_rebuilds_only_what_changed() {
-    let p = TestProject::from_repo();
+    let p = from_repo_with_busybox_to_build();
     let mut steps = Steps::new("x86_64");
 
     // A clean project, no network: everything from the mirror, built in the strict sandbox.
