@@ -293,15 +293,29 @@ fn container_check(facts: &HostFacts) -> Check {
     if let Some(c) = &facts.container {
         let mode = match c.rootless {
             Some(true) => " (rootless)",
-            Some(false) => " (rootful)",
+            Some(false) => " (rootful: the container's root is the host's root)",
             None => "",
+        };
+        // Docker and Podman need the same two flags (tests/container_docker.rs and
+        // container_podman.rs try them), and AppArmor relaxed where it confines the container;
+        // other engines, see the README.
+        let apparmor = match &facts.apparmor_profile {
+            Some(profile) => format!(" --security-opt apparmor=unconfined` (AppArmor profile {profile})"),
+            None => "`".into(),
+        };
+        let flags = match c.engine.as_str() {
+            "docker" | "podman" => format!(
+                "a sandbox inside needs `{} run --security-opt seccomp=unconfined --security-opt \
+                 systempaths=unconfined{apparmor}",
+                c.engine
+            ),
+            _ => "a sandbox inside needs the flags in the README section \"Running inside Podman or Docker\"".into(),
         };
         check(
             "container",
             Status::Info,
             format!(
-                "found {}: looks like {}{mode}; a sandbox inside needs the flags in the README section \"Running \
-                 inside Podman or Docker\"; only a problem if the trial fails",
+                "found {}: looks like {}{mode}; {flags}; only a problem if the trial fails",
                 c.evidence.join(", "),
                 c.engine
             ),
@@ -494,6 +508,36 @@ mod tests {
         let c = container_check(&f);
         assert_eq!(c.status, Status::Info);
         assert!(c.detail.starts_with("found /run/.containerenv: looks like podman (rootless);"), "{}", c.detail);
+        assert!(
+            c.detail
+                .contains("needs `podman run --security-opt seccomp=unconfined --security-opt systempaths=unconfined`"),
+            "{}",
+            c.detail
+        );
+        f.container = Some(super::super::hints::ContainerInfo {
+            engine: "docker".into(),
+            rootless: Some(false),
+            evidence: vec!["/.dockerenv".into(), "cgroup path with docker".into()],
+        });
+        let c = container_check(&f);
+        assert!(
+            c.detail.starts_with(
+                "found /.dockerenv, cgroup path with docker: looks like docker (rootful: the container's root is the \
+                 host's root); a sandbox inside needs `docker run --security-opt seccomp=unconfined --security-opt \
+                 systempaths=unconfined`; only"
+            ),
+            "{}",
+            c.detail
+        );
+        f.apparmor_profile = Some("docker-default".into());
+        let c = container_check(&f);
+        assert!(
+            c.detail.contains(
+                "systempaths=unconfined --security-opt apparmor=unconfined` (AppArmor profile docker-default); only"
+            ),
+            "{}",
+            c.detail
+        );
     }
 
     #[test]

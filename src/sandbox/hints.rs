@@ -36,7 +36,9 @@ pub struct ContainerInfo {
     pub engine: String,
     /// Whether the container's root is not the host's root: from Podman's /run/.containerenv
     /// (`rootless=1`, written only for --privileged containers), else from /proc/self/uid_map (uid 0
-    /// mapped from a non-zero id: rootless, or a remapped user namespace). `None` when unknown.
+    /// mapped from a non-zero id: rootless, or a remapped user namespace; the identity map: rootful,
+    /// but only when more than a marker file says "container", see [`detect_container`]). `None`
+    /// when unknown.
     pub rootless: Option<bool>,
     /// What gave it away: marker files, the `container` variable, cgroup paths.
     pub evidence: Vec<String>,
@@ -56,6 +58,8 @@ pub(crate) fn detect_container(
 ) -> Option<ContainerInfo> {
     let mut info = ContainerInfo::default();
     let mut engine: Option<&str> = None;
+    // Evidence a plain host does not carry: the `container` variable, an engine's cgroup path.
+    let mut beyond_markers = false;
     for m in markers {
         info.evidence.push(m.clone());
         if m == "/run/.containerenv" {
@@ -78,6 +82,7 @@ pub(crate) fn detect_container(
         }
     }
     if let Some(var) = container_var.filter(|v| !v.is_empty()) {
+        beyond_markers = true;
         info.evidence.push(format!("container={var}"));
         engine = match var {
             "podman" => Some("podman"),
@@ -90,6 +95,7 @@ pub(crate) fn detect_container(
         &[("libpod", "podman"), ("docker", "docker"), ("kubepods", "kubernetes"), ("containerd", "containerd")];
     for (needle, name) in CGROUP_HINTS {
         if cgroup.lines().any(|l| l.contains(needle)) {
+            beyond_markers = true;
             info.evidence.push(format!("cgroup path with {needle}"));
             engine = engine.or(Some(name));
         }
@@ -105,13 +111,19 @@ pub(crate) fn detect_container(
                 _ => None,
             }
         });
-        // An identity map says nothing: rootful containers and plain hosts look alike.
-        info.rootless = outside_of_root.filter(|&outside| outside != 0).map(|_| true);
+        // The identity map alone says nothing: rootful containers and plain hosts look alike (this
+        // very VM carries /.dockerenv). With a container variable or an engine's cgroup path it
+        // means a rootful container: its root is the host's root (Docker without userns-remap).
+        info.rootless = match outside_of_root {
+            Some(0) if beyond_markers => Some(false),
+            Some(0) | None => None,
+            Some(_) => Some(true),
+        };
     }
     Some(info)
 }
 
-/// The host settings/// The host settings that decide whether a sandbox can be made. Missing files are `None`
+/// The host settings that decide whether a sandbox can be made. Missing files are `None`
 /// (e.g. `kernel.unprivileged_userns_clone` exists only on Debian/Ubuntu kernels).
 #[derive(Debug, Clone, Default)]
 pub struct HostFacts {
@@ -121,6 +133,9 @@ pub struct HostFacts {
     pub max_user_namespaces: Option<u64>,
     pub unprivileged_userns_clone: Option<u64>,
     pub apparmor_restrict_userns: Option<u64>,
+    /// The AppArmor profile enforced on this process (Docker's `docker-default`, Podman's
+    /// `containers-default-…`), `None` when unconfined or without AppArmor.
+    pub apparmor_profile: Option<String>,
     /// Container marker files that exist (`/.dockerenv`, `/run/.containerenv`).
     pub container_markers: Vec<String>,
     /// The container engine, when the traces name one (see [`detect_container`]).
@@ -148,6 +163,10 @@ impl HostFacts {
             max_user_namespaces: read_number("/proc/sys/user/max_user_namespaces"),
             unprivileged_userns_clone: read_number("/proc/sys/kernel/unprivileged_userns_clone"),
             apparmor_restrict_userns: read_number("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"),
+            apparmor_profile: ["/proc/self/attr/apparmor/current", "/proc/self/attr/current"]
+                .iter()
+                .find_map(|p| fs::read_to_string(p).ok())
+                .and_then(|label| enforced_apparmor_profile(&label)),
             container_markers,
             container,
             proc_overmounts: proc_overmounts(),
@@ -166,6 +185,14 @@ fn read_number(path: &str) -> Option<u64> {
 fn status_field(name: &str) -> Option<u32> {
     let status = fs::read_to_string("/proc/self/status").ok()?;
     status.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok())
+}
+
+/// The profile name of an AppArmor label that is enforced: `docker-default (enforce)` gives
+/// `docker-default`; `unconfined`, a complain-mode profile, or another LSM's label (SELinux's
+/// `system_u:system_r:container_t:s0`, which shares /proc/self/attr/current) give `None`.
+pub(crate) fn enforced_apparmor_profile(label: &str) -> Option<String> {
+    let name = label.trim_end_matches(['\n', '\0']).strip_suffix(" (enforce)")?;
+    (!name.is_empty()).then(|| name.to_string())
 }
 
 fn proc_overmounts() -> Vec<String> {
@@ -278,6 +305,12 @@ fn policy_hint(facts: &HostFacts, what: &str) -> String {
         FIX_USERNS_CLONE.to_string()
     } else if facts.unprivileged() && facts.apparmor_restrict_userns == Some(1) {
         FIX_APPARMOR.to_string()
+    } else if let Some(profile) = &facts.apparmor_profile {
+        format!(
+            "the AppArmor profile {profile} confines this process (Docker's docker-default and Podman's \
+             containers-default deny mount); it may forbid {what}. Fix: start the container with --security-opt \
+             apparmor=unconfined"
+        )
     } else if let Some(c) = &facts.container {
         format!(
             "a security policy forbids {what}; this looks like a {} container ({}): run it with --security-opt \
@@ -321,6 +354,13 @@ mod tests {
         assert_eq!((c.engine.as_str(), c.rootless), ("docker", None));
         let c = detect_container(&[], None, None, "12:pids:/docker/0123abcd\n0::/", "").unwrap();
         assert_eq!(c.engine, "docker");
+        // Docker as root (no userns-remap): its cgroup path and the identity map.
+        let c = detect_container(&["/.dockerenv".into()], None, None, "12:pids:/docker/0123abcd", "0 0 4294967295")
+            .unwrap();
+        assert_eq!((c.engine.as_str(), c.rootless), ("docker", Some(false)));
+        // The marker file alone (a VM image made from a container image) decides nothing.
+        let c = detect_container(&["/.dockerenv".into()], None, None, "0::/", "0 0 4294967295").unwrap();
+        assert_eq!(c.rootless, None);
         let c = detect_container(&[], None, None, "0::/kubepods/besteffort/pod1", "").unwrap();
         assert_eq!(c.engine, "kubernetes");
     }
@@ -350,6 +390,25 @@ mod tests {
         assert!(policy_hint(&facts, "x").contains("apparmor_restrict_unprivileged_userns=0"));
         facts.euid = 0;
         assert!(!policy_hint(&facts, "x").contains("apparmor_restrict"));
+    }
+
+    #[test]
+    fn an_enforced_apparmor_profile_is_named_after_seccomp() {
+        assert_eq!(enforced_apparmor_profile("docker-default (enforce)\n").as_deref(), Some("docker-default"));
+        assert_eq!(enforced_apparmor_profile("unconfined\n"), None);
+        assert_eq!(enforced_apparmor_profile("docker-default (complain)\n"), None);
+        assert_eq!(enforced_apparmor_profile("system_u:system_r:container_t:s0\0"), None);
+        let mut facts = HostFacts {
+            euid: 0,
+            seccomp_mode: Some(2),
+            apparmor_profile: Some("docker-default".into()),
+            ..Default::default()
+        };
+        assert!(policy_hint(&facts, "mounting").contains("seccomp=unconfined"));
+        facts.seccomp_mode = Some(0);
+        let hint = policy_hint(&facts, "mounting");
+        assert!(hint.contains("AppArmor profile docker-default"), "{hint}");
+        assert!(hint.ends_with("Fix: start the container with --security-opt apparmor=unconfined"), "{hint}");
     }
 
     #[test]
