@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything ovm's tests and default build need on a fresh Debian 12 machine:
-# Debian packages, the test user, and test assets (kernels, Debian's static busybox per arch).
+# Debian packages, the test user, test assets (kernels, Debian's static busybox per arch), the
+# container tests' base rootfs, and a running Docker daemon.
 # Idempotent: a second run only checks. Needs root (or sudo) for apt-get and useradd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -81,6 +82,39 @@ fi
 # Kernels and busybox-static for both arches, for the pack/boot tests (into .cache/test-assets).
 scripts/fetch-test-assets.sh
 
-# The container test's base image, a debootstrap'd Debian rootfs (into .cache/container).
+# The container tests' base image, a debootstrap'd Debian rootfs (into .cache/container).
 scripts/container-base.sh
+
+# Docker for tests/container_docker.rs: Debian's docker.io when there is no `docker` at all (a
+# machine with Docker's own docker-ce packages keeps them: docker.io would conflict with them), and
+# a daemon that answers. Debian's package starts the daemon under systemd; without systemd (a
+# container, a minimal VM) it is started here in the background, logging to $dockerd_log. Either
+# way `docker info` must answer within $docker_wait seconds.
+dockerd_log=/var/log/dockerd.log
+docker_wait=60
+if ! command -v docker >/dev/null 2>&1; then
+  echo "setup: installing docker.io"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends docker.io
+fi
+if ! $SUDO docker info >/dev/null 2>&1; then
+  if [ -d /run/systemd/system ]; then
+    echo "setup: starting the Docker daemon (systemctl start docker)"
+    $SUDO systemctl start docker
+  else
+    echo "setup: starting the Docker daemon in the background (dockerd, log: $dockerd_log)"
+    $SUDO sh -c "setsid dockerd >>'$dockerd_log' 2>&1 </dev/null &"
+  fi
+  waited=0
+  until $SUDO docker info >/dev/null 2>&1; do
+    if [ "$waited" -ge "$docker_wait" ]; then
+      echo "setup: error: the Docker daemon does not answer \`docker info\` after ${docker_wait} s" \
+        "(systemd: journalctl -u docker; otherwise $dockerd_log)" >&2
+      exit 1
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+  echo "setup: the Docker daemon answers (after ${waited} s)"
+fi
 echo "setup: done"
