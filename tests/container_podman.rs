@@ -14,15 +14,16 @@
 //! Podman, uidmap, runc and the base tarball come from scripts/setup.sh; a missing one fails the test.
 
 mod build_support;
+mod container_support;
 mod e2e_support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Instant;
 
-use build_support::{copy_tree, mirror, repo_root, require_tool, text, TestProject, SETUP_HINT};
+use build_support::{repo_root, require_tool, text, SETUP_HINT};
+use container_support::{base_tag, base_tarball, fill_project, image_context, ok, run, sha256_of, BUILD_ARGS, INITRD};
 
 const USER: &str = "ovm-podman";
 const IMAGE: &str = "localhost/ovm-test:latest";
@@ -31,12 +32,6 @@ const IMAGE: &str = "localhost/ovm-test:latest";
 const BASE_FLAGS: &[&str] = &["--rm", "--runtime", "runc", "--network", "none"];
 /// The README's flags for a strict sandbox in rootless Podman.
 const SANDBOX_FLAGS: &[&str] = &["--security-opt", "seccomp=unconfined", "--security-opt", "systempaths=unconfined"];
-
-fn base_tarball() -> PathBuf {
-    let t = repo_root().join(".cache/container/ovm-base-bookworm.tar");
-    assert!(t.is_file(), "{} is missing: {SETUP_HINT} (it calls scripts/container-base.sh)", t.display());
-    t
-}
 
 /// The rootless user, created on first use.
 fn podman_user() -> (u32, PathBuf) {
@@ -76,17 +71,6 @@ fn podman(args: &[&str]) -> Command {
     cmd
 }
 
-fn run(mut cmd: Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e} ({SETUP_HINT})"))
-}
-
-fn ok(cmd: Command, what: &str) -> String {
-    let out = run(cmd);
-    let t = text(&out);
-    assert!(out.status.success(), "{what} failed ({:?}):\n{t}", out.status);
-    t
-}
-
 /// A scratch directory the rootless user owns (Podman maps container root to it).
 fn user_dir(name: &str) -> tempfile::TempDir {
     let (uid, _) = podman_user();
@@ -124,8 +108,7 @@ fn recover_stale_podman() {
 fn build_image() -> String {
     recover_stale_podman();
     let tarball = base_tarball();
-    let sha = ovm::engine::signature::sha256_hex(&fs::read(&tarball).expect("reading the base tarball"));
-    let base = format!("localhost/ovm-base:{}", &sha[..16]);
+    let base = format!("localhost/ovm-base:{}", base_tag(&tarball));
     if !run(podman(&["image", "exists", &base])).status.success() {
         let (uid, _) = podman_user();
         // The tarball sits under the (root-only traversable?) checkout: hand podman a readable copy.
@@ -143,11 +126,10 @@ fn build_image() -> String {
         }
     }
     let ctx = user_dir("ovm-image-");
-    fs::copy(repo_root().join("Containerfile"), ctx.path().join("Containerfile")).expect("copy Containerfile");
-    fs::copy(build_support::ovm_bin(), ctx.path().join("ovm")).expect("copy ovm");
+    let file = image_context(ctx.path());
     chown_tree(ctx.path(), podman_user().0);
     let ctx_path = ctx.path().to_str().expect("utf-8 path");
-    let file = format!("{ctx_path}/Containerfile");
+    let file = file.to_str().expect("utf-8 path");
     ok(
         podman(&[
             "build",
@@ -162,7 +144,7 @@ fn build_image() -> String {
             "-t",
             IMAGE,
             "-f",
-            &file,
+            file,
             ctx_path,
         ]),
         "podman build -f Containerfile",
@@ -193,17 +175,13 @@ fn inside_zig_cache() -> PathBuf {
     dir
 }
 
-fn sha256_of(path: &Path) -> String {
-    ovm::digest::sha256_file(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 #[test]
 fn rootless_podman_builds_the_same_initrd_and_doctor_names_missing_flags() {
     for tool in ["podman", "newuidmap", "runc", "setpriv"] {
         require_tool(tool);
     }
-    let clock = Instant::now();
-    let lap = |what: &str| eprintln!("container_podman: {what} at {:.0} s", clock.elapsed().as_secs_f64());
+    let laps = container_support::Laps::start("container_podman");
+    let lap = |what: &str| laps.lap(what);
     build_image();
     lap("image built");
 
@@ -237,25 +215,20 @@ fn rootless_podman_builds_the_same_initrd_and_doctor_names_missing_flags() {
     assert_eq!(out.status.code(), Some(0), "doctor with the README's flags must pass:\n{t}");
     lap("doctor checks done");
 
-    // 3. The same initrd outside and inside.
-    let outside = TestProject::from_repo();
-    e2e_support::offline_ok(&outside, &["build", "--sandbox", "x86_64", "--toolchain", "zig"]);
-    let want = sha256_of(&outside.path().join("output/x86_64/initrd.cpio.gz"));
+    // 3. The same initrd outside (or this run's record of it, see container_support) and inside.
+    let want = container_support::host_initrd_sha256();
     lap("outside build done");
 
     let inside = user_dir("ovm-container-project-");
-    for d in ["recipes", "config", "patches", "rootfs"] {
-        copy_tree(&repo_root().join(d), &inside.path().join(d));
-    }
-    copy_tree(mirror(), &inside.path().join("sources"));
+    fill_project(inside.path());
     chown_tree(inside.path(), podman_user().0);
     let cache = format!("{}:/zig-cache", inside_zig_cache().display());
     let mut flags = SANDBOX_FLAGS.to_vec();
     flags.extend(["-v", &cache, "-e", "OVM_BUILD_CACHE_DIR=/zig-cache"]);
-    let out = run_ovm(&flags, inside.path(), &["build", "--sandbox", "x86_64", "--toolchain", "zig"]);
+    let out = run_ovm(&flags, inside.path(), BUILD_ARGS);
     let t = text(&out);
     assert!(out.status.success(), "ovm build inside rootless Podman failed ({:?}):\n{t}", out.status);
-    let got = sha256_of(&inside.path().join("output/x86_64/initrd.cpio.gz"));
+    let got = sha256_of(&inside.path().join(INITRD));
     lap("inside build done");
     assert_eq!(got, want, "the initrd built inside Podman differs from the one built outside");
     eprintln!("container_podman: initrd sha256 {got} inside and outside");

@@ -42,18 +42,33 @@ pub fn run_sstate() -> PathBuf {
     dir
 }
 
+/// A file that the test binaries of this `cargo test` invocation share (keyed like the sstate dir),
+/// e.g. a result one test computes and another reuses; the caller writes it. Removed with the
+/// run's sstate once the run has ended.
+pub fn run_record(name: &str) -> PathBuf {
+    let sstate = run_sstate();
+    let run = sstate.file_name().and_then(|n| n.to_str()).expect("the run's sstate dir has a name");
+    tmp_root().join(format!("{run}.{name}"))
+}
+
 /// Each run's sstate holds a zig toolchain (~340 MB): those of `cargo test` runs that have ended
-/// (no such process any more) are removed, or every run would leave one behind.
+/// (no such process any more) are removed, or every run would leave one behind; so are their
+/// records (`run_record`).
 fn remove_finished_runs(current: i32) {
     let Ok(entries) = fs::read_dir(tmp_root()) else { return };
     for e in entries.flatten() {
         let name = e.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("sstate-run-")).and_then(|p| p.parse::<i32>().ok())
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("sstate-run-"))
+            .and_then(|p| p.split('.').next())
+            .and_then(|p| p.parse::<i32>().ok())
         else {
             continue;
         };
         if pid != current && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = fs::remove_dir_all(e.path());
+            let path = e.path();
+            let _ = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
         }
     }
 }
