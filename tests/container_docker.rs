@@ -70,17 +70,36 @@ fn daemon_uses_apparmor() -> bool {
     out.contains("apparmor")
 }
 
-/// The image of this checkout: one tag per repository path, so two checkouts testing on one
-/// daemon at the same time do not run each other's ovm.
+/// This checkout's name on the daemon: its image is `ovm-test:<checkout>` and its containers carry
+/// the label `ovm-test=<checkout>`, so two checkouts testing on one daemon at the same time neither
+/// run each other's ovm nor remove each other's containers.
+fn checkout() -> String {
+    let root = repo_root();
+    let path = root.to_str().expect("utf-8 repository path");
+    ovm::engine::signature::sha256_hex(path.as_bytes())[..12].to_string()
+}
+
+/// The image of this checkout, built once per test binary.
 fn image() -> &'static str {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE.get_or_init(|| {
-        let root = repo_root();
-        let path = root.to_str().expect("utf-8 repository path");
-        let tag = &ovm::engine::signature::sha256_hex(path.as_bytes())[..12];
-        build_image(&format!("ovm-test:{tag}"));
-        format!("ovm-test:{tag}")
+        let name = format!("ovm-test:{}", checkout());
+        remove_stale_containers();
+        build_image(&name);
+        name
     })
+}
+
+/// `docker run --rm` removes a container when it ends, but a killed test (CI's timeout) leaves its
+/// container running: the client's death does not stop it. Before this binary starts any, the
+/// containers an earlier run of this checkout left are removed.
+fn remove_stale_containers() {
+    let label = format!("label=ovm-test={}", checkout());
+    let ids = ok(docker(&["ps", "--all", "--quiet", "--filter", &label]), "docker ps");
+    for id in ids.split_whitespace() {
+        eprintln!("container_docker: removing container {id}, left running by a killed earlier run");
+        ok(docker(&["rm", "--force", id]), "removing a container of a killed run");
+    }
 }
 
 fn image_id(name: &str) -> Option<String> {
@@ -133,7 +152,8 @@ fn build_image(name: &str) {
 /// `docker run` of the test image with `flags`, `project` at /project, then ovm's `args`.
 fn run_ovm(flags: &[&str], project: &Path, args: &[&str]) -> Output {
     let volume = format!("{}:/project", project.display());
-    let mut all: Vec<&str> = vec!["run"];
+    let label = format!("ovm-test={}", checkout());
+    let mut all: Vec<&str> = vec!["run", "--label", &label];
     all.extend(BASE_FLAGS);
     all.extend(flags);
     all.extend(["-v", &volume, image()]);
