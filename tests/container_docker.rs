@@ -108,7 +108,9 @@ fn image_id(name: &str) -> Option<String> {
 }
 
 /// Imports the base rootfs (once per tarball content) and builds `name` from the repository's
-/// Containerfile on it with this build's ovm.
+/// Containerfile on it with this build's ovm — the README's way, `docker build -f Containerfile .`
+/// in the checkout (its .dockerignore lets only ovm binaries through), with `OVM_BIN` naming this
+/// build's ovm; when cargo's target dir lies outside the checkout, from a context of its own.
 fn build_image(name: &str) {
     require_docker();
     let tarball = base_tarball();
@@ -122,10 +124,14 @@ fn build_image(name: &str) {
             let _ = run(docker(&["rmi", old]));
         }
     }
-    let ctx = tempfile::Builder::new().prefix("ovm-docker-image-").tempdir().expect("scratch dir");
-    let file = image_context(ctx.path());
+    let root = repo_root();
+    let scratch = tempfile::Builder::new().prefix("ovm-docker-image-").tempdir().expect("scratch dir");
+    let (ctx, file, bin) = match Path::new(build_support::ovm_bin()).strip_prefix(&root) {
+        Ok(rel) => (root.clone(), root.join("Containerfile"), rel.to_path_buf()),
+        Err(_) => (scratch.path().to_path_buf(), image_context(scratch.path()), PathBuf::from("ovm")),
+    };
     let previous = image_id(name);
-    ok(
+    let out = ok(
         docker(&[
             "build",
             "--network",
@@ -133,15 +139,18 @@ fn build_image(name: &str) {
             "--build-arg",
             &format!("BASE={base}"),
             "--build-arg",
-            "OVM_BIN=ovm",
+            &format!("OVM_BIN={}", bin.display()),
             "-t",
             name,
             "-f",
             file.to_str().expect("utf-8 path"),
-            ctx.path().to_str().expect("utf-8 path"),
+            ctx.to_str().expect("utf-8 path"),
         ]),
         "docker build -f Containerfile",
     );
+    // The context is the ovm binary alone (tens of MB), not the checkout (gigabytes with target/).
+    let sent = out.lines().find(|l| l.starts_with("Sending build context")).unwrap_or("");
+    assert!(!sent.ends_with("GB"), "the build context is not limited by .dockerignore: {sent}");
     // The last run's image (a debug ovm each) lost its tag to this one: remove it, and only it
     // (a daemon-wide prune would also take other users' images).
     if let Some(old) = previous.filter(|old| image_id(name).as_ref() != Some(old)) {
