@@ -1,6 +1,6 @@
-//! ovm inside Docker, for real. The image is built from the repository's `Containerfile` on a base
-//! imported with `docker import` from scripts/container-base.sh's debootstrap'd rootfs (no registry
-//! is reachable here; the import is kept per tarball sha256). Docker's daemon runs as root and this
+//! ovm inside Docker, for real. The image is built the README's way (`docker build -f Containerfile
+//! .` in the checkout) on a base imported with `docker import` from scripts/container-base.sh's
+//! debootstrap'd rootfs (no registry is reachable here; the import is kept per tarball sha256). Docker's daemon runs as root and this
 //! one has no userns-remap, so the container's root is the host's root and a sandbox started there
 //! runs as that root; the test also runs ovm as an unprivileged user in the container (`--user`).
 //!

@@ -6,7 +6,8 @@
 //!    that the degraded `OVM_SANDBOX_PROC=host-ro` would work, and with that variable it passes;
 //! 3. with the documented flags, `ovm build --sandbox x86_64 --toolchain zig` of a copy of the
 //!    project (with its offline `sources/`, `--network none`) gives the same initrd sha256 as the
-//!    same build outside the container.
+//!    same build outside the container (made once per `cargo test` run for both container tests,
+//!    see container_support).
 //!
 //! Rootless means a normal user: the test creates `ovm-podman` (with a home for Podman's storage and
 //! the subordinate ids `useradd` assigns) and runs podman as that user, so it needs root, like CI.
