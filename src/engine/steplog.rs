@@ -220,13 +220,28 @@ pub fn tail(log: &Path, n: usize) -> Vec<String> {
     lines.iter().rev().map(|&(from, to)| shown_line(&f, from, to)).collect()
 }
 
+/// `line` with every control character but tab written out as `\xNN`: the report goes to the
+/// user's terminal, and a build's output must not drive it (escape sequences can retitle it, write
+/// the clipboard (OSC 52), or on some terminals answer queries into the shell's input).
+fn inert(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    for c in line.chars() {
+        if c.is_control() && c != '\t' {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn shown_line(f: &File, from: u64, to: u64) -> String {
     let len = (to - from) as usize;
     let mut bytes = vec![0u8; len.min(REPORT_LINE_MAX)];
     if f.read_exact_at(&mut bytes, from).is_err() {
         return String::new();
     }
-    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    let mut text = inert(&String::from_utf8_lossy(&bytes));
     if len > REPORT_LINE_MAX {
         // A character cut in two shows as U+FFFD; drop it rather than print half of it.
         if text.ends_with('\u{fffd}') {
@@ -303,5 +318,17 @@ mod tests {
         // Invalid UTF-8 does not end the report early.
         let f = log_file(b"a\n\xff\xfe\nb\n");
         assert_eq!(tail(f.path(), 30), ["a", "\u{fffd}\u{fffd}", "b"]);
+    }
+
+    #[test]
+    fn the_report_shows_control_characters_instead_of_sending_them_to_the_terminal() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("step.log");
+        std::fs::write(&log, "ok\tline\n\x1b]52;c;ZWNobyBwd25lZA==\x07evil\x1b[2J\r\n\u{9b}31m\n").unwrap();
+        let lines = tail(&log, 10);
+        assert_eq!(lines[0], "ok\tline");
+        assert_eq!(lines[1], "\\x1b]52;c;ZWNobyBwd25lZA==\\x07evil\\x1b[2J\\x0d");
+        assert_eq!(lines[2], "\\x9b31m");
+        assert!(lines.iter().all(|l| !l.chars().any(|c| c.is_control() && c != '\t')), "{lines:?}");
     }
 }
