@@ -39,6 +39,7 @@ PACKAGES=(
   libc6-dev         # static glibc: the toolchain's static host binaries, the sandbox tests' probes
   util-linux        # sandbox tests: setpriv (run as the unprivileged test user), unshare
   bsdutils          # sandbox tests: script (a pseudo-terminal for the TIOCSTI and job-control tests)
+  keyutils          # sandbox tests: keyctl (a session keyring holding a secret the sandbox must not reach)
   qemu-user         # engine tests: run the aarch64 test program (qemu-aarch64)
   zlib1g-dev        # engine tests: a host libz the hermeticity test must not be able to link
   locales           # repro test: a non-C locale (de_DE.UTF-8, generated below) for one build

@@ -1,8 +1,9 @@
 //! `ovm shell PKG` (BitBake's devshell) and `ovm spec PKG`: both are about the sandbox PKG's
 //! compile task runs in. The shell is started from the very spec the compile step gets — same
 //! mounts, same environment, cwd `/ovm/build` — with only the command (a login shell, or the
-//! user's command after `--`) and terminal pass-through changed, so what works in the shell works in
-//! the build and what fails there fails in the build.
+//! user's command after `--`) and a terminal changed (on a terminal, the sandbox gets a pty of its
+//! own that ovm relays — never the caller's, see the sandbox's runtime), so what works in the shell
+//! works in the build and what fails there fails in the build.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;

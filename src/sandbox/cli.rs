@@ -79,8 +79,8 @@ pub struct SandboxOptions {
     /// Share the host's network instead of an empty network namespace
     #[arg(long)]
     pub net: bool,
-    /// Pass the terminal through (interactive shell with job control); otherwise the command runs
-    /// in a new session without a controlling terminal
+    /// Give the command a terminal of its own, relayed to this one (interactive shell with job
+    /// control); otherwise it runs in a new session without a controlling terminal
     #[arg(long)]
     pub tty: bool,
     /// Hostname inside

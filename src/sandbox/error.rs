@@ -200,6 +200,27 @@ pub enum SandboxError {
         errno: Errno,
     },
 
+    #[error("giving the sandbox a session keyring of its own (keyctl JOIN_SESSION_KEYRING) failed: {errno}{hint}")]
+    SessionKeyring {
+        #[serde(with = "errno_serde")]
+        errno: Errno,
+        hint: String,
+    },
+
+    #[error("installing ovm's seccomp filter (ioctl TIOCSTI/TIOCLINUX refused) failed: {errno}{hint}")]
+    Seccomp {
+        #[serde(with = "errno_serde")]
+        errno: Errno,
+        hint: String,
+    },
+
+    #[error("giving the sandbox a terminal of its own failed at {step}: {errno}")]
+    Terminal {
+        step: String,
+        #[serde(with = "errno_serde")]
+        errno: Errno,
+    },
+
     #[error("changing to working directory {dir} inside the sandbox failed: {errno}")]
     Cwd {
         dir: String,
@@ -280,6 +301,10 @@ impl SandboxError {
             path: path.display().to_string(),
             errno: err.raw_os_error().map_or(Errno::EIO, Errno::from_raw),
         }
+    }
+
+    pub(crate) fn terminal(step: &str, errno: Errno) -> Self {
+        SandboxError::Terminal { step: step.to_string(), errno }
     }
 
     pub(crate) fn process(step: &str, errno: Errno) -> Self {

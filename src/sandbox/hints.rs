@@ -273,6 +273,28 @@ pub(crate) fn hostname_hint(errno: Errno) -> String {
     }
 }
 
+/// Why joining a new session keyring failed.
+pub(crate) fn keyring_hint(errno: Errno) -> String {
+    match errno {
+        Errno::EDQUOT => ": the key quota of this user is used up (kernel.keys.maxkeys / maxbytes; every running \
+                          sandbox holds one keyring). Fix: sudo sysctl -w kernel.keys.maxkeys=2000 \
+                          kernel.keys.maxbytes=200000"
+            .into(),
+        _ => String::new(),
+    }
+}
+
+/// Why ovm's seccomp filter could not be installed.
+pub(crate) fn seccomp_hint(errno: Errno) -> String {
+    match errno {
+        Errno::EINVAL | Errno::ENOSYS => ": the kernel has no seccomp filter support (CONFIG_SECCOMP_FILTER); ovm \
+                                           refuses to run without the wall against terminal injection"
+            .into(),
+        Errno::EACCES | Errno::EPERM => ": a security policy forbids seccomp filters here".into(),
+        _ => String::new(),
+    }
+}
+
 /// Why `pivot_root` failed.
 pub(crate) fn pivot_hint(errno: Errno) -> String {
     match errno {

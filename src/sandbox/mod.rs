@@ -24,8 +24,10 @@ mod hints;
 pub mod limits;
 mod mounts;
 mod plan;
+mod pty;
 mod reaper;
 mod runtime;
+mod seccomp;
 mod spec;
 mod spec_fd;
 mod sys;
@@ -37,6 +39,7 @@ pub use hints::HostFacts;
 pub use limits::{Limits, Mechanism};
 pub use runtime::{command, command_with_exe, executable, run, EXEC_SUBCOMMAND, EXE_ENV};
 pub use spec::{
-    to_json, ProcMode, SandboxBuilder, ANNOTATION_PRESERVE_FDS, ANNOTATION_PROC, ANNOTATION_ROOT, DEFAULT_ENV,
-    DEFAULT_HOSTNAME, MASKED_PATHS, PROC_MODE_ENV, READONLY_PATHS,
+    to_json, ProcMode, SandboxBuilder, ANNOTATION_PRESERVE_FDS, ANNOTATION_PROC, ANNOTATION_ROOT, ANNOTATION_SECCOMP,
+    ANNOTATION_SESSION_KEYRING, DEFAULT_ENV, DEFAULT_HOSTNAME, MASKED_PATHS, PROC_MODE_ENV, READONLY_PATHS,
+    SECCOMP_BUILTIN, SESSION_KEYRING_NEW,
 };

@@ -1,13 +1,19 @@
 //! Running a spec: the process layout of a sandbox and the order of its steps.
 //!
 //! ```text
-//! caller (ovm)        unshare(USER|PID), uid/gid map; blocks INT/TERM/HUP/QUIT/CHLD, forwards them
-//!  └─ init, pid 1     unshare(NS|NET|UTS|IPC), hostname, lo, setsid (if there is a terminal), mounts
-//!      │              + pivot_root; spawns the command, then only reaps (see `reaper`), kills what is
-//!      │              left, sends the command's status and exits
-//!      └─ command     terminal, cwd, rlimits, umask, signals reset, every capability dropped,
-//!                     no_new_privs, execve with exactly the spec's environment
+//! caller (ovm)        unshare(USER|PID), uid/gid map; blocks INT/TERM/HUP/QUIT/CHLD, forwards them;
+//!  │                  with a terminal: opens a pty for the sandbox and relays it (see `pty`)
+//!  └─ init, pid 1     unshare(NS|NET|UTS|IPC), new session keyring, hostname, lo, setsid (if the
+//!      │              caller has a controlling terminal), mounts + pivot_root; spawns the command,
+//!      │              then only reaps (see `reaper`), kills what is left, sends the status and exits
+//!      └─ command     the pty as controlling terminal, cwd, rlimits, umask, signals reset, every
+//!                     capability dropped, no_new_privs, ovm's seccomp filter (see `seccomp`),
+//!                     execve with exactly the spec's environment
 //! ```
+//! The sandbox never holds the caller's terminal: without a terminal it runs in a session of its
+//! own with no controlling terminal, with one (`--tty`) it gets a new pty whose master the caller
+//! relays, so nothing inside can push input into the caller's shell (TIOCSTI); the seccomp filter
+//! refuses TIOCSTI and TIOCLINUX outright as a second wall.
 //! The caller writes its own id maps right after `unshare`, so no round trip with a child is needed;
 //! the pid namespace starts with the caller's first child, init. The caller thereby joins the new user
 //! namespace, which is why [`run`] is only for processes that exist to run one sandbox (the `ovm
@@ -49,7 +55,9 @@ use super::hints;
 use super::limits::{self, Enforced};
 use super::mounts;
 use super::plan::Plan;
+use super::pty;
 use super::reaper;
+use super::seccomp;
 use super::spec_fd;
 use super::sys;
 
@@ -186,6 +194,9 @@ pub(crate) fn run_plan(plan: &Plan, payload: Payload) -> Result<i32, SandboxErro
         }
         _ => plan,
     };
+    // A terminal of its own only when we own ours (not when started in the background): the relay
+    // puts the caller's terminal in raw mode, which a background process may not.
+    let pty = if plan.terminal && owns_terminal() { Some(pty::open(std::io::stdin().as_fd())?) } else { None };
     let signals = wait_set();
     let mut old_mask = SigSet::empty();
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), Some(&mut old_mask))
@@ -195,12 +206,11 @@ pub(crate) fn run_plan(plan: &Plan, payload: Payload) -> Result<i32, SandboxErro
         payload,
         signals,
         old_mask,
-        // Hand the terminal to the command only if we own it (not when started in the background).
-        take_terminal: plan.terminal && owns_terminal(),
-        new_session: !plan.terminal && has_controlling_terminal(),
+        tty: pty.as_ref().map(|p| p.slave.as_raw_fd()),
+        new_session: pty.is_none() && has_controlling_terminal(),
         wait_for_init: enforced.as_ref().is_some_and(Enforced::has_group),
     };
-    let result = run_blocked(&launch);
+    let result = run_blocked(&launch, pty);
     let result = match enforced {
         Some(enforced) => enforced.finish(&mut limits::Kernel, result),
         None => result,
@@ -218,7 +228,8 @@ struct Launch<'a> {
     signals: SigSet,
     /// The caller's signal mask, which the command gets back before `execve`.
     old_mask: SigSet,
-    take_terminal: bool,
+    /// The slave of the sandbox's own pty, which the command makes its stdio and controlling terminal.
+    tty: Option<RawFd>,
     /// Put the sandbox in a session of its own. Needed only when the caller has a controlling
     /// terminal, the one thing TIOCSTI could inject into: without one there is nothing to detach
     /// from, and a new session would cost a scheduler autogroup (a time slice of delay on a busy host).
@@ -227,7 +238,7 @@ struct Launch<'a> {
     wait_for_init: bool,
 }
 
-fn run_blocked(launch: &Launch<'_>) -> Result<i32, SandboxError> {
+fn run_blocked(launch: &Launch<'_>, pty: Option<pty::Pty>) -> Result<i32, SandboxError> {
     let plan = launch.plan;
     unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID)
         .map_err(|errno| SandboxError::UserNamespace { errno, hint: hints::userns_hint(errno) })?;
@@ -249,6 +260,11 @@ fn run_blocked(launch: &Launch<'_>) -> Result<i32, SandboxError> {
         Err(errno) => Err(SandboxError::process("fork of the sandbox init", errno)),
         Ok(ForkResult::Child) => {
             drop(ours);
+            // Init keeps the slave (`launch.tty`) for the command; the master is the caller's.
+            if let Some(pty) = pty {
+                drop(pty.master);
+                let _ = std::os::fd::IntoRawFd::into_raw_fd(pty.slave);
+            }
             let code = init_main(launch, theirs);
             // SAFETY: _exit ends the child without running the parent's atexit handlers or
             // flushing buffers copied from it.
@@ -256,13 +272,31 @@ fn run_blocked(launch: &Launch<'_>) -> Result<i32, SandboxError> {
         }
         Ok(ForkResult::Parent { child }) => {
             drop(theirs);
-            let outcome = supervise(child, &ours, &launch.signals);
+            let outcome = match pty {
+                None => {
+                    let signals = launch.signals;
+                    supervise(child, &ours, || signals.wait().ok())
+                }
+                Some(pty::Pty { master, slave }) => {
+                    // Our copy of the slave would keep the pty open after the sandbox ends.
+                    drop(slave);
+                    // If the relay cannot start, the sandbox must not run on unattended.
+                    match pty::Relay::start(master, &launch.signals) {
+                        Ok(mut relay) => {
+                            let outcome = supervise(child, &ours, || relay.wait(ours.as_fd()));
+                            relay.finish();
+                            outcome
+                        }
+                        Err(err) => {
+                            let _ = kill(child, Signal::SIGKILL);
+                            Err(err)
+                        }
+                    }
+                }
+            };
             if launch.wait_for_init {
                 // Already reaped if supervise saw init close without a status: ECHILD then.
                 let _ = wait_exit(child);
-            }
-            if launch.take_terminal {
-                reclaim_terminal();
             }
             outcome
         }
@@ -378,7 +412,8 @@ fn send_status<Fd: AsFd>(sock: &Fd, code: i32) {
 /// Init, a zombie soon, is reaped when this process exits (ovm sandbox and the re-exec entry point
 /// exit right after). An error report, from init or the command, wins over a status; if init ends
 /// without a status (it failed, or was killed), its own exit status counts.
-fn supervise(init: Pid, sock: &OwnedFd, signals: &SigSet) -> Result<i32, SandboxError> {
+/// `next` blocks until something may have happened and returns a signal to forward, if any.
+fn supervise(init: Pid, sock: &OwnedFd, mut next: impl FnMut() -> Option<Signal>) -> Result<i32, SandboxError> {
     let mut report = None;
     // Error reports are a few hundred bytes of JSON; a longer one arrives cut (a Protocol error).
     let mut buf = vec![0u8; 16 * 1024];
@@ -395,9 +430,9 @@ fn supervise(init: Pid, sock: &OwnedFd, signals: &SigSet) -> Result<i32, Sandbox
             }
             Message::None => {}
         }
-        match signals.wait() {
-            Ok(Signal::SIGCHLD) | Err(_) => {}
-            Ok(sig) => {
+        match next() {
+            None | Some(Signal::SIGCHLD) => {}
+            Some(sig) => {
                 let _ = kill(init, sig);
             }
         }
@@ -430,22 +465,6 @@ fn owns_terminal() -> bool {
         && nix::unistd::tcgetpgrp(stdin.as_fd()).is_ok_and(|pgrp| pgrp == nix::unistd::getpgrp())
 }
 
-/// Make `pgrp` the terminal's foreground process group; SIGTTOU is blocked meanwhile, since a
-/// background process calling tcsetpgrp would otherwise be stopped by it.
-fn foreground(pgrp: Pid) -> Result<(), Errno> {
-    let mut ttou = SigSet::empty();
-    ttou.add(Signal::SIGTTOU);
-    let mut old = SigSet::empty();
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&ttou), Some(&mut old))?;
-    let result = nix::unistd::tcsetpgrp(std::io::stdin().as_fd(), pgrp);
-    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None)?;
-    result
-}
-
-fn reclaim_terminal() {
-    let _ = foreground(nix::unistd::getpgrp());
-}
-
 /// Stack of the command process while it shares init's memory (until `execve`).
 const COMMAND_STACK: usize = 512 * 1024;
 
@@ -462,7 +481,7 @@ fn init_main(launch: &Launch<'_>, sock: OwnedFd) -> i32 {
             err.exit_code()
         }
         Ok(child) => {
-            for fd in &plan.preserve_fds {
+            for fd in plan.preserve_fds.iter().chain(&launch.tty) {
                 let _ = nix::unistd::close(*fd);
             }
             // Init needs no privilege to wait and signal; keep none it could lose.
@@ -515,6 +534,7 @@ fn init_setup(launch: &Launch<'_>, sock: &OwnedFd) -> Result<(), SandboxError> {
 
     let mut keep = plan.preserve_fds.clone();
     keep.push(sock.as_raw_fd());
+    keep.extend(launch.tty);
     sys::close_fds_except(&keep).map_err(|errno| SandboxError::CloseFds { errno })?;
 
     let mut flags = CloneFlags::CLONE_NEWNS;
@@ -523,6 +543,10 @@ fn init_setup(launch: &Launch<'_>, sock: &OwnedFd) -> Result<(), SandboxError> {
     flags.set(CloneFlags::CLONE_NEWIPC, plan.new_ipc);
     flags.set(CloneFlags::CLONE_NEWCGROUP, plan.new_cgroup);
     unshare(flags).map_err(|errno| SandboxError::Namespaces { errno, hint: hints::mount_hint(errno) })?;
+    // Init and everything it starts leave the caller's session keyring behind (init's own
+    // processes, including the command, inherit the new one).
+    sys::join_new_session_keyring()
+        .map_err(|errno| SandboxError::SessionKeyring { errno, hint: hints::keyring_hint(errno) })?;
     if let (true, Some(name)) = (plan.new_uts, &plan.hostname) {
         nix::unistd::sethostname(name).map_err(|errno| SandboxError::Hostname {
             hostname: name.clone(),
@@ -545,7 +569,7 @@ fn init_setup(launch: &Launch<'_>, sock: &OwnedFd) -> Result<(), SandboxError> {
 /// it shares init's memory until `execve`, so it must not unwind into init's frames either.
 fn command_main(launch: &Launch<'_>, sock: RawFd) -> ! {
     let plan = launch.plan;
-    let err = match confine(plan, launch.take_terminal) {
+    let err = match confine(plan, launch.tty) {
         Err(err) => err,
         Ok(()) => match launch.payload {
             Payload::Exec => exec(plan, &launch.old_mask),
@@ -567,11 +591,10 @@ fn command_main(launch: &Launch<'_>, sock: RawFd) -> ! {
     unsafe { libc::_exit(err.exit_code()) }
 }
 
-fn confine(plan: &Plan, take_terminal: bool) -> Result<(), SandboxError> {
-    if take_terminal {
-        // Own process group in the foreground, so an interactive shell gets job control.
-        nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0)).map_err(|e| SandboxError::process("setpgid", e))?;
-        foreground(nix::unistd::getpgrp()).map_err(|e| SandboxError::process("tcsetpgrp", e))?;
+fn confine(plan: &Plan, tty: Option<RawFd>) -> Result<(), SandboxError> {
+    if let Some(slave) = tty {
+        // Leader of the pty's session, so an interactive shell gets job control on it.
+        pty::attach(slave)?;
     }
     nix::unistd::chdir(&plan.cwd).map_err(|errno| SandboxError::Cwd { dir: plan.cwd.display().to_string(), errno })?;
     for &(resource, soft, hard) in &plan.rlimits {
@@ -586,7 +609,9 @@ fn confine(plan: &Plan, take_terminal: bool) -> Result<(), SandboxError> {
         let _ = unsafe { sigaction(sig, &default) };
     }
     drop_capabilities()?;
-    nix::sys::prctl::set_no_new_privs().map_err(|e| SandboxError::process("PR_SET_NO_NEW_PRIVS", e))
+    nix::sys::prctl::set_no_new_privs().map_err(|e| SandboxError::process("PR_SET_NO_NEW_PRIVS", e))?;
+    // Last, so that nothing ovm itself does above runs under the filter.
+    seccomp::install()
 }
 
 fn drop_capabilities() -> Result<(), SandboxError> {

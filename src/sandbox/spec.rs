@@ -10,7 +10,10 @@
 //! What the OCI schema has no field for travels in `annotations` under `org.ovm.`, so the spec stays
 //! the only carrier of configuration: [`ANNOTATION_ROOT`] (the root is a fresh tmpfs rather than the
 //! bundle's `root.path`) and [`ANNOTATION_PRESERVE_FDS`] (inherited fds the command keeps, e.g. a GNU
-//! make jobserver pipe). The same spec, written as a bundle, runs under runc (see `bundle`).
+//! make jobserver pipe). Two more only state what the runtime always does, so a reader of the spec
+//! sees it: [`ANNOTATION_SECCOMP`] (ovm's built-in seccomp filter; `linux.seccomp` is refused) and
+//! [`ANNOTATION_SESSION_KEYRING`] (a new session keyring). The same spec, written as a bundle, runs
+//! under runc (see `bundle`), which gives a new session keyring too but not the seccomp filter.
 //!
 //! `/proc` comes in two modes ([`ProcMode`]). The default mounts a new procfs for the sandbox's pid
 //! namespace. The kernel refuses that inside a container whose runtime hid parts of its /proc with
@@ -39,6 +42,15 @@ pub const ANNOTATION_ROOT: &str = "org.ovm.root";
 /// Comma-separated inherited file descriptors (≥ 3) the command keeps open; every other inherited
 /// descriptor is closed before anything runs in the sandbox.
 pub const ANNOTATION_PRESERVE_FDS: &str = "org.ovm.preserve-fds";
+
+/// ovm's built-in seccomp filter, always installed by its runtime right before `execve` (the spec's
+/// own `linux.seccomp` is refused): the value names what it refuses.
+pub const ANNOTATION_SECCOMP: &str = "org.ovm.seccomp";
+pub const SECCOMP_BUILTIN: &str = "builtin: ioctl TIOCSTI and TIOCLINUX fail with EPERM";
+/// The sandbox's session keyring: always a new, empty, anonymous one (the caller's keys stay out of
+/// reach); the user keyring `@u` inside is the user namespace's own, also empty.
+pub const ANNOTATION_SESSION_KEYRING: &str = "org.ovm.session-keyring";
+pub const SESSION_KEYRING_NEW: &str = "new";
 
 /// `"fresh"` or `"host-ro"`: which [`ProcMode`] built the spec's `/proc` mount.
 pub const ANNOTATION_PROC: &str = "org.ovm.proc";
@@ -253,9 +265,10 @@ impl SandboxBuilder {
         self
     }
 
-    /// Pass the caller's controlling terminal through, with the command as its foreground process
-    /// group (interactive shells with job control). Without it the command runs in a new session
-    /// with no controlling terminal, so it cannot inject input into the caller's (TIOCSTI).
+    /// Give the command a terminal of its own (interactive shells with job control): a new pty
+    /// whose other end the caller relays to its terminal. The caller's terminal itself never
+    /// reaches the sandbox; without this the command runs in a new session with no controlling
+    /// terminal. Either way it cannot inject input into the caller's (TIOCSTI).
     pub fn terminal(mut self, terminal: bool) -> Self {
         self.terminal = terminal;
         self
@@ -356,6 +369,8 @@ impl SandboxBuilder {
         let mut annotations = HashMap::from([
             (ANNOTATION_ROOT.to_string(), "tmpfs".to_string()),
             (ANNOTATION_PROC.to_string(), proc_mode.name().to_string()),
+            (ANNOTATION_SECCOMP.to_string(), SECCOMP_BUILTIN.to_string()),
+            (ANNOTATION_SESSION_KEYRING.to_string(), SESSION_KEYRING_NEW.to_string()),
         ]);
         if !self.preserve_fds.is_empty() {
             let fds: Vec<String> = self.preserve_fds.iter().map(|fd| fd.to_string()).collect();
@@ -463,6 +478,8 @@ mod tests {
         assert!(process.capabilities().as_ref().unwrap().bounding().as_ref().unwrap().is_empty());
         assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(true));
         assert_eq!(spec.annotations().as_ref().unwrap()[ANNOTATION_ROOT], "tmpfs");
+        assert_eq!(spec.annotations().as_ref().unwrap()[ANNOTATION_SECCOMP], SECCOMP_BUILTIN);
+        assert_eq!(spec.annotations().as_ref().unwrap()[ANNOTATION_SESSION_KEYRING], SESSION_KEYRING_NEW);
         let dests: Vec<_> = spec.mounts().as_ref().unwrap().iter().map(|m| m.destination().clone()).collect();
         assert_eq!(dests, [PathBuf::from("/proc"), PathBuf::from("/dev"), PathBuf::from("/tmp")]);
         assert!(linux.readonly_paths().as_ref().unwrap().contains(&"/proc/sys".to_string()));

@@ -205,6 +205,36 @@ pub(crate) fn drop_bounding_set() -> Result<(), Errno> {
     Ok(())
 }
 
+/// `KEYCTL_GET_KEYRING_ID`, `KEYCTL_JOIN_SESSION_KEYRING` and `KEY_SPEC_SESSION_KEYRING` from
+/// linux/keyctl.h; the libc crate lacks them for musl.
+const KEYCTL_GET_KEYRING_ID: libc::c_long = 0;
+const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+const KEY_SPEC_SESSION_KEYRING: libc::c_long = -3;
+
+/// Replace the calling process's session keyring with a new, empty, anonymous one (what runc and
+/// crun do for every container): the keys of the caller's session (tokens, `keyctl add … @s`) are
+/// then out of reach of everything the process starts. Returns `Ok(false)` when the kernel keyring
+/// is unreachable altogether (a kernel without CONFIG_KEYS, or a seccomp filter refusing `keyctl`,
+/// like Docker's default profile): filters are inherited, so the sandbox cannot reach any key then
+/// either, and there is nothing to replace.
+pub(crate) fn join_new_session_keyring() -> Result<bool, Errno> {
+    // SAFETY: a NULL name asks for an anonymous keyring; the call reads no memory of ours.
+    let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, std::ptr::null::<libc::c_char>()) };
+    match Errno::result(ret) {
+        Ok(_) => Ok(true),
+        Err(errno) => {
+            // SAFETY: integer arguments only; create = 0 looks the keyring up without making one.
+            let reachable =
+                unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0) } >= 0;
+            if reachable {
+                Err(errno)
+            } else {
+                Ok(false)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
