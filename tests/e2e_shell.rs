@@ -68,3 +68,53 @@ fn interactive_shell_on_a_terminal() {
         "a file made in the shell's build dir did not stay"
     );
 }
+
+/// The attack: a build step's shell pushes a command into its terminal (TIOCSTI). `ovm shell` gives
+/// it a pty of its own, so the command never reaches the shell `ovm shell` was started from; that
+/// outer shell also gets `ovm shell`'s exit status and a terminal back in its own mode.
+#[test]
+fn input_injected_in_the_shell_never_reaches_the_callers_shell() {
+    let p = prepared("x86_64");
+    // A static probe in the build dir, which the shell's sandbox binds at /ovm/build.
+    let probe = p.path().join("work/x86_64/busybox/build/inject-probe");
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sandbox/probe.c");
+    let cc = std::process::Command::new("cc").args(["-static", "-O2", "-o"]).arg(&probe).arg(src).output();
+    assert!(cc.is_ok_and(|o| o.status.success()), "cc -static probe.c: run scripts/setup.sh");
+    let marker = p.path().join("INJECTED");
+
+    let ovm = p.ovm();
+    let mut outer = std::process::Command::new("/bin/sh");
+    outer.arg("-i").env("PS1", "outer$ ");
+    for (key, value) in ovm.get_envs() {
+        match value {
+            Some(v) => outer.env(key, v),
+            None => outer.env_remove(key),
+        };
+    }
+    let quoted = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy());
+    let mut line: Vec<String> = vec![quoted(ovm.get_program())];
+    line.extend(ovm.get_args().map(quoted));
+    line.extend(["shell".into(), "busybox".into()]);
+
+    let mut term = Terminal::spawn(outer);
+    let wait = Duration::from_secs(120);
+    let at = term.expect("outer$ ", 0, wait);
+    term.type_line(&line.join(" "));
+    let at = term.expect("[ovm x86_64 busybox] /ovm/build # ", at, wait);
+    term.type_line(&format!("./inject-probe tty 'echo INJECTED > {}'", marker.display()));
+    let at = term.expect("TIOCSTI: ", at, wait);
+    let at = term.expect("/ovm/build # ", at, wait);
+    term.type_line("exit 7");
+    let at = term.expect("outer$ ", at, wait);
+    // Injected bytes would be read by the outer shell before this line.
+    term.type_line("echo status=$?");
+    let at = term.expect("echo status=$?", at, wait);
+    term.expect("status=7", at, wait);
+    assert!(
+        !marker.exists(),
+        "ISOLATION BROKEN: input injected in `ovm shell` ran in the caller's shell:\n{}",
+        term.screen()
+    );
+    term.type_line("exit");
+    term.wait(wait);
+}

@@ -277,3 +277,57 @@ fn unprivileged_runs_really_are_unprivileged() {
     assert_ne!(uid, 0, "the unprivileged runs execute as root");
     assert_eq!(uid, uid_of(As::Unprivileged));
 }
+
+/// The probe's `what:` line within one section of `text` (sections start with `== NAME`).
+fn section_line(text: &str, section: &str, what: &str) -> String {
+    let body = text.split(&format!("== {section}\n")).nth(1).unwrap_or_else(|| panic!("no {section} section:\n{text}"));
+    let body = body.split("\n== ").next().unwrap_or_default();
+    body.lines()
+        .find(|l| l.starts_with(&format!("{what}:")))
+        .unwrap_or_else(|| panic!("no {what:?} line in the {section} section:\n{text}"))
+        .to_string()
+}
+
+both!(callers_session_keyring_is_out_of_reach, |who| {
+    // The caller's session keyring holds a secret (a token, a password cached by a tool); the
+    // sandbox gets the key's id, as if it had guessed it, and tries to find, read and link it, then
+    // plants a key of its own, which must not turn up in the caller's keyring afterwards.
+    let f = fixtures();
+    let script = format!(
+        "set -e; secret=$(keyctl add user ovmsecret s3cr3t @s); echo \"secret: $secret\"; \
+         echo '== sandbox'; {ovm} sandbox --ro {probe}:/probe -- /probe keyring $secret; \
+         echo '== caller'; if keyctl search @s user ovminside >/dev/null 2>&1; then echo 'planted: FOUND'; \
+         else echo 'planted: absent'; fi; \
+         echo '== control'; {probe} keyring $secret",
+        ovm = f.ovm.display(),
+        probe = f.probe.display()
+    );
+    let mut cmd = command_as(who, std::path::Path::new("/usr/bin/keyctl"));
+    cmd.args(["session", "-", "sh", "-c", &script]);
+    let out = cmd.output().unwrap_or_else(|e| panic!("keyctl: {e}: run scripts/setup.sh (keyutils)"));
+    let text = stdout(&out);
+    assert!(out.status.success(), "the keyring script failed:\n{text}\nstderr: {}", stderr(&out));
+    let secret = text.lines().find_map(|l| l.strip_prefix("secret: ")).expect("the secret's id").trim().to_string();
+
+    // Positive control: the same probe, outside the sandbox in the same session, reaches the key.
+    assert!(section_line(&text, "control", &format!("read {secret}")).contains("ALLOWED s3cr3t"), "{text}");
+    assert!(section_line(&text, "control", "search ovmsecret").contains("ALLOWED"), "{text}");
+
+    let leak = |what: &str, how: &str| {
+        let l = section_line(&text, "sandbox", what);
+        assert!(l.contains(": DENIED"), "ISOLATION BROKEN: the sandbox {how} the caller's session key: {l}\n{text}");
+    };
+    leak("search ovmsecret", "found");
+    leak(&format!("read {secret}"), "read");
+    leak(&format!("link {secret}"), "linked");
+    let keys = section_line(&text, "sandbox", "session keys");
+    assert_eq!(keys, "session keys: 0", "the sandbox's session keyring is not a new, empty one:\n{text}");
+    // The keyring works inside (so the refusals above are not a broken probe) …
+    assert!(section_line(&text, "sandbox", "add").contains("ALLOWED"), "{text}");
+    // … and what the sandbox adds stays in the sandbox.
+    assert_eq!(
+        section_line(&text, "caller", "planted"),
+        "planted: absent",
+        "ISOLATION BROKEN: a key added in the sandbox is in the caller's session keyring:\n{text}"
+    );
+});

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
 
+pub mod terminal;
+
 pub const TEST_USER: &str = "ovmtest";
 pub const BUSYBOX: &str = "/bin/busybox";
 
