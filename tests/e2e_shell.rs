@@ -75,8 +75,8 @@ fn interactive_shell_on_a_terminal() {
 #[test]
 fn input_injected_in_the_shell_never_reaches_the_callers_shell() {
     let p = prepared("x86_64");
-    // A static probe in the build dir, which the shell's sandbox binds at /ovm/build.
-    let probe = p.path().join("work/x86_64/busybox/build/inject-probe");
+    // A static probe, put in the build dir (bound at /ovm/build) once the shell is up.
+    let probe = p.path().join("inject-probe");
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sandbox/probe.c");
     let cc = std::process::Command::new("cc").args(["-static", "-O2", "-o"]).arg(&probe).arg(src).output();
     assert!(cc.is_ok_and(|o| o.status.success()), "cc -static probe.c: run scripts/setup.sh");
@@ -101,6 +101,7 @@ fn input_injected_in_the_shell_never_reaches_the_callers_shell() {
     let at = term.expect("outer$ ", 0, wait);
     term.type_line(&line.join(" "));
     let at = term.expect("[ovm x86_64 busybox] /ovm/build # ", at, wait);
+    std::fs::copy(&probe, p.path().join("work/x86_64/busybox/build/inject-probe")).expect("copying the probe");
     term.type_line(&format!("./inject-probe tty 'echo INJECTED > {}'", marker.display()));
     let at = term.expect("TIOCSTI: ", at, wait);
     let at = term.expect("/ovm/build # ", at, wait);
