@@ -291,11 +291,13 @@ fn section_line(text: &str, section: &str, what: &str) -> String {
 both!(callers_session_keyring_is_out_of_reach, |who| {
     // The caller's session keyring holds a secret (a token, a password cached by a tool); the
     // sandbox gets the key's id, as if it had guessed it, and tries to find, read and link it, then
-    // plants a key of its own, which must not turn up in the caller's keyring afterwards.
+    // tries to plant a key of its own, which must not turn up in the caller's keyring afterwards.
     let f = fixtures();
     let script = format!(
         "set -e; secret=$(keyctl add user ovmsecret s3cr3t @s); echo \"secret: $secret\"; \
-         echo '== sandbox'; {ovm} sandbox --ro {probe}:/probe -- /probe keyring $secret; \
+         usecret=$(keyctl add user ovmusersecret u5er @u); echo \"user secret: $usecret\"; \
+         ukeyring=$(keyctl session - {probe} keyring | sed -n 's/^user keyring: //p'); echo \"user keyring: $ukeyring\"; \
+         echo '== sandbox'; {ovm} sandbox --ro {probe}:/probe -- /probe keyring $secret $ukeyring $usecret; \
          echo '== caller'; if keyctl search @s user ovminside >/dev/null 2>&1; then echo 'planted: FOUND'; \
          else echo 'planted: absent'; fi; \
          echo '== control'; {probe} keyring $secret",
@@ -320,10 +322,21 @@ both!(callers_session_keyring_is_out_of_reach, |who| {
     leak("search ovmsecret", "found");
     leak(&format!("read {secret}"), "read");
     leak(&format!("link {secret}"), "linked");
-    let keys = section_line(&text, "sandbox", "session keys");
-    assert_eq!(keys, "session keys: 0", "the sandbox's session keyring is not a new, empty one:\n{text}");
-    // The keyring works inside (so the refusals above are not a broken probe) …
-    assert!(section_line(&text, "sandbox", "add").contains("ALLOWED"), "{text}");
+    // The caller's user keyring is not namespaced and grants its uid everything: given its serial
+    // (here told, in an attack searched for), the sandbox must still neither link nor read it.
+    let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)).expect(name).trim().to_string();
+    let (ukeyring, usecret) = (field("user keyring: "), field("user secret: "));
+    for id in [&ukeyring, &usecret] {
+        leak(&format!("read {id}"), "read (user keyring)");
+        leak(&format!("link {id}"), "linked (user keyring)");
+    }
+    // The keyring calls themselves are refused inside (ovm's seccomp filter: a kernel without
+    // keys, ENOSYS), so no search for the caller's user keyring's serial can even begin.
+    for what in ["search ovmsecret", &format!("read {secret}"), &format!("link {secret}"), "add"] {
+        let l = section_line(&text, "sandbox", what);
+        assert!(l.contains("DENIED ENOSYS"), "the keyring API answered inside the sandbox: {l}\n{text}");
+    }
+    assert_eq!(section_line(&text, "sandbox", "session keys"), "session keys: -1", "{text}");
     // … and what the sandbox adds stays in the sandbox.
     assert_eq!(
         section_line(&text, "caller", "planted"),

@@ -1,6 +1,14 @@
 //! ovm's own seccomp filter, installed in every sandboxed command right before `execve`: `ioctl`
 //! with `TIOCSTI` (push bytes into a terminal's input queue) or `TIOCLINUX` (the Linux console's
-//! selection paste, the same effect) fails with EPERM.
+//! selection paste, the same effect) fails with EPERM, and the kernel keyring's calls (`add_key`,
+//! `request_key`, `keyctl`) fail with ENOSYS.
+//!
+//! Why the keyring too: keys are not namespaced. They belong to the host uid the sandbox's root
+//! maps to, and the caller's user keyring (`_uid.N`) grants that uid every permission, so a build
+//! that finds its serial number (random 31 bits, but `/proc/keys` being masked only slows a search
+//! down) could link it and read the caller's keys. The sandbox's own new session keyring (see
+//! `runtime`) keeps the caller's session keys out of reach by name; refusing the calls closes the
+//! search as well, as Docker's default seccomp profile does. A build needs no kernel keyring.
 //!
 //! The sandbox's first wall against terminal injection is that it never holds the caller's
 //! terminal (no controlling terminal, or a pty of its own that ovm relays); this filter is the
@@ -37,12 +45,25 @@ const NR_IOCTL_I386: u32 = 54;
 const NR_IOCTL_AARCH64: u32 = 29;
 const NR_IOCTL_ARM: u32 = 54;
 
+/// The kernel keyring's three calls per ABI: `add_key`, `request_key`, `keyctl` (same tables).
+/// x32 uses the common x86-64 numbers with `__X32_SYSCALL_BIT`.
+const NR_KEYS_X86_64: [u32; 3] = [248, 249, 250];
+const NR_KEYS_X32: [u32; 3] = [0x4000_0000 | 248, 0x4000_0000 | 249, 0x4000_0000 | 250];
+const NR_KEYS_I386: [u32; 3] = [286, 287, 288];
+const NR_KEYS_AARCH64: [u32; 3] = [217, 218, 219];
+const NR_KEYS_ARM: [u32; 3] = [309, 310, 311];
+
 /// The refused requests (the same numbers on x86 and arm).
 const TIOCSTI: u32 = 0x5412;
 const TIOCLINUX: u32 = 0x541C;
 
 const SECCOMP_RET_ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
 const SECCOMP_RET_ERRNO: u32 = libc::SECCOMP_RET_ERRNO;
+/// What a refused terminal ioctl returns.
+const DENY_IOCTL: u32 = SECCOMP_RET_ERRNO | libc::EPERM as u32;
+/// What the keyring calls return: ENOSYS, the answer of a kernel built without keys, which tools
+/// and test suites already treat as "no keyring here" rather than as a failure.
+const DENY_KEYS: u32 = SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
 
 const OFFSET_NR: u32 = 0;
 const OFFSET_ARCH: u32 = 4;
@@ -71,36 +92,57 @@ const fn ret(k: u32) -> libc::sock_filter {
 }
 
 // Instruction indices the jumps below are computed from (a jump from `i` by `n` lands on i + 1 + n).
-const ALLOW: usize = 14;
-const CHECK: usize = 15;
+const I386: usize = 11;
+const AARCH64: usize = 17;
+const ARM: usize = 23;
+const ALLOW: usize = 29;
+const KEYS: usize = 30;
+const CHECK: usize = 31;
 
 /// Offset of a jump from instruction `from` to instruction `to`.
 const fn to(from: usize, target: usize) -> u8 {
     (target - from - 1) as u8
 }
 
-/// The filter: by architecture, is this `ioctl`; if so, is the request one of the refused two.
-pub(crate) const FILTER: [libc::sock_filter; 20] = [
+/// The filter: by architecture, is this a keyring call (refused), or `ioctl`; if so, is the
+/// request one of the refused two.
+pub(crate) const FILTER: [libc::sock_filter; 36] = [
     /* 0 */ load(OFFSET_ARCH),
-    /* 1 */ jeq(AUDIT_ARCH_X86_64, 0, to(1, 5)),
+    /* 1 */ jeq(AUDIT_ARCH_X86_64, 0, to(1, I386)),
     /* 2 */ load(OFFSET_NR),
     /* 3 */ jeq(NR_IOCTL_X86_64, to(3, CHECK), 0),
-    /* 4 */ jeq(NR_IOCTL_X32, to(4, CHECK), to(4, ALLOW)),
-    /* 5 */ jeq(AUDIT_ARCH_I386, 0, to(5, 8)),
-    /* 6 */ load(OFFSET_NR),
-    /* 7 */ jeq(NR_IOCTL_I386, to(7, CHECK), to(7, ALLOW)),
-    /* 8 */ jeq(AUDIT_ARCH_AARCH64, 0, to(8, 11)),
-    /* 9 */ load(OFFSET_NR),
-    /* 10 */ jeq(NR_IOCTL_AARCH64, to(10, CHECK), to(10, ALLOW)),
-    /* 11 */ jeq(AUDIT_ARCH_ARM, 0, to(11, ALLOW)),
+    /* 4 */ jeq(NR_IOCTL_X32, to(4, CHECK), 0),
+    /* 5 */ jeq(NR_KEYS_X86_64[0], to(5, KEYS), 0),
+    /* 6 */ jeq(NR_KEYS_X86_64[1], to(6, KEYS), 0),
+    /* 7 */ jeq(NR_KEYS_X86_64[2], to(7, KEYS), 0),
+    /* 8 */ jeq(NR_KEYS_X32[0], to(8, KEYS), 0),
+    /* 9 */ jeq(NR_KEYS_X32[1], to(9, KEYS), 0),
+    /* 10 */ jeq(NR_KEYS_X32[2], to(10, KEYS), to(10, ALLOW)),
+    /* 11 = I386 */ jeq(AUDIT_ARCH_I386, 0, to(11, AARCH64)),
     /* 12 */ load(OFFSET_NR),
-    /* 13 */ jeq(NR_IOCTL_ARM, to(13, CHECK), to(13, ALLOW)),
-    /* 14 = ALLOW */ ret(SECCOMP_RET_ALLOW),
-    /* 15 = CHECK */ load(OFFSET_ARG1_LOW),
-    /* 16 */ jeq(TIOCSTI, to(16, 18), 0),
-    /* 17 */ jeq(TIOCLINUX, 0, to(17, 19)),
-    /* 18 */ ret(SECCOMP_RET_ERRNO | libc::EPERM as u32),
-    /* 19 */ ret(SECCOMP_RET_ALLOW),
+    /* 13 */ jeq(NR_IOCTL_I386, to(13, CHECK), 0),
+    /* 14 */ jeq(NR_KEYS_I386[0], to(14, KEYS), 0),
+    /* 15 */ jeq(NR_KEYS_I386[1], to(15, KEYS), 0),
+    /* 16 */ jeq(NR_KEYS_I386[2], to(16, KEYS), to(16, ALLOW)),
+    /* 17 = AARCH64 */ jeq(AUDIT_ARCH_AARCH64, 0, to(17, ARM)),
+    /* 18 */ load(OFFSET_NR),
+    /* 19 */ jeq(NR_IOCTL_AARCH64, to(19, CHECK), 0),
+    /* 20 */ jeq(NR_KEYS_AARCH64[0], to(20, KEYS), 0),
+    /* 21 */ jeq(NR_KEYS_AARCH64[1], to(21, KEYS), 0),
+    /* 22 */ jeq(NR_KEYS_AARCH64[2], to(22, KEYS), to(22, ALLOW)),
+    /* 23 = ARM */ jeq(AUDIT_ARCH_ARM, 0, to(23, ALLOW)),
+    /* 24 */ load(OFFSET_NR),
+    /* 25 */ jeq(NR_IOCTL_ARM, to(25, CHECK), 0),
+    /* 26 */ jeq(NR_KEYS_ARM[0], to(26, KEYS), 0),
+    /* 27 */ jeq(NR_KEYS_ARM[1], to(27, KEYS), 0),
+    /* 28 */ jeq(NR_KEYS_ARM[2], to(28, KEYS), to(28, ALLOW)),
+    /* 29 = ALLOW */ ret(SECCOMP_RET_ALLOW),
+    /* 30 = KEYS */ ret(DENY_KEYS),
+    /* 31 = CHECK */ load(OFFSET_ARG1_LOW),
+    /* 32 */ jeq(TIOCSTI, to(32, 34), 0),
+    /* 33 */ jeq(TIOCLINUX, 0, to(33, 35)),
+    /* 34 */ ret(DENY_IOCTL),
+    /* 35 */ ret(SECCOMP_RET_ALLOW),
 ];
 
 /// Install [`FILTER`] in the calling process (inherited by everything it starts, irremovable).
@@ -150,7 +192,7 @@ mod tests {
         }
     }
 
-    const DENY: u32 = SECCOMP_RET_ERRNO | libc::EPERM as u32;
+    const DENY: u32 = DENY_IOCTL;
 
     #[test]
     fn tiocsti_and_tioclinux_are_refused_in_every_abi() {
@@ -171,6 +213,23 @@ mod tests {
                 assert_eq!(verdict(arch, nr, other), SECCOMP_RET_ALLOW, "arch {arch:#x} request {other:#x}");
             }
         }
+    }
+
+    #[test]
+    fn the_keyring_calls_are_refused_in_every_abi() {
+        for (arch, nrs) in [
+            (AUDIT_ARCH_X86_64, NR_KEYS_X86_64),
+            (AUDIT_ARCH_X86_64, NR_KEYS_X32),
+            (AUDIT_ARCH_I386, NR_KEYS_I386),
+            (AUDIT_ARCH_AARCH64, NR_KEYS_AARCH64),
+            (AUDIT_ARCH_ARM, NR_KEYS_ARM),
+        ] {
+            for nr in nrs {
+                assert_eq!(verdict(arch, nr, 0), DENY_KEYS, "arch {arch:#x} nr {nr}");
+            }
+        }
+        // Numbers are per ABI: aarch64's keyctl (219) is restart_syscall on x86-64, allowed there.
+        assert_eq!(verdict(AUDIT_ARCH_X86_64, 219, 0), SECCOMP_RET_ALLOW);
     }
 
     #[test]

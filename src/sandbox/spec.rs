@@ -46,7 +46,8 @@ pub const ANNOTATION_PRESERVE_FDS: &str = "org.ovm.preserve-fds";
 /// ovm's built-in seccomp filter, always installed by its runtime right before `execve` (the spec's
 /// own `linux.seccomp` is refused): the value names what it refuses.
 pub const ANNOTATION_SECCOMP: &str = "org.ovm.seccomp";
-pub const SECCOMP_BUILTIN: &str = "builtin: ioctl TIOCSTI and TIOCLINUX fail with EPERM";
+pub const SECCOMP_BUILTIN: &str =
+    "builtin: ioctl TIOCSTI and TIOCLINUX fail with EPERM; add_key, request_key, keyctl fail with ENOSYS";
 /// The sandbox's session keyring: always a new, empty, anonymous one (the caller's keys stay out of
 /// reach); the user keyring `@u` inside is the user namespace's own, also empty.
 pub const ANNOTATION_SESSION_KEYRING: &str = "org.ovm.session-keyring";
