@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     if let Some(code) = ovm::sandbox::cli::fast_path() {
         return code;
     }
-    // A bare `ovm` asks what ovm can do, as a bare `make` did in the old project: the help goes
+    // A bare `ovm` asks what ovm can do, as a bare `make` does in a Makefile project: the help goes
     // to stdout and the status is 0. clap treats it as a usage error (stderr, status 2), which
     // stays right for incomplete invocations such as `ovm -q` or `ovm build`.
     if std::env::args_os().len() <= 1 {

@@ -98,7 +98,7 @@ fn byte_size<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ToolchainConfig {
-    /// `gcc` (the default: built from source, as the seed did), `zig` or `external`.
+    /// `gcc` (the default: built from source), `zig` or `external`.
     pub kind: String,
     /// For `external`: a directory with `bin/ARCH-linux-musl-*`.
     pub path: Option<PathBuf>,

@@ -137,7 +137,7 @@ fn sha256_of(path: &std::path::Path) -> String {
     ovm::digest::sha256_file(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// gcc is `ovm build`'s default toolchain (the seed's behaviour): with the repository's own
+/// gcc is `ovm build`'s default toolchain (built from source): with the repository's own
 /// config and no `--toolchain`, the plan of an arch starts with the cross toolchain's parts, and
 /// the build tools wait for it; `--toolchain zig` is the way out, not the default.
 #[test]

@@ -1,5 +1,5 @@
-//! `logs/ARCH/context.log`, the old project's context.log: one line per task event, appended by
-//! every run, so a person (or a test) can see which tasks a run executed, in which order, how long
+//! `logs/ARCH/context.log` (named after the shell project ovm descends from): one line per task
+//! event, appended by every run, so a person (or a test) can see which tasks a run executed, in which order, how long
 //! each took and with which signature. Lines are written with a single `write` on an `O_APPEND`
 //! file, so lines from parallel workers never interleave.
 //!

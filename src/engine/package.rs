@@ -1038,7 +1038,7 @@ fn host_command(ctx: &Ctx<'_>, recipe: &Recipe, script: &str, dirs: &Dirs) -> (C
     (cmd, map(script))
 }
 
-/// Prints a failure the way the old project did: the last lines (each cut to a bounded length),
+/// Prints a failure: the last lines (each cut to a bounded length),
 /// then where the rest is.
 pub fn report_failure(f: &Failure, out: &mut dyn Write) {
     let _ = writeln!(out, "ovm: {} failed at {}: {}", f.package, f.task, f.error);

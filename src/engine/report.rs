@@ -1,6 +1,6 @@
 //! What `ovm build` tells the person who ran it: a summary when it worked (packages built, reused
 //! or taken from the shared-state cache, time, image path, size and sha256), and for each failed
-//! task the last lines of its log and the log's path, the old project's `await` behaviour.
+//! task the last lines of its log and the log's path.
 
 use std::io::Write;
 use std::process::ExitCode;

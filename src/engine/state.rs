@@ -40,7 +40,7 @@ pub struct Stamp {
     pub duration_ms: u64,
 }
 
-/// The seed's `await`: which task failed last and where its log is.
+/// `await` (named after the shell project ovm descends from): which task failed last and where its log is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Await {
     pub package: String,

@@ -1,4 +1,4 @@
-//! The build sandbox: an OCI-spec-driven, unprivileged user-namespace runtime (DESIGN §4).
+//! The build sandbox: an OCI-spec-driven, unprivileged user-namespace runtime.
 //!
 //! Every sandbox is one `oci_spec::runtime::Spec`, written by [`SandboxBuilder`] with strict
 //! defaults. [`run`] executes it in the calling process (for processes that exist to run one

@@ -2,7 +2,7 @@
 //!
 //! Every ovm sandbox — a package build, `ovm shell`, `ovm sandbox` on the command line, the doctor's
 //! trial — is one [`oci_spec::runtime::Spec`]. [`SandboxBuilder`] writes it with the strict defaults
-//! of DESIGN §4 (fresh read-only tmpfs root, new user/mount/pid/net/uts/ipc namespaces, the invoking
+//! (fresh read-only tmpfs root, new user/mount/pid/net/uts/ipc namespaces, the invoking
 //! uid/gid mapped to root, a minimal `/dev`, a new `/proc` with `/proc/sys` read-only, tmpfs `/tmp`,
 //! no capabilities, `no_new_privileges`, a fixed environment, hostname `ovm`), and callers only add
 //! what differs: binds, tmpfs mounts, environment, working directory.
@@ -111,7 +111,7 @@ fn warn_degraded_proc() {
     });
 }
 
-/// The environment every sandbox starts from (DESIGN §4); [`SandboxBuilder::env`] overrides entries.
+/// The environment every sandbox starts from; [`SandboxBuilder::env`] overrides entries.
 pub const DEFAULT_ENV: &[(&str, &str)] = &[("PATH", "/usr/bin:/bin"), ("HOME", "/tmp"), ("LC_ALL", "C"), ("TZ", "UTC")];
 pub const DEFAULT_HOSTNAME: &str = "ovm";
 
