@@ -9,6 +9,7 @@ pub mod cli;
 pub mod digest;
 pub mod engine;
 pub mod fetch;
+pub mod file_kind;
 pub mod pack;
 pub mod patch;
 pub mod project;

@@ -4,12 +4,13 @@
 
 mod build_support;
 mod e2e_support;
+mod terminal_support;
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use build_support::{text, TestProject};
-use e2e_support::Terminal;
+use terminal_support::Terminal;
 
 /// Serialises the first `ovm shell` of each test: on a cold shared-state cache the first one
 /// builds the build tools, and the second should find them there rather than build them too.
@@ -51,15 +52,15 @@ fn interactive_shell_on_a_terminal() {
     let mut term = Terminal::spawn(cmd);
     let wait = Duration::from_secs(120);
     let prompt = "[ovm x86_64 busybox] /ovm/build # ";
-    let at = term.expect(prompt, 0, wait);
+    let at = term.expect_within(prompt, 0, wait);
 
     // A command whose output differs from its echo, a file left in the build dir, a cd.
     term.type_line("echo OUT-$((6*7)) in $(pwd) as $(id -u); touch left-by-shell; cd /ovm/src");
-    let at = term.expect("OUT-42 in /ovm/build as 0", at, wait);
-    let at = term.expect("[ovm x86_64 busybox] /ovm/src # ", at, wait);
+    let at = term.expect_within("OUT-42 in /ovm/build as 0", at, wait);
+    let at = term.expect_within("[ovm x86_64 busybox] /ovm/src # ", at, wait);
     term.type_line("exit 7");
-    term.expect("exit 7", at, wait);
-    assert_eq!(term.wait(wait), Some(7), "ovm shell did not return the shell's status:\n{}", term.screen());
+    term.expect_within("exit 7", at, wait);
+    assert_eq!(term.wait_within(wait), Some(7), "ovm shell did not return the shell's status:\n{}", term.screen());
 
     let screen = term.screen();
     assert!(!screen.contains("job control turned off"), "the shell has no job control:\n{screen}");
@@ -99,24 +100,24 @@ fn input_injected_in_the_shell_never_reaches_the_callers_shell() {
 
     let mut term = Terminal::spawn(outer);
     let wait = Duration::from_secs(120);
-    let at = term.expect("outer$ ", 0, wait);
+    let at = term.expect_within("outer$ ", 0, wait);
     term.type_line(&line.join(" "));
-    let at = term.expect("[ovm x86_64 busybox] /ovm/build # ", at, wait);
+    let at = term.expect_within("[ovm x86_64 busybox] /ovm/build # ", at, wait);
     std::fs::copy(&probe, p.path().join("work/x86_64/busybox/build/inject-probe")).expect("copying the probe");
     // The probe replaces the sandbox's shell, so what it injects is left for whoever reads the
     // terminal next once `ovm shell` is over: on the caller's terminal, the caller's shell.
     term.type_line(&format!("exec ./inject-probe tty 'echo INJECTED > {}'", marker.display()));
-    let at = term.expect("TIOCSTI: ", at, wait);
-    let at = term.expect("outer$ ", at, wait);
+    let at = term.expect_within("TIOCSTI: ", at, wait);
+    let at = term.expect_within("outer$ ", at, wait);
     // Injected bytes would be read by the outer shell before this line.
     term.type_line("echo status=$?");
-    let at = term.expect("echo status=$?", at, wait);
-    term.expect("status=0", at, wait);
+    let at = term.expect_within("echo status=$?", at, wait);
+    term.expect_within("status=0", at, wait);
     assert!(
         !marker.exists(),
         "ISOLATION BROKEN: input injected in `ovm shell` ran in the caller's shell:\n{}",
         term.screen()
     );
     term.type_line("exit");
-    term.wait(wait);
+    term.wait_within(wait);
 }

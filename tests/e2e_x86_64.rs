@@ -7,9 +7,11 @@
 
 mod build_support;
 mod e2e_support;
+mod terminal_support;
 
 use build_support::TestProject;
 use e2e_support::*;
+use terminal_support::Terminal;
 
 /// The x86_64 gzip initrd must stay within this (issue 6; Debian's glibc-static busybox initrd
 /// is 1.03 MB at gzip -9).
@@ -114,14 +116,14 @@ fn x86_64_initrd_builds_offline_boots_and_rebuilds_only_what_changed() {
     cmd.args(["boot", "x86_64", "--kernel", k.to_str().expect("utf-8 path"), "--timeout", BOOT_TIMEOUT]);
     let mut console = Terminal::spawn(cmd);
     let wait = std::time::Duration::from_secs(240);
-    let at = console.expect("root@ovm:~# ", 0, wait);
+    let at = console.expect_within("root@ovm:~# ", 0, wait);
     console.type_line("echo JOB-$((6*7)); sleep 100 &");
-    let at = console.expect("JOB-42", at, wait);
+    let at = console.expect_within("JOB-42", at, wait);
     console.type_line("jobs");
-    let at = console.expect("Running", at, wait);
+    let at = console.expect_within("Running", at, wait);
     console.type_line("poweroff");
-    console.expect("reboot: Power down", at, wait);
-    assert_eq!(console.wait(wait), Some(0), "ovm boot did not pass:\n{}", console.screen());
+    console.expect_within("reboot: Power down", at, wait);
+    assert_eq!(console.wait_within(wait), Some(0), "ovm boot did not pass:\n{}", console.screen());
     assert!(!console.screen().contains("job control turned off"), "no job control:\n{}", console.screen());
     steps.done("interactive boot to the console shell");
 }

@@ -3,6 +3,7 @@
 //! denial could also come from a broken probe, a positive control shows the same probe succeeding
 //! when the sandbox allows it.
 
+#[macro_use]
 mod sandbox_support;
 
 use std::fs;
@@ -11,23 +12,6 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Stdio;
 
 use sandbox_support::*;
-
-/// Generates `NAME::as_root` and `NAME::as_unprivileged` from one body taking `As`.
-macro_rules! both {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn as_root() {
-                ($body)(As::Root)
-            }
-            #[test]
-            fn as_unprivileged() {
-                ($body)(As::Unprivileged)
-            }
-        }
-    };
-}
 
 both!(host_usr_is_invisible, |who| {
     let out = probe(who, &[], &["read", "/usr/bin/env"]);

@@ -7,28 +7,13 @@
 //! Every attack is bounded (2000 background sleeps, 512 MiB), so a broken limit fails the test
 //! instead of taking the host down.
 
+#[macro_use]
 mod sandbox_support;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use sandbox_support::*;
-
-macro_rules! both {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn as_root() {
-                ($body)(As::Root)
-            }
-            #[test]
-            fn as_unprivileged() {
-                ($body)(As::Unprivileged)
-            }
-        }
-    };
-}
 
 /// Processes whose command line is exactly `words` (NUL-separated in /proc).
 fn running(words: &[&str]) -> Vec<i32> {

@@ -6,13 +6,14 @@
 //! terminal would, and wait for what the screen shows.
 
 mod sandbox_support;
+mod terminal_support;
 
 use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::termios::{tcgetattr, LocalFlags};
-use sandbox_support::terminal::Terminal;
 use sandbox_support::*;
+use terminal_support::Terminal;
 
 fn probe_args(extra: &str, inject: &str) -> String {
     let f = fixtures();
@@ -113,7 +114,7 @@ fn interactive_shell_with_tty_has_job_control_ctrl_c_resize_and_exit_status() {
         // the foreground, where Ctrl-Z does nothing, so it is sent until the job is stopped.
         term.type_line("/bin/busybox sh -c 'echo STOP-RE''ADY; exec /bin/busybox sleep 100'");
         at = term.expect("STOP-READY", at);
-        let deadline = std::time::Instant::now() + terminal::PATIENCE;
+        let deadline = std::time::Instant::now() + terminal_support::PATIENCE;
         while !term.screen()[at..].contains("Stopped") {
             assert!(std::time::Instant::now() < deadline, "Ctrl-Z did not stop the job:\n{}", term.screen());
             term.send(b"\x1a");

@@ -52,18 +52,7 @@ fn kind_of(path: &Path, md: &fs::Metadata) -> Result<Kind, TreeError> {
         let target = fs::read_link(path).map_err(|source| TreeError::Read { path: path.to_path_buf(), source })?;
         Ok(Kind::Symlink(target))
     } else {
-        use std::os::unix::fs::FileTypeExt as _;
-        let what = if ft.is_fifo() {
-            "a FIFO"
-        } else if ft.is_socket() {
-            "a socket"
-        } else if ft.is_char_device() {
-            "a character device"
-        } else if ft.is_block_device() {
-            "a block device"
-        } else {
-            "of an unknown file type"
-        };
+        let what = crate::file_kind::described(ft);
         Err(TreeError::FileType { path: path.to_path_buf(), what })
     }
 }

@@ -501,31 +501,13 @@ fn private(path: &Path) -> Result<(), FetchError> {
         .map_err(|source| FetchError::Io { path: path.to_path_buf(), source })
 }
 
-/// What a non-regular file is, for the refusal.
-fn describe_type(ft: fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt as _;
-    if ft.is_dir() {
-        "a directory"
-    } else if ft.is_fifo() {
-        "a FIFO"
-    } else if ft.is_char_device() {
-        "a character device"
-    } else if ft.is_block_device() {
-        "a block device"
-    } else if ft.is_socket() {
-        "a socket"
-    } else {
-        "not a regular file"
-    }
-}
-
 /// Refuses anything but a regular file no larger than `max_size`: a FIFO would block the fetch
 /// forever, `/dev/zero` would fill the disk, a directory or socket has no bytes to verify.
 fn check_local(md: &fs::Metadata, max_size: u64) -> Result<(), String> {
     if !md.file_type().is_file() {
         return Err(format!(
             "{}, not a regular file: a local source must be a regular file; not read",
-            describe_type(md.file_type())
+            crate::file_kind::described(md.file_type())
         ));
     }
     if md.len() > max_size {

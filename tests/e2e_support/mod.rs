@@ -8,11 +8,9 @@
 
 use std::ffi::OsString;
 use std::io::Read;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Instant;
 
 use crate::build_support::{mirror, repo_root, require_tool, text, TestProject, SETUP_HINT};
 use ovm::pack::manifest::{EntryType, Manifest, ManifestEntry};
@@ -230,96 +228,6 @@ impl Steps {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// A program run on a new pseudo-terminal as its controlling terminal, the way a terminal
-/// emulator starts a shell; the test reads what the terminal shows and types into it.
-pub struct Terminal {
-    child: Child,
-    master: std::fs::File,
-    screen: Arc<Mutex<Vec<u8>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Terminal {
-    pub fn spawn(mut cmd: Command) -> Terminal {
-        let pty = nix::pty::openpty(None, None).expect("openpty");
-        let slave: OwnedFd = pty.slave;
-        cmd.stdin(Stdio::from(slave.try_clone().expect("dup pty")))
-            .stdout(Stdio::from(slave.try_clone().expect("dup pty")))
-            .stderr(Stdio::from(slave));
-        // SAFETY: between fork and exec the child only calls setsid and ioctl, both
-        // async-signal-safe, on its own descriptor 0 (the pty slave set up above).
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().expect("spawn on a pty");
-        // Our copies of the slave are gone (moved into the Command, dropped with it): the reader
-        // sees EIO once the child and everything it started have closed the terminal.
-        drop(cmd);
-        let master = std::fs::File::from(pty.master);
-        let screen = Arc::new(Mutex::new(Vec::new()));
-        let (mut r, s) = (master.try_clone().expect("dup master"), Arc::clone(&screen));
-        let reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = r.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                s.lock().expect("screen").extend_from_slice(&buf[..n]);
-            }
-        });
-        Terminal { child, master, screen, reader: Some(reader) }
-    }
-
-    pub fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.screen.lock().expect("screen")).into_owned()
-    }
-
-    /// Waits until the screen shows `what` after byte offset `from`; returns the offset after it.
-    pub fn expect(&self, what: &str, from: usize, timeout: Duration) -> usize {
-        let deadline = Instant::now() + timeout;
-        loop {
-            {
-                let s = self.screen.lock().expect("screen");
-                if let Some(i) =
-                    s.get(from..).and_then(|tail| tail.windows(what.len()).position(|w| w == what.as_bytes()))
-                {
-                    return from + i + what.len();
-                }
-            }
-            assert!(Instant::now() < deadline, "the terminal never showed `{what}`; it shows:\n{}", self.screen());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub fn type_line(&mut self, line: &str) {
-        use std::io::Write;
-        self.master.write_all(format!("{line}\n").as_bytes()).expect("typing into the terminal");
-    }
-
-    /// Waits for the program to exit; its status code.
-    pub fn wait(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(st) = self.child.try_wait().expect("wait") {
-                // Not joined: the reader ends on EIO once every holder of the slave side has
-                // closed it, which a test has no reason to wait for.
-                drop(self.reader.take());
-                return st.code();
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                panic!("the program on the terminal did not exit; it shows:\n{}", self.screen());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
 }
 
 /// `TestProject::from_repo()` whose busybox no other build of this `cargo test` run can supply:

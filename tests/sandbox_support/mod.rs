@@ -5,13 +5,30 @@
 //! runc) come from `scripts/setup.sh`; a missing one fails the test with that instruction.
 #![allow(dead_code)] // each test crate uses a different subset
 
+/// Generates `NAME::as_root` and `NAME::as_unprivileged` from one body taking [`As`]: every
+/// isolation case runs as both (`#[macro_use] mod sandbox_support;` brings it in).
+#[allow(unused_macros)]
+macro_rules! both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn as_root() {
+                ($body)(As::Root)
+            }
+            #[test]
+            fn as_unprivileged() {
+                ($body)(As::Unprivileged)
+            }
+        }
+    };
+}
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
-
-pub mod terminal;
 
 pub const TEST_USER: &str = "ovmtest";
 pub const BUSYBOX: &str = "/bin/busybox";

@@ -1,6 +1,8 @@
 //! A program on a new pseudo-terminal as its controlling terminal, the way a terminal emulator
 //! starts a shell: the test reads what the terminal shows, types into it, resizes it, and waits
 //! for conditions on the screen (with a generous upper bound) rather than for fixed times.
+//! Shared by the sandbox terminal tests and the end-to-end tests (`ovm shell`, `ovm boot`).
+#![allow(dead_code)] // each test crate uses a different subset
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -68,7 +70,12 @@ impl Terminal {
 
     /// Waits until the screen shows `what` after byte offset `from`; returns the offset after it.
     pub fn expect(&self, what: &str, from: usize) -> usize {
-        let deadline = Instant::now() + PATIENCE;
+        self.expect_within(what, from, PATIENCE)
+    }
+
+    /// [`Terminal::expect`] with another upper bound (a boot under TCG, a cold build).
+    pub fn expect_within(&self, what: &str, from: usize, patience: Duration) -> usize {
+        let deadline = Instant::now() + patience;
         loop {
             {
                 let s = self.screen.lock().expect("screen");
@@ -102,7 +109,12 @@ impl Terminal {
 
     /// Waits for the program to exit and for everything it wrote; its status code.
     pub fn wait(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + PATIENCE;
+        self.wait_within(PATIENCE)
+    }
+
+    /// [`Terminal::wait`] with another upper bound.
+    pub fn wait_within(&mut self, patience: Duration) -> Option<i32> {
+        let deadline = Instant::now() + patience;
         loop {
             if let Some(st) = self.child.try_wait().expect("wait") {
                 // The reader ends on EIO once nothing holds the terminal open any more: the
