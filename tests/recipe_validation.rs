@@ -434,3 +434,12 @@ fn overlong_package_and_step_names_are_refused() {
     let (_d, p) = project(&[(&format!("recipes/{longest}.toml"), &recipe(&longest, ""))]);
     assert!(RecipeSet::load(&p).unwrap().get(&longest).is_some());
 }
+
+/// A step named `running` used to validate, and its stamp `states/ARCH/tc.running` was the very
+/// file that marks a task under way: clearing the marker deleted the stamp, so the package was
+/// stale on every run. The name is refused at its position.
+#[test]
+fn a_step_named_like_the_running_marker_is_refused() {
+    let running = stepped("style = \"custom\"\n[[build.step]]\nname = \"running\"\nscript = \"x\"\n");
+    assert_error(&[("recipes/tc.toml", &running)], "recipes/tc.toml:12:8", "step name `running` is reserved");
+}

@@ -563,8 +563,10 @@ fn convert_alternative(doc: &Doc, raw: &Spanned<RawAlternative>, unpack: bool) -
     })
 }
 
-/// Task names of the engine that a recipe step may not take.
-const RESERVED_TASKS: [&str; 4] = ["fetch", "unpack", "patch", "package"];
+/// Names a recipe step may not take: the engine's own tasks, and `running`, because a step's
+/// stamp is `states/ARCH/PKG.STEP` and `PKG.running` is the marker of a task under way — clearing
+/// the marker would delete that step's stamp, and the package would be stale on every run.
+const RESERVED_TASKS: [&str; 5] = ["fetch", "unpack", "patch", "package", "running"];
 
 fn convert_build(doc: &Doc, raw: Spanned<RawBuild>) -> Result<Build, RecipeError> {
     let span = raw.span();
@@ -612,7 +614,7 @@ fn convert_build(doc: &Doc, raw: Spanned<RawBuild>) -> Result<Build, RecipeError
         if RESERVED_TASKS.contains(&name) {
             return Err(doc.invalid(
                 &raw_step.as_ref().name,
-                format!("step name `{name}` is reserved for ovm's own task of that name"),
+                format!("step name `{name}` is reserved for ovm's own task or state file of that name"),
             ));
         }
         if steps.iter().any(|s| s.name == name) {
