@@ -885,7 +885,7 @@ const LOG_TAIL: u64 = 16 * 1024;
 /// hit cgroup limit, or when only rlimits were in force and the log shows a failed fork or
 /// allocation (rlimits leave no other trace); [`EngineError::StepFailed`] otherwise.
 fn step_failure(ctx: &Ctx<'_>, recipe: &Recipe, step: &str, log: &Path, status: Option<i32>) -> EngineError {
-    let tail = read_tail(log, LOG_TAIL);
+    let tail = steplog::tail_bytes(log, LOG_TAIL);
     let recipe_file = recipe.path.strip_prefix(ctx.root).unwrap_or(&recipe.path).to_path_buf();
     let hit = |kind, setting, evidence| EngineError::LimitHit {
         package: recipe.name.clone(),
@@ -910,16 +910,6 @@ fn step_failure(ctx: &Ctx<'_>, recipe: &Recipe, step: &str, log: &Path, status: 
         }
     }
     EngineError::StepFailed { package: recipe.name.clone(), step: step.into(), status }
-}
-
-fn read_tail(path: &Path, max: u64) -> String {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut file) = File::open(path) else { return String::new() };
-    let len = file.metadata().map_or(0, |m| m.len());
-    let _ = file.seek(SeekFrom::Start(len.saturating_sub(max)));
-    let mut bytes = Vec::new();
-    let _ = file.take(max).read_to_end(&mut bytes);
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Runs the step `name` of `recipe` (its `script`) in its sandbox, its output going to `log`.

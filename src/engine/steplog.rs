@@ -179,6 +179,19 @@ pub fn relay(
     Ok(Relayed { status, log_error })
 }
 
+/// The last `max` bytes of a log as text (invalid UTF-8 replaced), for searching a failed step's
+/// end for what ended it; empty when the log cannot be read.
+pub fn tail_bytes(log: &Path, max: u64) -> String {
+    let Ok(f) = File::open(log) else { return String::new() };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let from = len.saturating_sub(max);
+    let mut bytes = vec![0u8; (len - from) as usize];
+    match f.read_exact_at(&mut bytes, from) {
+        Ok(()) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => String::new(),
+    }
+}
+
 /// The last `n` lines of a log, for the failure report; a line longer than [`REPORT_LINE_MAX`]
 /// bytes is cut there and says how many bytes it lost. The file is read backwards, only as far as
 /// its last `n` line breaks (at most the whole log, which `log_max` bounds), and of each line only
@@ -330,5 +343,15 @@ mod tests {
         assert_eq!(lines[1], "\\x1b]52;c;ZWNobyBwd25lZA==\\x07evil\\x1b[2J\\x0d");
         assert_eq!(lines[2], "\\x9b31m");
         assert!(lines.iter().all(|l| !l.chars().any(|c| c.is_control() && c != '\t')), "{lines:?}");
+    }
+
+    #[test]
+    fn tail_bytes_reads_the_end_of_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("step.log");
+        std::fs::write(&log, "head\nhit the sandbox's pids limit (pids.max=64)\n").unwrap();
+        assert_eq!(tail_bytes(&log, 10), "s.max=64)\n");
+        assert_eq!(tail_bytes(&log, 1 << 20), "head\nhit the sandbox's pids limit (pids.max=64)\n");
+        assert_eq!(tail_bytes(&dir.path().join("missing.log"), 10), "");
     }
 }
