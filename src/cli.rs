@@ -55,7 +55,7 @@ pub enum Command {
         /// Toolchain: gcc (built from source; the default unless [toolchain] in config/ovm.toml says
         /// otherwise), zig (the fast path), or external:DIR
         #[arg(long, value_name = "KIND")]
-        toolchain: Option<String>,
+        toolchain: Option<crate::toolchain::ToolchainKind>,
         /// Fail at once if another ovm holds this project's lock, instead of waiting
         #[arg(long)]
         no_wait: bool,
@@ -282,7 +282,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let project = cli.project()?;
             if *dry_run {
                 let recipes = crate::recipe::RecipeSet::load(&project)?;
-                for t in crate::toolchain::gcc::plan(&recipes)? {
+                for t in crate::engine::cross::plan(&recipes)? {
                     let after =
                         if t.after.is_empty() { String::new() } else { format!("  after {}", t.after.join(", ")) };
                     println!("cross-{arch} {} {}{after}", t.package, t.task);
@@ -290,8 +290,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let opts =
-                crate::toolchain::gcc::Options { jobs: *jobs, no_sandbox: *no_sandbox, no_wait: *no_wait, sdk: *sdk };
-            Ok(crate::toolchain::gcc::report(&project, *arch, &opts, cli.quiet))
+                crate::engine::cross::Options { jobs: *jobs, no_sandbox: *no_sandbox, no_wait: *no_wait, sdk: *sdk };
+            Ok(crate::engine::cross::report(&project, *arch, &opts, cli.quiet))
         }
         Command::Build { arch, packages, sandbox: _, no_sandbox, jobs, toolchain, no_wait } => {
             let project = cli.project()?;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::arch::Arch;
+use crate::layout::Layout;
 
 /// The project configuration file, relative to the project root.
 pub const CONFIG_FILE: &str = "config/ovm.toml";
@@ -98,16 +98,26 @@ fn byte_size<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ToolchainConfig {
-    /// `gcc` (the default: built from source), `zig` or `external`.
-    pub kind: String,
+    pub kind: ToolchainSetting,
     /// For `external`: a directory with `bin/ARCH-linux-musl-*`.
     pub path: Option<PathBuf>,
 }
 
 impl Default for ToolchainConfig {
     fn default() -> Self {
-        ToolchainConfig { kind: "gcc".into(), path: None }
+        ToolchainConfig { kind: ToolchainSetting::Gcc, path: None }
     }
+}
+
+/// `[toolchain] kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolchainSetting {
+    /// Built from source (the default).
+    Gcc,
+    Zig,
+    /// A directory given by `path`.
+    External,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -202,6 +212,7 @@ impl Default for BootConfig {
 #[derive(Debug, Clone)]
 pub struct Project {
     root: PathBuf,
+    layout: Layout,
     pub config: Config,
     /// The config's value or the environment's, resolved (and checked) once at open.
     source_date_epoch: u64,
@@ -229,7 +240,7 @@ impl Project {
             Some(value) => parse_source_date_epoch(&value.to_string_lossy())?,
             None => config.build.source_date_epoch,
         };
-        Ok(Project { root, config, source_date_epoch })
+        Ok(Project { layout: Layout::new(root.clone()), root, config, source_date_epoch })
     }
 
     pub fn root(&self) -> &Path {
@@ -241,43 +252,9 @@ impl Project {
         self.source_date_epoch
     }
 
-    pub fn recipes_dir(&self) -> PathBuf {
-        self.root.join("recipes")
-    }
-    pub fn config_dir(&self) -> PathBuf {
-        self.root.join("config")
-    }
-    pub fn patches_dir(&self) -> PathBuf {
-        self.root.join("patches")
-    }
-    pub fn rootfs_dir(&self) -> PathBuf {
-        self.root.join("rootfs")
-    }
-    /// Download cache, shared by all architectures.
-    pub fn sources_dir(&self) -> PathBuf {
-        self.root.join("sources")
-    }
-    /// ovm's private cache (derived apt state, test assets …).
-    pub fn cache_dir(&self) -> PathBuf {
-        self.root.join(".cache")
-    }
-    pub fn work_dir(&self, arch: Arch, pkg: &str) -> PathBuf {
-        self.root.join("work").join(arch.name()).join(pkg)
-    }
-    pub fn states_dir(&self, arch: Arch) -> PathBuf {
-        self.root.join("states").join(arch.name())
-    }
-    pub fn staging_dir(&self, arch: Arch, pkg: &str) -> PathBuf {
-        self.root.join("staging").join(arch.name()).join(pkg)
-    }
-    pub fn toolchain_root(&self) -> PathBuf {
-        self.root.join("toolchain")
-    }
-    pub fn output_dir(&self, arch: Arch) -> PathBuf {
-        self.root.join("output").join(arch.name())
-    }
-    pub fn logs_dir(&self, arch: Arch) -> PathBuf {
-        self.root.join("logs").join(arch.name())
+    /// Every path of the project.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 }
 
@@ -342,7 +319,7 @@ mod tests {
         let p = p.unwrap();
         assert_eq!(p.config.pack.compress, "xz");
         assert_eq!(p.config.fetch.jobs, 4);
-        assert_eq!(p.config.toolchain.kind, "gcc");
+        assert_eq!(p.config.toolchain.kind, ToolchainSetting::Gcc);
         assert_eq!(p.config.build.source_date_epoch, DEFAULT_SOURCE_DATE_EPOCH);
     }
 

@@ -76,7 +76,7 @@ fn daemon_uses_apparmor() -> bool {
 fn checkout() -> String {
     let root = repo_root();
     let path = root.to_str().expect("utf-8 repository path");
-    ovm::engine::signature::sha256_hex(path.as_bytes())[..12].to_string()
+    ovm::signature::sha256_hex(path.as_bytes())[..12].to_string()
 }
 
 /// The image of this checkout, built once per test binary.

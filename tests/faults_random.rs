@@ -194,7 +194,7 @@ fn leftovers(root: &Path) -> Vec<String> {
                 || name.starts_with(".manifest.")
                 || name == ".tools.new"
                 || (name.starts_with('.') && name.ends_with(".sstate"))
-                || (rel.starts_with("states/") && (name.ends_with(".running") || name == "await"));
+                || (rel.starts_with("states/") && (rel.contains("/running/") || name == "await"));
             if stray {
                 found.push(rel.clone());
             }

@@ -49,7 +49,7 @@ fn without_urls(set: &RecipeSet, name: &str) -> Source {
 }
 
 fn sources_listing(p: &Project) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(p.sources_dir())
+    let mut v: Vec<String> = fs::read_dir(p.layout().sources())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n != ".locks")
@@ -79,7 +79,7 @@ fn ovm_download_on_real_recipes_succeeds_from_a_fresh_tree() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "ovm download failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("3 of 3 sources ready"), "{stdout}");
-    let sha = |f: &str| ovm::fetch::sha256_file(&p.sources_dir().join(f)).unwrap();
+    let sha = |f: &str| ovm::fetch::sha256_file(&p.layout().sources().join(f)).unwrap();
     assert_eq!(sha("busybox-1.35.0.tar.bz2"), BUSYBOX_SHA);
     assert_eq!(
         sha("ziglang-0.14.1-py3-none-manylinux_2_12_x86_64.manylinux2010_x86_64.musllinux_1_1_x86_64.whl"),
@@ -118,15 +118,15 @@ fn busybox_comes_from_debian_when_upstream_is_unreachable() {
     let got = Fetcher::new(&p).unwrap().ensure(&src).unwrap();
     assert_eq!(got.origin, Origin::Debian { package: "busybox".into() });
     assert_eq!(got.variant, Variant::Primary);
-    assert_eq!(got.path, p.sources_dir().join("busybox-1.35.0.tar.bz2"), "stored under the recipe's name");
+    assert_eq!(got.path, p.layout().sources().join("busybox-1.35.0.tar.bz2"), "stored under the recipe's name");
     assert_eq!(ovm::fetch::sha256_file(&got.path).unwrap(), BUSYBOX_SHA);
     // Only the named file is kept: no .dsc, no debian.tar, nothing left in apt's scratch area.
     assert_eq!(sources_listing(&p), ["busybox-1.35.0.tar.bz2"]);
-    let scratch = p.cache_dir().join("apt/download");
+    let scratch = p.layout().cache().join("apt/download");
     assert_eq!(fs::read_dir(&scratch).unwrap().count(), 0, "scratch left in {}", scratch.display());
     // The derived deb-src entries live in ovm's own apt state.
-    let derived = fs::read_to_string(p.cache_dir().join("apt/etc/sources.list.d/derived.sources")).unwrap()
-        + &fs::read_to_string(p.cache_dir().join("apt/etc/sources.list")).unwrap();
+    let derived = fs::read_to_string(p.layout().cache().join("apt/etc/sources.list.d/derived.sources")).unwrap()
+        + &fs::read_to_string(p.layout().cache().join("apt/etc/sources.list")).unwrap();
     assert!(derived.contains("deb-src"), "{derived}");
 }
 
@@ -185,7 +185,7 @@ fn a_wrong_sha256_on_a_pypi_source_is_rejected_before_downloading() {
         msg.contains(&format!("the index lists sha256 {ZIG_SHA} for it, the recipe expects {}", "1".repeat(64))),
         "{msg}"
     );
-    let listing: Vec<PathBuf> = fs::read_dir(p.sources_dir()).unwrap().map(|e| e.unwrap().path()).collect();
+    let listing: Vec<PathBuf> = fs::read_dir(p.layout().sources()).unwrap().map(|e| e.unwrap().path()).collect();
     assert!(listing.iter().all(|f| f.ends_with(".locks")), "nothing fetched: {listing:?}");
 }
 
@@ -206,11 +206,11 @@ const BUSYBOX_URL: &str = "https://busybox.net/downloads/busybox-1.35.0.tar.bz2"
 fn debian_fallback_needs_no_root_and_leaves_the_system_apt_config_alone() {
     require_apt();
     let (t, p) = fresh_project();
-    fs::remove_file(p.recipes_dir().join("toolchain/zig.toml")).unwrap();
-    fs::remove_file(p.recipes_dir().join("tools/make.toml")).unwrap();
+    fs::remove_file(p.layout().recipes().join("toolchain/zig.toml")).unwrap();
+    fs::remove_file(p.layout().recipes().join("tools/make.toml")).unwrap();
     // Upstream refused at once (busybox.net answers from some networks): only the Debian archive
     // can supply the file, and ovm's report must say that it did.
-    let recipe = p.recipes_dir().join("busybox.toml");
+    let recipe = p.layout().recipes().join("busybox.toml");
     let text = fs::read_to_string(&recipe).unwrap();
     assert!(text.contains(BUSYBOX_URL), "the fixture's busybox recipe no longer has {BUSYBOX_URL}:\n{text}");
     fs::write(&recipe, text.replace(BUSYBOX_URL, &format!("{UNREACHABLE}busybox-1.35.0.tar.bz2"))).unwrap();
@@ -236,6 +236,6 @@ fn debian_fallback_needs_no_root_and_leaves_the_system_apt_config_alone() {
         "the report does not say the file came from the Debian archive:\n{stdout}"
     );
     // Debian's busybox_1.35.0.orig.tar.bz2, byte for byte (it is upstream's tarball, same sha256).
-    assert_eq!(ovm::fetch::sha256_file(&p.sources_dir().join("busybox-1.35.0.tar.bz2")).unwrap(), BUSYBOX_SHA);
+    assert_eq!(ovm::fetch::sha256_file(&p.layout().sources().join("busybox-1.35.0.tar.bz2")).unwrap(), BUSYBOX_SHA);
     assert_eq!(before, system_apt_sources(), "the system's apt sources changed");
 }

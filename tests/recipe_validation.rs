@@ -435,6 +435,13 @@ fn overlong_package_and_step_names_are_refused() {
     assert!(RecipeSet::load(&p).unwrap().get(&longest).is_some());
 }
 
+/// A recipe named `image` would share the image's stamp (`states/ARCH/image.pack`), its context-log
+/// name and its `ovm status` line, and `ovm clean image` would forget both.
+#[test]
+fn a_package_named_like_the_image_is_refused() {
+    assert_error(&[("recipes/image.toml", &recipe("image", ""))], "recipes/image.toml:1:8", "`image` is reserved");
+}
+
 /// A step named `running` used to validate, and its stamp `states/ARCH/tc.running` was the very
 /// file that marks a task under way: clearing the marker deleted the stamp, so the package was
 /// stale on every run. The name is refused at its position.

@@ -201,7 +201,7 @@ pub struct BootOptions {
 
 /// Where `scripts/fetch-test-assets.sh` puts Debian's kernel for `arch`.
 pub fn test_asset_kernel(project: &Project, arch: Arch) -> PathBuf {
-    project.cache_dir().join("test-assets").join(arch.name()).join("vmlinuz")
+    project.layout().cache().join("test-assets").join(arch.name()).join("vmlinuz")
 }
 
 /// Resolves kernel (`--kernel`, `[boot] kernel.ARCH`, the fetched Debian kernel), initrd (`--initrd`,
@@ -239,14 +239,14 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &BootOptions) ->
         timeout: (timeout_secs > 0).then(|| Duration::from_secs(timeout_secs)),
         expect: opts.expect.clone(),
         grace: Duration::from_secs(opts.grace.unwrap_or(cfg.grace)),
-        log: project.logs_dir(arch).join("boot.log"),
+        log: project.layout().logs(crate::layout::Domain::Target(arch)).join("boot.log"),
         echo: !opts.quiet,
         interactive: opts.expect.is_none() && io::stdin().is_terminal(),
     })
 }
 
 fn default_initrd(project: &Project, arch: Arch) -> PathBuf {
-    let out = project.output_dir(arch);
+    let out = project.layout().output(arch);
     if let Ok(text) = std::fs::read_to_string(out.join(MANIFEST_NAME)) {
         if let Ok(m) = Manifest::parse(&text) {
             if !m.image.file_name.is_empty() && !m.image.file_name.contains('/') {

@@ -5,24 +5,27 @@
 //! download fails the run before any compiling starts (the old Makefile's `download` target).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::arch::Arch;
 use crate::fetch::Fetcher;
-use crate::project::Project;
+use crate::layout::{Domain, Layout, TaskName, IMAGE};
+use crate::project::{Project, ToolchainSetting};
 use crate::recipe::{Kind, Recipe, RecipeSet};
+use crate::signature::{sha256_hex, Inputs, ENGINE_VERSION};
+use crate::toolchain::{Equipment, PartBuilder, Parts, Prepared, Provided, Toolchain, ToolchainError, ToolchainKind};
+use crate::tree;
 
 use super::context_log::ContextLog;
-use super::domain::Domain;
+use super::ctx::{Ctx, Isolation};
+use super::freshness::{self, OutputCheck};
 use super::lock::{ProjectLock, Wait};
-use super::package::{self, Ctx, Equipment, Failure, Isolation, Outcome};
+use super::package::{self, Failure, Outcome};
 use super::scheduler::{run_graph, JobSlots, NodeResult};
-use super::signature::{sha256_hex, Inputs, ENGINE_VERSION};
 use super::sstate::Sstate;
-use super::state::{Stamp, StateDir};
-use super::tree;
+use super::state::{Stamp, StampOutput, StateDir};
 use super::EngineError;
 
 /// What the user asked for.
@@ -37,8 +40,8 @@ pub struct BuildOptions {
     pub no_sandbox: bool,
     /// `--no-wait`: refuse instead of waiting for another ovm's lock.
     pub no_wait: bool,
-    /// `--toolchain`: overrides `[toolchain] kind` (gcc | zig | external:DIR).
-    pub toolchain: Option<String>,
+    /// `--toolchain`: overrides `[toolchain] kind`.
+    pub toolchain: Option<ToolchainKind>,
 }
 
 /// One package's line in the summary.
@@ -78,9 +81,16 @@ impl From<EngineError> for BuildFailure {
     }
 }
 
+impl From<ToolchainError> for BuildFailure {
+    fn from(e: ToolchainError) -> Self {
+        BuildFailure::from(EngineError::from(e))
+    }
+}
+
 /// The settings every phase shares.
 pub(crate) struct Run<'a> {
     pub project: &'a Project,
+    pub layout: &'a Layout,
     pub recipes: RecipeSet,
     pub fetcher: Fetcher,
     pub slots: JobSlots,
@@ -110,7 +120,7 @@ impl<'a> Run<'a> {
         no_sandbox: bool,
         quiet: bool,
     ) -> Result<Run<'a>, EngineError> {
-        super::fault::check()?;
+        crate::fault::check()?;
         let recipes = RecipeSet::load(project)?;
         let fetcher = Fetcher::new(project)?;
         let slots = JobSlots::new(jobs_for(project, jobs_wanted)?).map_err(EngineError::Jobserver)?;
@@ -124,26 +134,37 @@ impl<'a> Run<'a> {
         let sstate = std::env::var_os("OVM_SSTATE_DIR")
             .map(PathBuf::from)
             .or_else(|| project.config.build.sstate_dir.as_ref().map(|d| project.root().join(d)))
-            .or_else(|| Some(project.cache_dir().join("sstate")))
+            .or_else(|| Some(project.layout().default_sstate()))
             .filter(|d| !d.as_os_str().is_empty())
             .map(Sstate::new);
         let cache_dir = std::env::var_os("OVM_BUILD_CACHE_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| project.cache_dir().join("build"));
+            .unwrap_or_else(|| project.layout().build_cache());
         std::fs::create_dir_all(cache_dir.join("zig"))
             .map_err(|source| EngineError::Write { path: cache_dir.clone(), source })?;
-        Ok(Run { project, recipes, fetcher, slots, isolation, host, sstate, cache_dir, quiet })
+        Ok(Run {
+            project,
+            layout: project.layout(),
+            recipes,
+            fetcher,
+            slots,
+            isolation,
+            host,
+            sstate,
+            cache_dir,
+            quiet,
+        })
     }
 
     pub fn ctx<'r>(&'r self, domain: Domain, log: &'r ContextLog, equipment: Equipment) -> Ctx<'r> {
         Ctx {
-            root: self.project.root(),
+            layout: self.layout,
             domain,
             host: self.host,
             fetcher: &self.fetcher,
             slots: &self.slots,
             log,
-            states: StateDir::new(domain.states(self.project.root())),
+            states: StateDir::new(self.layout, domain),
             isolation: self.isolation.clone(),
             equipment,
             cache_dir: self.cache_dir.clone(),
@@ -163,53 +184,87 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// The toolchain's recipe for `kind = zig`.
-    fn zig_recipe(&self) -> Result<&Recipe, EngineError> {
-        Ok(self.recipes.require("zig")?)
-    }
-
-    pub fn toolchain_kind(&self, over: Option<&str>) -> Result<ToolchainChoice, EngineError> {
+    /// The toolchain of this run: `--toolchain`, else `[toolchain]` in the config.
+    pub fn toolchain(&self, over: Option<&ToolchainKind>) -> Result<ToolchainKind, EngineError> {
+        if let Some(kind) = over {
+            return Ok(kind.clone());
+        }
         let cfg = &self.project.config.toolchain;
-        let kind = over.unwrap_or(cfg.kind.as_str());
-        if let Some(dir) = kind.strip_prefix("external:") {
-            return Ok(ToolchainChoice::External(self.project.root().join(dir)));
-        }
-        match kind {
-            "zig" => Ok(ToolchainChoice::Zig),
-            "gcc" => Ok(ToolchainChoice::Gcc),
-            "external" => match &cfg.path {
-                Some(p) => Ok(ToolchainChoice::External(self.project.root().join(p))),
-                None => Err(EngineError::ExternalToolchain {
-                    dir: PathBuf::new(),
-                    reason: "[toolchain] kind = \"external\" needs path = \"DIR\"".into(),
-                }),
+        Ok(match cfg.kind {
+            ToolchainSetting::Gcc => ToolchainKind::Gcc,
+            ToolchainSetting::Zig => ToolchainKind::Zig,
+            ToolchainSetting::External => match &cfg.path {
+                Some(p) => ToolchainKind::External(p.clone()),
+                None => {
+                    return Err(ToolchainError::External {
+                        dir: PathBuf::new(),
+                        reason: "[toolchain] kind = \"external\" needs path = \"DIR\"".into(),
+                    }
+                    .into())
+                }
             },
-            other => Err(EngineError::UnknownToolchain(other.into())),
-        }
+        })
+    }
+
+    /// What `kind` provides now, without building anything.
+    pub fn current_toolchain(&self, kind: &ToolchainKind, arch: Arch) -> Prepared {
+        let recorded = |domain: Domain, pkg: &str| StateDir::new(self.layout, domain).staged_hash(pkg);
+        kind.current(self.layout, arch, self.host, &recorded)
+    }
+
+    /// The build tools as composed now (`toolchain/tools/`) and their recorded signature.
+    fn current_tools(&self) -> Provided {
+        let signature = std::fs::read_to_string(self.layout.composed_marker(Domain::Tools(self.host)))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        Provided { dir: self.layout.tools(), signature }
+    }
+
+    /// What the sandboxes of `domain` build with as things stand, without building anything (for
+    /// `status`, `spec`, `shell`, the fetch plan): the one place that says which domain gets what.
+    pub fn equipment_now(&self, kind: &ToolchainKind, domain: Domain, arch: Arch) -> Result<Equipment, EngineError> {
+        let now = self.current_toolchain(kind, arch);
+        Ok(match domain {
+            Domain::Target(_) => with_tools(now.target, self.current_tools()),
+            Domain::Tools(_) => Equipment::bootstrap(now.host),
+            Domain::Cross(_) => crate::toolchain::gcc::no_toolchain(self.layout)?,
+            // The zig wheel is unpacked, never compiled: it builds with nothing.
+            Domain::Toolchain => Equipment::default(),
+        })
     }
 }
 
-#[derive(Debug, Clone)]
-pub enum ToolchainChoice {
-    Zig,
-    /// Built from source by `ovm toolchain ARCH` (crate::toolchain::gcc), per target.
-    Gcc,
-    External(PathBuf),
+/// Target packages build with a toolchain and the build tools.
+fn with_tools(toolchain: Provided, tools: Provided) -> Equipment {
+    Equipment {
+        toolchain_dir: toolchain.dir,
+        toolchain_sig: toolchain.signature,
+        tools_dir: Some(tools.dir),
+        tools_sig: tools.signature,
+    }
 }
 
-/// The signature of an external toolchain: its `bin/` entries' names and contents. A toolchain is
-/// trusted to be what its driver binaries are; re-hashing gigabytes of libraries each run is not.
-fn external_equipment(dir: &Path, arch: Arch) -> Result<(PathBuf, String), EngineError> {
-    let bin = dir.join("bin");
-    let cc = bin.join(format!("{}-cc", arch.musl_triple()));
-    let gcc = bin.join(format!("{}-gcc", arch.musl_triple()));
-    if !cc.exists() && !gcc.exists() {
-        return Err(EngineError::ExternalToolchain {
-            dir: dir.to_path_buf(),
-            reason: format!("no bin/{}-cc or -gcc", arch.musl_triple()),
-        });
+/// The engine as the toolchains see it ([`PartBuilder`]): their parts are ordinary packages of
+/// their domain, built on the scheduler with stamps, logs and `await` like any other.
+pub(crate) struct Builder<'r, 'a> {
+    pub run: &'r Run<'a>,
+    pub what: &'r str,
+    pub reports: &'r Mutex<Vec<PackageReport>>,
+}
+
+impl PartBuilder for Builder<'_, '_> {
+    type Error = BuildFailure;
+
+    fn build_parts(&self, parts: Parts<'_>) -> Result<BTreeMap<String, String>, BuildFailure> {
+        let log = open_log(self.run.layout, parts.domain, self.what)?;
+        let ctx = self.run.ctx(parts.domain, &log, parts.equipment);
+        build_domain(&ctx, &parts.recipes, self.reports).map_err(|mut failure| {
+            if !failure.failures.is_empty() && failure.error.is_none() {
+                failure.error = parts.hint.map(|h| Box::new(EngineError::from(h)));
+            }
+            failure
+        })
     }
-    Ok((dir.to_path_buf(), tree::hash_tree(&bin)?))
 }
 
 /// Runs one domain's packages on the scheduler. Returns each package's outcome in `list` order.
@@ -257,7 +312,7 @@ pub(crate) fn build_domain(
 fn poisoned(recipe: &Recipe) -> Box<Failure> {
     Box::new(Failure {
         package: recipe.name.clone(),
-        task: "fetch".into(),
+        task: TaskName::fetch(),
         log: PathBuf::new(),
         error: EngineError::Internal("a worker panicked".into()),
     })
@@ -265,47 +320,28 @@ fn poisoned(recipe: &Recipe) -> Box<Failure> {
 
 /// Makes `toolchain/tools/` the union of the tools' staged outputs; its signature is the hash of
 /// their output hashes (so it is known without walking the tree again).
-fn compose_tools(root: &Path, outputs: &BTreeMap<String, String>) -> Result<(PathBuf, String), EngineError> {
+fn compose_tools(run: &Run<'_>, outputs: &BTreeMap<String, String>) -> Result<Provided, EngineError> {
     let mut i = Inputs::new();
     for (name, out) in outputs {
         i.set(format!("tool.{name}"), out);
     }
-    let sig = i.signature();
-    let dir = root.join("toolchain").join("tools");
-    let marker = root.join("states").join("tools").join("composed");
+    let signature = i.signature();
+    let layout = run.layout;
+    let dir = layout.tools();
+    let marker = layout.composed_marker(Domain::Tools(run.host));
     let current = std::fs::read_to_string(&marker).ok();
-    if current.as_deref().map(str::trim) == Some(sig.as_str()) && dir.join("bin").is_dir() {
-        return Ok((dir, sig));
+    if current.as_deref().map(str::trim) == Some(signature.as_str()) && dir.join("bin").is_dir() {
+        return Ok(Provided { dir, signature });
     }
-    let tmp = root.join("toolchain").join(".tools.new");
+    let tmp = Layout::composing(&dir);
     tree::remove_all(&tmp)?;
     let layers: Vec<(String, PathBuf)> =
-        outputs.keys().map(|n| (n.clone(), Domain::Tools(Arch::X86_64).staging(root, n))).collect();
+        outputs.keys().map(|n| (n.clone(), layout.staging(Domain::Tools(run.host), n))).collect();
     tree::compose(&layers, &tmp)?;
     tree::commit(&tmp, &dir)?;
-    super::fault::point("tools.composed", "tools");
-    super::state::write_atomic(&marker, sig.as_bytes())?;
-    Ok((dir, sig))
-}
-
-/// The equipment of the target domain as it stands, without building anything (for `status`,
-/// `spec`, the prefetch plan).
-pub(crate) fn current_equipment(run: &Run<'_>, choice: &ToolchainChoice, arch: Arch) -> Equipment {
-    let root = run.project.root();
-    let (toolchain_dir, toolchain_sig) = match choice {
-        ToolchainChoice::Zig => {
-            let st = StateDir::new(Domain::Toolchain.states(root));
-            let sig = st.stamp("zig", "package").ok().flatten().and_then(|s| s.output).unwrap_or_default();
-            (Domain::Toolchain.staging(root, "zig"), sig)
-        }
-        ToolchainChoice::Gcc => crate::toolchain::gcc::current_for_target(root, arch, run.host),
-        ToolchainChoice::External(dir) => external_equipment(dir, arch).unwrap_or((dir.clone(), String::new())),
-    };
-    let tools_dir = root.join("toolchain").join("tools");
-    let tools_sig = std::fs::read_to_string(root.join("states").join("tools").join("composed"))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
-    Equipment { toolchain_dir, toolchain_sig, tools_dir: Some(tools_dir), tools_sig }
+    crate::fault::point("tools.composed", "tools");
+    tree::write_atomic(&marker, signature.as_bytes()).map_err(|source| EngineError::Write { path: marker, source })?;
+    Ok(Provided { dir, signature })
 }
 
 /// The target recipes to build: the named ones and their dependencies, or all.
@@ -318,23 +354,17 @@ pub(crate) fn target_list<'r>(recipes: &'r RecipeSet, packages: &[String]) -> Re
 }
 
 /// Fetches, in parallel and before anything compiles, the sources of every package that has work.
-pub(crate) fn prefetch(run: &Run<'_>, plans: &[(Domain, Vec<&Recipe>, Equipment)]) -> Result<(), EngineError> {
+pub(crate) fn prefetch(run: &Run<'_>, plans: &[Parts<'_>]) -> Result<(), EngineError> {
     let log = ContextLog::open(&std::env::temp_dir().join(format!("ovm-prefetch-{}.log", std::process::id())))
         .map_err(|source| EngineError::Write { path: std::env::temp_dir(), source })?;
     let mut wanted = Vec::new();
-    for (domain, list, eq) in plans {
-        let ctx = run.ctx(*domain, &log, eq.clone());
-        for r in list {
-            let deps: BTreeMap<String, String> = r
-                .depends
-                .iter()
-                .filter_map(|d| {
-                    let s = ctx.states.stamp(d, "package").ok().flatten()?;
-                    Some((d.clone(), s.output?))
-                })
-                .collect();
-            let verdict = package::assess_inputs(&ctx, r, &deps)?;
-            if verdict.start.is_some() {
+    for parts in plans {
+        let ctx = run.ctx(parts.domain, &log, parts.equipment.clone());
+        for r in &parts.recipes {
+            let deps: BTreeMap<String, String> =
+                r.depends.iter().filter_map(|d| Some((d.clone(), ctx.states.staged_hash(d)?))).collect();
+            let verdict = freshness::assess(&ctx, r, &deps, OutputCheck::Trust)?;
+            if verdict.stale.is_some() {
                 wanted.extend(r.sources.iter());
             }
         }
@@ -358,11 +388,9 @@ pub(crate) fn prefetch(run: &Run<'_>, plans: &[(Domain, Vec<&Recipe>, Equipment)
 /// Takes the project lock (`states/.lock`), waiting for another ovm unless `no_wait`; the holder
 /// is named either way.
 pub fn lock_project(project: &Project, no_wait: bool) -> Result<ProjectLock, EngineError> {
-    Ok(ProjectLock::acquire(
-        &project.root().join("states").join(".lock"),
-        if no_wait { Wait::NoWait } else { Wait::Block },
-        |holder| tracing::warn!("waiting for another ovm on this project ({holder})"),
-    )?)
+    Ok(ProjectLock::acquire(&project.layout().lock(), if no_wait { Wait::NoWait } else { Wait::Block }, |holder| {
+        tracing::warn!("waiting for another ovm on this project ({holder})")
+    })?)
 }
 
 /// Takes the project lock and opens a run (recipes, fetcher, jobserver, sandbox executable).
@@ -376,7 +404,7 @@ pub(crate) fn open_run<'a>(
     // A job count the jobserver cannot hold is refused before waiting for another ovm.
     jobs_for(project, jobs)?;
     let lock = lock_project(project, no_wait)?;
-    for path in super::state::remove_stale_temporaries(project.root())? {
+    for path in super::state::remove_stale_temporaries(project.layout())? {
         tracing::info!("removed {}, left by an interrupted run", path.display());
     }
     Ok((lock, Run::new(project, jobs, no_sandbox, quiet)?))
@@ -386,81 +414,47 @@ pub(crate) fn open_run<'a>(
 /// packages are built with. Sources of everything stale (including `targets`) are fetched first.
 pub(crate) fn equip(
     run: &Run<'_>,
-    choice: &ToolchainChoice,
+    kind: &ToolchainKind,
     arch: Arch,
     targets: &[&Recipe],
     what: &str,
     reports: &Mutex<Vec<PackageReport>>,
 ) -> Result<Equipment, BuildFailure> {
-    let root = run.project.root();
     let tools: Vec<&Recipe> = run.recipes.topological_order().into_iter().filter(|r| r.kind == Kind::Tools).collect();
-
-    // The bootstrap profile builds with host /usr visible; zig is unpacked, never compiled.
-    let bootstrap_eq = |toolchain_dir: PathBuf, toolchain_sig: String| Equipment {
-        toolchain_dir,
-        toolchain_sig,
-        tools_dir: None,
-        tools_sig: String::new(),
-    };
-
-    {
-        let mut plans = Vec::new();
-        let cur = current_equipment(run, choice, arch);
-        // The build tools run on the host: with gcc they are compiled by the host's toolchain.
-        let mut tools_eq = bootstrap_eq(cur.toolchain_dir.clone(), cur.toolchain_sig.clone());
-        match choice {
-            ToolchainChoice::Zig => {
-                plans.push((Domain::Toolchain, vec![run.zig_recipe()?], bootstrap_eq(PathBuf::new(), String::new())))
-            }
-            ToolchainChoice::Gcc => {
-                plans.push(crate::toolchain::gcc::prefetch_plan(run, run.host)?);
-                if arch != run.host {
-                    plans.push(crate::toolchain::gcc::prefetch_plan(run, arch)?);
-                }
-                let host = crate::toolchain::gcc::current(root, run.host);
-                tools_eq = bootstrap_eq(host.dir, host.signature);
-            }
-            ToolchainChoice::External(_) => {}
-        }
-        plans.push((Domain::Tools(run.host), tools.clone(), tools_eq));
-        plans.push((Domain::Target(arch), targets.to_vec(), cur));
-        prefetch(run, &plans)?;
-    }
-
-    // (what target packages build with, what the build tools build with)
-    let ((toolchain_dir, toolchain_sig), (tools_tc_dir, tools_tc_sig)) = match choice {
-        ToolchainChoice::Zig => {
-            let log = open_log(root, Domain::Toolchain, what)?;
-            let ctx = run.ctx(Domain::Toolchain, &log, bootstrap_eq(PathBuf::new(), String::new()));
-            let outs = build_domain(&ctx, &[run.zig_recipe()?], reports)?;
-            let zig = (Domain::Toolchain.staging(root, "zig"), outs.get("zig").cloned().unwrap_or_default());
-            (zig.clone(), zig)
-        }
-        ToolchainChoice::Gcc => {
-            // The host's toolchain first: it compiles the build tools and is every target's $HOSTCC.
-            let host = crate::toolchain::gcc::ensure(run, run.host, what, reports)?;
-            let target =
-                if arch == run.host { host.clone() } else { crate::toolchain::gcc::ensure(run, arch, what, reports)? };
-            (crate::toolchain::gcc::for_target(root, &target, &host)?, (host.dir, host.signature))
-        }
-        ToolchainChoice::External(dir) => {
-            let ext = external_equipment(dir, arch)?;
-            (ext.clone(), ext)
-        }
-    };
-
     let tools_domain = Domain::Tools(run.host);
-    let log = open_log(root, tools_domain, what)?;
-    let ctx = run.ctx(tools_domain, &log, bootstrap_eq(tools_tc_dir, tools_tc_sig));
-    let tool_outputs = build_domain(&ctx, &tools, reports)?;
-    let (tools_dir, tools_sig) = compose_tools(root, &tool_outputs)?;
-    Ok(Equipment { toolchain_dir, toolchain_sig, tools_dir: Some(tools_dir), tools_sig })
+
+    let mut plans = kind.parts(&run.recipes, run.layout, arch, run.host)?;
+    plans.push(Parts {
+        domain: tools_domain,
+        recipes: tools.clone(),
+        equipment: run.equipment_now(kind, tools_domain, arch)?,
+        hint: None,
+    });
+    let target = Domain::Target(arch);
+    plans.push(Parts {
+        domain: target,
+        recipes: targets.to_vec(),
+        equipment: run.equipment_now(kind, target, arch)?,
+        hint: None,
+    });
+    prefetch(run, &plans)?;
+
+    let builder = Builder { run, what, reports };
+    let prepared = kind.prepare(&builder, &run.recipes, run.layout, arch, run.host)?;
+    // The build tools run on the host: they are compiled by the host's toolchain.
+    let tool_outputs = builder.build_parts(Parts {
+        domain: tools_domain,
+        recipes: tools,
+        equipment: Equipment::bootstrap(prepared.host),
+        hint: None,
+    })?;
+    Ok(with_tools(prepared.target, compose_tools(run, &tool_outputs)?))
 }
 
 /// `logs/DOMAIN/context.log`, with this run's header line.
-pub(crate) fn open_log(root: &Path, domain: Domain, what: &str) -> Result<ContextLog, EngineError> {
-    let dir = domain.logs(root);
-    let log = ContextLog::open(&dir.join("context.log")).map_err(|source| EngineError::Write { path: dir, source })?;
+pub(crate) fn open_log(layout: &Layout, domain: Domain, what: &str) -> Result<ContextLog, EngineError> {
+    let path = layout.context_log(domain);
+    let log = ContextLog::open(&path).map_err(|source| EngineError::Write { path, source })?;
     log.run_started(what);
     Ok(log)
 }
@@ -469,15 +463,15 @@ pub(crate) fn open_log(root: &Path, domain: Domain, what: &str) -> Result<Contex
 pub fn build(project: &Project, opts: &BuildOptions, quiet: bool) -> Result<BuildSummary, BuildFailure> {
     let t0 = Instant::now();
     let (_lock, run) = open_run(project, opts.jobs, opts.no_sandbox, opts.no_wait, quiet)?;
-    let choice = run.toolchain_kind(opts.toolchain.as_deref())?;
+    let kind = run.toolchain(opts.toolchain.as_ref())?;
     let reports = Mutex::new(Vec::new());
     let what = format!("ovm build {}{}", opts.arch, opts.packages.iter().map(|p| format!(" {p}")).collect::<String>());
     let targets = target_list(&run.recipes, &opts.packages)?;
 
-    let equipment = equip(&run, &choice, opts.arch, &targets, &what, &reports)?;
+    let equipment = equip(&run, &kind, opts.arch, &targets, &what, &reports)?;
 
     let domain = Domain::Target(opts.arch);
-    let log = open_log(project.root(), domain, &what)?;
+    let log = open_log(project.layout(), domain, &what)?;
     let ctx = run.ctx(domain, &log, equipment);
     let outputs = build_domain(&ctx, &targets, &reports)?;
 
@@ -504,7 +498,11 @@ pub(crate) fn image_plan(
     let mut layers: Vec<crate::pack::Layer> =
         req.layers.iter().filter(|l| matches!(l.kind, crate::pack::LayerKind::Rootfs)).cloned().collect();
     for r in targets {
-        layers.push(crate::pack::Layer::package(r.name.clone(), project.staging_dir(arch, &r.name), false));
+        layers.push(crate::pack::Layer::package(
+            r.name.clone(),
+            project.layout().staging(Domain::Target(arch), &r.name),
+            false,
+        ));
     }
     layers.extend(req.layers.iter().filter(|l| matches!(l.kind, crate::pack::LayerKind::Overlay)).cloned());
     req.layers = layers;
@@ -536,40 +534,41 @@ fn pack_image(
     log: &ContextLog,
 ) -> Result<ImageReport, EngineError> {
     let (req, inputs) = image_plan(project, arch, targets, outputs)?;
-    let states = StateDir::new(Domain::Target(arch).states(project.root()));
+    let states = StateDir::new(project.layout(), Domain::Target(arch));
     let sig = inputs.signature();
-    if let Some(stamp) = states.stamp("image", "pack")? {
+    if let Some(stamp) = states.stamp(IMAGE, &TaskName::pack())? {
         if stamp.signature == sig {
             if let Some(rep) = existing_image(&stamp) {
                 return Ok(rep);
             }
         }
     }
-    log.start(arch.name(), "image", "pack", &sig);
-    super::fault::point("image.begin", "image");
+    log.start(arch.name(), IMAGE, "pack", &sig);
+    crate::fault::point("image.begin", "image");
     let t0 = Instant::now();
     let out = crate::pack::pack(&req)?;
-    super::fault::point("image.packed", "image");
-    log.done(arch.name(), "image", "pack", t0.elapsed(), &sig);
-    let stamp = Stamp {
-        signature: sig,
-        inputs,
-        output: Some(format!("{}\n{}\n{}\n{}", out.image.display(), out.manifest.display(), out.size, out.sha256)),
-        duration_ms: t0.elapsed().as_millis() as u64,
+    crate::fault::point("image.packed", "image");
+    log.done(arch.name(), IMAGE, "pack", t0.elapsed(), &sig);
+    let output = StampOutput::Image {
+        path: out.image.clone(),
+        manifest: out.manifest.clone(),
+        size: out.size,
+        sha256: out.sha256.clone(),
     };
-    states.write_stamp("image", "pack", &stamp)?;
+    states.write_stamp(IMAGE, &TaskName::pack(), &Stamp::new(inputs, Some(output), t0.elapsed()))?;
     Ok(ImageReport { path: out.image, manifest: out.manifest, size: out.size, sha256: out.sha256, repacked: true })
 }
 
 /// The image a pack stamp describes, if it is still there with the recorded size and hash.
 pub(crate) fn existing_image(stamp: &Stamp) -> Option<ImageReport> {
-    let out = stamp.output.as_deref()?;
-    let mut l = out.lines();
-    let path = PathBuf::from(l.next()?);
-    let manifest = PathBuf::from(l.next()?);
-    let size: u64 = l.next()?.parse().ok()?;
-    let sha256 = l.next()?.to_string();
-    let bytes = std::fs::read(&path).ok()?;
-    let intact = bytes.len() as u64 == size && sha256_hex(&bytes) == sha256 && manifest.exists();
-    intact.then_some(ImageReport { path, manifest, size, sha256, repacked: false })
+    let Some(StampOutput::Image { path, manifest, size, sha256 }) = &stamp.output else { return None };
+    let bytes = std::fs::read(path).ok()?;
+    let intact = bytes.len() as u64 == *size && sha256_hex(&bytes) == *sha256 && manifest.exists();
+    intact.then(|| ImageReport {
+        path: path.clone(),
+        manifest: manifest.clone(),
+        size: *size,
+        sha256: sha256.clone(),
+        repacked: false,
+    })
 }

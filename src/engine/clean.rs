@@ -8,17 +8,19 @@ use crate::arch::Arch;
 use crate::project::Project;
 use crate::recipe::RecipeSet;
 
+use crate::layout::{Domain, IMAGE};
+use crate::tree;
+
 use super::devshell::domain_of;
-use super::domain::Domain;
 use super::lock::{ProjectLock, Wait};
 use super::state::StateDir;
-use super::tree;
 use super::EngineError;
 
 /// Removes state; returns what was removed, for the user.
 pub fn clean(project: &Project, arch: Option<Arch>, packages: &[String]) -> Result<Vec<PathBuf>, EngineError> {
-    let root = project.root();
-    let _lock = ProjectLock::acquire(&root.join("states").join(".lock"), Wait::NoWait, |_| {})?;
+    let layout = project.layout();
+    let lock = layout.lock();
+    let _lock = ProjectLock::acquire(&lock, Wait::NoWait, |_| {})?;
     let mut removed = Vec::new();
     let mut rm = |p: PathBuf| -> Result<(), EngineError> {
         if p.symlink_metadata().is_ok() {
@@ -30,13 +32,14 @@ pub fn clean(project: &Project, arch: Option<Arch>, packages: &[String]) -> Resu
     if packages.is_empty() {
         match arch {
             None => {
-                for d in ["work", "staging", "output", "logs", "toolchain"] {
-                    rm(root.join(d))?;
+                for d in [layout.work_root(), layout.staging_root(), layout.output_root(), layout.logs_root()] {
+                    rm(d)?;
                 }
+                rm(layout.toolchain_root())?;
                 // Keep the lock file we hold; everything else under states/ goes.
-                if let Ok(rd) = std::fs::read_dir(root.join("states")) {
+                if let Ok(rd) = std::fs::read_dir(layout.states_root()) {
                     for e in rd.flatten() {
-                        if e.file_name() != ".lock" {
+                        if e.path() != lock {
                             rm(e.path())?;
                         }
                     }
@@ -44,11 +47,11 @@ pub fn clean(project: &Project, arch: Option<Arch>, packages: &[String]) -> Resu
             }
             Some(a) => {
                 let d = Domain::Target(a);
-                rm(root.join("work").join(d.dir_name()))?;
-                rm(root.join("staging").join(d.dir_name()))?;
-                rm(d.states(root))?;
-                rm(d.logs(root))?;
-                rm(project.output_dir(a))?;
+                rm(layout.work_root().join(d.dir_name()))?;
+                rm(layout.staging_root().join(d.dir_name()))?;
+                rm(layout.states(d))?;
+                rm(layout.logs(d))?;
+                rm(layout.output(a))?;
             }
         }
         return Ok(removed);
@@ -60,14 +63,15 @@ pub fn clean(project: &Project, arch: Option<Arch>, packages: &[String]) -> Resu
         let recipe = recipes.require(pkg)?;
         for a in &archs {
             let d = domain_of(recipe, *a, host);
-            rm(d.work(root, pkg))?;
-            rm(d.staging(root, pkg))?;
-            rm(d.logs(root).join(pkg))?;
-            let states = StateDir::new(d.states(root));
+            let dirs = layout.work_dirs(d, pkg);
+            rm(dirs.work)?;
+            rm(dirs.staging)?;
+            rm(dirs.logs)?;
+            let states = StateDir::new(layout, d);
             states.forget(pkg)?;
             if matches!(d, Domain::Target(_)) {
                 // The image contains the package: it must be repacked.
-                states.forget("image")?;
+                states.forget(IMAGE)?;
             }
         }
     }

@@ -14,10 +14,13 @@ use crate::arch::Arch;
 use crate::project::Project;
 use crate::recipe::{Kind, Recipe};
 
-use super::build::{build_domain, current_equipment, equip, open_log, open_run, Run};
+use crate::layout::Domain;
+use crate::toolchain::Equipment;
+
+use super::build::{build_domain, equip, open_log, open_run, Run};
 use super::context_log::ContextLog;
-use super::domain::Domain;
-use super::package::{self, Equipment};
+use super::package;
+use super::step;
 use super::task::{Task, TaskPlan};
 use super::EngineError;
 
@@ -33,16 +36,7 @@ pub fn domain_of(recipe: &Recipe, arch: Arch, host: Arch) -> Domain {
 }
 
 fn equipment_for(run: &Run<'_>, domain: Domain, arch: Arch) -> Result<Equipment, EngineError> {
-    let choice = run.toolchain_kind(None)?;
-    let cur = current_equipment(run, &choice, arch);
-    Ok(match (domain, &choice) {
-        (Domain::Target(_), _) => cur,
-        (Domain::Cross(_), _) => crate::toolchain::gcc::no_toolchain(run.project.root())?,
-        (Domain::Tools(_), super::build::ToolchainChoice::Gcc) => {
-            crate::toolchain::gcc::tools_equipment(run.project.root(), run.host)
-        }
-        _ => Equipment { tools_dir: None, tools_sig: String::new(), ..cur },
-    })
+    run.equipment_now(&run.toolchain(None)?, domain, arch)
 }
 
 /// `ovm spec PKG`: the OCI runtime spec of PKG's compile sandbox, as JSON.
@@ -60,7 +54,7 @@ pub fn spec(project: &Project, pkg: &str, arch: Arch) -> Result<String, EngineEr
         .by_name("compile")
         .map_or_else(|| plan.step_names().next().unwrap_or_default().to_string(), |_| "compile".into());
     let script = plan.script(&step).unwrap_or_default().to_string();
-    let spec = package::step_spec(&ctx, recipe, vec!["/bin/sh".into(), "-ec".into(), script], false)?;
+    let spec = step::step_spec(&ctx, recipe, vec!["/bin/sh".into(), "-ec".into(), script], false)?;
     Ok(crate::sandbox::to_json(&spec)?)
 }
 
@@ -89,22 +83,22 @@ pub fn shell(project: &Project, pkg: &str, arch: Arch, cmd: &[String], quiet: bo
 
     let eq = match domain {
         Domain::Target(_) => {
-            let choice = run.toolchain_kind(None)?;
+            let kind = run.toolchain(None)?;
             let mut wanted = deps.clone();
             wanted.push(recipe);
-            equip(&run, &choice, arch, &wanted, &what, &reports).map_err(failed)?
+            equip(&run, &kind, arch, &wanted, &what, &reports).map_err(failed)?
         }
         // Tools and toolchain parts build with what exists; building them first would be circular.
         _ => equipment_for(&run, domain, arch)?,
     };
-    let log = open_log(project.root(), domain, &what)?;
+    let log = open_log(project.layout(), domain, &what)?;
     let ctx = run.ctx(domain, &log, eq);
     let dep_outputs: BTreeMap<String, String> = build_domain(&ctx, &deps, &reports).map_err(failed)?;
     package::run_until(&ctx, recipe, &dep_outputs, Some(Task::PATCH)).map_err(|f| {
         package::report_failure(&f, &mut std::io::stderr());
         f.error
     })?;
-    package::ready_for_shell(&ctx, recipe)?;
+    step::ready_for_shell(&ctx, recipe)?;
 
     let interactive = std::io::stdin().is_terminal();
     let args: Vec<String> = if cmd.is_empty() {
@@ -115,7 +109,7 @@ pub fn shell(project: &Project, pkg: &str, arch: Arch, cmd: &[String], quiet: bo
     } else {
         cmd.to_vec()
     };
-    let mut spec = package::step_spec(&ctx, recipe, args, interactive)?;
+    let mut spec = step::step_spec(&ctx, recipe, args, interactive)?;
     if let Some(p) = spec.process_mut() {
         let mut env = p.env().clone().unwrap_or_default();
         env.push(format!("PS1=[ovm {domain} {pkg}] \\w \\$ "));

@@ -14,14 +14,7 @@ pub const SYSROOT_DIR: &str = "/ovm/sysroot";
 pub const FILES_DIR: &str = "/ovm/files";
 pub const CACHE_DIR: &str = "/ovm/cache";
 
-/// Which host things a step may see; decides PATH.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Profile {
-    /// Strict: only /ovm/tools and /ovm/toolchain; no host /usr at all.
-    Package,
-    /// Bootstrap of the build tools (and later gcc): host /usr read-only, still no network.
-    Toolchain,
-}
+pub use crate::layout::Profile;
 
 pub struct EnvSpec<'a> {
     pub target: Arch,

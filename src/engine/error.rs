@@ -21,11 +21,11 @@ pub enum EngineError {
     #[error(transparent)]
     State(#[from] super::state::StateError),
     #[error(transparent)]
-    Tree(#[from] super::tree::TreeError),
+    Tree(#[from] crate::tree::TreeError),
     #[error(transparent)]
     Lock(#[from] super::lock::LockError),
     #[error(transparent)]
-    Fault(#[from] super::fault::UnknownPoint),
+    Fault(#[from] crate::fault::UnknownPoint),
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
     #[error("cannot write {path}: {source}")]
@@ -61,10 +61,6 @@ pub enum EngineError {
     SstateMismatch { sig: String },
     #[error("no host architecture: ovm runs on x86_64 or aarch64 hosts")]
     UnsupportedHost,
-    #[error("toolchain `{0}` is not supported: use zig, gcc or external (with path = DIR)")]
-    UnknownToolchain(String),
-    #[error("external toolchain {dir}: {reason}")]
-    ExternalToolchain { dir: PathBuf, reason: String },
     #[error("{0} package(s) failed")]
     Failed(usize),
     #[error("internal error: {0}")]

@@ -5,22 +5,23 @@
 pub mod build;
 pub mod clean;
 pub mod context_log;
+pub mod cross;
+mod ctx;
 pub mod devshell;
-pub mod domain;
 pub mod env;
 mod error;
-pub mod fault;
+pub mod freshness;
 pub mod lock;
 pub mod package;
 pub mod report;
 pub mod scheduler;
-pub mod signature;
 pub mod sstate;
 pub mod state;
 pub mod status;
+pub mod step;
 pub mod steplog;
 pub mod steps;
 pub mod task;
-pub mod tree;
 
+pub use ctx::{Ctx, Isolation};
 pub use error::EngineError;

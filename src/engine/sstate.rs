@@ -11,7 +11,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::tree::{self, TreeError};
+use crate::tree::{self, TreeError};
 
 #[derive(Debug, Clone)]
 pub struct Sstate {

@@ -10,10 +10,13 @@ use crate::arch::Arch;
 use crate::project::Project;
 use crate::recipe::{Kind, Recipe};
 
-use super::build::{current_equipment, image_plan, target_list, Run, ToolchainChoice};
+use crate::layout::{Domain, TaskName, IMAGE};
+use crate::toolchain::{Parts, Toolchain};
+
+use super::build::{image_plan, target_list, Run};
 use super::context_log::ContextLog;
-use super::domain::Domain;
-use super::package::{self, Equipment};
+use super::ctx::Ctx;
+use super::freshness::{self, OutputCheck};
 use super::state::StateDir;
 use super::EngineError;
 
@@ -55,15 +58,14 @@ pub struct Line {
 /// The status of every package; `arch: None` covers every architecture that has state.
 pub fn collect(project: &Project, arch: Option<Arch>) -> Result<Vec<Line>, EngineError> {
     let run = Run::new(project, 1, false, true)?;
-    let choice = run.toolchain_kind(None)?;
+    let kind = run.toolchain(None)?;
     let log = ContextLog::open(std::path::Path::new("/dev/null"))
         .map_err(|source| EngineError::Write { path: "/dev/null".into(), source })?;
-    let root = project.root();
     let archs: Vec<Arch> = match arch {
         Some(a) => vec![a],
         None => {
             let with_state: Vec<Arch> =
-                Arch::ALL.into_iter().filter(|a| Domain::Target(*a).states(root).is_dir()).collect();
+                Arch::ALL.into_iter().filter(|a| project.layout().states(Domain::Target(*a)).is_dir()).collect();
             if with_state.is_empty() {
                 vec![Arch::host().unwrap_or(Arch::X86_64)]
             } else {
@@ -74,37 +76,30 @@ pub fn collect(project: &Project, arch: Option<Arch>) -> Result<Vec<Line>, Engin
     let mut lines = Vec::new();
     let mut blocked_by: Option<String> = None;
 
-    if let ToolchainChoice::Zig = choice {
-        let eq = Equipment {
-            toolchain_dir: Default::default(),
-            toolchain_sig: String::new(),
-            tools_dir: None,
-            tools_sig: String::new(),
-        };
-        let ctx = run.ctx(Domain::Toolchain, &log, eq);
-        let zig = run.recipes.require("zig")?;
-        let st = domain_status(&ctx, &[zig], &mut lines)?;
-        blocked_by = st.then_some("toolchain zig".to_string());
-    }
-    if let ToolchainChoice::Gcc = choice {
-        // The host's toolchain (it compiles the build tools), then each target's.
-        let mut tc_archs = vec![run.host];
-        tc_archs.extend(archs.iter().copied().filter(|a| *a != run.host));
-        let parts = crate::toolchain::gcc::parts(&run.recipes)?;
-        for a in tc_archs {
-            let ctx = run.ctx(Domain::Cross(a), &log, crate::toolchain::gcc::no_toolchain(root)?);
-            if domain_status(&ctx, &parts, &mut lines)? && blocked_by.is_none() {
-                blocked_by = Some(format!("the {a} gcc toolchain"));
+    // The toolchain's parts: the host's first (they compile the build tools), then each target's.
+    let mut toolchain_parts: Vec<Parts<'_>> = Vec::new();
+    for a in std::iter::once(run.host).chain(archs.iter().copied()) {
+        for parts in kind.parts(&run.recipes, run.layout, a, run.host)? {
+            if !toolchain_parts.iter().any(|p| p.domain == parts.domain) {
+                toolchain_parts.push(parts);
             }
         }
     }
-    let cur = current_equipment(&run, &choice, archs[0]);
+    for parts in toolchain_parts {
+        let ctx = run.ctx(parts.domain, &log, parts.equipment);
+        if domain_status(&ctx, &parts.recipes, &mut lines)? && blocked_by.is_none() {
+            blocked_by = Some(match parts.domain {
+                Domain::Cross(a) => format!("the {a} gcc toolchain"),
+                _ => format!(
+                    "toolchain {}",
+                    parts.recipes.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+    }
     let tools: Vec<&Recipe> = run.recipes.topological_order().into_iter().filter(|r| r.kind == Kind::Tools).collect();
-    let eq = match choice {
-        ToolchainChoice::Gcc => crate::toolchain::gcc::tools_equipment(root, run.host),
-        _ => Equipment { tools_dir: None, tools_sig: String::new(), ..cur },
-    };
-    let ctx = run.ctx(Domain::Tools(run.host), &log, eq);
+    let tools_domain = Domain::Tools(run.host);
+    let ctx = run.ctx(tools_domain, &log, run.equipment_now(&kind, tools_domain, archs[0])?);
     let stale_tools = domain_status(&ctx, &tools, &mut lines)?;
     if blocked_by.is_none() && stale_tools {
         blocked_by = Some("the build tools".into());
@@ -112,7 +107,7 @@ pub fn collect(project: &Project, arch: Option<Arch>) -> Result<Vec<Line>, Engin
 
     for a in archs {
         let targets = target_list(&run.recipes, &[])?;
-        let ctx = run.ctx(Domain::Target(a), &log, current_equipment(&run, &choice, a));
+        let ctx = run.ctx(Domain::Target(a), &log, run.equipment_now(&kind, Domain::Target(a), a)?);
         let first = lines.len();
         let stale = domain_status(&ctx, &targets, &mut lines)?;
         if let Some(b) = &blocked_by {
@@ -122,16 +117,14 @@ pub fn collect(project: &Project, arch: Option<Arch>) -> Result<Vec<Line>, Engin
                 }
             }
         }
-        let outputs: BTreeMap<String, String> = targets
-            .iter()
-            .filter_map(|r| Some((r.name.clone(), ctx.states.stamp(&r.name, "package").ok()??.output?)))
-            .collect();
+        let outputs: BTreeMap<String, String> =
+            targets.iter().filter_map(|r| Some((r.name.clone(), ctx.states.staged_hash(&r.name)?))).collect();
         let image = if stale || blocked_by.is_some() {
             State::Waits { on: "the packages".into() }
         } else {
             image_state(project, a, &targets, &outputs, &ctx.states)?
         };
-        lines.push(Line { domain: a.name().into(), name: "image".into(), state: image });
+        lines.push(Line { domain: a.name().into(), name: IMAGE.into(), state: image });
     }
     Ok(lines)
 }
@@ -144,7 +137,7 @@ fn image_state(
     states: &StateDir,
 ) -> Result<State, EngineError> {
     let (_, inputs) = image_plan(project, arch, targets, outputs)?;
-    Ok(match states.stamp("image", "pack")? {
+    Ok(match states.stamp(IMAGE, &TaskName::pack())? {
         None => State::NeverBuilt,
         Some(s) if s.signature != inputs.signature() => State::Stale {
             task: "pack".into(),
@@ -161,7 +154,7 @@ fn image_state(
 }
 
 /// Appends one line per recipe; returns whether any is not built.
-fn domain_status(ctx: &package::Ctx<'_>, list: &[&Recipe], lines: &mut Vec<Line>) -> Result<bool, EngineError> {
+fn domain_status(ctx: &Ctx<'_>, list: &[&Recipe], lines: &mut Vec<Line>) -> Result<bool, EngineError> {
     let mut not_built: BTreeMap<&str, ()> = BTreeMap::new();
     let mut any = false;
     for r in list {
@@ -179,32 +172,25 @@ fn domain_status(ctx: &package::Ctx<'_>, list: &[&Recipe], lines: &mut Vec<Line>
     Ok(any)
 }
 
-fn package_state(ctx: &package::Ctx<'_>, r: &Recipe) -> Result<State, EngineError> {
+fn package_state(ctx: &Ctx<'_>, r: &Recipe) -> Result<State, EngineError> {
     let pkg = r.name.as_str();
     if let Some(a) = ctx.states.awaiting()? {
         if a.package == pkg {
-            return Ok(State::Failed { task: a.task, log: a.log.display().to_string() });
+            return Ok(State::Failed { task: a.task.to_string(), log: a.log.display().to_string() });
         }
     }
     if let Some(task) = ctx.states.running(pkg)? {
         return Ok(State::Interrupted { task });
     }
-    if ctx.states.stamp(pkg, "fetch")?.is_none() && ctx.states.stamp(pkg, "package")?.is_none() {
+    if ctx.states.stamp(pkg, &TaskName::fetch())?.is_none() && ctx.states.stamp(pkg, &TaskName::package())?.is_none() {
         return Ok(State::NeverBuilt);
     }
     let deps: BTreeMap<String, String> =
-        r.depends.iter().filter_map(|d| Some((d.clone(), ctx.states.stamp(d, "package").ok()??.output?))).collect();
-    let v = package::assess(ctx, r, &deps)?;
-    Ok(match v.start {
+        r.depends.iter().filter_map(|d| Some((d.clone(), ctx.states.staged_hash(d)?))).collect();
+    let v = freshness::assess(ctx, r, &deps, OutputCheck::Verify)?;
+    Ok(match v.stale {
         None => State::Built,
-        Some(t) => {
-            let changes = match (&v.stamps[t.index()], &v.sigs.inputs[t.index()]) {
-                (Some(stamp), Some(now)) => now.diff(&stamp.inputs).iter().map(ToString::to_string).collect(),
-                _ => vec![v.reason.clone()],
-            };
-            let changes = if changes.is_empty() { vec![v.reason] } else { changes };
-            State::Stale { task: v.plan.name(t).into(), changes }
-        }
+        Some(stale) => State::Stale { task: v.plan.name(stale.task).to_string(), changes: stale.reason.lines() },
     })
 }
 

@@ -18,6 +18,7 @@
 //! Fields that cannot change the bytes produced (description, homepage, URLs, -j) are deliberately
 //! not inputs: editing them rebuilds nothing.
 
+use crate::layout::TaskName;
 use crate::recipe::Recipe;
 
 use super::steps::{self, Step};
@@ -65,7 +66,7 @@ pub enum TaskKind {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskDef {
-    pub name: String,
+    pub name: TaskName,
     pub kind: TaskKind,
 }
 
@@ -78,9 +79,9 @@ pub struct TaskPlan {
 impl TaskPlan {
     pub fn for_recipe(recipe: &Recipe) -> TaskPlan {
         let mut tasks = vec![
-            TaskDef { name: "fetch".into(), kind: TaskKind::Fetch },
-            TaskDef { name: "unpack".into(), kind: TaskKind::Unpack },
-            TaskDef { name: "patch".into(), kind: TaskKind::Patch },
+            TaskDef { name: TaskName::fetch(), kind: TaskKind::Fetch },
+            TaskDef { name: TaskName::unpack(), kind: TaskKind::Unpack },
+            TaskDef { name: TaskName::patch(), kind: TaskKind::Patch },
         ];
         match recipe.build.as_ref().filter(|b| !b.steps.is_empty()) {
             Some(build) => {
@@ -100,7 +101,7 @@ impl TaskPlan {
                 let prebuilt = recipe.is_prebuilt();
                 for step in Step::ALL {
                     tasks.push(TaskDef {
-                        name: step.name().into(),
+                        name: TaskName::builtin(step.name()),
                         kind: TaskKind::Step(StepTask {
                             script: if prebuilt { None } else { default_or_snippet(recipe, step) },
                             first: step == Step::Configure,
@@ -111,7 +112,7 @@ impl TaskPlan {
                 }
             }
         }
-        tasks.push(TaskDef { name: "package".into(), kind: TaskKind::Package });
+        tasks.push(TaskDef { name: TaskName::package(), kind: TaskKind::Package });
         TaskPlan { tasks }
     }
 
@@ -141,7 +142,7 @@ impl TaskPlan {
         &self.tasks[t.0]
     }
 
-    pub fn name(&self, t: Task) -> &str {
+    pub fn name(&self, t: Task) -> &TaskName {
         &self.tasks[t.0].name
     }
 
@@ -215,7 +216,7 @@ mod tests {
     }
 
     fn names(plan: &TaskPlan) -> Vec<&str> {
-        plan.all().map(|t| plan.name(t)).collect()
+        plan.all().map(|t| plan.name(t).as_str()).collect()
     }
 
     #[test]
@@ -230,8 +231,9 @@ mod tests {
 
     #[test]
     fn named_steps_replace_the_classic_ones_in_order() {
-        let steps =
-            ["all-gcc", "libgcc", "musl"].map(|n| NamedStep { name: n.into(), script: format!("make {n}") }).to_vec();
+        let steps = ["all-gcc", "libgcc", "musl"]
+            .map(|n| NamedStep { name: TaskName::parse(n).unwrap(), script: format!("make {n}") })
+            .to_vec();
         let plan = TaskPlan::for_recipe(&recipe(Some(build(Style::Custom, steps))));
         assert_eq!(names(&plan), ["fetch", "unpack", "patch", "all-gcc", "libgcc", "musl", "package"]);
         assert_eq!(plan.by_name("libgcc").map(Task::index), Some(4));

@@ -241,7 +241,7 @@ fn once(
             return Err(io_failure("cannot write", part, e));
         }
         if received == offset {
-            crate::engine::fault::point("fetch.partial", package);
+            crate::fault::point("fetch.partial", package);
         }
         received += n as u64;
         transfer.advance(n as u64);

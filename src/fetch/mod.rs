@@ -197,7 +197,11 @@ pub struct Fetcher {
 impl Fetcher {
     /// A fetcher for the project's `sources/`, configured from its `config/ovm.toml`.
     pub fn new(project: &Project) -> Result<Fetcher, FetchError> {
-        Fetcher::with_options(project.sources_dir(), &project.cache_dir(), FetchOptions::from_project(project)?)
+        Fetcher::with_options(
+            project.layout().sources(),
+            &project.layout().cache(),
+            FetchOptions::from_project(project)?,
+        )
     }
 
     /// A fetcher writing to `sources_dir`, keeping its apt state under `cache_dir/apt`.
@@ -554,7 +558,7 @@ fn copy_local(from: &Path, part: &Path, recipe: &str, max_size: u64) -> Result<(
         .map_err(|e| format!("cannot create {}: {e}", part.display()))?;
     let copy_err = |e: io::Error| format!("copying to {}: {e}", part.display());
     let first = io::copy(&mut (&input).take(md.len() / 2), &mut out).map_err(copy_err)?;
-    crate::engine::fault::point("fetch.partial", recipe);
+    crate::fault::point("fetch.partial", recipe);
     // A file still growing is cut at the limit, like an endless download.
     let limit = max_size.saturating_sub(first).saturating_add(1);
     let rest = io::copy(&mut (&input).take(limit), &mut out).map_err(copy_err)?;

@@ -171,7 +171,7 @@ pub struct PackOptions {
 pub fn request_for_project(project: &Project, arch: Arch, opts: &PackOptions) -> Result<PackRequest, PackError> {
     let cfg = &project.config.pack;
     let mut layers = Vec::new();
-    let rootfs = project.rootfs_dir();
+    let rootfs = project.layout().rootfs();
     // Only a rootfs/ that is really absent is skipped: `is_dir()` would also skip a symlink loop
     // or an unreadable directory, and pack an image without its skeleton.
     match std::fs::metadata(&rootfs) {
@@ -210,7 +210,7 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &PackOptions) ->
         }
         names.sort();
         for name in names {
-            let dir = project.staging_dir(arch, &name);
+            let dir = project.layout().staging(crate::layout::Domain::Target(arch), &name);
             layers.push(Layer::package(name, dir, false));
         }
     }
@@ -240,7 +240,7 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &PackOptions) ->
         compress,
         threads: opts.threads.unwrap_or(cfg.threads),
         source_date_epoch: project.source_date_epoch(),
-        output_dir: project.output_dir(arch),
+        output_dir: project.layout().output(arch),
     })
 }
 

@@ -301,7 +301,7 @@ pub struct Build {
 /// One `[[build.step]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamedStep {
-    pub name: String,
+    pub name: crate::layout::TaskName,
     pub script: String,
 }
 
@@ -318,12 +318,12 @@ impl RecipeSet {
     pub fn load(project: &Project) -> Result<RecipeSet, RecipeError> {
         let ctx = validate::Context {
             root: project.root().to_path_buf(),
-            config_dir: project.config_dir(),
-            patches_dir: project.patches_dir(),
+            config_dir: project.layout().config(),
+            patches_dir: project.layout().patches(),
         };
         let mut loaded = Vec::new();
         for kind in Kind::ALL {
-            let dir = project.recipes_dir().join(kind.subdir());
+            let dir = project.layout().recipes().join(kind.subdir());
             for path in list_recipe_files(&dir)? {
                 loaded.push(validate::load_file(&ctx, &path, kind)?);
             }

@@ -13,6 +13,7 @@ use super::{
     Alternative, Artifact, Build, ConfigFile, DebianSource, Kind, Location, NamedStep, PypiSource, Recipe, RecipeError,
     RecipeLimits, Source, Style,
 };
+use crate::layout::TaskName;
 use crate::project::Outside;
 use crate::size::ByteSize;
 use crate::unpack::ArchiveFormat;
@@ -187,11 +188,7 @@ fn convert_limits(doc: &Doc, raw: Option<super::raw::RawLimits>) -> Result<Recip
     Ok(RecipeLimits { pids, memory })
 }
 
-/// The longest package or step name. A name becomes part of file names (`states/ARCH/NAME.TASK.stamp`
-/// plus a temporary suffix, `logs/ARCH/NAME/STEP.log`), and one longer than a file system's 255-byte
-/// component limit would validate here, then make every `ovm status`/`build` of the project fail.
-/// 64 leaves room for every suffix ovm adds; real package names are far shorter.
-pub const MAX_NAME_LEN: usize = 64;
+pub use crate::layout::MAX_NAME_LEN;
 
 /// Package names: what BitBake/OpenWrt accept in practice and what is safe as a path component.
 fn check_package_name(doc: &Doc, value: &Spanned<String>, what: &str) -> Result<(), RecipeError> {
@@ -200,6 +197,12 @@ fn check_package_name(doc: &Doc, value: &Spanned<String>, what: &str) -> Result<
         return Err(doc.invalid(
             value,
             format!("{what} is {} characters long: at most {MAX_NAME_LEN} (names become file names)", v.len()),
+        ));
+    }
+    if v == crate::layout::IMAGE {
+        return Err(doc.invalid(
+            value,
+            format!("{what} `{v}` is reserved: the image's own state, log and status line go by that name"),
         ));
     }
     let ok = v.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
@@ -563,11 +566,7 @@ fn convert_alternative(doc: &Doc, raw: &Spanned<RawAlternative>, unpack: bool) -
     })
 }
 
-/// Names a recipe step may not take: the engine's own tasks, and `running`, because a step's
-/// stamp is `states/ARCH/PKG.STEP` and `PKG.running` is the marker of a task under way — clearing
-/// the marker would delete that step's stamp, and the package would be stale on every run.
-const RESERVED_TASKS: [&str; 5] = ["fetch", "unpack", "patch", "package", "running"];
-
+/// A step's name is a [`TaskName`]: the engine's own task names are refused there.
 fn convert_build(doc: &Doc, raw: Spanned<RawBuild>) -> Result<Build, RecipeError> {
     let span = raw.span();
     let b = raw.into_inner();
@@ -597,30 +596,11 @@ fn convert_build(doc: &Doc, raw: Spanned<RawBuild>) -> Result<Build, RecipeError
     let mut steps: Vec<NamedStep> = Vec::new();
     for raw_step in &b.step {
         let name: &str = raw_step.as_ref().name.as_ref();
-        let well_formed = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !well_formed {
-            return Err(doc.invalid(&raw_step.as_ref().name, format!("step name `{name}` must match [a-z][a-z0-9-]*")));
-        }
-        if name.len() > MAX_NAME_LEN {
-            return Err(doc.invalid(
-                &raw_step.as_ref().name,
-                format!(
-                    "step name is {} characters long: at most {MAX_NAME_LEN} (names become file names)",
-                    name.len()
-                ),
-            ));
-        }
-        if RESERVED_TASKS.contains(&name) {
-            return Err(doc.invalid(
-                &raw_step.as_ref().name,
-                format!("step name `{name}` is reserved for ovm's own task or state file of that name"),
-            ));
-        }
+        let name = TaskName::parse(name).map_err(|e| doc.invalid(&raw_step.as_ref().name, e.to_string()))?;
         if steps.iter().any(|s| s.name == name) {
             return Err(doc.invalid(&raw_step.as_ref().name, format!("step `{name}` is defined twice")));
         }
-        steps.push(NamedStep { name: name.to_string(), script: raw_step.as_ref().script.clone() });
+        steps.push(NamedStep { name, script: raw_step.as_ref().script.clone() });
     }
     if !steps.is_empty() {
         if style != Style::Custom {

@@ -8,7 +8,7 @@
 //! in `all-gcc` stops with `await` on that step and the next run does not rebuild binutils.
 //!
 //! The toolchain the sandboxes use is `toolchain/ARCH/`: the union of the three staged outputs
-//! (hard links, see `engine::tree::compose`), remade only when one of them changed. Its signature is
+//! (hard links, see `tree::compose`), remade only when one of them changed. Its signature is
 //! the hash of the parts' output hashes, recorded in `states/cross-ARCH/composed`, so it is known
 //! without walking 100 MB again; it is what every package built with it folds into its signature.
 //!
@@ -26,20 +26,15 @@ use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use crate::arch::Arch;
-use crate::engine::build::{build_domain, open_log, BuildFailure, PackageReport, Run};
-use crate::engine::domain::Domain;
-use crate::engine::package::{Equipment, Outcome};
-use crate::engine::signature::Inputs;
-use crate::engine::task::{TaskKind, TaskPlan};
-use crate::engine::{state, tree, EngineError};
+use crate::layout::{Domain, Layout};
 use crate::project::Project;
 use crate::recipe::{Kind, Recipe, RecipeSet};
+use crate::signature::Inputs;
+use crate::tree;
 
-use super::ToolchainError;
+use super::{Equipment, PartBuilder, Parts, Prepared, Provided, Toolchain, ToolchainError};
 
 /// The recipes of the gcc toolchain, in the order they are listed (a dependency comes first).
 pub const PARTS: [&str; 3] = ["binutils", "gcc", "linux-headers"];
@@ -61,257 +56,163 @@ pub fn parts(recipes: &RecipeSet) -> Result<Vec<&Recipe>, ToolchainError> {
     Ok(out)
 }
 
-/// One task of the plan `ovm toolchain ARCH --dry-run` prints.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedTask {
-    pub package: String,
-    pub task: String,
-    /// Tasks (`package task`) that must be done first.
-    pub after: Vec<String>,
-    /// A build step (a `[[build.step]]`), as opposed to fetch/unpack/patch/package.
-    pub step: bool,
-}
-
-/// The task graph of the toolchain for one target, in the order one worker would run it: each task
-/// follows its package's previous task, a package's first task follows its dependencies' `package`.
-pub fn plan(recipes: &RecipeSet) -> Result<Vec<PlannedTask>, ToolchainError> {
-    let mut out = Vec::new();
-    for r in parts(recipes)? {
-        let p = TaskPlan::for_recipe(r);
-        for t in p.all() {
-            let after = match t.previous() {
-                Some(prev) => vec![format!("{} {}", r.name, p.name(prev))],
-                None => r.depends.iter().map(|d| format!("{d} package")).collect(),
-            };
-            let step = matches!(p.def(t).kind, TaskKind::Step(_));
-            out.push(PlannedTask { package: r.name.clone(), task: p.name(t).to_string(), after, step });
-        }
-    }
-    Ok(out)
-}
-
-/// The composed toolchain of one target.
-#[derive(Debug, Clone)]
-pub struct Built {
-    pub arch: Arch,
-    pub dir: PathBuf,
-    pub signature: String,
-}
-
-/// `toolchain/ARCH/`.
-pub fn dir(root: &Path, arch: Arch) -> PathBuf {
-    root.join("toolchain").join(arch.name())
-}
-
-fn composed_marker(root: &Path, arch: Arch) -> PathBuf {
-    Domain::Cross(arch).states(root).join("composed")
-}
+/// The gcc toolchain as the engine prepares it.
+#[derive(Debug, Clone, Copy)]
+pub struct Gcc;
 
 /// The toolchain of `arch` as it stands (dir and recorded signature; empty when never composed).
-pub fn current(root: &Path, arch: Arch) -> Built {
-    let signature = fs::read_to_string(composed_marker(root, arch)).map(|s| s.trim().to_string()).unwrap_or_default();
-    Built { arch, dir: dir(root, arch), signature }
+pub fn current(layout: &Layout, arch: Arch) -> Provided {
+    let signature = fs::read_to_string(layout.composed_marker(Domain::Cross(arch)))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    Provided { dir: layout.gcc_toolchain(arch), signature }
 }
 
 /// What the cross domain's sandboxes bind at /ovm/toolchain: nothing (an empty dir). The host
 /// compiler builds the toolchain; no earlier toolchain may leak in.
-pub(crate) fn no_toolchain(root: &Path) -> Result<Equipment, EngineError> {
-    let empty = root.join("toolchain").join(".none");
-    fs::create_dir_all(&empty).map_err(|source| EngineError::Write { path: empty.clone(), source })?;
-    Ok(Equipment { toolchain_dir: empty, toolchain_sig: String::new(), tools_dir: None, tools_sig: String::new() })
+pub fn no_toolchain(layout: &Layout) -> Result<Equipment, ToolchainError> {
+    let empty = layout.no_toolchain();
+    fs::create_dir_all(&empty).map_err(|source| ToolchainError::CreateDir { path: empty.clone(), source })?;
+    Ok(Equipment::bootstrap(Provided { dir: empty, signature: String::new() }))
 }
 
-/// What the build tools are compiled with when gcc is the toolchain: the host's (never built here).
-pub(crate) fn tools_equipment(root: &Path, host: Arch) -> Equipment {
-    let h = current(root, host);
-    Equipment { toolchain_dir: h.dir, toolchain_sig: h.signature, tools_dir: None, tools_sig: String::new() }
-}
-
-/// The prefetch entry of the toolchain of `arch`: its domain, parts and equipment.
-pub(crate) fn prefetch_plan<'r>(
-    run: &'r Run<'_>,
+/// The parts of the toolchain for `arch`, as the engine builds them.
+pub fn cross_parts<'r>(
+    recipes: &'r RecipeSet,
+    layout: &Layout,
     arch: Arch,
-) -> Result<(Domain, Vec<&'r Recipe>, Equipment), EngineError> {
-    Ok((Domain::Cross(arch), parts(&run.recipes)?, no_toolchain(run.project.root())?))
+    host: Arch,
+) -> Result<Parts<'r>, ToolchainError> {
+    Ok(Parts {
+        domain: Domain::Cross(arch),
+        recipes: parts(recipes)?,
+        equipment: no_toolchain(layout)?,
+        // A failed step is most often a missing host compiler or tool: say which, if any.
+        hint: super::host_prereqs::error(&super::host_prereqs::missing(Path::new("/"), host)),
+    })
+}
+
+/// The signature of a target's toolchain joined with the host's.
+fn joined_signature(target: &Provided, target_arch: Arch, host: &Provided, host_arch: Arch) -> String {
+    let mut i = Inputs::new();
+    i.set(format!("toolchain.{target_arch}"), &target.signature);
+    i.set(format!("toolchain.{host_arch}"), &host.signature);
+    i.signature()
+}
+
+impl Toolchain for Gcc {
+    fn parts<'r>(
+        &self,
+        recipes: &'r RecipeSet,
+        layout: &Layout,
+        arch: Arch,
+        host: Arch,
+    ) -> Result<Vec<Parts<'r>>, ToolchainError> {
+        let mut out = vec![cross_parts(recipes, layout, host, host)?];
+        if arch != host {
+            out.push(cross_parts(recipes, layout, arch, host)?);
+        }
+        Ok(out)
+    }
+
+    fn current(&self, layout: &Layout, arch: Arch, host: Arch, _: &dyn Fn(Domain, &str) -> Option<String>) -> Prepared {
+        let h = current(layout, host);
+        if arch == host {
+            return Prepared { target: h.clone(), host: h };
+        }
+        let t = current(layout, arch);
+        let target =
+            Provided { dir: layout.joined_toolchain(arch, host), signature: joined_signature(&t, arch, &h, host) };
+        Prepared { target, host: h }
+    }
+
+    /// The host's toolchain first: it compiles the build tools and is every target's `$HOSTCC`.
+    fn prepare<B: PartBuilder>(
+        &self,
+        builder: &B,
+        recipes: &RecipeSet,
+        layout: &Layout,
+        arch: Arch,
+        host: Arch,
+    ) -> Result<Prepared, B::Error> {
+        let h = ensure(builder, recipes, layout, host, host)?;
+        if arch == host {
+            return Ok(Prepared { target: h.clone(), host: h });
+        }
+        let t = ensure(builder, recipes, layout, arch, host)?;
+        Ok(Prepared { target: join(layout, arch, &t, host, &h)?, host: h })
+    }
 }
 
 /// Builds (or reuses) the parts of the toolchain for `arch` and composes `toolchain/ARCH/`.
-pub(crate) fn ensure(
-    run: &Run<'_>,
+pub fn ensure<B: PartBuilder>(
+    builder: &B,
+    recipes: &RecipeSet,
+    layout: &Layout,
     arch: Arch,
-    what: &str,
-    reports: &Mutex<Vec<PackageReport>>,
-) -> Result<Built, BuildFailure> {
-    let root = run.project.root();
-    let domain = Domain::Cross(arch);
-    let list = parts(&run.recipes).map_err(EngineError::from)?;
-    let log = open_log(root, domain, what)?;
-    let ctx = run.ctx(domain, &log, no_toolchain(root)?);
-    let outputs = build_domain(&ctx, &list, reports).map_err(|mut failure| {
-        // A failed step is most often a missing host compiler or tool: say which, if any.
-        if !failure.failures.is_empty() && failure.error.is_none() {
-            let missing = super::host_prereqs::missing(Path::new("/"), run.host);
-            failure.error = super::host_prereqs::error(&missing).map(|e| Box::new(EngineError::from(e)));
-        }
-        failure
-    })?;
-    Ok(compose(root, arch, &outputs)?)
+    host: Arch,
+) -> Result<Provided, B::Error> {
+    let outputs = builder.build_parts(cross_parts(recipes, layout, arch, host)?)?;
+    Ok(compose(layout, arch, &outputs)?)
 }
 
 /// Makes `toolchain/ARCH/` the union of the parts' staged outputs unless it already is.
-fn compose(root: &Path, arch: Arch, outputs: &BTreeMap<String, String>) -> Result<Built, EngineError> {
+fn compose(layout: &Layout, arch: Arch, outputs: &BTreeMap<String, String>) -> Result<Provided, ToolchainError> {
     let mut i = Inputs::new();
     for (name, out) in outputs {
         i.set(format!("part.{name}"), out);
     }
     let signature = i.signature();
-    let target = dir(root, arch);
-    let marker = composed_marker(root, arch);
+    let target = layout.gcc_toolchain(arch);
+    let marker = layout.composed_marker(Domain::Cross(arch));
     let recorded = fs::read_to_string(&marker).ok();
     if recorded.as_deref().map(str::trim) == Some(signature.as_str()) && target.join("bin").is_dir() {
-        return Ok(Built { arch, dir: target, signature });
+        return Ok(Provided { dir: target, signature });
     }
     let layers: Vec<(String, PathBuf)> =
-        PARTS.iter().map(|n| (n.to_string(), Domain::Cross(arch).staging(root, n))).collect();
+        PARTS.iter().map(|n| (n.to_string(), layout.staging(Domain::Cross(arch), n))).collect();
     compose_into(&layers, &target)?;
-    state::write_atomic(&marker, signature.as_bytes())?;
-    Ok(Built { arch, dir: target, signature })
+    write_marker(&marker, &signature)?;
+    Ok(Provided { dir: target, signature })
+}
+
+fn write_marker(marker: &Path, signature: &str) -> Result<(), ToolchainError> {
+    tree::write_atomic(marker, signature.as_bytes())
+        .map_err(|source| ToolchainError::Write { path: marker.into(), source })
 }
 
 /// Composes `layers` into a temporary sibling of `target`, then swaps it in.
-fn compose_into(layers: &[(String, PathBuf)], target: &Path) -> Result<(), EngineError> {
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = target.with_file_name(format!(".{name}.new"));
-    tree::remove_all(&tmp)?;
-    tree::compose(layers, &tmp)?;
-    tree::commit(&tmp, target)?;
-    Ok(())
+fn compose_into(layers: &[(String, PathBuf)], target: &Path) -> Result<(), ToolchainError> {
+    let tmp = Layout::composing(target);
+    let composed =
+        tree::remove_all(&tmp).and_then(|()| tree::compose(layers, &tmp)).and_then(|()| tree::commit(&tmp, target));
+    composed.map_err(|source| ToolchainError::Compose { path: target.to_path_buf(), source })
 }
 
 /// What target packages of `arch` build with: the toolchain of `arch`, joined with the host's
-/// (for `$HOSTCC`) when `arch` is not the host's.
-pub(crate) fn for_target(root: &Path, target: &Built, host: &Built) -> Result<(PathBuf, String), EngineError> {
-    if target.arch == host.arch {
-        return Ok((target.dir.clone(), target.signature.clone()));
-    }
-    let mut i = Inputs::new();
-    i.set(format!("toolchain.{}", target.arch), &target.signature);
-    i.set(format!("toolchain.{}", host.arch), &host.signature);
-    let signature = i.signature();
-    let joined = root.join("toolchain").join(format!("{}+{}", target.arch, host.arch));
-    let marker = Domain::Cross(target.arch).states(root).join("joined");
+/// (for `$HOSTCC`): every path of a gcc toolchain is either target-prefixed or under a target
+/// directory, so the two never collide.
+fn join(layout: &Layout, arch: Arch, target: &Provided, host: Arch, h: &Provided) -> Result<Provided, ToolchainError> {
+    let signature = joined_signature(target, arch, h, host);
+    let joined = layout.joined_toolchain(arch, host);
+    let marker = layout.joined_marker(arch);
     let recorded = fs::read_to_string(&marker).ok();
     if recorded.as_deref().map(str::trim) != Some(signature.as_str()) || !joined.join("bin").is_dir() {
-        let layers = vec![
-            (target.arch.name().to_string(), target.dir.clone()),
-            (host.arch.name().to_string(), host.dir.clone()),
-        ];
+        let layers = vec![(arch.name().to_string(), target.dir.clone()), (host.name().to_string(), h.dir.clone())];
         compose_into(&layers, &joined)?;
-        state::write_atomic(&marker, signature.as_bytes())?;
+        write_marker(&marker, &signature)?;
     }
-    Ok((joined, signature))
-}
-
-/// The equipment directory and signature target packages of `arch` would use now (for status,
-/// spec, the prefetch plan), without building anything.
-pub(crate) fn current_for_target(root: &Path, arch: Arch, host: Arch) -> (PathBuf, String) {
-    let t = current(root, arch);
-    if arch == host {
-        return (t.dir, t.signature);
-    }
-    let h = current(root, host);
-    let mut i = Inputs::new();
-    i.set(format!("toolchain.{arch}"), &t.signature);
-    i.set(format!("toolchain.{host}"), &h.signature);
-    (root.join("toolchain").join(format!("{arch}+{host}")), i.signature())
-}
-
-/// What `ovm toolchain ARCH` did.
-#[derive(Debug)]
-pub struct Summary {
-    pub built: Built,
-    pub packages: Vec<PackageReport>,
-    pub elapsed: Duration,
-    pub sdk: Option<PathBuf>,
-}
-
-/// Options of `ovm toolchain`.
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    pub jobs: usize,
-    pub no_sandbox: bool,
-    pub no_wait: bool,
-    /// Also write the SDK tarball.
-    pub sdk: bool,
-}
-
-/// `ovm toolchain ARCH`: builds (or reuses) the gcc toolchain for `arch`.
-pub fn build(project: &Project, arch: Arch, opts: &Options, quiet: bool) -> Result<Summary, BuildFailure> {
-    let t0 = Instant::now();
-    let (_lock, run) = crate::engine::build::open_run(project, opts.jobs, opts.no_sandbox, opts.no_wait, quiet)?;
-    let what = format!("ovm toolchain {arch}");
-    crate::engine::build::prefetch(&run, &[prefetch_plan(&run, arch)?])?;
-    let reports = Mutex::new(Vec::new());
-    let built = ensure(&run, arch, &what, &reports)?;
-    let sdk = if opts.sdk { Some(write_sdk(project, &run.recipes, &built).map_err(EngineError::from)?) } else { None };
-    let mut packages = reports.into_inner().unwrap_or_default();
-    packages.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Summary { built, packages, elapsed: t0.elapsed(), sdk })
-}
-
-/// Prints the summary of `ovm toolchain`.
-pub fn print_summary(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
-    for p in &s.packages {
-        let how = match &p.outcome {
-            Outcome::Reused => "up to date".to_string(),
-            Outcome::FromCache => "from the shared-state cache".to_string(),
-            Outcome::Built(from) => format!("built (from {from})"),
-        };
-        writeln!(out, "{} {}: {how}", p.domain, p.name)?;
-    }
-    writeln!(out, "toolchain {}: {} ({:.1} s)", s.built.arch, s.built.dir.display(), s.elapsed.as_secs_f64())?;
-    if let Some(sdk) = &s.sdk {
-        writeln!(out, "sdk: {}", sdk.display())?;
-    }
-    Ok(())
-}
-
-/// Runs `ovm toolchain ARCH` and prints its outcome (a failure: each failed task's log tail and
-/// path, like `ovm build`); the exit code is the process's.
-pub fn report(project: &Project, arch: Arch, opts: &Options, quiet: bool) -> std::process::ExitCode {
-    match build(project, arch, opts, quiet) {
-        Ok(summary) => {
-            let mut out = io::stdout().lock();
-            if quiet {
-                let _ = writeln!(out, "{}", summary.built.dir.display());
-                if let Some(sdk) = &summary.sdk {
-                    let _ = writeln!(out, "{}", sdk.display());
-                }
-            } else {
-                let _ = print_summary(&summary, &mut out);
-            }
-            std::process::ExitCode::SUCCESS
-        }
-        Err(failure) => {
-            let mut err = io::stderr().lock();
-            for f in &failure.failures {
-                crate::engine::package::report_failure(f, &mut err);
-            }
-            if let Some(e) = &failure.error {
-                let _ = writeln!(err, "ovm: error: {e}");
-            }
-            if !failure.failures.is_empty() {
-                let _ = writeln!(err, "ovm: fix the cause and run the same command again: it resumes where it stopped");
-            }
-            std::process::ExitCode::FAILURE
-        }
-    }
+    Ok(Provided { dir: joined, signature })
 }
 
 /// `output/ARCH/ovm-sdk-ARCH.tar.gz`: the composed toolchain, with the staged target packages of
 /// `arch` (if any were built) merged into its sysroot. Written to a temporary name, then renamed.
-pub fn write_sdk(project: &Project, recipes: &RecipeSet, built: &Built) -> Result<PathBuf, ToolchainError> {
-    let arch = built.arch;
+pub fn write_sdk(
+    project: &Project,
+    recipes: &RecipeSet,
+    arch: Arch,
+    built: &Provided,
+) -> Result<PathBuf, ToolchainError> {
     let top = format!("ovm-sdk-{arch}");
     let sysroot = format!("{}/sys-root", arch.musl_triple());
     let mut entries: BTreeMap<String, SdkEntry> = BTreeMap::new();
@@ -319,12 +220,12 @@ pub fn write_sdk(project: &Project, recipes: &RecipeSet, built: &Built) -> Resul
     // The toolchain never ships a file of that name; the map keeps it in path order with the rest.
     entries.insert(format!("{top}/{SDK_SETUP}"), SdkEntry::Generated(sdk_setup_script(arch)));
     for r in recipes.topological_order().into_iter().filter(|r| r.kind == Kind::Target) {
-        let staged = project.staging_dir(arch, &r.name);
+        let staged = project.layout().staging(crate::layout::Domain::Target(arch), &r.name);
         if staged.is_dir() {
             collect(&staged, &format!("{top}/{sysroot}"), &mut entries)?;
         }
     }
-    let out_dir = project.output_dir(arch);
+    let out_dir = project.layout().output(arch);
     fs::create_dir_all(&out_dir).map_err(|source| ToolchainError::CreateDir { path: out_dir.clone(), source })?;
     let path = out_dir.join(format!("{top}.tar.gz"));
     let tmp = out_dir.join(format!(".{top}.tar.gz.tmp"));

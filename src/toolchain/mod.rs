@@ -5,17 +5,27 @@
 //! targets it supports, bound read-only at `/ovm/toolchain`. Recipes never name a toolchain; they use
 //! `$CC`, `$CROSS_COMPILE`, `$HOSTCC` … from [`build_env`], so a package builds unchanged on any kind.
 //!
-//! This module holds what is common to all kinds (tool names, the build environment) and one
-//! submodule per kind that knows how to install it and how to compute its signature (the input the
-//! engine folds into every package's task signatures, so a toolchain change rebuilds everything).
+//! This module holds what is common to all kinds (tool names, the build environment, the
+//! [`Toolchain`] trait through which the engine prepares one) and one submodule per kind that
+//! knows how to install it and how to compute its signature (the input the engine folds into
+//! every package's task signatures, so a toolchain change rebuilds everything).
+//!
+//! The toolchain sits below the engine: what it needs built (gcc's parts, zig's wheel) it hands to
+//! a [`PartBuilder`], which the engine implements; it never calls into the engine itself.
 
+pub mod external;
 pub mod gcc;
 pub mod host_prereqs;
 pub mod zig;
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use crate::arch::Arch;
+use crate::layout::{Domain, Layout};
+use crate::recipe::{Recipe, RecipeSet};
 
 /// The tools every toolchain provides per target, in the order of COMMON's convention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -84,6 +94,182 @@ pub fn build_env(target: Arch, host: Arch) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// A toolchain directory as sandboxes bind it (at [`SANDBOX_TOOLCHAIN_DIR`]), with the signature
+/// every package built with it folds into its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Provided {
+    pub dir: PathBuf,
+    pub signature: String,
+}
+
+/// What the sandboxes of one domain build with: a toolchain and, for target packages, the build
+/// tools (bound at /ovm/tools), each with its signature.
+#[derive(Debug, Clone, Default)]
+pub struct Equipment {
+    pub toolchain_dir: PathBuf,
+    pub toolchain_sig: String,
+    /// `None` while the tools themselves (or a toolchain) are being built.
+    pub tools_dir: Option<PathBuf>,
+    pub tools_sig: String,
+}
+
+impl Equipment {
+    /// Building with `toolchain` alone: the build tools, or a toolchain's own parts.
+    pub fn bootstrap(toolchain: Provided) -> Equipment {
+        Equipment { toolchain_dir: toolchain.dir, toolchain_sig: toolchain.signature, ..Equipment::default() }
+    }
+
+    pub fn toolchain(&self) -> Provided {
+        Provided { dir: self.toolchain_dir.clone(), signature: self.toolchain_sig.clone() }
+    }
+}
+
+/// Packages of one domain a toolchain is made of, and what they are built with.
+pub struct Parts<'r> {
+    pub domain: Domain,
+    pub recipes: Vec<&'r Recipe>,
+    pub equipment: Equipment,
+    /// What most likely explains a failure of these parts (a missing host tool), if anything.
+    pub hint: Option<ToolchainError>,
+}
+
+/// The engine, as a toolchain sees it: it builds (or reuses) packages and returns each one's
+/// output hash.
+pub trait PartBuilder {
+    type Error: From<ToolchainError>;
+    fn build_parts(&self, parts: Parts<'_>) -> Result<BTreeMap<String, String>, Self::Error>;
+}
+
+/// A build's two toolchains: the one target packages of `arch` build with, and the one the build
+/// tools (which run on the host) are compiled with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Prepared {
+    pub target: Provided,
+    pub host: Provided,
+}
+
+/// What a kind of toolchain provides the engine.
+pub trait Toolchain {
+    /// The packages it is made of for target `arch` (built, and so fetched, before anything else).
+    fn parts<'r>(
+        &self,
+        recipes: &'r RecipeSet,
+        layout: &Layout,
+        arch: Arch,
+        host: Arch,
+    ) -> Result<Vec<Parts<'r>>, ToolchainError>;
+
+    /// What [`Toolchain::prepare`] would return now, without building anything (`ovm status`,
+    /// `ovm spec`, planning the fetch). `recorded` is a package's recorded output hash.
+    fn current(
+        &self,
+        layout: &Layout,
+        arch: Arch,
+        host: Arch,
+        recorded: &dyn Fn(Domain, &str) -> Option<String>,
+    ) -> Prepared;
+
+    /// Builds (through `builder`) or reuses what it is made of, and returns what it provides.
+    fn prepare<B: PartBuilder>(
+        &self,
+        builder: &B,
+        recipes: &RecipeSet,
+        layout: &Layout,
+        arch: Arch,
+        host: Arch,
+    ) -> Result<Prepared, B::Error>;
+}
+
+/// Which toolchain a build uses: `[toolchain] kind` in the config, or `--toolchain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolchainKind {
+    /// Built from source by ovm ([`gcc`]), per target: the default.
+    Gcc,
+    /// The zig wheel, unpacked ([`zig`]).
+    Zig,
+    /// A directory with `bin/ARCH-linux-musl-*` ([`external`]); relative to the project root.
+    External(PathBuf),
+}
+
+impl FromStr for ToolchainKind {
+    type Err = String;
+
+    /// `gcc`, `zig` or `external:DIR` (the `--toolchain` spelling).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "gcc" => Ok(ToolchainKind::Gcc),
+            "zig" => Ok(ToolchainKind::Zig),
+            _ => match s.strip_prefix("external:") {
+                Some("") => Err("external: needs a directory (external:DIR)".into()),
+                Some(dir) => Ok(ToolchainKind::External(dir.into())),
+                None => Err(format!("unknown toolchain `{s}`: gcc, zig or external:DIR")),
+            },
+        }
+    }
+}
+
+impl fmt::Display for ToolchainKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ToolchainKind::Gcc => f.write_str("gcc"),
+            ToolchainKind::Zig => f.write_str("zig"),
+            ToolchainKind::External(dir) => write!(f, "external:{}", dir.display()),
+        }
+    }
+}
+
+impl ToolchainKind {
+    /// An external toolchain's directory, resolved against the project root.
+    fn external(layout: &Layout, dir: &Path) -> external::External {
+        external::External { dir: layout.root().join(dir) }
+    }
+}
+
+impl Toolchain for ToolchainKind {
+    fn parts<'r>(
+        &self,
+        recipes: &'r RecipeSet,
+        layout: &Layout,
+        arch: Arch,
+        host: Arch,
+    ) -> Result<Vec<Parts<'r>>, ToolchainError> {
+        match self {
+            ToolchainKind::Gcc => gcc::Gcc.parts(recipes, layout, arch, host),
+            ToolchainKind::Zig => zig::Zig.parts(recipes, layout, arch, host),
+            ToolchainKind::External(dir) => Self::external(layout, dir).parts(recipes, layout, arch, host),
+        }
+    }
+
+    fn current(
+        &self,
+        layout: &Layout,
+        arch: Arch,
+        host: Arch,
+        recorded: &dyn Fn(Domain, &str) -> Option<String>,
+    ) -> Prepared {
+        match self {
+            ToolchainKind::Gcc => gcc::Gcc.current(layout, arch, host, recorded),
+            ToolchainKind::Zig => zig::Zig.current(layout, arch, host, recorded),
+            ToolchainKind::External(dir) => Self::external(layout, dir).current(layout, arch, host, recorded),
+        }
+    }
+
+    fn prepare<B: PartBuilder>(
+        &self,
+        builder: &B,
+        recipes: &RecipeSet,
+        layout: &Layout,
+        arch: Arch,
+        host: Arch,
+    ) -> Result<Prepared, B::Error> {
+        match self {
+            ToolchainKind::Gcc => gcc::Gcc.prepare(builder, recipes, layout, arch, host),
+            ToolchainKind::Zig => zig::Zig.prepare(builder, recipes, layout, arch, host),
+            ToolchainKind::External(dir) => Self::external(layout, dir).prepare(builder, recipes, layout, arch, host),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ToolchainError {
     #[error("{root}: not an unpacked ziglang wheel: neither ziglang-*.dist-info/ nor zig + RECORD")]
@@ -119,6 +305,12 @@ pub enum ToolchainError {
         "{path}: depends on `{dep}`, which is not an earlier part of the gcc toolchain (binutils, gcc, linux-headers)"
     )]
     PartDependency { path: PathBuf, dep: String },
+    #[error(transparent)]
+    Recipe(#[from] crate::recipe::RecipeError),
+    #[error("external toolchain {dir}: {reason}")]
+    External { dir: PathBuf, reason: String },
+    #[error("cannot compose {path}: {source}")]
+    Compose { path: PathBuf, source: crate::tree::TreeError },
     #[error("{path}: wrapper missing or unreadable ({source}); install the toolchain's wrappers first")]
     WrapperMissing { path: PathBuf, source: std::io::Error },
 }
@@ -126,6 +318,19 @@ pub enum ToolchainError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn toolchain_kinds_parse_as_the_cli_spells_them() {
+        assert_eq!("gcc".parse::<ToolchainKind>(), Ok(ToolchainKind::Gcc));
+        assert_eq!("zig".parse::<ToolchainKind>(), Ok(ToolchainKind::Zig));
+        assert_eq!("external:/opt/x".parse::<ToolchainKind>(), Ok(ToolchainKind::External("/opt/x".into())));
+        for bad in ["external:", "clang", "external", ""] {
+            assert!(bad.parse::<ToolchainKind>().is_err(), "{bad}");
+        }
+        for k in [ToolchainKind::Gcc, ToolchainKind::Zig, ToolchainKind::External("tc".into())] {
+            assert_eq!(k.to_string().parse::<ToolchainKind>(), Ok(k));
+        }
+    }
 
     #[test]
     fn tool_names_follow_the_musl_triple() {

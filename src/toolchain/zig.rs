@@ -36,6 +36,7 @@
 //! 340 MB keeps a no-op build fast; [`ZigToolchain::open`] checks the zig binary's size against RECORD
 //! so a truncated unpack is caught cheaply, and the wheel's own sha256 was verified by the fetcher.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -43,9 +44,68 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{tool_name, Tool, ToolchainError};
+use super::{tool_name, PartBuilder, Parts, Prepared, Provided, Tool, Toolchain, ToolchainError};
 use crate::arch::Arch;
 use crate::digest::hex;
+use crate::layout::{Domain, Layout};
+use crate::recipe::RecipeSet;
+
+/// The zig toolchain as the engine prepares it: the `zig` recipe (the wheel, unpacked and given
+/// wrappers) built in the `toolchain` domain. One directory serves every target and the host.
+#[derive(Debug, Clone, Copy)]
+pub struct Zig;
+
+/// The recipe of the zig toolchain.
+pub const RECIPE: &str = "zig";
+
+impl Zig {
+    fn provided(layout: &Layout, signature: String) -> Prepared {
+        let p = Provided { dir: layout.staging(Domain::Toolchain, RECIPE), signature };
+        Prepared { target: p.clone(), host: p }
+    }
+}
+
+impl Toolchain for Zig {
+    fn parts<'r>(
+        &self,
+        recipes: &'r RecipeSet,
+        _: &Layout,
+        _: Arch,
+        _: Arch,
+    ) -> Result<Vec<Parts<'r>>, ToolchainError> {
+        Ok(vec![Parts {
+            domain: Domain::Toolchain,
+            recipes: vec![recipes.require(RECIPE)?],
+            equipment: super::Equipment::default(),
+            hint: None,
+        }])
+    }
+
+    fn current(
+        &self,
+        layout: &Layout,
+        _: Arch,
+        _: Arch,
+        recorded: &dyn Fn(Domain, &str) -> Option<String>,
+    ) -> Prepared {
+        Zig::provided(layout, recorded(Domain::Toolchain, RECIPE).unwrap_or_default())
+    }
+
+    fn prepare<B: PartBuilder>(
+        &self,
+        builder: &B,
+        recipes: &RecipeSet,
+        layout: &Layout,
+        arch: Arch,
+        host: Arch,
+    ) -> Result<Prepared, B::Error> {
+        let mut outputs = BTreeMap::new();
+        for parts in self.parts(recipes, layout, arch, host)? {
+            outputs.extend(builder.build_parts(parts)?);
+        }
+        Ok(Zig::provided(layout, outputs.remove(RECIPE).unwrap_or_default()))
+    }
+}
 
 /// Bumped when the signature's composition changes (the wrappers' text is hashed itself).
 const SIGNATURE_FORMAT: &str = "ovm-zig-toolchain-1";

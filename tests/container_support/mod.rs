@@ -31,7 +31,7 @@ pub fn base_tarball() -> PathBuf {
 /// The tag of the base image imported from `tarball`: its content's sha256 (16 hex digits), so an
 /// image is imported once per tarball and a new debootstrap gets a new one.
 pub fn base_tag(tarball: &Path) -> String {
-    let sha = ovm::engine::signature::sha256_hex(&fs::read(tarball).expect("reading the base tarball"));
+    let sha = ovm::signature::sha256_hex(&fs::read(tarball).expect("reading the base tarball"));
     sha[..16].to_string()
 }
 

@@ -183,7 +183,7 @@ pub fn assert_own_musl_busybox(p: &TestProject, arch: &str) {
     }
 
     let bytes = extract_from_image(p, arch, "bin/busybox");
-    let sha = ovm::engine::signature::sha256_hex(&bytes);
+    let sha = ovm::signature::sha256_hex(&bytes);
     assert_eq!(Some(&sha), e.sha256.as_ref(), "the image's /bin/busybox differs from the manifest's");
     let want_arch = if arch == "x86_64" { "x86-64" } else { "ARM aarch64" };
     let ft = file_type(&bytes, p.path());

@@ -92,7 +92,7 @@ pub fn tarball(top: &str, entries: &[Entry]) -> Vec<u8> {
 }
 
 pub fn sha256(bytes: &[u8]) -> String {
-    ovm::engine::signature::sha256_hex(bytes)
+    ovm::signature::sha256_hex(bytes)
 }
 
 /// A target recipe with one tarball source: `name-version` made of `entries` (plus the salt).
@@ -323,7 +323,7 @@ impl Outputs {
 
 /// The output hash of `staging/DOMAIN/PKG`, as the engine computes it.
 pub fn staged_hash(p: &TestProject, domain: &str, pkg: &str) -> String {
-    ovm::engine::tree::hash_tree(&p.path().join("staging").join(domain).join(pkg)).expect("hashing a staged tree")
+    ovm::tree::hash_tree(&p.path().join("staging").join(domain).join(pkg)).expect("hashing a staged tree")
 }
 
 /// sha256 of output/ARCH/initrd.cpio.gz.

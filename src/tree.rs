@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{renameat_with, RenameFlags, CWD};
 use sha2::{Digest, Sha256};
 
-use super::signature::hex;
+use crate::signature::hex;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TreeError {
@@ -300,6 +300,21 @@ pub fn size_of(root: &Path) -> Result<(u64, u64), TreeError> {
     Ok((bytes, files))
 }
 
+/// The prefix of [`write_atomic`]'s temporary files (swept after a killed run).
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+/// Writes `bytes` to `path` via a temporary file in the same directory, fsynced, then renamed: a
+/// SIGKILL at any instant leaves the old content or the new, never a torn file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -442,5 +457,15 @@ mod tests {
         remove_all(&t).unwrap();
         assert!(!t.exists());
         remove_all(&t).unwrap();
+    }
+
+    #[test]
+    fn atomic_write_leaves_no_temporaries() {
+        let d = tempfile::tempdir().unwrap();
+        write_atomic(&d.path().join("f"), b"1").unwrap();
+        write_atomic(&d.path().join("f"), b"2").unwrap();
+        let names: Vec<_> = fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("f")]);
+        assert_eq!(fs::read(d.path().join("f")).unwrap(), b"2");
     }
 }

@@ -15,12 +15,17 @@
 //! build tool, and lets aarch64 reuse the build tools made for x86_64.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
 
 use crate::arch::Arch;
-use crate::recipe::Kind;
 
-use super::env::Profile;
+/// Which host things a step may see; decides PATH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// Strict: only /ovm/tools and /ovm/toolchain; no host /usr at all.
+    Package,
+    /// Bootstrap of the build tools (and gcc): host /usr read-only, still no network.
+    Toolchain,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Domain {
@@ -50,37 +55,11 @@ impl Domain {
         }
     }
 
-    pub fn kind(self) -> Kind {
-        match self {
-            Domain::Toolchain | Domain::Cross(_) => Kind::Toolchain,
-            Domain::Tools(_) => Kind::Tools,
-            Domain::Target(_) => Kind::Target,
-        }
-    }
-
     pub fn profile(self) -> Profile {
         match self {
             Domain::Target(_) => Profile::Package,
             Domain::Toolchain | Domain::Cross(_) | Domain::Tools(_) => Profile::Toolchain,
         }
-    }
-
-    pub fn work(self, root: &Path, pkg: &str) -> PathBuf {
-        root.join("work").join(self.dir_name()).join(pkg)
-    }
-    pub fn states(self, root: &Path) -> PathBuf {
-        root.join("states").join(self.dir_name())
-    }
-    /// Where a package's output is committed. Toolchain parts are committed straight into
-    /// `toolchain/NAME` (the zig toolchain is `toolchain/zig`), which is what gets bound.
-    pub fn staging(self, root: &Path, pkg: &str) -> PathBuf {
-        match self {
-            Domain::Toolchain => root.join("toolchain").join(pkg),
-            _ => root.join("staging").join(self.dir_name()).join(pkg),
-        }
-    }
-    pub fn logs(self, root: &Path) -> PathBuf {
-        root.join("logs").join(self.dir_name())
     }
 }
 

@@ -1,0 +1,85 @@
+//! What every package of one domain shares in one run: the paths, the fetcher, the jobserver, the
+//! toolchain it builds with, the settings. Built once per domain by `build::Run::ctx`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::arch::Arch;
+use crate::fetch::Fetcher;
+use crate::layout::{Domain, Layout, WorkDirs};
+use crate::recipe::Recipe;
+use crate::sandbox;
+use crate::toolchain::Equipment;
+
+use super::context_log::ContextLog;
+use super::env::{self, EnvSpec};
+use super::scheduler::JobSlots;
+use super::sstate::Sstate;
+use super::state::StateDir;
+
+/// How steps run: in the sandbox (the default) or, when the user opted out loudly, on the host.
+#[derive(Debug, Clone)]
+pub enum Isolation {
+    Sandbox { exe: PathBuf },
+    Host,
+}
+
+/// Everything shared by the packages of one domain in one run.
+pub struct Ctx<'a> {
+    pub layout: &'a Layout,
+    pub domain: Domain,
+    pub host: Arch,
+    pub fetcher: &'a Fetcher,
+    pub slots: &'a JobSlots,
+    pub log: &'a ContextLog,
+    pub states: StateDir,
+    pub isolation: Isolation,
+    pub equipment: Equipment,
+    /// Host dir bound at /ovm/cache (the zig cache lives there).
+    pub cache_dir: PathBuf,
+    pub sstate: Option<Sstate>,
+    pub source_date_epoch: u64,
+    /// The project's `[sandbox]` limits (defaults filled in); a recipe's `[limits]` overrides them.
+    pub limits: sandbox::Limits,
+    /// `[build] log_max`: the most a step's log keeps (see `steplog`).
+    pub log_max: u64,
+    /// Output hashes of every package of this domain finished in this run (or reused).
+    pub outputs: Mutex<BTreeMap<String, String>>,
+    pub quiet: bool,
+}
+
+impl Ctx<'_> {
+    pub fn root(&self) -> &Path {
+        self.layout.root()
+    }
+
+    pub fn dirs(&self, pkg: &str) -> WorkDirs {
+        self.layout.work_dirs(self.domain, pkg)
+    }
+
+    /// The full environment of a step of `recipe` in this domain.
+    pub fn step_env(&self, recipe: &Recipe) -> Vec<(String, String)> {
+        let recipe_env: Vec<(String, String)> = recipe
+            .build
+            .as_ref()
+            .map(|b| b.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        env::build_env(&EnvSpec {
+            target: self.domain.arch(),
+            host: self.host,
+            profile: self.domain.profile(),
+            jobs: self.slots.jobs(),
+            source_date_epoch: self.source_date_epoch,
+            recipe_env: &recipe_env,
+        })
+    }
+
+    /// The recipe's `[limits]` over the project's `[sandbox]` ones.
+    pub fn step_limits(&self, recipe: &Recipe) -> sandbox::Limits {
+        sandbox::Limits {
+            pids: recipe.limits.pids.or(self.limits.pids),
+            memory: recipe.limits.memory.or(self.limits.memory),
+        }
+    }
+}
