@@ -201,7 +201,7 @@ pub struct BootOptions {
 
 /// Where `scripts/fetch-test-assets.sh` puts Debian's kernel for `arch`.
 pub fn test_asset_kernel(project: &Project, arch: Arch) -> PathBuf {
-    project.layout().cache().join("test-assets").join(arch.name()).join("vmlinuz")
+    project.layout().test_kernel(arch)
 }
 
 /// Resolves kernel (`--kernel`, `[boot] kernel.ARCH`, the fetched Debian kernel), initrd (`--initrd`,
@@ -239,7 +239,7 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &BootOptions) ->
         timeout: (timeout_secs > 0).then(|| Duration::from_secs(timeout_secs)),
         expect: opts.expect.clone(),
         grace: Duration::from_secs(opts.grace.unwrap_or(cfg.grace)),
-        log: project.layout().logs(crate::layout::Domain::Target(arch)).join("boot.log"),
+        log: project.layout().boot_log(arch),
         echo: !opts.quiet,
         interactive: opts.expect.is_none() && io::stdin().is_terminal(),
     })

@@ -47,8 +47,8 @@ pub fn clean(project: &Project, arch: Option<Arch>, packages: &[String]) -> Resu
             }
             Some(a) => {
                 let d = Domain::Target(a);
-                rm(layout.work_root().join(d.dir_name()))?;
-                rm(layout.staging_root().join(d.dir_name()))?;
+                rm(layout.work_of(d))?;
+                rm(layout.staging_of(d))?;
                 rm(layout.states(d))?;
                 rm(layout.logs(d))?;
                 rm(layout.output(a))?;

@@ -129,15 +129,31 @@ impl Layout {
         self.root.join("toolchain")
     }
 
+    /// Every staged output of a domain (not the zig toolchain's, which is staged under `toolchain/`).
+    pub fn staging_of(&self, domain: Domain) -> PathBuf {
+        self.staging_root().join(domain.dir_name())
+    }
+    pub fn work_of(&self, domain: Domain) -> PathBuf {
+        self.work_root().join(domain.dir_name())
+    }
+    /// The console log of `ovm boot ARCH`.
+    pub fn boot_log(&self, arch: Arch) -> PathBuf {
+        self.logs(Domain::Target(arch)).join("boot.log")
+    }
+    /// The kernel `scripts/fetch-test-assets.sh` fetches for `arch`.
+    pub fn test_kernel(&self, arch: Arch) -> PathBuf {
+        self.test_assets(arch).join("vmlinuz")
+    }
+
     pub fn work(&self, domain: Domain, pkg: &str) -> PathBuf {
-        self.work_root().join(domain.dir_name()).join(pkg)
+        self.work_of(domain).join(pkg)
     }
     /// Where a package's output is committed. Toolchain parts are committed straight into
     /// `toolchain/NAME` (the zig toolchain is `toolchain/zig`), which is what gets bound.
     pub fn staging(&self, domain: Domain, pkg: &str) -> PathBuf {
         match domain {
             Domain::Toolchain => self.toolchain_root().join(pkg),
-            _ => self.staging_root().join(domain.dir_name()).join(pkg),
+            _ => self.staging_of(domain).join(pkg),
         }
     }
     pub fn states(&self, domain: Domain) -> PathBuf {
@@ -220,7 +236,7 @@ impl Layout {
             files: work.join("files"),
             work_state: work.join(".ovm-work"),
             step_script: work.join(".ovm-step.sh"),
-            sstate_restore: self.work_root().join(domain.dir_name()).join(format!(".{pkg}.sstate")),
+            sstate_restore: self.work_of(domain).join(format!(".{pkg}.sstate")),
             staging: self.staging(domain, pkg),
             logs: self.logs(domain).join(pkg),
             work,

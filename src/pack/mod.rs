@@ -37,6 +37,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::arch::Arch;
+use crate::layout::Domain;
 use crate::project::{Outside, Project};
 
 pub use compress::Compression;
@@ -194,7 +195,7 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &PackOptions) ->
         Ok(_) => return Err(PackError::LayerNotDir { layer: "rootfs".into(), path: rootfs }),
         Err(source) => return Err(PackError::LayerRead { layer: "rootfs".into(), path: rootfs, source }),
     }
-    let staging = project.root().join("staging").join(arch.name());
+    let staging = project.layout().staging_of(Domain::Target(arch));
     if staging.is_dir() {
         let err = |source| PackError::Staging { path: staging.clone(), source };
         let mut names = Vec::new();
@@ -210,7 +211,7 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &PackOptions) ->
         }
         names.sort();
         for name in names {
-            let dir = project.layout().staging(crate::layout::Domain::Target(arch), &name);
+            let dir = project.layout().staging(Domain::Target(arch), &name);
             layers.push(Layer::package(name, dir, false));
         }
     }

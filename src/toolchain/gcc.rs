@@ -220,7 +220,7 @@ pub fn write_sdk(
     // The toolchain never ships a file of that name; the map keeps it in path order with the rest.
     entries.insert(format!("{top}/{SDK_SETUP}"), SdkEntry::Generated(sdk_setup_script(arch)));
     for r in recipes.topological_order().into_iter().filter(|r| r.kind == Kind::Target) {
-        let staged = project.layout().staging(crate::layout::Domain::Target(arch), &r.name);
+        let staged = project.layout().staging(Domain::Target(arch), &r.name);
         if staged.is_dir() {
             collect(&staged, &format!("{top}/{sysroot}"), &mut entries)?;
         }
