@@ -325,23 +325,13 @@ fn compose_tools(run: &Run<'_>, outputs: &BTreeMap<String, String>) -> Result<Pr
     for (name, out) in outputs {
         i.set(format!("tool.{name}"), out);
     }
-    let signature = i.signature();
-    let layout = run.layout;
-    let dir = layout.tools();
-    let marker = layout.composed_marker(Domain::Tools(run.host));
-    let current = std::fs::read_to_string(&marker).ok();
-    if current.as_deref().map(str::trim) == Some(signature.as_str()) && dir.join("bin").is_dir() {
-        return Ok(Provided { dir, signature });
-    }
-    let tmp = Layout::composing(&dir);
-    tree::remove_all(&tmp)?;
-    let layers: Vec<(String, PathBuf)> =
-        outputs.keys().map(|n| (n.clone(), layout.staging(Domain::Tools(run.host), n))).collect();
-    tree::compose(&layers, &tmp)?;
-    tree::commit(&tmp, &dir)?;
-    crate::fault::point("tools.composed", "tools");
-    tree::write_atomic(&marker, signature.as_bytes()).map_err(|source| EngineError::Write { path: marker, source })?;
-    Ok(Provided { dir, signature })
+    let domain = Domain::Tools(run.host);
+    let layers: Vec<(String, PathBuf)> = outputs.keys().map(|n| (n.clone(), run.layout.staging(domain, n))).collect();
+    let provided = Provided { dir: run.layout.tools(), signature: i.signature() };
+    crate::toolchain::compose_marked(&layers, &provided, &run.layout.composed_marker(domain), || {
+        crate::fault::point("tools.composed", "tools")
+    })?;
+    Ok(provided)
 }
 
 /// The target recipes to build: the named ones and their dependencies, or all.

@@ -32,7 +32,6 @@ use crate::layout::{Domain, Layout};
 use crate::project::Project;
 use crate::recipe::{Kind, Recipe, RecipeSet};
 use crate::signature::Inputs;
-use crate::tree;
 
 use super::{Equipment, PartBuilder, Parts, Prepared, Provided, Toolchain, ToolchainError};
 
@@ -162,47 +161,22 @@ fn compose(layout: &Layout, arch: Arch, outputs: &BTreeMap<String, String>) -> R
     for (name, out) in outputs {
         i.set(format!("part.{name}"), out);
     }
-    let signature = i.signature();
-    let target = layout.gcc_toolchain(arch);
-    let marker = layout.composed_marker(Domain::Cross(arch));
-    let recorded = fs::read_to_string(&marker).ok();
-    if recorded.as_deref().map(str::trim) == Some(signature.as_str()) && target.join("bin").is_dir() {
-        return Ok(Provided { dir: target, signature });
-    }
     let layers: Vec<(String, PathBuf)> =
         PARTS.iter().map(|n| (n.to_string(), layout.staging(Domain::Cross(arch), n))).collect();
-    compose_into(&layers, &target)?;
-    write_marker(&marker, &signature)?;
-    Ok(Provided { dir: target, signature })
-}
-
-fn write_marker(marker: &Path, signature: &str) -> Result<(), ToolchainError> {
-    tree::write_atomic(marker, signature.as_bytes())
-        .map_err(|source| ToolchainError::Write { path: marker.into(), source })
-}
-
-/// Composes `layers` into a temporary sibling of `target`, then swaps it in.
-fn compose_into(layers: &[(String, PathBuf)], target: &Path) -> Result<(), ToolchainError> {
-    let tmp = Layout::composing(target);
-    let composed =
-        tree::remove_all(&tmp).and_then(|()| tree::compose(layers, &tmp)).and_then(|()| tree::commit(&tmp, target));
-    composed.map_err(|source| ToolchainError::Compose { path: target.to_path_buf(), source })
+    let provided = Provided { dir: layout.gcc_toolchain(arch), signature: i.signature() };
+    super::compose_marked(&layers, &provided, &layout.composed_marker(Domain::Cross(arch)), || {})?;
+    Ok(provided)
 }
 
 /// What target packages of `arch` build with: the toolchain of `arch`, joined with the host's
 /// (for `$HOSTCC`): every path of a gcc toolchain is either target-prefixed or under a target
 /// directory, so the two never collide.
 fn join(layout: &Layout, arch: Arch, target: &Provided, host: Arch, h: &Provided) -> Result<Provided, ToolchainError> {
-    let signature = joined_signature(target, arch, h, host);
-    let joined = layout.joined_toolchain(arch, host);
-    let marker = layout.joined_marker(arch);
-    let recorded = fs::read_to_string(&marker).ok();
-    if recorded.as_deref().map(str::trim) != Some(signature.as_str()) || !joined.join("bin").is_dir() {
-        let layers = vec![(arch.name().to_string(), target.dir.clone()), (host.name().to_string(), h.dir.clone())];
-        compose_into(&layers, &joined)?;
-        write_marker(&marker, &signature)?;
-    }
-    Ok(Provided { dir: joined, signature })
+    let provided =
+        Provided { dir: layout.joined_toolchain(arch, host), signature: joined_signature(target, arch, h, host) };
+    let layers = vec![(arch.name().to_string(), target.dir.clone()), (host.name().to_string(), h.dir.clone())];
+    super::compose_marked(&layers, &provided, &layout.joined_marker(arch), || {})?;
+    Ok(provided)
 }
 
 /// `output/ARCH/ovm-sdk-ARCH.tar.gz`: the composed toolchain, with the staged target packages of

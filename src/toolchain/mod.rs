@@ -180,6 +180,31 @@ pub trait Toolchain {
     ) -> Result<Prepared, B::Error>;
 }
 
+/// Makes `provided.dir` the union of `layers` unless `marker` already records `provided.signature`
+/// for it: composed into a hidden sibling, swapped in, `composed` called (a fault point), and only
+/// then the signature recorded, so a crash in between recomposes next time. The gcc toolchain, a
+/// target's toolchain joined with the host's, and the build tools are all made this way.
+pub fn compose_marked(
+    layers: &[(String, PathBuf)],
+    provided: &Provided,
+    marker: &Path,
+    composed: impl FnOnce(),
+) -> Result<(), ToolchainError> {
+    let target = &provided.dir;
+    let recorded = std::fs::read_to_string(marker).ok();
+    if recorded.as_deref().map(str::trim) == Some(provided.signature.as_str()) && target.join("bin").is_dir() {
+        return Ok(());
+    }
+    let tmp = Layout::composing(target);
+    let swapped = crate::tree::remove_all(&tmp)
+        .and_then(|()| crate::tree::compose(layers, &tmp))
+        .and_then(|()| crate::tree::commit(&tmp, target));
+    swapped.map_err(|source| ToolchainError::Compose { path: target.clone(), source })?;
+    composed();
+    crate::tree::write_atomic(marker, provided.signature.as_bytes())
+        .map_err(|source| ToolchainError::Write { path: marker.to_path_buf(), source })
+}
+
 /// Which toolchain a build uses: `[toolchain] kind` in the config, or `--toolchain`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToolchainKind {
