@@ -284,10 +284,10 @@ pub(crate) fn build_domain(
         };
         let (outcome, output) = package::build(ctx, recipe, &dep_outputs)?;
         if !ctx.quiet {
+            // Reuse is the common case of a no-op build: not worth a line at the default level.
             match &outcome {
-                Outcome::Reused => tracing::debug!("{} {}: up to date", ctx.domain, recipe.name),
-                Outcome::FromCache => tracing::info!("{} {}: from the shared-state cache", ctx.domain, recipe.name),
-                Outcome::Built(from) => tracing::info!("{} {}: built (from {from})", ctx.domain, recipe.name),
+                Outcome::Reused => tracing::debug!("{} {}: {outcome}", ctx.domain, recipe.name),
+                _ => tracing::info!("{} {}: {outcome}", ctx.domain, recipe.name),
             }
         }
         ctx.outputs.lock().map_err(|_| poisoned(recipe))?.insert(recipe.name.clone(), output);

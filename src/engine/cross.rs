@@ -14,7 +14,6 @@ use crate::toolchain::gcc;
 use crate::toolchain::Provided;
 
 use super::build::{open_run, prefetch, BuildFailure, Builder, PackageReport};
-use super::package::{self, Outcome};
 use super::task::{TaskKind, TaskPlan};
 use super::EngineError;
 
@@ -90,12 +89,7 @@ pub fn build(project: &Project, arch: Arch, opts: &Options, quiet: bool) -> Resu
 /// Prints the summary of `ovm toolchain`.
 pub fn print_summary(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
     for p in &s.packages {
-        let how = match &p.outcome {
-            Outcome::Reused => "up to date".to_string(),
-            Outcome::FromCache => "from the shared-state cache".to_string(),
-            Outcome::Built(from) => format!("built (from {from})"),
-        };
-        writeln!(out, "{} {}: {how}", p.domain, p.name)?;
+        writeln!(out, "{} {}: {}", p.domain, p.name, p.outcome)?;
     }
     writeln!(out, "toolchain {}: {} ({:.1} s)", s.arch, s.built.dir.display(), s.elapsed.as_secs_f64())?;
     if let Some(sdk) = &s.sdk {
@@ -121,16 +115,7 @@ pub fn report(project: &Project, arch: Arch, opts: &Options, quiet: bool) -> std
             std::process::ExitCode::SUCCESS
         }
         Err(failure) => {
-            let mut err = io::stderr().lock();
-            for f in &failure.failures {
-                package::report_failure(f, &mut err);
-            }
-            if let Some(e) = &failure.error {
-                let _ = writeln!(err, "ovm: error: {e}");
-            }
-            if !failure.failures.is_empty() {
-                let _ = writeln!(err, "ovm: fix the cause and run the same command again: it resumes where it stopped");
-            }
+            super::report::print_failure(&failure, &mut io::stderr().lock());
             std::process::ExitCode::FAILURE
         }
     }

@@ -42,6 +42,16 @@ pub enum Outcome {
     Built(TaskName),
 }
 
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Reused => f.write_str("up to date"),
+            Outcome::FromCache => f.write_str("from the shared-state cache"),
+            Outcome::Built(from) => write!(f, "built (from {from})"),
+        }
+    }
+}
+
 /// A failed task, for the summary and the await marker.
 #[derive(Debug)]
 pub struct Failure {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use crate::project::Project;
 
-use super::build::{self, BuildOptions};
+use super::build::{self, BuildFailure, BuildOptions};
 use super::package::{self, Outcome};
 
 /// Runs `ovm build` and prints its outcome; the exit code is the process's.
@@ -23,12 +23,7 @@ pub fn build(project: &Project, opts: &BuildOptions, quiet: bool) -> ExitCode {
             let reused = count(&|o| matches!(o, Outcome::Reused));
             if !quiet {
                 for p in &summary.packages {
-                    let what = match &p.outcome {
-                        Outcome::Built(from) => format!("built (from {from})"),
-                        Outcome::FromCache => "from the shared-state cache".to_string(),
-                        Outcome::Reused => "up to date".to_string(),
-                    };
-                    let _ = writeln!(out, "  {:<10} {:<16} {what}", p.domain.to_string(), p.name);
+                    let _ = writeln!(out, "  {:<10} {:<16} {}", p.domain.to_string(), p.name, p.outcome);
                 }
             }
             if built == 0 && cached == 0 {
@@ -52,17 +47,22 @@ pub fn build(project: &Project, opts: &BuildOptions, quiet: bool) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(failure) => {
-            let mut err = stderr.lock();
-            for f in &failure.failures {
-                package::report_failure(f, &mut err);
-            }
-            if let Some(e) = &failure.error {
-                let _ = writeln!(err, "ovm: error: {e}");
-            }
-            if !failure.failures.is_empty() {
-                let _ = writeln!(err, "ovm: fix the cause and run the same command again: it resumes where it stopped");
-            }
+            print_failure(&failure, &mut stderr.lock());
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A run that stopped (`ovm build`, `ovm toolchain`): each failed task's log tail and path, the
+/// run's own error, and how to go on.
+pub fn print_failure(failure: &BuildFailure, err: &mut dyn Write) {
+    for f in &failure.failures {
+        package::report_failure(f, err);
+    }
+    if let Some(e) = &failure.error {
+        let _ = writeln!(err, "ovm: error: {e}");
+    }
+    if !failure.failures.is_empty() {
+        let _ = writeln!(err, "ovm: fix the cause and run the same command again: it resumes where it stopped");
     }
 }
