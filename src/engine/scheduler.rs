@@ -35,7 +35,7 @@ impl Jobserver {
         // Filled without blocking: a pipe smaller than expected is an error, not a hang. The flag
         // is taken off again, since every make of the build writes its tokens back through it.
         set_nonblocking(&js.write, true)?;
-        let filled = (0..tokens).try_for_each(|_| js.put(b'+'));
+        let filled = (0..tokens).try_for_each(|_| js.put_now(b'+'));
         set_nonblocking(&js.write, false)?;
         match filled {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(io::Error::other(format!(
@@ -58,6 +58,10 @@ impl Jobserver {
         format!("-j --jobserver-fds={r},{w} --jobserver-auth={r},{w}")
     }
 
+    /// Takes a token, waiting for one. The pipe is shared with every make of the build, and a
+    /// make joining as a client may set O_NONBLOCK on it — a flag of the open file description,
+    /// so ours too: an empty pipe then answers EAGAIN instead of blocking, and the wait becomes a
+    /// poll(2) for the next token.
     fn take(&self) -> io::Result<u8> {
         let mut b = [0u8; 1];
         loop {
@@ -65,12 +69,28 @@ impl Jobserver {
                 Ok(1) => return Ok(b[0]),
                 Ok(_) => return Err(io::Error::other("jobserver pipe closed")),
                 Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EAGAIN) => wait_for(&self.read, nix::poll::PollFlags::POLLIN)?,
                 Err(e) => return Err(e.into()),
             }
         }
     }
 
+    /// Gives a token back; like [`Jobserver::take`], it waits rather than fails when another
+    /// process made the pipe non-blocking and it is momentarily full.
     fn put(&self, b: u8) -> io::Result<()> {
+        loop {
+            match self.put_now(b) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    wait_for(&self.write, nix::poll::PollFlags::POLLOUT)?
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One attempt at writing a token: on a non-blocking pipe that is full, WouldBlock (which is
+    /// how [`Jobserver::new`] finds a pipe too small for the tokens).
+    fn put_now(&self, b: u8) -> io::Result<()> {
         loop {
             match nix::unistd::write(&self.write, &[b]) {
                 Ok(1) => return Ok(()),
@@ -79,6 +99,16 @@ impl Jobserver {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+}
+
+/// Blocks until `fd` is ready for `events` (or poll is interrupted: the caller retries either way).
+fn wait_for(fd: &std::os::fd::OwnedFd, events: nix::poll::PollFlags) -> io::Result<()> {
+    use std::os::fd::AsFd;
+    let mut fds = [nix::poll::PollFd::new(fd.as_fd(), events)];
+    match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
+        Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -264,6 +294,49 @@ mod tests {
     /// A bound on waiting for another thread, not an expected duration: only a scheduler that
     /// never lets the awaited thread run reaches it.
     const PATIENCE: Duration = Duration::from_secs(30);
+
+    /// A make joining the jobserver as a client may set O_NONBLOCK on the pipe (GNU make does, to
+    /// wait for tokens and children at once). The flag belongs to the open file description, so
+    /// setting it through another descriptor of the same pipe — as that make's fcntl does — is
+    /// what ovm meets. A slot asked for while the pipe is empty must then wait for the next token,
+    /// as before, not fail with EAGAIN (which failed a whole aarch64 build: "jobserver: Resource
+    /// temporarily unavailable").
+    #[test]
+    fn a_client_that_makes_the_pipe_non_blocking_does_not_fail_a_wait() {
+        let slots = JobSlots::new(2).unwrap();
+        let (r, w) = slots.server().fds();
+        // SAFETY: r and w are open descriptors owned by `slots`, alive for this whole test; dup
+        // makes new ones that share their open file descriptions, as a make's inherited ones do.
+        let (client_r, client_w) = unsafe { (libc::dup(r), libc::dup(w)) };
+        assert!(client_r >= 0 && client_w >= 0, "dup: {}", io::Error::last_os_error());
+        // SAFETY: both are fresh descriptors this test owns from here on.
+        let (client_r, client_w) = unsafe {
+            use std::os::fd::FromRawFd;
+            (std::os::fd::OwnedFd::from_raw_fd(client_r), std::os::fd::OwnedFd::from_raw_fd(client_w))
+        };
+        set_nonblocking(&client_r, true).unwrap();
+        set_nonblocking(&client_w, true).unwrap();
+
+        let first = slots.acquire().unwrap(); // the implicit slot
+        let second = slots.acquire().unwrap(); // the one token: the pipe is empty now
+        let got = Mutex::new(None);
+        let cv = Condvar::new();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let third = slots.acquire().map(drop);
+                *got.lock().unwrap() = Some(third);
+                cv.notify_all();
+            });
+            // The waiter either has failed at once (the bug) or is blocked; give it the time to.
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(got.lock().unwrap().is_none(), "a slot was handed out while none was free");
+            drop(second); // gives the token back through the non-blocking pipe
+            assert!(wait_until(&got, &cv, Option::is_some), "the waiter never got the token");
+        });
+        let third = got.into_inner().unwrap().unwrap();
+        assert!(third.is_ok(), "waiting for a token on a non-blocking pipe failed: {third:?}");
+        drop(first);
+    }
 
     /// Waits (woken by `cv`, never by polling) until `ready` holds for the guarded value or
     /// [`PATIENCE`] has passed; returns whether it held.
