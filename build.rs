@@ -15,6 +15,9 @@
 //! What is given up is address-space randomisation of ovm's own image (its libraries, heap, stack
 //! and mappings stay randomised). `OVM_PIE=1 cargo build` keeps the usual PIE link.
 
+// A build script's inputs are environment variables (cargo's `CARGO_CFG_*`, and `OVM_PIE`): it
+// runs at build time, apart from ovm, whose own settings are read in src/settings.rs.
+#[allow(clippy::disallowed_methods)]
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=OVM_PIE");

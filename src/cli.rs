@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::arch::Arch;
 use crate::pack::Compression;
 use crate::project::Project;
+use crate::settings::Settings;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -171,28 +172,34 @@ pub enum Command {
 }
 
 impl Cli {
-    pub fn project(&self) -> anyhow::Result<Project> {
+    /// The project of `-C DIR`, else the one found from the current directory, with the run's
+    /// settings.
+    pub fn project(&self, settings: &Settings) -> anyhow::Result<Project> {
         match &self.project {
-            Some(dir) => Project::open(dir).with_context(|| format!("opening project {}", dir.display())),
+            Some(dir) => {
+                Project::open_with(dir, settings).with_context(|| format!("opening project {}", dir.display()))
+            }
             None => {
                 let cwd = std::env::current_dir().context("reading the current directory")?;
-                Ok(Project::discover(&cwd)?)
+                Ok(Project::discover(&cwd, settings)?)
             }
         }
     }
 }
 
-/// Runs one command; the returned code is the process exit status.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// Runs one command with `settings` (the environment's, read once by `main`); the returned code is
+/// the process exit status.
+pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
+    crate::fault::arm(settings);
     match &cli.command {
         Command::Config => {
-            let project = cli.project()?;
+            let project = cli.project(settings)?;
             println!("project: {}", project.root().display());
             println!("{:#?}", project.config);
             Ok(ExitCode::SUCCESS)
         }
         Command::Download { items, jobs } => {
-            let project = cli.project()?;
+            let project = cli.project(settings)?;
             let recipes = crate::recipe::RecipeSet::load(&project)?;
             let mut fetcher = crate::fetch::Fetcher::new(&project)?;
             if let Some(jobs) = jobs {
@@ -204,7 +211,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if report.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Pack { arch, compress, overlay, threads, no_wait } => {
-            let project = cli.project()?;
+            let project = cli.project(settings)?;
             // The staged packages must not change under the pack: a build holding the lock may be
             // halfway through committing one.
             let _lock = crate::engine::build::lock_project(&project, *no_wait)?;
@@ -227,7 +234,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Boot { arch, kernel, initrd, append, timeout, expect, grace, memory } => {
-            let project = cli.project()?;
+            let project = cli.project(settings)?;
             let opts = crate::boot::BootOptions {
                 kernel: kernel.clone(),
                 initrd: initrd.clone(),
@@ -243,17 +250,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("\novm boot: {}", outcome.summary(expect.as_deref()));
             Ok(ExitCode::from(outcome.verdict.exit_code()))
         }
-        Command::Sandbox(args) => Ok(crate::sandbox::cli::sandbox(args)),
-        Command::Doctor => Ok(doctor()),
-        Command::SandboxExec(args) => Ok(crate::sandbox::cli::exec(args)),
+        Command::Sandbox(args) => Ok(crate::sandbox::cli::sandbox(args, settings)),
+        Command::Doctor => Ok(doctor(settings)),
+        Command::SandboxExec(args) => Ok(crate::sandbox::cli::exec(args, settings)),
         Command::Status { arch, why } => {
-            let project = cli.project()?;
+            let project = cli.project(settings)?;
             let lines = crate::engine::status::collect(&project, *arch)?;
             let all = crate::engine::status::print(&lines, *why, &mut std::io::stdout());
             Ok(if all { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Clean { items } => {
-            let project = cli.project()?;
+            let project = cli.project(settings)?;
             let mut arch = None;
             let mut packages = Vec::new();
             for item in items {
@@ -270,16 +277,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Spec { pkg, arch } => {
-            let project = cli.project()?;
+            let project = cli.project(settings)?;
             println!("{}", crate::engine::devshell::spec(&project, pkg, *arch)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Shell { pkg, arch, cmd } => {
-            let project = cli.project()?;
+            let project = cli.project(settings)?;
             Ok(crate::engine::devshell::shell(&project, pkg, *arch, cmd, cli.quiet)?)
         }
         Command::Toolchain { arch, dry_run, sdk, jobs, no_sandbox, no_wait } => {
-            let project = cli.project()?;
+            let project = cli.project(settings)?;
             if *dry_run {
                 let recipes = crate::recipe::RecipeSet::load(&project)?;
                 for t in crate::engine::cross::plan(&recipes)? {
@@ -294,7 +301,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(crate::engine::cross::report(&project, *arch, &opts, cli.quiet))
         }
         Command::Build { arch, packages, sandbox: _, no_sandbox, jobs, toolchain, no_wait } => {
-            let project = cli.project()?;
+            let project = cli.project(settings)?;
             let opts = crate::engine::build::BuildOptions {
                 arch: *arch,
                 packages: packages.clone(),
@@ -311,10 +318,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// `ovm doctor`: the sandbox's checks and trial (they decide the exit status), plus whether the
 /// host has what building the default gcc toolchain takes (information: a built toolchain, zig or
 /// an external one need none of it).
-fn doctor() -> ExitCode {
+fn doctor(settings: &Settings) -> ExitCode {
     use crate::sandbox::{Check, Status};
     use crate::toolchain::host_prereqs;
-    let mut report = crate::sandbox::diagnose();
+    let mut report = crate::sandbox::diagnose(settings);
     let (status, detail) = match crate::arch::Arch::host() {
         None => (Status::Info, "unsupported host architecture: only x86_64 and aarch64 hosts build toolchains".into()),
         Some(host) => match host_prereqs::error(&host_prereqs::missing(std::path::Path::new("/"), host)) {

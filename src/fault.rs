@@ -9,7 +9,9 @@
 //!
 //! [`POINTS`] is the complete list (tests pick from it; an unknown name is refused by [`check`] at
 //! the start of a run, so a typo cannot turn a crash test into a test that never crashes).
-//! The hook costs one load of a `OnceLock` per point when `OVM_FAULT` is unset.
+//! The hook costs one load of a `OnceLock` per point when `OVM_FAULT` is unset. The variables are
+//! read with the rest of ovm's settings (`settings`); [`arm`] records them for the process at the
+//! CLI's entry, since the points sit deep in the engine and the fetcher, where no settings travel.
 //!
 //! `OVM_FAULT_ACTION=stop` makes the point stop the process with SIGSTOP instead (it goes on after
 //! SIGCONT): a test can then change the world at that exact instant — fill the disk just before a
@@ -18,10 +20,12 @@
 use std::io::Write;
 use std::sync::OnceLock;
 
+use crate::settings::Settings;
+
 /// The environment variable that arms the hook.
-pub const ENV: &str = "OVM_FAULT";
+pub const ENV: &str = crate::settings::FAULT;
 /// `kill` (the default) or `stop`: what happens at the armed point.
-pub const ACTION_ENV: &str = "OVM_FAULT_ACTION";
+pub const ACTION_ENV: &str = crate::settings::FAULT_ACTION;
 
 /// Every point, in the order a package's build reaches them. Per task (`fetch` … `package`):
 /// `TASK.begin` (its `running` marker is set, nothing done), `TASK.end` (its work is done, no
@@ -83,14 +87,17 @@ fn parse(value: &str, action: Option<&str>) -> Fault {
     }
 }
 
+/// The armed fault of this process; unset (never armed) is the same as no fault.
+static FAULT: OnceLock<Option<Fault>> = OnceLock::new();
+
+/// Arms the hook as `settings` say (`OVM_FAULT`, `OVM_FAULT_ACTION`), once per process: a later
+/// call changes nothing. Without a call no point fires.
+pub fn arm(settings: &Settings) {
+    let _ = FAULT.set(settings.fault.as_deref().map(|v| parse(v, settings.fault_action.as_deref())));
+}
+
 fn armed() -> Option<&'static Fault> {
-    static FAULT: OnceLock<Option<Fault>> = OnceLock::new();
-    FAULT
-        .get_or_init(|| {
-            let action = std::env::var(ACTION_ENV).ok();
-            std::env::var(ENV).ok().filter(|v| !v.is_empty()).map(|v| parse(&v, action.as_deref()))
-        })
-        .as_ref()
+    FAULT.get().and_then(Option::as_ref)
 }
 
 #[derive(Debug, thiserror::Error)]

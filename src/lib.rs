@@ -17,6 +17,7 @@ pub mod patch;
 pub mod project;
 pub mod recipe;
 pub mod sandbox;
+pub mod settings;
 pub mod signature;
 pub mod size;
 pub mod toolchain;

@@ -7,9 +7,11 @@ use clap::{CommandFactory, Parser};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    // The environment, read once: everything below gets ovm's configuration from here.
+    let settings = ovm::settings::Settings::from_env();
     // One process per sandbox (`ovm sandbox`, the engine's `ovm __sandbox-exec`): those skip
     // building the whole CLI and the log subscriber, which they do not use.
-    if let Some(code) = ovm::sandbox::cli::fast_path() {
+    if let Some(code) = ovm::sandbox::cli::fast_path(&settings) {
         return code;
     }
     // A bare `ovm` asks what ovm can do, as a bare `make` does in a Makefile project: the help goes
@@ -28,7 +30,12 @@ fn main() -> ExitCode {
         (false, 1) => "debug",
         (false, _) => "trace",
     };
-    let filter = EnvFilter::try_from_env("OVM_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    // `OVM_LOG` when it parses (as `EnvFilter::try_from_env` would take it), else -q / -v.
+    let filter = settings
+        .log
+        .as_deref()
+        .and_then(|value| EnvFilter::builder().parse(value).ok())
+        .unwrap_or_else(|| EnvFilter::new(default_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
@@ -37,7 +44,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
-    match ovm::cli::run(cli) {
+    match ovm::cli::run(cli, &settings) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("ovm: error: {}", report(&err));

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::layout::Layout;
+use crate::settings::Settings;
 
 /// The project configuration file, relative to the project root.
 pub const CONFIG_FILE: &str = "config/ovm.toml";
@@ -208,39 +209,47 @@ impl Default for BootConfig {
     }
 }
 
-/// A located project: its root and its parsed configuration.
+/// A located project: its root, its parsed configuration and the run's [`Settings`] (which the
+/// fetcher, the engine and the sandboxes take from here).
 #[derive(Debug, Clone)]
 pub struct Project {
     root: PathBuf,
     layout: Layout,
     pub config: Config,
+    settings: Settings,
     /// The config's value or the environment's, resolved (and checked) once at open.
     source_date_epoch: u64,
 }
 
 impl Project {
     /// Finds the project at `start` or the nearest parent that has both `recipes/` and `config/`.
-    pub fn discover(start: &Path) -> Result<Project, ProjectError> {
+    pub fn discover(start: &Path, settings: &Settings) -> Result<Project, ProjectError> {
         let start = start.canonicalize().map_err(|source| ProjectError::Read { path: start.to_path_buf(), source })?;
         let root = start
             .ancestors()
             .find(|d| d.join("recipes").is_dir() && d.join("config").is_dir())
             .ok_or_else(|| ProjectError::NotFound(start.clone()))?;
-        Project::open(root)
+        Project::open_with(root, settings)
     }
 
-    /// Opens the project rooted exactly at `root`. The root is made absolute (`-C DIR` may be
-    /// relative): sandbox binds, stamps' log paths and the manifest need paths that do not depend
-    /// on the current directory.
+    /// Opens the project rooted exactly at `root` with no environment overrides
+    /// ([`Settings::default`]): its files alone decide (what a library caller or a test wants).
     pub fn open(root: &Path) -> Result<Project, ProjectError> {
+        Project::open_with(root, &Settings::default())
+    }
+
+    /// Opens the project rooted exactly at `root`, with `settings` (the environment's, for the
+    /// CLI). The root is made absolute (`-C DIR` may be relative): sandbox binds, stamps' log paths
+    /// and the manifest need paths that do not depend on the current directory.
+    pub fn open_with(root: &Path, settings: &Settings) -> Result<Project, ProjectError> {
         let root =
             std::path::absolute(root).map_err(|source| ProjectError::Read { path: root.to_path_buf(), source })?;
         let config = load_config(&root.join(CONFIG_FILE))?;
-        let source_date_epoch = match std::env::var_os("SOURCE_DATE_EPOCH") {
-            Some(value) => parse_source_date_epoch(&value.to_string_lossy())?,
+        let source_date_epoch = match &settings.source_date_epoch {
+            Some(value) => parse_source_date_epoch(value)?,
             None => config.build.source_date_epoch,
         };
-        Ok(Project { layout: Layout::new(root.clone()), root, config, source_date_epoch })
+        Ok(Project { layout: Layout::new(root.clone()), root, config, settings: settings.clone(), source_date_epoch })
     }
 
     pub fn root(&self) -> &Path {
@@ -255,6 +264,11 @@ impl Project {
     /// Every path of the project.
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    /// The run's settings (the environment's, or none; see [`Project::open_with`]).
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 }
 
@@ -309,7 +323,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("recipes")).unwrap();
         std::fs::create_dir_all(dir.path().join("config")).unwrap();
         std::fs::write(dir.path().join(CONFIG_FILE), text).unwrap();
-        let p = Project::discover(dir.path());
+        let p = Project::discover(dir.path(), &Settings::default());
         (dir, p)
     }
 
@@ -386,7 +400,17 @@ mod tests {
     fn discover_walks_up_from_a_subdirectory() {
         let (d, _) = project_with_config("");
         let sub = d.path().join("recipes");
-        let p = Project::discover(&sub).unwrap();
+        let p = Project::discover(&sub, &Settings::default()).unwrap();
         assert_eq!(p.root(), d.path().canonicalize().unwrap());
+    }
+
+    #[test]
+    fn the_settings_source_date_epoch_overrides_the_config_and_a_malformed_one_is_refused() {
+        let (d, _) = project_with_config("[build]\nsource_date_epoch = 5\n");
+        assert_eq!(Project::open(d.path()).unwrap().source_date_epoch(), 5);
+        let given = |v: &str| Settings { source_date_epoch: Some(v.into()), ..Settings::default() };
+        assert_eq!(Project::open_with(d.path(), &given("7")).unwrap().source_date_epoch(), 7);
+        let msg = Project::open_with(d.path(), &given("-1")).unwrap_err().to_string();
+        assert!(msg.contains("SOURCE_DATE_EPOCH=\"-1\" is malformed"), "{msg}");
     }
 }

@@ -222,6 +222,7 @@ fn check_recovered(p: &TestProject, clean: &Outputs, history: &[String]) {
 
 #[test]
 fn random_sigkills_across_every_stage_then_the_clean_build() {
+    #[allow(clippy::disallowed_methods)] // The test's own knob, not ovm's settings.
     let seed = std::env::var(SEED_ENV)
         .ok()
         .map(|s| s.parse::<u64>().unwrap_or_else(|_| panic!("{SEED_ENV}={s} is not a number")))

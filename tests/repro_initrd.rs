@@ -219,6 +219,7 @@ impl OtherSide {
 }
 
 impl Drop for OtherSide {
+    #[allow(clippy::disallowed_methods)] // The test's own knob, not ovm's settings.
     fn drop(&mut self) {
         if std::env::var_os("OVM_TEST_KEEP").is_none() {
             let _ = fs::remove_dir_all(&self.base);

@@ -129,17 +129,17 @@ impl<'a> Run<'a> {
             tracing::warn!("--no-sandbox: packages build on the host, seeing its /usr and network; outputs may differ");
             Isolation::Host
         } else {
-            Isolation::Sandbox { exe: crate::sandbox::executable()? }
+            Isolation::Sandbox { exe: crate::sandbox::executable(project.settings())? }
         };
-        let sstate = std::env::var_os("OVM_SSTATE_DIR")
-            .map(PathBuf::from)
+        let sstate = project
+            .settings()
+            .sstate_dir
+            .clone()
             .or_else(|| project.config.build.sstate_dir.as_ref().map(|d| project.root().join(d)))
             .or_else(|| Some(project.layout().default_sstate()))
             .filter(|d| !d.as_os_str().is_empty())
             .map(Sstate::new);
-        let cache_dir = std::env::var_os("OVM_BUILD_CACHE_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| project.layout().build_cache());
+        let cache_dir = project.settings().build_cache_dir.clone().unwrap_or_else(|| project.layout().build_cache());
         std::fs::create_dir_all(cache_dir.join("zig"))
             .map_err(|source| EngineError::Write { path: cache_dir.clone(), source })?;
         Ok(Run {
@@ -159,6 +159,7 @@ impl<'a> Run<'a> {
     pub fn ctx<'r>(&'r self, domain: Domain, log: &'r ContextLog, equipment: Equipment) -> Ctx<'r> {
         Ctx {
             layout: self.layout,
+            settings: self.project.settings(),
             domain,
             host: self.host,
             fetcher: &self.fetcher,

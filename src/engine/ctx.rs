@@ -10,6 +10,7 @@ use crate::fetch::Fetcher;
 use crate::layout::{Domain, Layout, WorkDirs};
 use crate::recipe::Recipe;
 use crate::sandbox;
+use crate::settings::Settings;
 use crate::toolchain::Equipment;
 
 use super::context_log::ContextLog;
@@ -28,6 +29,8 @@ pub enum Isolation {
 /// Everything shared by the packages of one domain in one run.
 pub struct Ctx<'a> {
     pub layout: &'a Layout,
+    /// The run's settings (the sandboxes' `/proc` mode comes from them).
+    pub settings: &'a Settings,
     pub domain: Domain,
     pub host: Arch,
     pub fetcher: &'a Fetcher,

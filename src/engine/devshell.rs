@@ -120,7 +120,7 @@ pub fn shell(project: &Project, pkg: &str, arch: Arch, cmd: &[String], quiet: bo
             "ovm: {pkg}: entering its build sandbox ({domain}); /ovm/src, /ovm/build, /ovm/dest are writable, changes stay"
         );
     }
-    let mut command = crate::sandbox::command(&spec)?;
+    let mut command = crate::sandbox::command(&spec, project.settings())?;
     let status = command.status().map_err(|source| EngineError::Spawn { what: "shell".into(), source })?;
     let code = status.code().unwrap_or(1);
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))

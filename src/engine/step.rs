@@ -131,6 +131,7 @@ fn step_sandbox(
         .cwd(env::BUILD_DIR)
         .hostname("ovm")
         .terminal(terminal)
+        .proc_mode(sandbox::ProcMode::chosen(ctx.settings)?)
         .limits(ctx.step_limits(recipe));
     match ctx.domain.profile() {
         Profile::Package => {

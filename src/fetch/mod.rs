@@ -120,8 +120,8 @@ pub struct Fetched {
     pub origin: Origin,
 }
 
-/// Knobs of a [`Fetcher`]; [`FetchOptions::from_project`] reads them from `config/ovm.toml` and
-/// `OVM_MIRRORS`.
+/// Knobs of a [`Fetcher`]; [`FetchOptions::from_project`] takes them from `config/ovm.toml` and
+/// the project's settings (`OVM_MIRRORS`, `PIP_INDEX_URL`).
 #[derive(Debug, Clone)]
 pub struct FetchOptions {
     /// Concurrent downloads in [`Fetcher::fetch_all`].
@@ -152,18 +152,18 @@ impl FetchOptions {
     pub fn from_project(project: &Project) -> Result<FetchOptions, FetchError> {
         let cfg = &project.config.fetch;
         let root = project.root();
-        let env_mirrors = std::env::var("OVM_MIRRORS").unwrap_or_default();
-        let mirrors = env_mirrors
-            .split_whitespace()
-            .map(str::to_string)
-            .chain(cfg.mirrors.iter().cloned())
-            .map(|m| Mirror::parse(&m, root))
+        let settings = project.settings();
+        let mirrors = settings
+            .mirrors
+            .iter()
+            .chain(&cfg.mirrors)
+            .map(|m| Mirror::parse(m, root))
             .collect::<Result<Vec<_>, _>>()?;
         let backup = cfg.backup.iter().map(|m| Mirror::parse(m, root)).collect::<Result<Vec<_>, _>>()?;
         let pypi_index = cfg
             .pypi_index
             .clone()
-            .or_else(|| std::env::var("PIP_INDEX_URL").ok().filter(|v| !v.is_empty()))
+            .or_else(|| settings.pip_index_url.clone())
             .unwrap_or_else(|| pypi::DEFAULT_INDEX.to_string());
         Ok(FetchOptions {
             jobs: cfg.jobs.max(1),

@@ -12,7 +12,8 @@ use oci_spec::runtime::Spec;
 
 use super::error::SandboxError;
 use super::limits::{self, Mechanism};
-use super::{runtime, SandboxBuilder};
+use super::{runtime, ProcMode, SandboxBuilder};
+use crate::settings::Settings;
 use crate::size::ByteSize;
 
 /// A bind argument: `SRC:DST`, or `SRC` alone for the same path inside.
@@ -166,9 +167,12 @@ impl clap::FromArgMatches for SandboxArgs {
 }
 
 impl SandboxArgs {
-    pub fn spec(&self) -> Result<Spec, SandboxError> {
+    /// The spec these arguments describe; `settings` give the `/proc` mode and, with `--tty`, the
+    /// caller's `TERM`.
+    pub fn spec(&self, settings: &Settings) -> Result<Spec, SandboxError> {
         let o = &self.options;
         let mut b = SandboxBuilder::new(o.command.iter().cloned())
+            .proc_mode(ProcMode::chosen(settings)?)
             .cwd(&o.cwd)
             .share_net(o.net)
             .terminal(o.tty)
@@ -187,7 +191,7 @@ impl SandboxArgs {
             };
         }
         if o.tty {
-            if let Ok(term) = std::env::var("TERM") {
+            if let Some(term) = &settings.term {
                 b = b.env("TERM", term);
             }
         }
@@ -223,8 +227,8 @@ fn status(result: Result<i32, SandboxError>) -> ExitCode {
 }
 
 /// `ovm sandbox …`
-pub fn sandbox(args: &SandboxArgs) -> ExitCode {
-    let spec = match args.spec() {
+pub fn sandbox(args: &SandboxArgs, settings: &Settings) -> ExitCode {
+    let spec = match args.spec(settings) {
         Ok(spec) => spec,
         Err(err) => return fail(&err),
     };
@@ -250,7 +254,7 @@ pub fn sandbox(args: &SandboxArgs) -> ExitCode {
     // which were in force, since nothing else will.
     let asked = args.options.pids_max.is_some() || args.options.memory_max.is_some();
     let mechanism = asked.then(limits::detect);
-    let result = runtime::run(&spec);
+    let result = runtime::run(&spec, settings);
     if let (Some(mechanism @ Mechanism::Rlimits { why }), Ok(code @ 1..)) = (&mechanism, &result) {
         let limits = super::plan::Plan::from_spec(&spec).map(|p| p.limits).unwrap_or_default();
         let settings: Vec<String> = mechanism.settings(&limits).into_iter().map(|(_, s)| s).collect();
@@ -264,13 +268,13 @@ pub fn sandbox(args: &SandboxArgs) -> ExitCode {
 }
 
 /// `ovm __sandbox-exec --spec-fd FD`
-pub fn exec(args: &ExecArgs) -> ExitCode {
-    exec_fd(args.spec_fd)
+pub fn exec(args: &ExecArgs, settings: &Settings) -> ExitCode {
+    exec_fd(args.spec_fd, settings)
 }
 
-fn exec_fd(fd: RawFd) -> ExitCode {
+fn exec_fd(fd: RawFd, settings: &Settings) -> ExitCode {
     match super::spec_fd::read(fd) {
-        Ok(spec) => status(runtime::run(&spec)),
+        Ok(spec) => status(runtime::run(&spec, settings)),
         Err(err) => fail(&err),
     }
 }
@@ -282,15 +286,15 @@ fn exec_fd(fd: RawFd) -> ExitCode {
 /// forms are read by [`parse_sandbox`] below. `None` for anything else, including global options
 /// (`-v`, `-C`), `--help` and every usage error: the full CLI then handles and words those
 /// exactly as before. A test checks that whatever this takes, the full CLI parses the same way.
-pub fn fast_path() -> Option<ExitCode> {
+pub fn fast_path(settings: &Settings) -> Option<ExitCode> {
     // A degraded /proc mode must be announced, and that warning goes through the log subscriber the
     // fast path does not set up: whoever asks for the mode takes the full path.
-    if std::env::var_os(super::PROC_MODE_ENV).is_some() {
+    if settings.sandbox_proc.is_some() {
         return None;
     }
     match parse_fast(std::env::args_os().skip(1))? {
-        Fast::Sandbox(args) => Some(sandbox(&args)),
-        Fast::Exec(fd) => Some(exec_fd(fd)),
+        Fast::Sandbox(args) => Some(sandbox(&args, settings)),
+        Fast::Exec(fd) => Some(exec_fd(fd, settings)),
     }
 }
 

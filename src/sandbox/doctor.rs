@@ -29,6 +29,7 @@ use super::plan::Plan;
 use super::reaper::status_code;
 use super::runtime::{run_plan, Payload};
 use super::spec::{ProcMode, SandboxBuilder, PROC_MODE_ENV};
+use crate::settings::Settings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -84,8 +85,10 @@ fn check(name: &'static str, status: Status, detail: impl Into<String>, fix: Opt
 }
 
 /// Run every check, including the trial sandbox (which forks; call from a single-threaded process).
-pub fn diagnose() -> Report {
-    let facts = HostFacts::read();
+/// `settings` are this process's: the `/proc` mode chosen and the `container` variable.
+pub fn diagnose(settings: &Settings) -> Report {
+    hints::remember(settings);
+    let facts = HostFacts::read(settings);
     let mut checks = vec![
         kernel_check(),
         max_userns_check(&facts),
@@ -95,7 +98,7 @@ pub fn diagnose() -> Report {
         container_check(&facts),
         proc_check(&facts),
     ];
-    let chosen = ProcMode::from_env();
+    let chosen = ProcMode::chosen(settings);
     if let Ok(ProcMode::HostReadOnly) = chosen {
         checks.push(check(
             "/proc mode",
@@ -107,7 +110,14 @@ pub fn diagnose() -> Report {
             None,
         ));
     }
-    let outcome = trial(None);
+    let proc_detail = match chosen {
+        Ok(ProcMode::HostReadOnly) => "this system's /proc read-only (degraded mode)",
+        _ => "new /proc with read-only /proc/sys",
+    };
+    let outcome = match chosen {
+        Ok(mode) => trial(mode),
+        Err(err) => Err(TrialFailure::Setup(err)),
+    };
     let proc_refused = matches!(
         &outcome,
         Err(TrialFailure::Setup(SandboxError::Proc {
@@ -115,10 +125,6 @@ pub fn diagnose() -> Report {
             ..
         }))
     );
-    let proc_detail = match chosen {
-        Ok(ProcMode::HostReadOnly) => "this system's /proc read-only (degraded mode)",
-        _ => "new /proc with read-only /proc/sys",
-    };
     checks.push(match outcome {
         Ok(()) => check(
             "trial sandbox",
@@ -149,7 +155,7 @@ pub fn diagnose() -> Report {
         ),
     });
     if proc_refused {
-        checks.push(match trial(Some(ProcMode::HostReadOnly)) {
+        checks.push(match trial(ProcMode::HostReadOnly) {
             Ok(()) => check(
                 "degraded /proc mode",
                 Status::Info,
@@ -409,9 +415,8 @@ fn trial_probe() -> i32 {
     0
 }
 
-/// Build a real strict sandbox in a forked child and run [`trial_probe`] in it; `proc_mode` `None`
-/// takes the mode the environment selects, as a build would.
-fn trial(proc_mode: Option<ProcMode>) -> Result<(), TrialFailure> {
+/// Build a real strict sandbox with `proc_mode` in a forked child and run [`trial_probe`] in it.
+fn trial(proc_mode: ProcMode) -> Result<(), TrialFailure> {
     // Forking a multi-threaded process could leave the child stuck on another thread's lock.
     if let Some(threads) = super::sys::thread_count().filter(|&n| n > 1) {
         return Err(TrialFailure::Setup(SandboxError::MultiThreaded { threads }));
@@ -419,11 +424,12 @@ fn trial(proc_mode: Option<ProcMode>) -> Result<(), TrialFailure> {
     let exe = std::env::current_exe()
         .map_err(|e| TrialFailure::Setup(SandboxError::io("finding", Path::new("/proc/self/exe"), &e)))?;
     // With a build step's default limits, so the trial also makes (and removes) its cgroup.
-    let mut builder = SandboxBuilder::new(["ovm-doctor-probe"]).ro_bind(&exe, TRIAL_BIND).limits(Limits::defaults());
-    if let Some(mode) = proc_mode {
-        builder = builder.proc_mode(mode);
-    }
-    let spec = builder.build().map_err(TrialFailure::Setup)?;
+    let spec = SandboxBuilder::new(["ovm-doctor-probe"])
+        .ro_bind(&exe, TRIAL_BIND)
+        .limits(Limits::defaults())
+        .proc_mode(proc_mode)
+        .build()
+        .map_err(TrialFailure::Setup)?;
     let plan = Plan::from_spec(&spec).map_err(TrialFailure::Setup)?;
     let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| TrialFailure::Setup(SandboxError::process("pipe", e)))?;

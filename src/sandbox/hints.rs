@@ -10,8 +10,11 @@
 //! doctor` shows the same facts and the same fixes.
 
 use std::fs;
+use std::sync::OnceLock;
 
 use nix::errno::Errno;
+
+use crate::settings::Settings;
 
 pub(crate) const FIX_SECCOMP: &str = "a seccomp filter is active on this process (Seccomp: 2 in /proc/self/status), \
      as Docker's default profile does; it blocks unshare(CLONE_NEWUSER). Fix: run the container with \
@@ -144,19 +147,37 @@ pub struct HostFacts {
     pub proc_overmounts: Vec<String>,
 }
 
+/// The `container` variable of this process's settings, for the hints made deep in a sandbox's
+/// setup, where no settings travel: [`remember`]ed at the runtime's entry (`run`, the doctor). Not
+/// remembered, it counts as unset; the other traces of a container still count.
+static CONTAINER_VAR: OnceLock<Option<String>> = OnceLock::new();
+
+/// Records what the hints need of `settings`, once per process (a later call changes nothing).
+pub(crate) fn remember(settings: &Settings) {
+    let _ = CONTAINER_VAR.set(settings.container.clone());
+}
+
 impl HostFacts {
-    pub fn read() -> Self {
+    /// The facts of this host, with `settings`' `container` variable.
+    pub fn read(settings: &Settings) -> Self {
+        HostFacts::read_with(settings.container.as_deref())
+    }
+
+    /// The facts of this host, with the `container` variable [`remember`]ed for the process.
+    fn remembered() -> Self {
+        HostFacts::read_with(CONTAINER_VAR.get().and_then(|v| v.as_deref()))
+    }
+
+    fn read_with(container_var: Option<&str>) -> Self {
         let container_markers: Vec<String> = ["/.dockerenv", "/run/.containerenv"]
             .iter()
             .filter(|p| fs::symlink_metadata(p).is_ok())
             .map(|p| p.to_string())
             .collect();
         let containerenv = fs::read_to_string("/run/.containerenv").ok();
-        let container_var = std::env::var("container").ok();
         let cgroup = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
         let uid_map = fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
-        let container =
-            detect_container(&container_markers, containerenv.as_deref(), container_var.as_deref(), &cgroup, &uid_map);
+        let container = detect_container(&container_markers, containerenv.as_deref(), container_var, &cgroup, &uid_map);
         HostFacts {
             euid: nix::unistd::geteuid().as_raw(),
             seccomp_mode: status_field("Seccomp:"),
@@ -206,7 +227,7 @@ fn proc_overmounts() -> Vec<String> {
 
 /// Why creating the user (and pid) namespace failed.
 pub(crate) fn userns_hint(errno: Errno) -> String {
-    let facts = HostFacts::read();
+    let facts = HostFacts::remembered();
     match errno {
         Errno::ENOSPC => format!(
             "the user namespace limit is reached (user.max_user_namespaces = {}). Fix: sudo sysctl -w \
@@ -224,7 +245,7 @@ pub(crate) fn userns_hint(errno: Errno) -> String {
 
 /// Why writing `/proc/self/{setgroups,uid_map,gid_map}` failed.
 pub(crate) fn idmap_hint(errno: Errno) -> String {
-    let facts = HostFacts::read();
+    let facts = HostFacts::remembered();
     if facts.unprivileged() && facts.apparmor_restrict_userns == Some(1) {
         return FIX_APPARMOR.to_string();
     }
@@ -239,14 +260,14 @@ pub(crate) fn idmap_hint(errno: Errno) -> String {
 /// Why an ordinary mount step (rprivate, the root tmpfs) failed.
 pub(crate) fn mount_hint(errno: Errno) -> String {
     match errno {
-        Errno::EPERM | Errno::EACCES => policy_hint(&HostFacts::read(), "mounting in a user namespace"),
+        Errno::EPERM | Errno::EACCES => policy_hint(&HostFacts::remembered(), "mounting in a user namespace"),
         _ => String::new(),
     }
 }
 
 /// Why the fresh `/proc` could not be mounted.
 pub(crate) fn proc_hint(errno: Errno) -> String {
-    let facts = HostFacts::read();
+    let facts = HostFacts::remembered();
     match errno {
         Errno::EPERM | Errno::EACCES if !facts.proc_overmounts.is_empty() => {
             format!("{FIX_PROC} (over-mounts found: {})", facts.proc_overmounts.join(", "))
@@ -265,7 +286,7 @@ pub(crate) const FIX_SECCOMP_HOSTNAME: &str = "a seccomp filter forbids sethostn
 
 /// Why setting the sandbox's hostname (in its new UTS namespace, where it holds CAP_SYS_ADMIN) failed.
 pub(crate) fn hostname_hint(errno: Errno) -> String {
-    let facts = HostFacts::read();
+    let facts = HostFacts::remembered();
     match errno {
         Errno::EPERM if facts.seccomp_mode == Some(2) => FIX_SECCOMP_HOSTNAME.to_string(),
         Errno::EPERM | Errno::EACCES => policy_hint(&facts, "setting the hostname"),

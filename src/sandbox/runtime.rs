@@ -60,12 +60,13 @@ use super::reaper;
 use super::seccomp;
 use super::spec_fd;
 use super::sys;
+use crate::settings::Settings;
 
 /// The hidden subcommand that runs a spec given as JSON in an inherited descriptor:
 /// `ovm __sandbox-exec --spec-fd N` (see `spec_fd` for why not on the command line).
 pub const EXEC_SUBCOMMAND: &str = "__sandbox-exec";
 /// Environment variable overriding the ovm executable [`command`] re-executes.
-pub const EXE_ENV: &str = "OVM_EXE";
+pub const EXE_ENV: &str = crate::settings::EXE;
 
 /// Signals the caller forwards to the sandbox (and init to the command).
 const FORWARDED: [Signal; 4] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT];
@@ -87,8 +88,11 @@ pub(crate) enum Payload {
 /// `ovm sandbox` CLI). Multi-threaded callers get [`SandboxError::MultiThreaded`]; they use
 /// [`command`]. While the sandbox runs, SIGINT/SIGTERM/SIGHUP/SIGQUIT are forwarded to it. When it
 /// returns, no process of the sandbox runs any more, but the kernel may still be tearing down its
-/// namespaces, and its init is left for this process's exit to reap.
-pub fn run(spec: &Spec) -> Result<i32, SandboxError> {
+/// namespaces, and its init is left for this process's exit to reap. `settings` are this
+/// process's: the hints in a setup failure's message consult them (a container named by
+/// `container`).
+pub fn run(spec: &Spec, settings: &Settings) -> Result<i32, SandboxError> {
+    hints::remember(settings);
     run_plan(&Plan::from_spec(spec)?, Payload::Exec)
 }
 
@@ -99,15 +103,15 @@ pub fn run(spec: &Spec) -> Result<i32, SandboxError> {
 /// descriptors the spec preserves are passed through (their close-on-exec flag is cleared in the
 /// child); all other inherited descriptors are closed inside the sandbox.
 ///
-/// The executable is `$OVM_EXE` or the current executable; in `cargo test` the latter is the test
-/// harness, so tests use [`command_with_exe`] with `env!("CARGO_BIN_EXE_ovm")`.
+/// The executable is `OVM_EXE` (in `settings`) or the current executable; in `cargo test` the
+/// latter is the test harness, so tests use [`command_with_exe`] with `env!("CARGO_BIN_EXE_ovm")`.
 ///
 /// The sandbox dies with its caller: the spawned process gets `PR_SET_PDEATHSIG(SIGKILL)`, and its
 /// own init has the same towards it, so a killed ovm takes the whole tree down instead of leaving a
 /// build writing into a work dir the next run is about to reuse. The signal is tied to the *thread*
 /// that spawns: spawn and wait from the same thread (as `Command::status` does).
-pub fn command(spec: &Spec) -> Result<Command, SandboxError> {
-    command_with_exe(&executable()?, spec)
+pub fn command(spec: &Spec, settings: &Settings) -> Result<Command, SandboxError> {
+    command_with_exe(&executable(settings)?, spec)
 }
 
 /// [`command`] with an explicit ovm executable.
@@ -140,10 +144,10 @@ pub fn command_with_exe(exe: &Path, spec: &Spec) -> Result<Command, SandboxError
     Ok(cmd)
 }
 
-/// The ovm executable [`command`] re-executes.
-pub fn executable() -> Result<PathBuf, SandboxError> {
-    if let Some(exe) = std::env::var_os(EXE_ENV) {
-        return Ok(PathBuf::from(exe));
+/// The ovm executable [`command`] re-executes: `OVM_EXE` in `settings`, else this one.
+pub fn executable(settings: &Settings) -> Result<PathBuf, SandboxError> {
+    if let Some(exe) = &settings.exe {
+        return Ok(exe.clone());
     }
     std::env::current_exe().map_err(|e| SandboxError::io("finding the ovm executable", Path::new("/proc/self/exe"), &e))
 }
@@ -669,7 +673,7 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let other = std::thread::spawn(move || rx.recv().ok());
         let spec = SandboxBuilder::new(["/bin/true"]).build().unwrap();
-        let err = run(&spec).unwrap_err();
+        let err = run(&spec, &Settings::default()).unwrap_err();
         tx.send(()).unwrap();
         other.join().unwrap();
         assert!(matches!(err, SandboxError::MultiThreaded { threads } if threads >= 2), "{err}");

@@ -35,6 +35,7 @@ use oci_spec::runtime::{
 
 use super::error::SandboxError;
 use super::limits::Limits;
+use crate::settings::Settings;
 
 /// `"tmpfs"`: the sandbox root is a fresh tmpfs (made read-only once the mount points exist);
 /// `root.path` is used only when the spec is written as a bundle for another runtime.
@@ -56,7 +57,7 @@ pub const SESSION_KEYRING_NEW: &str = "new";
 /// `"fresh"` or `"host-ro"`: which [`ProcMode`] built the spec's `/proc` mount.
 pub const ANNOTATION_PROC: &str = "org.ovm.proc";
 /// The environment variable that selects the [`ProcMode`] of every sandbox ovm makes.
-pub const PROC_MODE_ENV: &str = "OVM_SANDBOX_PROC";
+pub const PROC_MODE_ENV: &str = crate::settings::SANDBOX_PROC;
 
 /// How a sandbox gets its `/proc` (see the module comment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -86,20 +87,23 @@ impl ProcMode {
         }
     }
 
-    /// The mode [`PROC_MODE_ENV`] selects; unset means [`ProcMode::Fresh`].
-    pub fn from_env() -> Result<ProcMode, SandboxError> {
-        match std::env::var(PROC_MODE_ENV) {
-            Ok(value) => ProcMode::parse(&value, PROC_MODE_ENV),
-            Err(std::env::VarError::NotPresent) => Ok(ProcMode::Fresh),
-            Err(std::env::VarError::NotUnicode(v)) => {
-                Err(SandboxError::ProcMode { var: PROC_MODE_ENV.to_string(), value: v.to_string_lossy().into_owned() })
-            }
+    /// The mode the user chose with [`PROC_MODE_ENV`] (in `settings`); unset means
+    /// [`ProcMode::Fresh`]. Choosing the degraded mode is announced, once per process: it is the
+    /// user's choice, but one whose cost (other processes readable) must stay visible in every
+    /// run's output.
+    pub fn chosen(settings: &Settings) -> Result<ProcMode, SandboxError> {
+        let mode = match &settings.sandbox_proc {
+            Some(value) => ProcMode::parse(value, PROC_MODE_ENV)?,
+            None => ProcMode::Fresh,
+        };
+        if mode == ProcMode::HostReadOnly {
+            warn_degraded_proc();
         }
+        Ok(mode)
     }
 }
 
-/// Says once per process that sandboxes run in the degraded /proc mode: it is a choice the user
-/// made, but one whose cost (other processes readable) must stay visible in every run's output.
+/// Says once per process that sandboxes run in the degraded /proc mode.
 fn warn_degraded_proc() {
     static WARNED: std::sync::Once = std::sync::Once::new();
     WARNED.call_once(|| {
@@ -158,8 +162,7 @@ pub struct SandboxBuilder {
     rlimits: Vec<(PosixRlimitType, u64, u64)>,
     uid: u32,
     gid: u32,
-    /// `None`: whatever [`PROC_MODE_ENV`] says when the spec is built.
-    proc_mode: Option<ProcMode>,
+    proc_mode: ProcMode,
     limits: Limits,
 }
 
@@ -183,7 +186,7 @@ impl SandboxBuilder {
             rlimits: vec![(PosixRlimitType::RlimitCore, 0, 0)],
             uid: nix::unistd::geteuid().as_raw(),
             gid: nix::unistd::getegid().as_raw(),
-            proc_mode: None,
+            proc_mode: ProcMode::Fresh,
             limits: Limits::default(),
         }
     }
@@ -210,10 +213,10 @@ impl SandboxBuilder {
         self
     }
 
-    /// How `/proc` is provided, overriding [`PROC_MODE_ENV`] (which is read by [`build`](Self::build)
-    /// when this is not called).
+    /// How `/proc` is provided; [`ProcMode::Fresh`] unless this is called. Every sandbox ovm makes
+    /// for a user takes the mode the user chose ([`ProcMode::chosen`]).
     pub fn proc_mode(mut self, mode: ProcMode) -> Self {
-        self.proc_mode = Some(mode);
+        self.proc_mode = mode;
         self
     }
 
@@ -291,19 +294,7 @@ impl SandboxBuilder {
     }
 
     pub fn build(self) -> Result<Spec, SandboxError> {
-        // The user's choice is announced; a caller that asks explicitly (doctor's second trial) owns
-        // the message about it.
-        let proc_mode = match self.proc_mode {
-            Some(mode) => mode,
-            None => {
-                let mode = ProcMode::from_env()?;
-                if mode == ProcMode::HostReadOnly {
-                    warn_degraded_proc();
-                }
-                mode
-            }
-        };
-        let proc_mount = match proc_mode {
+        let proc_mount = match self.proc_mode {
             ProcMode::Fresh => mount(Path::new("/proc"), "proc", Path::new("proc"), &["nosuid", "noexec", "nodev"]),
             ProcMode::HostReadOnly => {
                 mount(Path::new("/proc"), "bind", Path::new("/proc"), &["rbind", "ro", "nosuid", "noexec", "nodev"])
@@ -369,7 +360,7 @@ impl SandboxBuilder {
 
         let mut annotations = HashMap::from([
             (ANNOTATION_ROOT.to_string(), "tmpfs".to_string()),
-            (ANNOTATION_PROC.to_string(), proc_mode.name().to_string()),
+            (ANNOTATION_PROC.to_string(), self.proc_mode.name().to_string()),
             (ANNOTATION_SECCOMP.to_string(), SECCOMP_BUILTIN.to_string()),
             (ANNOTATION_SESSION_KEYRING.to_string(), SESSION_KEYRING_NEW.to_string()),
         ]);
@@ -553,6 +544,15 @@ mod tests {
         assert_eq!(ProcMode::parse("host-ro", "V").unwrap(), ProcMode::HostReadOnly);
         let err = ProcMode::parse("host", "V").unwrap_err().to_string();
         assert!(err.starts_with("V=\"host\" is not a /proc mode"), "{err}");
+    }
+
+    #[test]
+    fn the_chosen_proc_mode_comes_from_the_settings() {
+        let with = |v: Option<&str>| Settings { sandbox_proc: v.map(str::to_string), ..Settings::default() };
+        assert_eq!(ProcMode::chosen(&with(None)).unwrap(), ProcMode::Fresh);
+        assert_eq!(ProcMode::chosen(&with(Some("host-ro"))).unwrap(), ProcMode::HostReadOnly);
+        let err = ProcMode::chosen(&with(Some("host"))).unwrap_err().to_string();
+        assert!(err.starts_with("OVM_SANDBOX_PROC=\"host\" is not a /proc mode"), "{err}");
     }
 
     #[test]

@@ -231,6 +231,7 @@ pub fn copy_tree(from: &Path, to: &Path) {
 
 /// Fails (never skips) when a host tool is missing.
 pub fn require_tool(name: &str) {
+    #[allow(clippy::disallowed_methods)] // The test's own PATH, not ovm's settings.
     let found =
         std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file())).unwrap_or(false);
     assert!(found, "`{name}` is not installed: {SETUP_HINT}");

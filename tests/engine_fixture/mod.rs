@@ -30,6 +30,7 @@ const DEV_SSTATE_ENV: &str = "OVM_TEST_SSTATE_DIR";
 const KEEP_ENV: &str = "OVM_TEST_KEEP";
 
 /// A scratch project with the real toolchain and build-tool recipes, tools already cached.
+#[allow(clippy::disallowed_methods)] // The test's own knobs (above), not ovm's settings.
 pub fn project() -> TestProject {
     let mut p = TestProject::with_real_tools();
     if let Some(dir) = std::env::var_os(DEV_SSTATE_ENV) {
