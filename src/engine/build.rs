@@ -46,21 +46,21 @@ pub struct BuildOptions {
 
 /// One package's line in the summary.
 #[derive(Debug, Clone)]
-pub struct PackageReport {
+pub(crate) struct PackageReport {
     pub domain: Domain,
     pub name: String,
     pub outcome: Outcome,
 }
 
 #[derive(Debug)]
-pub struct BuildSummary {
+pub(crate) struct BuildSummary {
     pub packages: Vec<PackageReport>,
     pub image: Option<ImageReport>,
     pub elapsed: Duration,
 }
 
 #[derive(Debug, Clone)]
-pub struct ImageReport {
+pub(crate) struct ImageReport {
     pub path: PathBuf,
     pub manifest: PathBuf,
     pub size: u64,
@@ -70,7 +70,7 @@ pub struct ImageReport {
 
 /// A run that stopped: what failed (each with its log) and what had been done.
 #[derive(Debug)]
-pub struct BuildFailure {
+pub(crate) struct BuildFailure {
     pub failures: Vec<Failure>,
     pub error: Option<Box<EngineError>>,
 }
@@ -103,7 +103,7 @@ pub(crate) struct Run<'a> {
 
 /// The job count of a run: `-j`, else `[build] jobs`, else the number of cores; at most
 /// [`MAX_JOBS`](super::scheduler::MAX_JOBS), which the jobserver pipe can hold.
-pub fn jobs_for(project: &Project, requested: usize) -> Result<usize, EngineError> {
+pub(crate) fn jobs_for(project: &Project, requested: usize) -> Result<usize, EngineError> {
     let configured = if requested > 0 { requested } else { project.config.build.jobs };
     let max = super::scheduler::MAX_JOBS;
     if configured > max {
@@ -451,7 +451,7 @@ pub(crate) fn open_log(layout: &Layout, domain: Domain, what: &str) -> Result<Co
 }
 
 /// `ovm build`.
-pub fn build(project: &Project, opts: &BuildOptions, quiet: bool) -> Result<BuildSummary, BuildFailure> {
+pub(crate) fn build(project: &Project, opts: &BuildOptions, quiet: bool) -> Result<BuildSummary, BuildFailure> {
     let t0 = Instant::now();
     let (_lock, run) = open_run(project, opts.jobs, opts.no_sandbox, opts.no_wait, quiet)?;
     let kind = run.toolchain(opts.toolchain.as_ref())?;

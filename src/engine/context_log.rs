@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 #[derive(Debug)]
-pub struct ContextLog {
+pub(crate) struct ContextLog {
     path: PathBuf,
     file: Mutex<File>,
 }

@@ -48,7 +48,7 @@ pub fn plan(recipes: &RecipeSet) -> Result<Vec<PlannedTask>, EngineError> {
 
 /// What `ovm toolchain ARCH` did.
 #[derive(Debug)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub arch: Arch,
     pub built: Provided,
     pub packages: Vec<PackageReport>,
@@ -67,7 +67,7 @@ pub struct Options {
 }
 
 /// `ovm toolchain ARCH`: builds (or reuses) the gcc toolchain for `arch`.
-pub fn build(project: &Project, arch: Arch, opts: &Options, quiet: bool) -> Result<Summary, BuildFailure> {
+pub(crate) fn build(project: &Project, arch: Arch, opts: &Options, quiet: bool) -> Result<Summary, BuildFailure> {
     let t0 = Instant::now();
     let (_lock, run) = open_run(project, opts.jobs, opts.no_sandbox, opts.no_wait, quiet)?;
     let what = format!("ovm toolchain {arch}");
@@ -87,7 +87,7 @@ pub fn build(project: &Project, arch: Arch, opts: &Options, quiet: bool) -> Resu
 }
 
 /// Prints the summary of `ovm toolchain`.
-pub fn print_summary(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
+pub(crate) fn print_summary(s: &Summary, out: &mut dyn Write) -> io::Result<()> {
     for p in &s.packages {
         writeln!(out, "{} {}: {}", p.domain, p.name, p.outcome)?;
     }

@@ -25,7 +25,7 @@ use super::task::{Task, TaskPlan};
 use super::EngineError;
 
 /// The domain a package builds in.
-pub fn domain_of(recipe: &Recipe, arch: Arch, host: Arch) -> Domain {
+pub(crate) fn domain_of(recipe: &Recipe, arch: Arch, host: Arch) -> Domain {
     match recipe.kind {
         Kind::Target => Domain::Target(arch),
         Kind::Tools => Domain::Tools(host),

@@ -2,26 +2,27 @@
 //! compile → install → package), each task guarded by a signature stamp, run in the sandbox, in
 //! parallel across packages under one jobserver, with the state kept on the host.
 
+// Public: what the CLI calls (`build`, `clean`, `cross`, `devshell`, `report`, `status`) and the
+// integration tests read (`context_log`). The rest is the engine's inside.
 pub mod build;
 pub mod clean;
 pub mod context_log;
 pub mod cross;
 mod ctx;
 pub mod devshell;
-pub mod env;
+pub(crate) mod env;
 mod error;
-pub mod freshness;
-pub mod lock;
-pub mod package;
+pub(crate) mod freshness;
+pub(crate) mod lock;
+pub(crate) mod package;
 pub mod report;
-pub mod scheduler;
-pub mod sstate;
-pub mod state;
+pub(crate) mod scheduler;
+pub(crate) mod sstate;
+pub(crate) mod state;
 pub mod status;
-pub mod step;
-pub mod steplog;
-pub mod steps;
-pub mod task;
+pub(crate) mod step;
+pub(crate) mod steplog;
+pub(crate) mod steps;
+pub(crate) mod task;
 
-pub use ctx::{Ctx, Isolation};
 pub use error::EngineError;

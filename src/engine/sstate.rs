@@ -23,10 +23,6 @@ impl Sstate {
         Sstate { dir }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn entry(&self, sig: &str) -> PathBuf {
         self.dir.join(&sig[..sig.len().min(2)]).join(sig)
     }

@@ -120,10 +120,6 @@ impl TaskPlan {
         self.tasks.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
-    }
-
     /// Every task, in order.
     pub fn all(&self) -> impl Iterator<Item = Task> {
         (0..self.tasks.len()).map(Task)
