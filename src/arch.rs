@@ -4,10 +4,16 @@
 use std::fmt;
 use std::str::FromStr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+/// On the command line a `clap::ValueEnum` (the names and aliases of [`Arch::from_str`], which
+/// config files and `ovm clean`'s mixed arguments use), so help and completions list the choices.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
+    #[value(name = "x86_64", alias = "amd64", alias = "x86-64")]
     X86_64,
+    #[value(name = "aarch64", alias = "arm64")]
     Aarch64,
 }
 
@@ -87,6 +93,17 @@ mod tests {
         assert_eq!("x86_64".parse::<Arch>().unwrap(), Arch::X86_64);
         assert_eq!("arm64".parse::<Arch>().unwrap(), Arch::Aarch64);
         assert_eq!("aarch64".parse::<Arch>().unwrap(), Arch::Aarch64);
+    }
+
+    #[test]
+    fn the_command_line_takes_the_same_names_as_from_str() {
+        use clap::ValueEnum;
+        for name in ["x86_64", "amd64", "x86-64", "aarch64", "arm64", "riscv64", "X86_64", ""] {
+            assert_eq!(<Arch as ValueEnum>::from_str(name, false).ok(), name.parse::<Arch>().ok(), "{name}");
+        }
+        for arch in Arch::ALL {
+            assert_eq!(arch.to_possible_value().map(|v| v.get_name().to_string()), Some(arch.name().to_string()));
+        }
     }
 
     #[test]

@@ -49,12 +49,17 @@ pub enum CompressError {
     Io { format: &'static str, source: io::Error },
 }
 
-/// How the image is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// How the image is compressed. On the command line a `clap::ValueEnum` with the names (and
+/// aliases) `FromStr` takes for `[pack] compress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Compression {
+    #[value(name = "none")]
     None,
+    #[value(name = "gzip", alias = "gz")]
     Gzip,
+    #[value(name = "xz")]
     Xz,
+    #[value(name = "zstd", alias = "zst")]
     Zstd,
 }
 
@@ -195,6 +200,21 @@ impl<W: Write + Send + 'static> Write for Encoder<W> {
 mod tests {
     use super::*;
     use std::io::Read;
+
+    #[test]
+    fn the_command_line_takes_the_same_names_as_the_config() {
+        use clap::ValueEnum;
+        for name in ["none", "gzip", "gz", "xz", "zstd", "zst", "lz4", "GZIP", ""] {
+            assert_eq!(
+                <Compression as ValueEnum>::from_str(name, false).ok(),
+                name.parse::<Compression>().ok(),
+                "{name}"
+            );
+        }
+        for c in Compression::ALL {
+            assert_eq!(c.to_possible_value().map(|v| v.get_name().to_string()), Some(c.name().to_string()));
+        }
+    }
 
     fn sample() -> Vec<u8> {
         // Compressible text mixed with pseudo-random bytes, several gzip blocks and an odd tail.
