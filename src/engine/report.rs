@@ -55,7 +55,7 @@ pub fn build(project: &Project, opts: &BuildOptions, quiet: bool) -> ExitCode {
 
 /// A run that stopped (`ovm build`, `ovm toolchain`): each failed task's log tail and path, the
 /// run's own error, and how to go on.
-pub fn print_failure(failure: &BuildFailure, err: &mut dyn Write) {
+pub(crate) fn print_failure(failure: &BuildFailure, err: &mut dyn Write) {
     for f in &failure.failures {
         package::report_failure(f, err);
     }
