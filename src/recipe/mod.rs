@@ -212,6 +212,39 @@ impl Source {
     }
 }
 
+/// The archive formats ovm unpacks, told apart by file name. Validation refuses a source to unpack
+/// whose name has none of them; `unpack` reads each format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    Tar,
+    TarGz,
+    TarXz,
+    TarBz2,
+    TarZst,
+    /// Also Python wheels (`.whl`), which are zip files: the zig toolchain ships as one.
+    Zip,
+}
+
+impl ArchiveFormat {
+    /// Recognised suffixes, for messages.
+    pub const SUFFIXES: &'static [&'static str] = &[
+        ".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tbz", ".tar.zst", ".tzst", ".zip", ".whl",
+    ];
+
+    pub fn from_file_name(name: &str) -> Option<ArchiveFormat> {
+        let n = name.to_ascii_lowercase();
+        let table: [(&[&str], ArchiveFormat); 6] = [
+            (&[".tar.gz", ".tgz"], ArchiveFormat::TarGz),
+            (&[".tar.xz", ".txz"], ArchiveFormat::TarXz),
+            (&[".tar.bz2", ".tbz2", ".tbz"], ArchiveFormat::TarBz2),
+            (&[".tar.zst", ".tzst"], ArchiveFormat::TarZst),
+            (&[".tar"], ArchiveFormat::Tar),
+            (&[".zip", ".whl"], ArchiveFormat::Zip),
+        ];
+        table.iter().find(|(suffixes, _)| suffixes.iter().any(|s| n.ends_with(s))).map(|(_, f)| *f)
+    }
+}
+
 /// One exact set of bytes (identified by sha256) and every place it may be found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Artifact {

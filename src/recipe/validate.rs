@@ -10,13 +10,12 @@ use toml::Spanned;
 
 use super::raw::{RawAlternative, RawBuild, RawDebian, RawPypi, RawRecipe, RawSource};
 use super::{
-    Alternative, Artifact, Build, ConfigFile, DebianSource, Kind, Location, NamedStep, PypiSource, Recipe, RecipeError,
-    RecipeLimits, Source, Style,
+    Alternative, ArchiveFormat, Artifact, Build, ConfigFile, DebianSource, Kind, Location, NamedStep, PypiSource,
+    Recipe, RecipeError, RecipeLimits, Source, Style,
 };
 use crate::layout::TaskName;
 use crate::project::Outside;
 use crate::size::ByteSize;
-use crate::unpack::ArchiveFormat;
 
 /// Project paths the checks resolve against.
 pub(super) struct Context {

@@ -34,6 +34,10 @@ use std::time::{Duration, SystemTime};
 
 use crate::recipe::Source;
 
+/// Defined with the recipes, which refuse a source they could not unpack: the module below the
+/// stage that unpacks owns the type both use.
+pub use crate::recipe::ArchiveFormat;
+
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
     #[error("{}: cannot tell the archive format from the name (expected {})", archive.display(), ArchiveFormat::SUFFIXES.join(", "))]
@@ -58,38 +62,6 @@ pub enum UnpackError {
     DestExists { archive: PathBuf, dest: PathBuf, entry: String },
     #[error("cannot write {}: {source}", path.display())]
     Write { path: PathBuf, source: io::Error },
-}
-
-/// The archive formats ovm unpacks, told apart by file name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArchiveFormat {
-    Tar,
-    TarGz,
-    TarXz,
-    TarBz2,
-    TarZst,
-    /// Also Python wheels (`.whl`), which are zip files: the zig toolchain ships as one.
-    Zip,
-}
-
-impl ArchiveFormat {
-    /// Recognised suffixes, for messages.
-    pub const SUFFIXES: &'static [&'static str] = &[
-        ".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tbz", ".tar.zst", ".tzst", ".zip", ".whl",
-    ];
-
-    pub fn from_file_name(name: &str) -> Option<ArchiveFormat> {
-        let n = name.to_ascii_lowercase();
-        let table: [(&[&str], ArchiveFormat); 6] = [
-            (&[".tar.gz", ".tgz"], ArchiveFormat::TarGz),
-            (&[".tar.xz", ".txz"], ArchiveFormat::TarXz),
-            (&[".tar.bz2", ".tbz2", ".tbz"], ArchiveFormat::TarBz2),
-            (&[".tar.zst", ".tzst"], ArchiveFormat::TarZst),
-            (&[".tar"], ArchiveFormat::Tar),
-            (&[".zip", ".whl"], ArchiveFormat::Zip),
-        ];
-        table.iter().find(|(suffixes, _)| suffixes.iter().any(|s| n.ends_with(s))).map(|(_, f)| *f)
-    }
 }
 
 /// What an unpack produced.
