@@ -285,7 +285,8 @@ fn exec_fd(fd: RawFd, settings: &Settings) -> ExitCode {
 /// ~0.1-0.2 ms of one (dozens of small allocations and the code pages they touch); so the plain
 /// forms are read by [`parse_sandbox`] below. `None` for anything else, including global options
 /// (`-v`, `-C`), `--help` and every usage error: the full CLI then handles and words those
-/// exactly as before. A test checks that whatever this takes, the full CLI parses the same way.
+/// exactly as before. A test (in `crate::cli`) checks that whatever this takes, the full CLI parses
+/// the same way.
 pub fn fast_path(settings: &Settings) -> Option<ExitCode> {
     // A degraded /proc mode must be announced, and that warning goes through the log subscriber the
     // fast path does not set up: whoever asks for the mode takes the full path.
@@ -298,13 +299,14 @@ pub fn fast_path(settings: &Settings) -> Option<ExitCode> {
     }
 }
 
-/// What [`fast_path`] recognised.
-enum Fast {
+/// What [`fast_path`] recognised. `pub(crate)`, like [`parse_fast`], for the test in `crate::cli`
+/// that checks the fast path against the full command line, which sits above the sandbox.
+pub(crate) enum Fast {
     Sandbox(SandboxArgs),
     Exec(RawFd),
 }
 
-fn parse_fast(args: impl IntoIterator<Item = std::ffi::OsString>) -> Option<Fast> {
+pub(crate) fn parse_fast(args: impl IntoIterator<Item = std::ffi::OsString>) -> Option<Fast> {
     let mut args = args.into_iter();
     let first = args.next()?;
     if first == "sandbox" {
@@ -438,80 +440,6 @@ mod tests {
             })
             .collect();
         assert_eq!(dests, ["rw /w", "ro /w/sub", "tmpfs /w/t", "ro /c"]);
-    }
-
-    fn fast(args: &[&str]) -> Option<Fast> {
-        parse_fast(args.iter().map(std::ffi::OsString::from))
-    }
-
-    #[test]
-    fn fast_path_parses_sandbox_invocations_as_the_full_cli_does() {
-        let Some(Fast::Sandbox(args)) = fast(&["sandbox", "--ro", "/a:/b", "--net", "--", "sh", "-c", "x"]) else {
-            panic!("a plain `ovm sandbox` is parsed by the fast path");
-        };
-        assert!(args.options.net);
-        assert_eq!(args.options.command, ["sandbox", "sh", "-c", "x"][1..]);
-        assert!(matches!(&args.mounts[..], [MountArg::Ro(b)] if b.dest == std::path::Path::new("/b")));
-        assert!(matches!(fast(&["__sandbox-exec", "--spec-fd", "3"]), Some(Fast::Exec(3))));
-
-        // Whatever the fast path takes, the full CLI parses the same way; the rest (help, usage
-        // errors, global options before `sandbox`, other commands) is left to the full CLI.
-        // The first TAKEN cases are plain forms the fast path must take; the rest it may leave.
-        const TAKEN: usize = 9;
-        let cases: &[&[&str]] = &[
-            &["sandbox", "--tmpfs", "/t", "--rw", "/a:/w", "--cwd", "/w", "--env", "A=1", "--", "sh"],
-            &["sandbox", "--tty", "--hostname", "h", "--print-spec", "sh", "-c", "x"],
-            &["sandbox", "--", "sh", "-v"],
-            &["sandbox", "--ro=/a:/b", "--net", "--bundle=/tmp/b", "sh", "--tty", "--", "x"],
-            &["sandbox", "--ro", "/bin/busybox:/bin/busybox", "--", "/bin/busybox", "true"],
-            &["sandbox", "--env", "A=", "--env=B=c=d", "--rw", "rel:/r", "--tmpfs=/x", "--ro", "/y", "a", "-"],
-            &["sandbox", "sh", "--", "--net"],
-            &["__sandbox-exec", "--spec-fd", "3"],
-            &["sandbox", "--pids-max", "64", "--memory-max=64M", "--", "sh"],
-            &["sandbox", "--pids-max", "0", "sh"],
-            &["sandbox", "--pids-max", "x", "sh"],
-            &["sandbox", "--memory-max", "4X", "sh"],
-            &["sandbox", "--pids-max=1", "--pids-max=2", "sh"],
-            &["sandbox", "-v", "--", "sh"],
-            &["sandbox", "--net", "--net", "sh"],
-            &["sandbox", "--net=yes", "sh"],
-            &["sandbox", "--cwd", "/a", "--cwd", "/b", "sh"],
-            &["sandbox", "--print-spec", "--bundle", "/b", "sh"],
-            &["sandbox", "--env", "novalue", "sh"],
-            &["sandbox", "--ro", "--rw", "/a", "sh"],
-            &["sandbox", "--hostname", "", "sh"],
-            &["sandbox", "--tmpfs"],
-            &["sandbox", "--bogus", "sh"],
-            &["sandbox", "--net"],
-            &["sandbox", "--ro", "/a", "-q", "--", "sh"],
-            &["sandbox", "-C", "/p", "sh"],
-            &["sandbox", "--help"],
-            &["sandbox", "--ro"],
-            &["sandbox"],
-            &["build", "x86_64"],
-            &["-C", "/p", "sandbox", "--", "sh"],
-            &["__sandbox-exec", "--spec-fd", "3", "extra"],
-            &["__sandbox-exec", "--spec-fd=3"],
-            &["__sandbox-exec", "{}"],
-            &[],
-        ];
-        for args in cases {
-            let full = crate::cli::Cli::try_parse_from(std::iter::once("ovm").chain(args.iter().copied()));
-            match (fast(args), full.map(|cli| cli.command)) {
-                (None, _) => {}
-                (Some(Fast::Sandbox(a)), Ok(crate::cli::Command::Sandbox(b))) => {
-                    assert_eq!(format!("{a:?}"), format!("{b:?}"), "{args:?}")
-                }
-                (Some(Fast::Exec(a)), Ok(crate::cli::Command::SandboxExec(b))) => assert_eq!(a, b.spec_fd, "{args:?}"),
-                (Some(_), other) => panic!("{args:?}: the fast path took it, the full CLI gives {other:?}"),
-            }
-        }
-        assert!(fast(&["sandbox", "--help"]).is_none() && fast(&["-C", "/p", "sandbox", "sh"]).is_none());
-        // The plain forms are the fast path's (a parser that took nothing would pass the loop).
-        for args in &cases[..TAKEN] {
-            assert!(fast(args).is_some(), "{args:?} should take the fast path");
-        }
-        assert!(fast(&["sandbox", "-v", "--", "sh"]).is_none(), "-v is the full CLI's");
     }
 
     #[test]
