@@ -1,6 +1,7 @@
-//! The project tree: where ovm finds its inputs (recipes/, config/, patches/, rootfs/) and where it
-//! keeps what it generates (sources/, work/, states/, staging/, toolchain/, output/, logs/, .cache/).
-//! Every path ovm touches is derived here so that the layout is written down exactly once.
+//! The project: its root (found from the working directory, or `-C DIR`), its configuration
+//! (`config/ovm.toml`, every section typed, unknown keys refused) and whether a path a recipe names
+//! stays inside it ([`inside`]). Where things are below the root is `crate::layout`'s, reached
+//! through [`Project::layout`].
 
 use std::path::{Path, PathBuf};
 

@@ -485,7 +485,7 @@ mod tests {
         let bad_exit = Ending::Exited { success: false, status: "exit status: 1".into() };
         assert_eq!(decide(&scanner(b"OK\n"), true, &ok_exit), Verdict::Pass);
         assert_eq!(decide(&scanner(b"OK\n"), true, &Ending::Stopped), Verdict::Pass);
-        // A panic after the marker still fails: the "and no Kernel panic appears".
+        // A panic after the marker still fails: a pass also needs no `Kernel panic` on the console.
         assert!(matches!(decide(&scanner(b"OK\nKernel panic - not syncing: x\n"), true, &ok_exit), Verdict::Panic(_)));
         assert_eq!(decide(&scanner(b"booting\n"), true, &ok_exit), Verdict::MarkerMissing);
         assert_eq!(decide(&scanner(b"booting\n"), true, &Ending::TimedOut), Verdict::Timeout);

@@ -1,8 +1,8 @@
 //! `ovm build`: the whole pipeline for one architecture, in four phases that each run on the
-//! scheduler: the toolchain (zig, from its wheel), the build tools (static busybox and GNU make for
-//! the host, built in the `toolchain` profile), the target packages (strict `package` profile) and
-//! the image. Every source the stale packages need is fetched first, in parallel, so a missing
-//! download fails the run before any compiling starts (the old Makefile's `download` target).
+//! scheduler: the toolchain (by default gcc, built from source; see `crate::toolchain`), the build
+//! tools (static busybox and GNU make for the host, built in the `toolchain` profile), the target
+//! packages (strict `package` profile) and the image. Every source the stale packages need is fetched first, in parallel, so a missing
+//! download fails the run before any compiling starts (what `ovm download` does on its own).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

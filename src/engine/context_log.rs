@@ -1,7 +1,7 @@
-//! `logs/ARCH/context.log` (named after the shell project ovm descends from): one line per task
-//! event, appended by every run, so a person (or a test) can see which tasks a run executed, in which order, how long
-//! each took and with which signature. Lines are written with a single `write` on an `O_APPEND`
-//! file, so lines from parallel workers never interleave.
+//! `logs/ARCH/context.log`: one line per task event, appended by every run, so a person (or a
+//! test) can see which tasks a run executed, in which order, how long each took and with which
+//! signature. Lines are written with a single `write` on an `O_APPEND` file, so lines from
+//! parallel workers never interleave.
 //!
 //! ```text
 //! 2026-11-21T10:00:00.123Z run    ovm build x86_64 (pid 4242)

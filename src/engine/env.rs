@@ -4,7 +4,7 @@
 
 use crate::arch::Arch;
 
-/// Where the tools live inside every sandbox (see COMMON conventions / README "Sandbox layout").
+/// Where things are inside every sandbox (README "How a build works" says what is bound where).
 pub const TOOLCHAIN_DIR: &str = "/ovm/toolchain";
 pub const TOOLS_DIR: &str = "/ovm/tools";
 pub const SRC_DIR: &str = "/ovm/src";

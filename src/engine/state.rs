@@ -5,8 +5,8 @@
 //! Every file here is written to a temporary name in the same directory and renamed into place, so a
 //! SIGKILL at any instant leaves either the old or the new content, never a torn file. A stamp is
 //! written only after its task's outputs are complete; a `running` marker that survives a run means
-//! that package's work dir is dirty and must be discarded (the shell project ovm descends from
-//! re-ran on top of a half-extracted tree).
+//! that package's work dir is dirty and must be discarded (a task rerun on top of a half-extracted
+//! or half-built tree builds from a mix of old and new files).
 
 use std::fs;
 use std::io;
@@ -79,7 +79,7 @@ fn lenient_output<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Stamp
     Ok(raw.and_then(|v| serde_json::from_value(v).ok()))
 }
 
-/// `await` (named after the shell project ovm descends from): which task failed last and where its log is.
+/// `await`: which task failed last and where its log is; the next run resumes there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Await {
     pub package: String,
@@ -340,7 +340,7 @@ mod tests {
         assert_eq!(s.stamp("foo.bar", &t("compile")).unwrap(), Some(stamp("b")));
     }
 
-    /// The collision issue 13 names: with stamps and markers in one namespace, a step called
+    /// The collision the layout rules out: with stamps and markers in one namespace, a step called
     /// `running` had the marker's file as its stamp, and clearing the marker deleted the stamp, so
     /// the package was stale on every run. Validation refuses the name too; this shows the state
     /// itself can no longer mix them up.

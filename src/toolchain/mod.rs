@@ -27,7 +27,7 @@ use crate::arch::Arch;
 use crate::layout::{Domain, Layout};
 use crate::recipe::{Recipe, RecipeSet};
 
-/// The tools every toolchain provides per target, in the order of COMMON's convention.
+/// The tools every toolchain provides per target, in the order the module comment lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Tool {
     Cc,
@@ -69,7 +69,7 @@ pub fn tool_name(arch: Arch, tool: Tool) -> String {
 /// Where the toolchain directory is bound inside a build sandbox.
 pub const SANDBOX_TOOLCHAIN_DIR: &str = "/ovm/toolchain";
 
-/// The toolchain part of a package build's environment (COMMON.md "In-sandbox conventions"): bare
+/// The toolchain part of a package build's environment (the rest is `engine::env`'s): bare
 /// tool names, resolved through `PATH=/ovm/tools/bin:/ovm/toolchain/bin`, so the same values work in
 /// the sandbox and, with the toolchain's `bin/` on PATH, on the host (`--no-sandbox`).
 ///
