@@ -6,7 +6,7 @@
 //! before it in the package, and `ENGINE_VERSION` (bumped whenever the way ovm runs a task changes).
 //! The *signature* is the sha256 of a canonical encoding of that map. Long values (shell snippets,
 //! file contents) are stored as their own sha256 so stamps stay small, while short values are kept
-//! verbatim so `ovm status --why` can say "build.jobs changed from 2 to 4". Mtimes are never an
+//! verbatim so `ovm status --why` can say "source.0.strip changed (1 → 0)". Mtimes are never an
 //! input: a `touch` changes nothing, an edit that restores the old bytes is not a change.
 
 use std::collections::BTreeMap;

@@ -8,10 +8,11 @@
 //! | task        | BitBake / OpenWrt              | inputs besides the previous task's signature            |
 //! |-------------|--------------------------------|---------------------------------------------------------|
 //! | fetch       | do_fetch / download            | every source's declared sha256s (primary, alternatives) |
-//! | unpack      | do_unpack / prepare            | the sha256 actually fetched (which variant), dest, strip |
+//! | unpack      | do_unpack / prepare            | the sha256 actually fetched (which variant), dest, strip, |
+//! |             |                                | unpack, the domain, engine version                      |
 //! | patch       | do_patch / prepare             | name and content of every patch, in order               |
 //! | first step  | do_configure / Build/Configure | style, script, environment, config files, toolchain,    |
-//! |             |                                | build tools, dependencies' output hashes, engine version |
+//! |             |                                | build tools, dependencies' output hashes, isolation     |
 //! | later steps | do_compile, do_install …       | script                                                  |
 //! | package     | do_package / Package/install   | — (its product, the staged tree's hash, is the *output*) |
 //!
