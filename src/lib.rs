@@ -1,7 +1,8 @@
 //! ovm: recipes → sources → sandboxed package builds → a deterministic, bootable initrd.
 //!
-//! Data flows top-down through one module per pipeline stage (see README "Architecture"):
-//! `recipe` → `fetch` → `unpack` → `patch` → `sandbox` → `engine` → `pack` → `boot`.
+//! One module per pipeline stage: `recipe` → `fetch` → `unpack` → `patch` → sandboxed steps
+//! (`sandbox`, run by `engine`) → `pack` → `boot`. ARCHITECTURE.md gives every module its layer
+//! (a module uses only lower layers; the `layering` test checks it) and says how they fit.
 
 pub mod arch;
 pub mod boot;
@@ -23,3 +24,8 @@ pub mod size;
 pub mod toolchain;
 pub mod tree;
 pub mod unpack;
+
+#[cfg(test)]
+mod doc_refs;
+#[cfg(test)]
+mod layering;
