@@ -10,8 +10,7 @@ use serde::Deserialize;
 use crate::layout::Layout;
 use crate::settings::Settings;
 
-/// The project configuration file, relative to the project root.
-pub const CONFIG_FILE: &str = "config/ovm.toml";
+pub use crate::layout::CONFIG_FILE;
 
 /// SOURCE_DATE_EPOCH when neither the config nor the environment sets one:
 /// 2023-11-14T22:13:20Z, a fixed instant so that two checkouts agree.
@@ -228,7 +227,10 @@ impl Project {
         let start = start.canonicalize().map_err(|source| ProjectError::Read { path: start.to_path_buf(), source })?;
         let root = start
             .ancestors()
-            .find(|d| d.join("recipes").is_dir() && d.join("config").is_dir())
+            .find(|d| {
+                let layout = Layout::new(d.to_path_buf());
+                layout.recipes().is_dir() && layout.config().is_dir()
+            })
             .ok_or_else(|| ProjectError::NotFound(start.clone()))?;
         Project::open_with(root, settings)
     }
@@ -245,7 +247,7 @@ impl Project {
     pub fn open_with(root: &Path, settings: &Settings) -> Result<Project, ProjectError> {
         let root =
             std::path::absolute(root).map_err(|source| ProjectError::Read { path: root.to_path_buf(), source })?;
-        let config = load_config(&root.join(CONFIG_FILE))?;
+        let config = load_config(&Layout::new(root.clone()).config_file())?;
         let source_date_epoch = match &settings.source_date_epoch {
             Some(value) => parse_source_date_epoch(value)?,
             None => config.build.source_date_epoch,

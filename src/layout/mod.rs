@@ -32,6 +32,9 @@ use crate::arch::Arch;
 pub use domain::{Domain, Profile};
 pub use task_name::{InvalidTaskName, TaskId, TaskName, MAX_NAME_LEN};
 
+/// The project configuration file, relative to the project root.
+pub const CONFIG_FILE: &str = "config/ovm.toml";
+
 /// The name the image goes by in a target domain's state (`states/ARCH/image.pack`), its context
 /// log and `ovm status`: no package may take it.
 pub const IMAGE: &str = "image";
@@ -75,6 +78,10 @@ impl Layout {
     }
     pub fn config(&self) -> PathBuf {
         self.root.join("config")
+    }
+    /// `config/ovm.toml`, the project's settings.
+    pub fn config_file(&self) -> PathBuf {
+        self.root.join(CONFIG_FILE)
     }
     pub fn patches(&self) -> PathBuf {
         self.root.join("patches")

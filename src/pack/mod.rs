@@ -230,7 +230,7 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &PackOptions) ->
         None => cfg.compress.parse().map_err(|e| {
             PackError::Config(format!(
                 "{}: [pack] compress: {e}",
-                project.root().join(crate::project::CONFIG_FILE).display()
+                project.layout().config_file().display()
             ))
         })?,
     };
