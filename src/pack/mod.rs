@@ -228,10 +228,7 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &PackOptions) ->
     let compress = match opts.compress {
         Some(c) => c,
         None => cfg.compress.parse().map_err(|e| {
-            PackError::Config(format!(
-                "{}: [pack] compress: {e}",
-                project.layout().config_file().display()
-            ))
+            PackError::Config(format!("{}: [pack] compress: {e}", project.layout().config_file().display()))
         })?,
     };
     Ok(PackRequest {
