@@ -44,7 +44,7 @@ PACKAGES=(
   zlib1g-dev        # engine tests: a host libz the hermeticity test must not be able to link
   locales           # repro test: a non-C locale (de_DE.UTF-8, generated below) for one build
   diffoscope-minimal  # scripts/repro-check.sh: shows how the first differing file differs
-  podman            # container test: ovm inside rootless Podman (tests/container_podman.rs)
+  podman            # container test: ovm inside rootless Podman (tests/container/container_podman.rs)
   uidmap            # … newuidmap/newgidmap and subordinate ids for the rootless user
   debootstrap       # … the container's base rootfs (scripts/container-base.sh; no registry here)
 )
@@ -86,11 +86,11 @@ scripts/fetch-test-assets.sh
 # The container tests' base image, a debootstrap'd Debian rootfs (into .cache/container).
 scripts/container-base.sh
 
-# Docker for tests/container_docker.rs: Debian's docker.io when there is no `docker` at all (a
-# machine with Docker's own docker-ce packages keeps them: docker.io would conflict with them), and
-# a daemon that answers. Debian's package starts the daemon under systemd; without systemd (a
-# container, a minimal VM) it is started here in the background, logging to $dockerd_log. Either
-# way `docker info` must answer within $docker_wait seconds.
+# Docker for tests/container/container_docker.rs: Debian's docker.io when there is no `docker` at
+# all (a machine with Docker's own docker-ce packages keeps them: docker.io would conflict with
+# them), and a daemon that answers. Debian's package starts the daemon under systemd; without
+# systemd (a container, a minimal VM) it is started here in the background, logging to
+# $dockerd_log. Either way `docker info` must answer within $docker_wait seconds.
 dockerd_log=/var/log/dockerd.log
 docker_wait=60
 if ! command -v docker >/dev/null 2>&1; then

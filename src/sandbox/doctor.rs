@@ -302,7 +302,7 @@ fn container_check(facts: &HostFacts) -> Check {
             Some(false) => " (rootful: the container's root is the host's root)",
             None => "",
         };
-        // Docker and Podman need the same two flags (tests/container_docker.rs and
+        // Docker and Podman need the same two flags (tests/container/container_docker.rs and
         // container_podman.rs try them), and AppArmor relaxed where it confines the container;
         // other engines, see the README.
         let apparmor = match &facts.apparmor_profile {

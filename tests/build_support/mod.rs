@@ -10,7 +10,7 @@
 //!   (keyed by cargo's pid, the test binaries' common parent), fresh for the next one, so the build
 //!   tools are compiled once per run and a test that must see a package really built is not
 //!   served an output from an earlier run.
-#![allow(dead_code)] // each test crate uses a different subset
+#![allow(dead_code)] // each test binary uses a different subset
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -107,7 +107,7 @@ pub fn text(out: &Output) -> String {
 
 /// Every test project builds with the zig toolchain unless the test says otherwise: ovm's default,
 /// the gcc toolchain built from source, takes ~12 min per arch on idle cores and is the slow tier
-/// (scripts/slow-gcc.sh); tests/toolchain_*.rs check its recipes and engine tasks cheaply.
+/// (scripts/slow-gcc.sh); tests/engine/toolchain_*.rs check its recipes and engine tasks cheaply.
 const PIN_ZIG: &str = "[toolchain]\nkind = \"zig\"\n";
 
 /// A scratch project under the target dir (same filesystem as the caches: sstate restores are

@@ -5,12 +5,14 @@
 //! The host build is made once per `cargo test` run: the first container test of the run builds
 //! the x86_64 initrd outside any container (offline, zig toolchain) and records its sha256 next to
 //! the run's sstate dir; a later container test of the same run reads the record instead of
-//! building the same inputs again. A test run alone finds no record and builds, so each passes alone.
-#![allow(dead_code)] // each test crate uses a different subset
+//! building the same inputs again (or, in the same test binary, waits for the one building it).
+//! A test run alone finds no record and builds, so each passes alone.
+#![allow(dead_code)] // each test binary uses a different subset
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::build_support::{self, copy_tree, mirror, repo_root, text, TestProject, SETUP_HINT};
@@ -72,6 +74,11 @@ pub fn sha256_of(path: &Path) -> String {
 
 /// The sha256 of the x86_64 initrd built outside any container (see the module comment).
 pub fn host_initrd_sha256() -> String {
+    // The container tests share one binary and may run at the same time: the second waits here
+    // for the first one's build and then reads its record, instead of building the same initrd
+    // alongside it (and racing it to the record's rename).
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let record = build_support::run_record("host-initrd-x86_64.sha256");
     if let Ok(sha) = fs::read_to_string(&record) {
         let sha = sha.trim();

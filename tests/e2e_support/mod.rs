@@ -4,7 +4,7 @@
 //!
 //! Each e2e test starts from `TestProject::from_repo()`: the repository's own recipes, config,
 //! patches and rootfs in a scratch directory, so what is tested is exactly what a user builds.
-#![allow(dead_code)] // each test crate uses a different subset
+#![allow(dead_code)] // each test binary uses a different subset
 
 use std::ffi::OsString;
 use std::io::Read;

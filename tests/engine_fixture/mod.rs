@@ -13,7 +13,7 @@
 //! * [`project`] is a scratch project with the repository's real toolchain and build-tool recipes,
 //!   whose build tools are already in the run's shared-state cache: the first test to get here
 //!   builds them (under a lock), every later one restores them.
-#![allow(dead_code)] // each test crate uses a different subset
+#![allow(dead_code)] // each test binary uses a different subset
 
 use std::collections::BTreeMap;
 use std::fs;

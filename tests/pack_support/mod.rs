@@ -1,6 +1,6 @@
 //! Helpers shared by the pack_* and boot_* integration tests: scratch projects, a sample tree
 //! with every kind of entry, the test assets, and prerequisites that fail loudly when missing.
-#![allow(dead_code)] // each test crate uses a different subset
+#![allow(dead_code)] // each test binary uses a different subset
 
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};

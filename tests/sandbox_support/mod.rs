@@ -3,10 +3,10 @@
 //!
 //! Prerequisites (busybox-static, a C compiler with static libc, util-linux's setpriv/script,
 //! runc) come from `scripts/setup.sh`; a missing one fails the test with that instruction.
-#![allow(dead_code)] // each test crate uses a different subset
+#![allow(dead_code)] // each test binary uses a different subset
 
 /// Generates `NAME::as_root` and `NAME::as_unprivileged` from one body taking [`As`]: every
-/// isolation case runs as both (`#[macro_use] mod sandbox_support;` brings it in).
+/// isolation case runs as both (the group's main.rs declares `#[macro_use] mod sandbox_support;`).
 #[allow(unused_macros)]
 macro_rules! both {
     ($name:ident, $body:expr) => {

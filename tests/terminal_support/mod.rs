@@ -2,7 +2,7 @@
 //! starts a shell: the test reads what the terminal shows, types into it, resizes it, and waits
 //! for conditions on the screen (with a generous upper bound) rather than for fixed times.
 //! Shared by the sandbox terminal tests and the end-to-end tests (`ovm shell`, `ovm boot`).
-#![allow(dead_code)] // each test crate uses a different subset
+#![allow(dead_code)] // each test binary uses a different subset
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};

@@ -1,0 +1,126 @@
+//! A recipe's own `[[build.step]]`s (what a cross toolchain needs: binutils, all-gcc, libgcc …):
+//! each step is a task with its own stamp, log line and signature; a failing step is the one the
+//! `await` marker names; a changed step restarts the package at unpack (the steps share DESTDIR);
+//! and `ovm status --why` names the step whose script changed.
+
+use crate::engine_fixture;
+
+use engine_fixture::{fails, file, project, Pkg};
+
+const STEPS_OK: &str = r#"style = "custom"
+[[build.step]]
+name = "first"
+script = "cat /ovm/src/in.txt > /ovm/build/a"
+[[build.step]]
+name = "second"
+script = "sed s/one/two/ /ovm/build/a > /ovm/build/b"
+[[build.step]]
+name = "ship"
+script = "mkdir -p /ovm/dest/usr/share && cp /ovm/build/b /ovm/dest/usr/share/out.txt"
+"#;
+
+fn stepped(build: &str) -> Pkg {
+    Pkg::new("stepped", vec![file("in.txt", "one\n")], build)
+}
+
+#[test]
+fn named_steps_run_in_order_each_stamped_and_logged() {
+    let p = project();
+    stepped(STEPS_OK).write(&p, "named-steps-order");
+    p.ok(&["build", "x86_64", "stepped"]);
+    assert_eq!(
+        p.tasks_run("x86_64"),
+        [
+            "stepped fetch",
+            "stepped unpack",
+            "stepped patch",
+            "stepped first",
+            "stepped second",
+            "stepped ship",
+            "stepped package"
+        ]
+    );
+    for step in ["first", "second", "ship"] {
+        assert!(p.path().join("states/x86_64").join(format!("stepped.{step}")).is_file(), "no stamp for {step}");
+        assert!(p.path().join("logs/x86_64/stepped").join(format!("{step}.log")).is_file(), "no log for {step}");
+    }
+    assert_eq!(p.read("staging/x86_64/stepped/usr/share/out.txt"), "two\n");
+
+    p.ok(&["build", "x86_64", "stepped"]);
+    assert!(p.tasks_run("x86_64").is_empty(), "second build ran {:?}", p.tasks_run("x86_64"));
+}
+
+#[test]
+fn a_failing_step_is_named_by_await_and_the_fixed_rerun_completes() {
+    let p = project();
+    stepped(&STEPS_OK.replace("sed s/one/two/", "false && sed s/one/two/")).write(&p, "named-steps-fail");
+    let out = fails(&p, &["build", "x86_64", "stepped"]);
+    assert!(out.contains("stepped failed at second"), "{out}");
+    let awaiting = p.read("states/x86_64/await");
+    assert!(awaiting.contains("\"task\": \"second\"") && awaiting.contains("second.log"), "{awaiting}");
+    let status = String::from_utf8_lossy(&p.run(&["status", "x86_64"]).stdout).to_string();
+    assert!(status.contains("FAILED at second"), "{status}");
+
+    stepped(STEPS_OK).write(&p, "named-steps-fail");
+    p.ok(&["build", "x86_64", "stepped"]);
+    assert!(!p.path().join("states/x86_64/await").exists(), "await left behind");
+    assert_eq!(p.read("staging/x86_64/stepped/usr/share/out.txt"), "two\n");
+}
+
+#[test]
+fn editing_a_step_restarts_at_unpack_and_status_names_it() {
+    let p = project();
+    stepped(STEPS_OK).write(&p, "named-steps-edit");
+    p.ok(&["build", "x86_64", "stepped"]);
+
+    stepped(&STEPS_OK.replace("out.txt\"", "result.txt\"")).write(&p, "named-steps-edit");
+    let why = String::from_utf8_lossy(&p.run(&["status", "x86_64", "--why"]).stdout).to_string();
+    assert!(why.contains("stale from ship") && why.contains("script.ship changed"), "{why}");
+    // The steps install into DESTDIR one after another, so even the last one cannot rerun alone.
+    p.ok(&["build", "x86_64", "stepped"]);
+    assert_eq!(
+        p.tasks_run("x86_64"),
+        ["stepped unpack", "stepped patch", "stepped first", "stepped second", "stepped ship", "stepped package"]
+    );
+    assert_eq!(p.read("staging/x86_64/stepped/usr/share/result.txt"), "two\n");
+
+    // A middle step's change too: it never reruns on a tree it already wrote to.
+    stepped(&STEPS_OK.replace("s/one/two/", "s/one/three/").replace("out.txt\"", "result.txt\""))
+        .write(&p, "named-steps-edit");
+    p.ok(&["build", "x86_64", "stepped"]);
+    assert_eq!(
+        p.tasks_run("x86_64"),
+        ["stepped unpack", "stepped patch", "stepped first", "stepped second", "stepped ship", "stepped package"]
+    );
+    assert_eq!(p.read("staging/x86_64/stepped/usr/share/result.txt"), "three\n");
+}
+
+/// A runaway step (a bounded fork bomb) under the recipe's `[limits]` ends with an error naming the
+/// limit and where to raise it, and commits nothing: no stamp, no staged output; the fixed recipe
+/// then builds from the same state.
+#[test]
+fn a_fork_bomb_step_fails_naming_the_pids_limit_and_commits_nothing() {
+    let p = project();
+    let bomb = "style = \"custom\"\n[[build.step]]\nname = \"first\"\nscript = \"cat /ovm/src/in.txt > /ovm/build/a\"\n\
+                [[build.step]]\nname = \"bomb\"\n\
+                script = \"i=0; while [ $i -lt 2000 ]; do sleep 9873 & i=$((i+1)); done; wait\"\n\
+                [[build.step]]\nname = \"ship\"\nscript = \"mkdir -p /ovm/dest/usr && cp /ovm/build/a /ovm/dest/usr/a\"\n\
+                \n[limits]\npids = 64\n";
+    stepped(bomb).write(&p, "fork-bomb");
+    let out = fails(&p, &["build", "x86_64", "stepped"]);
+    let setting = if nix::unistd::geteuid().is_root() { "pids.max=64" } else { "RLIMIT_NPROC=64" };
+    assert!(
+        out.contains(&format!("stepped: the bomb step hit the sandbox's pids limit ({setting})"))
+            && out.contains("raise [sandbox] pids_max in config/ovm.toml or [limits] pids in recipes/stepped.toml"),
+        "{out}"
+    );
+    let states = p.path().join("states/x86_64");
+    assert!(states.join("stepped.first").is_file(), "the step before it is stamped");
+    assert!(!states.join("stepped.bomb").exists(), "the failed step was stamped");
+    assert!(!p.path().join("staging/x86_64/stepped").exists(), "a package whose step failed was staged");
+
+    stepped(&bomb.replace("while [ $i -lt 2000 ]", "while [ $i -lt 8 ]").replace("sleep 9873", "true"))
+        .write(&p, "fork-bomb");
+    p.ok(&["build", "x86_64", "stepped"]);
+    assert_eq!(p.read("staging/x86_64/stepped/usr/a"), "one\n");
+}
