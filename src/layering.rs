@@ -364,6 +364,24 @@ fn architecture_md_lists_exactly_the_modules_of_lib_rs() {
     assert_eq!(in_table, in_lib, "ARCHITECTURE.md's module table against src/lib.rs");
 }
 
+/// The README's Architecture section shows the layers as a short block (`N  module module …`):
+/// it must say what ARCHITECTURE.md's table says.
+#[test]
+fn the_readme_shows_the_same_layers() {
+    let table = layer_table(&read(&repo().join("ARCHITECTURE.md"))).unwrap_or_else(|e| panic!("{e}"));
+    let readme = read(&repo().join("README.md"));
+    let section = readme.split("\n## Architecture\n").nth(1).expect("README has an Architecture section");
+    let block = section.split("```").nth(1).expect("the Architecture section opens with a code block");
+    let mut shown = BTreeMap::new();
+    for line in block.lines().filter(|l| !l.trim().is_empty()) {
+        let mut words = line.split_whitespace();
+        let layer: u32 =
+            words.next().and_then(|w| w.parse().ok()).unwrap_or_else(|| panic!("not `N  modules`: {line}"));
+        shown.extend(words.map(|m| (m.to_string(), layer)));
+    }
+    assert_eq!(shown, table, "README's Architecture block against ARCHITECTURE.md's table");
+}
+
 #[test]
 fn no_module_uses_a_module_of_its_own_or_a_higher_layer() {
     let table = layer_table(&read(&repo().join("ARCHITECTURE.md"))).unwrap_or_else(|e| panic!("{e}"));
