@@ -1,4 +1,4 @@
-//! The bare command: `ovm` alone prints its help (like the old Makefile's bare `make`) and
+//! The bare command: `ovm` alone prints its help (as a bare `make` lists a Makefile's targets) and
 //! succeeds; a mistake still fails the way clap reports usage errors.
 
 use crate::build_support;

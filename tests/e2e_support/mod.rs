@@ -85,7 +85,7 @@ pub fn assert_boots_to_marker(p: &TestProject, arch: &str) -> String {
     out
 }
 
-/// The checks rootfs/init's `ovm.test=2` must report as passed: the list (mount table,
+/// The checks rootfs/init's `ovm.test=2` must report as passed: the mount table,
 /// /dev/null, `busybox --list`, `ip link` shows lo) and the rest of what /init sets up.
 pub const SELFTEST_CHECKS: &[&str] = &[
     "proc on /proc",
