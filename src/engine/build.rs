@@ -316,6 +316,7 @@ fn poisoned(recipe: &Recipe) -> Box<Failure> {
         task: TaskName::fetch(),
         log: PathBuf::new(),
         error: EngineError::Internal("a worker panicked".into()),
+        started: false,
     })
 }
 

@@ -59,6 +59,10 @@ pub struct Failure {
     pub task: TaskName,
     pub log: PathBuf,
     pub error: EngineError,
+    /// Whether `task` itself ran. `false`: the package stopped before it could start (its state
+    /// unreadable, no job slot, its marker unwritable): nothing of the task is to blame, and the
+    /// report says so rather than "failed at".
+    pub started: bool,
 }
 
 /// Builds `recipe` if needed; returns how, and its output hash.
@@ -75,7 +79,7 @@ pub fn build(
 fn failed_before(ctx: &Ctx<'_>, pkg: &str, task: &TaskName, error: EngineError) -> Box<Failure> {
     let log = ctx.layout.task_log(ctx.domain, pkg, task);
     let _ = write_log(&log, &format!("{error}\n"));
-    Box::new(Failure { package: pkg.into(), task: task.clone(), log, error })
+    Box::new(Failure { package: pkg.into(), task: task.clone(), log, error, started: false })
 }
 
 /// Runs the stale tasks of `recipe` up to and including `last` (`None`: through `package`;
@@ -146,8 +150,9 @@ fn fetch(
     let pkg = recipe.name.as_str();
     let task = TaskName::fetch();
     let log = ctx.layout.task_log(ctx.domain, pkg, &task);
-    let fail =
-        |error: EngineError| Box::new(Failure { package: pkg.into(), task: task.clone(), log: log.clone(), error });
+    let fail = |error: EngineError| {
+        Box::new(Failure { package: pkg.into(), task: task.clone(), log: log.clone(), error, started: true })
+    };
     let sigs = freshness::signatures(ctx, recipe, plan, dep_outputs, None).map_err(fail)?;
     let sig = sigs.sig(Task::FETCH).unwrap_or_default();
     let t0 = Instant::now();
@@ -191,8 +196,9 @@ fn execute(
     let name = plan.name(t);
     let log = ctx.layout.task_log(ctx.domain, pkg, name);
     let sig = sigs.sig(t).unwrap_or_default();
-    let fail =
-        |error: EngineError| Box::new(Failure { package: pkg.into(), task: name.clone(), log: log.clone(), error });
+    let fail = |error: EngineError| {
+        Box::new(Failure { package: pkg.into(), task: name.clone(), log: log.clone(), error, started: true })
+    };
     // Marks the task failed: the previous run's stamp no longer describes the work dir (or staging).
     let failed = |error: EngineError, t0: Instant| {
         ctx.log.failed(ctx.domain.dir_name(), pkg, name.as_str(), t0.elapsed(), &log);
@@ -351,7 +357,11 @@ fn run_task(
 /// Prints a failure: the last lines (each cut to a bounded length),
 /// then where the rest is.
 pub fn report_failure(f: &Failure, out: &mut dyn Write) {
-    let _ = writeln!(out, "ovm: {} failed at {}: {}", f.package, f.task, f.error);
+    if f.started {
+        let _ = writeln!(out, "ovm: {} failed at {}: {}", f.package, f.task, f.error);
+    } else {
+        let _ = writeln!(out, "ovm: {} stopped before {} could start: {}", f.package, f.task, f.error);
+    }
     let lines = steplog::tail(&f.log, steplog::REPORT_LINES);
     if !lines.is_empty() {
         let _ = writeln!(out, "---- last {} lines of {} ----", lines.len(), f.log.display());
@@ -361,4 +371,42 @@ pub fn report_failure(f: &Failure, out: &mut dyn Write) {
         let _ = writeln!(out, "---- end of log ----");
     }
     let _ = writeln!(out, "log: {}", f.log.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(f: &Failure) -> String {
+        let mut out = Vec::new();
+        report_failure(f, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    /// A package that could not start its task (here: no job slot) is not reported as that task
+    /// having failed, and the log it names exists and holds the error.
+    #[test]
+    fn a_failure_before_the_task_started_does_not_blame_the_task() {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("logs/x86_64/json-c/fetch.log");
+        let error = || EngineError::Jobserver(std::io::Error::from_raw_os_error(libc::EAGAIN));
+        write_log(&log, &format!("{}\n", error())).unwrap();
+        let before = Failure {
+            package: "json-c".into(),
+            task: TaskName::fetch(),
+            log: log.clone(),
+            error: error(),
+            started: false,
+        };
+        let text = report(&before);
+        assert!(text.starts_with("ovm: json-c stopped before fetch could start: "), "{text}");
+        assert!(!text.contains("failed at"), "{text}");
+        assert!(
+            text.contains(&format!("log: {}", log.display()))
+                && fs::read_to_string(&log).unwrap().contains("jobserver")
+        );
+
+        let ran = Failure { started: true, ..before };
+        assert!(report(&ran).starts_with("ovm: json-c failed at fetch: "), "{}", report(&ran));
+    }
 }

@@ -124,3 +124,24 @@ fn a_fork_bomb_step_fails_naming_the_pids_limit_and_commits_nothing() {
     p.ok(&["build", "x86_64", "stepped"]);
     assert_eq!(p.read("staging/x86_64/stepped/usr/a"), "one\n");
 }
+
+/// make -k: a failing package stops only what depends on it. Here `afail` fails and comes first
+/// in the run's order on one job, `bdep` depends on it (not run), and `zok` is independent: it is
+/// built and staged, and the run still fails, naming the failure.
+#[test]
+fn a_failure_stops_only_its_dependents_and_the_rest_is_built() {
+    let p = project();
+    let fail = STEPS_OK.replace("sed s/one/two/", "false && sed s/one/two/");
+    Pkg::new("afail", vec![file("in.txt", "one\n")], &fail).write(&p, "keep-going");
+    Pkg::new("bdep", vec![file("in.txt", "one\n")], STEPS_OK).depends(&["afail"]).write(&p, "keep-going");
+    Pkg::new("zok", vec![file("in.txt", "one\n")], STEPS_OK).write(&p, "keep-going");
+    let out = fails(&p, &["build", "-j", "1", "x86_64", "afail", "bdep", "zok"]);
+    assert!(out.contains("afail failed at second"), "{out}");
+    assert_eq!(p.read("staging/x86_64/zok/usr/share/out.txt"), "two\n", "the independent package was not built");
+    assert!(!p.path().join("staging/x86_64/bdep").exists(), "a package whose dependency failed was built");
+    let ran = p.tasks_run("x86_64");
+    assert!(ran.iter().any(|t| t == "zok package") && !ran.iter().any(|t| t.starts_with("bdep ")), "{ran:?}");
+    let afail_done = ran.iter().position(|t| t == "afail second");
+    let zok_started = ran.iter().position(|t| t == "zok fetch");
+    assert!(afail_done < zok_started, "zok ran before afail failed, so this shows nothing: {ran:?}");
+}
