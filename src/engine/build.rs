@@ -163,6 +163,7 @@ impl<'a> Run<'a> {
             domain,
             host: self.host,
             fetcher: &self.fetcher,
+            recipes: &self.recipes,
             slots: &self.slots,
             log,
             states: StateDir::new(self.layout, domain),
@@ -279,9 +280,9 @@ pub(crate) fn build_domain(
         list.iter().map(|r| r.depends.iter().filter_map(|d| index.get(d.as_str()).copied()).collect()).collect();
     let results: Vec<NodeResult<Box<Failure>>> = run_graph(&deps, ctx.slots.jobs(), |i| {
         let recipe = list[i];
-        let dep_outputs: BTreeMap<String, String> = {
+        let dep_outputs = {
             let outs = ctx.outputs.lock().map_err(|_| poisoned(recipe))?;
-            recipe.depends.iter().filter_map(|d| outs.get(d).map(|o| (d.clone(), o.clone()))).collect()
+            ctx.dep_outputs(recipe, |d| outs.get(d).cloned()).map_err(|e| poisoned_by(recipe, e))?
         };
         let (outcome, output) = package::build(ctx, recipe, &dep_outputs)?;
         if !ctx.quiet {
@@ -311,11 +312,16 @@ pub(crate) fn build_domain(
 }
 
 fn poisoned(recipe: &Recipe) -> Box<Failure> {
+    poisoned_by(recipe, EngineError::Internal("a worker panicked".into()))
+}
+
+/// A package that could not even be assessed (no task of it ran, so no task log names the error).
+fn poisoned_by(recipe: &Recipe, error: EngineError) -> Box<Failure> {
     Box::new(Failure {
         package: recipe.name.clone(),
         task: TaskName::fetch(),
         log: PathBuf::new(),
-        error: EngineError::Internal("a worker panicked".into()),
+        error,
         started: false,
     })
 }
@@ -353,8 +359,7 @@ pub(crate) fn prefetch(run: &Run<'_>, plans: &[Parts<'_>]) -> Result<(), EngineE
     for parts in plans {
         let ctx = run.ctx(parts.domain, &log, parts.equipment.clone());
         for r in &parts.recipes {
-            let deps: BTreeMap<String, String> =
-                r.depends.iter().filter_map(|d| Some((d.clone(), ctx.states.staged_hash(d)?))).collect();
+            let deps = ctx.dep_outputs(r, |d| ctx.states.staged_hash(d))?;
             let verdict = freshness::assess(&ctx, r, &deps, OutputCheck::Trust)?;
             if verdict.stale.is_some() {
                 wanted.extend(r.sources.iter());

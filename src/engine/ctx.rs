@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use crate::arch::Arch;
 use crate::fetch::Fetcher;
 use crate::layout::{Domain, Layout, WorkDirs};
-use crate::recipe::Recipe;
+use crate::recipe::{Recipe, RecipeSet};
 use crate::sandbox;
 use crate::settings::Settings;
 use crate::toolchain::Equipment;
@@ -34,6 +34,8 @@ pub struct Ctx<'a> {
     pub domain: Domain,
     pub host: Arch,
     pub fetcher: &'a Fetcher,
+    /// Every recipe of the project (a sysroot is a dependency closure).
+    pub recipes: &'a RecipeSet,
     pub slots: &'a JobSlots,
     pub log: &'a ContextLog,
     pub states: StateDir,
@@ -52,7 +54,7 @@ pub struct Ctx<'a> {
     pub quiet: bool,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
     pub fn root(&self) -> &Path {
         self.layout.root()
     }
@@ -76,6 +78,23 @@ impl Ctx<'_> {
             source_date_epoch: self.source_date_epoch,
             recipe_env: &recipe_env,
         })
+    }
+
+    /// The packages whose staged outputs make `recipe`'s sysroot, in dependency order: its declared
+    /// dependencies and theirs, transitively (Yocto's recipe-sysroot) — a static link chain needs
+    /// the libraries of its libraries — and nothing undeclared.
+    pub fn sysroot_deps(&self, recipe: &Recipe) -> Result<Vec<&'a Recipe>, super::EngineError> {
+        Ok(self.recipes.closure(&recipe.depends)?)
+    }
+
+    /// The output hashes of `recipe`'s sysroot packages, as `output_of` knows them (a package it
+    /// does not know is left out: the signature then says `?` for it and the package is stale).
+    pub fn dep_outputs(
+        &self,
+        recipe: &Recipe,
+        output_of: impl Fn(&str) -> Option<String>,
+    ) -> Result<BTreeMap<String, String>, super::EngineError> {
+        Ok(self.sysroot_deps(recipe)?.into_iter().filter_map(|d| Some((d.name.clone(), output_of(&d.name)?))).collect())
     }
 
     /// The recipe's `[limits]` over the project's `[sandbox]` ones.

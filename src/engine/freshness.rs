@@ -216,7 +216,7 @@ pub fn signatures(
 }
 
 /// What the first build step's signature carries for the whole build: style, environment, config
-/// files, toolchain, build tools, dependencies' outputs, isolation.
+/// files, toolchain, build tools, the outputs of every package of its sysroot, isolation.
 fn whole_build_inputs(
     ctx: &Ctx<'_>,
     recipe: &Recipe,
@@ -238,8 +238,8 @@ fn whole_build_inputs(
     }
     inputs.set("toolchain", &ctx.equipment.toolchain_sig);
     inputs.set("tools", &ctx.equipment.tools_sig);
-    for d in &recipe.depends {
-        inputs.set(format!("dep.{d}"), dep_outputs.get(d).map(String::as_str).unwrap_or("?"));
+    for d in ctx.sysroot_deps(recipe)? {
+        inputs.set(format!("dep.{}", d.name), dep_outputs.get(&d.name).map(String::as_str).unwrap_or("?"));
     }
     inputs.set("isolation", if matches!(ctx.isolation, Isolation::Host) { "host" } else { "sandbox" });
     Ok(())

@@ -185,8 +185,7 @@ fn package_state(ctx: &Ctx<'_>, r: &Recipe) -> Result<State, EngineError> {
     if ctx.states.stamp(pkg, &TaskName::fetch())?.is_none() && ctx.states.stamp(pkg, &TaskName::package())?.is_none() {
         return Ok(State::NeverBuilt);
     }
-    let deps: BTreeMap<String, String> =
-        r.depends.iter().filter_map(|d| Some((d.clone(), ctx.states.staged_hash(d)?))).collect();
+    let deps = ctx.dep_outputs(r, |d| ctx.states.staged_hash(d))?;
     let v = freshness::assess(ctx, r, &deps, OutputCheck::Verify)?;
     Ok(match v.stale {
         None => State::Built,

@@ -85,14 +85,20 @@ pub fn ready_for_shell(ctx: &Ctx<'_>, recipe: &Recipe) -> Result<(), EngineError
 }
 
 fn compose_sysroot(ctx: &Ctx<'_>, recipe: &Recipe, dirs: &WorkDirs) -> Result<(), EngineError> {
-    let layers: Vec<(String, PathBuf)> =
-        recipe.depends.iter().map(|d| (d.clone(), ctx.layout.staging(ctx.domain, d))).collect();
-    for (name, dir) in &layers {
+    let mut layers = Vec::new();
+    for dep in ctx.sysroot_deps(recipe)? {
+        let dir = ctx.layout.staging(ctx.domain, &dep.name);
         if !dir.is_dir() {
-            return Err(EngineError::MissingDependency { package: recipe.name.clone(), dep: name.clone() });
+            return Err(EngineError::MissingDependency { package: recipe.name.clone(), dep: dep.name.clone() });
         }
+        layers.push((dep.name.clone(), dir));
     }
     tree::compose(&layers, &dirs.sysroot)?;
+    // Always there, even empty: `-L/ovm/sysroot/usr/lib` into a missing directory makes every
+    // link warn "unable to open library directory".
+    for d in ["usr/include", "usr/lib"] {
+        mkdir(&dirs.sysroot.join(d))?;
+    }
     Ok(())
 }
 

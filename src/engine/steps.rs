@@ -52,8 +52,11 @@ pub fn default_script(
 ) -> Option<String> {
     let make = format!("make{}", join_args(make_args));
     match (style, step) {
+        // /etc and /var, not /usr/etc and /usr/var: where an initrd's programs look for their
+        // configuration and state (the recipe's own arguments come last and may override them).
         (Style::Autotools, Step::Configure) => Some(format!(
-            "/ovm/src/configure --host=\"$TARGET\" --build=\"$BUILD_TRIPLE\" --prefix=/usr{}",
+            "/ovm/src/configure --host=\"$TARGET\" --build=\"$BUILD_TRIPLE\" --prefix=/usr --sysconfdir=/etc \
+             --localstatedir=/var{}",
             join_args(configure_args)
         )),
         (Style::Autotools, Step::Compile) => Some(make),
@@ -96,7 +99,8 @@ mod tests {
     #[test]
     fn autotools_defaults_cross_compile_into_destdir() {
         let c = default_script(Style::Autotools, Step::Configure, &["--disable-nls".into()], &[], None).unwrap();
-        assert!(c.starts_with("/ovm/src/configure --host=\"$TARGET\"") && c.ends_with("--prefix=/usr --disable-nls"));
+        assert!(c.starts_with("/ovm/src/configure --host=\"$TARGET\""), "{c}");
+        assert!(c.ends_with("--prefix=/usr --sysconfdir=/etc --localstatedir=/var --disable-nls"), "{c}");
         let i = default_script(Style::Autotools, Step::Install, &[], &["V=1".into()], None).unwrap();
         assert_eq!(i, "make V=1 DESTDIR=/ovm/dest install");
     }

@@ -19,6 +19,7 @@ mod engine_real;
 mod engine_resume;
 mod engine_smoke;
 mod engine_steps;
+mod engine_sysroot;
 mod faults_disk;
 mod faults_random;
 mod hostile_inputs;
