@@ -15,7 +15,9 @@ use crate::layout::{Domain, Layout, TaskName, IMAGE};
 use crate::project::{Project, ToolchainSetting};
 use crate::recipe::{Kind, Recipe, RecipeSet};
 use crate::signature::{sha256_hex, Inputs, ENGINE_VERSION};
-use crate::toolchain::{Equipment, PartBuilder, Parts, Prepared, Provided, Toolchain, ToolchainError, ToolchainKind};
+use crate::toolchain::{
+    Equipment, PartBuilder, Parts, Prepared, Provided, Target, Toolchain, ToolchainError, ToolchainKind,
+};
 use crate::tree;
 
 use super::context_log::ContextLog;
@@ -211,7 +213,12 @@ impl<'a> Run<'a> {
     /// What `kind` provides now, without building anything.
     pub fn current_toolchain(&self, kind: &ToolchainKind, arch: Arch) -> Prepared {
         let recorded = |domain: Domain, pkg: &str| StateDir::new(self.layout, domain).staged_hash(pkg);
-        kind.current(self.layout, arch, self.host, &recorded)
+        kind.current(&self.target(arch), &recorded)
+    }
+
+    /// What a toolchain is asked for when target packages are built for `arch`.
+    pub fn target(&self, arch: Arch) -> Target<'_> {
+        Target { recipes: &self.recipes, layout: self.layout, arch, host: self.host }
     }
 
     /// The build tools as composed now (`toolchain/tools/`) and their recorded signature.
@@ -420,7 +427,7 @@ pub(crate) fn equip(
     let tools: Vec<&Recipe> = run.recipes.topological_order().into_iter().filter(|r| r.kind == Kind::Tools).collect();
     let tools_domain = Domain::Tools(run.host);
 
-    let mut plans = kind.parts(&run.recipes, run.layout, arch, run.host)?;
+    let mut plans = kind.parts(&run.target(arch))?;
     plans.push(Parts {
         domain: tools_domain,
         recipes: tools.clone(),
@@ -437,7 +444,7 @@ pub(crate) fn equip(
     prefetch(run, &plans)?;
 
     let builder = Builder { run, what, reports };
-    let prepared = kind.prepare(&builder, &run.recipes, run.layout, arch, run.host)?;
+    let prepared = kind.prepare(&builder, &run.target(arch))?;
     // The build tools run on the host: they are compiled by the host's toolchain.
     let tool_outputs = builder.build_parts(Parts {
         domain: tools_domain,

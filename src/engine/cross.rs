@@ -72,10 +72,10 @@ pub(crate) fn build(project: &Project, arch: Arch, opts: &Options, quiet: bool) 
     let (_lock, run) = open_run(project, opts.jobs, opts.no_sandbox, opts.no_wait, quiet)?;
     let what = format!("ovm toolchain {arch}");
     // Only the target's own parts: the host's toolchain is not needed to build a cross one.
-    prefetch(&run, &[gcc::cross_parts(&run.recipes, run.layout, arch, run.host)?])?;
+    prefetch(&run, &[gcc::cross_parts(&run.target(arch), arch)?])?;
     let reports = Mutex::new(Vec::new());
     let builder = Builder { run: &run, what: &what, reports: &reports };
-    let built = gcc::ensure(&builder, &run.recipes, run.layout, arch, run.host)?;
+    let built = gcc::ensure(&builder, &run.target(arch), arch)?;
     let sdk = if opts.sdk {
         Some(gcc::write_sdk(project, &run.recipes, arch, &built).map_err(EngineError::from)?)
     } else {

@@ -79,7 +79,7 @@ pub fn collect(project: &Project, arch: Option<Arch>) -> Result<Vec<Line>, Engin
     // The toolchain's parts: the host's first (they compile the build tools), then each target's.
     let mut toolchain_parts: Vec<Parts<'_>> = Vec::new();
     for a in std::iter::once(run.host).chain(archs.iter().copied()) {
-        for parts in kind.parts(&run.recipes, run.layout, a, run.host)? {
+        for parts in kind.parts(&run.target(a))? {
             if !toolchain_parts.iter().any(|p| p.domain == parts.domain) {
                 toolchain_parts.push(parts);
             }

@@ -5,10 +5,9 @@
 use std::path::PathBuf;
 
 use crate::arch::Arch;
-use crate::layout::{Domain, Layout};
-use crate::recipe::RecipeSet;
+use crate::layout::Domain;
 
-use super::{PartBuilder, Parts, Prepared, Provided, Toolchain, ToolchainError};
+use super::{PartBuilder, Parts, Prepared, Provided, Target, Toolchain, ToolchainError};
 
 /// A toolchain directory, absolute (resolved against the project root).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,25 +35,18 @@ impl External {
 }
 
 impl Toolchain for External {
-    fn parts<'r>(&self, _: &'r RecipeSet, _: &Layout, _: Arch, _: Arch) -> Result<Vec<Parts<'r>>, ToolchainError> {
+    fn parts<'r>(&self, _: &Target<'r>) -> Result<Vec<Parts<'r>>, ToolchainError> {
         Ok(Vec::new())
     }
 
     /// Unusable now (missing, no compiler): the directory with no signature; preparing says why.
-    fn current(&self, _: &Layout, arch: Arch, _: Arch, _: &dyn Fn(Domain, &str) -> Option<String>) -> Prepared {
-        let p = self.provided(arch).unwrap_or_else(|_| Provided { dir: self.dir.clone(), signature: String::new() });
+    fn current(&self, t: &Target<'_>, _: &dyn Fn(Domain, &str) -> Option<String>) -> Prepared {
+        let p = self.provided(t.arch).unwrap_or_else(|_| Provided { dir: self.dir.clone(), signature: String::new() });
         Prepared { target: p.clone(), host: p }
     }
 
-    fn prepare<B: PartBuilder>(
-        &self,
-        _: &B,
-        _: &RecipeSet,
-        _: &Layout,
-        arch: Arch,
-        _: Arch,
-    ) -> Result<Prepared, B::Error> {
-        let p = self.provided(arch)?;
+    fn prepare<B: PartBuilder>(&self, _: &B, t: &Target<'_>) -> Result<Prepared, B::Error> {
+        let p = self.provided(t.arch)?;
         Ok(Prepared { target: p.clone(), host: p })
     }
 }

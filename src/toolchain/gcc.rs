@@ -33,7 +33,7 @@ use crate::project::Project;
 use crate::recipe::{Kind, Recipe, RecipeSet};
 use crate::signature::Inputs;
 
-use super::{Equipment, PartBuilder, Parts, Prepared, Provided, Toolchain, ToolchainError};
+use super::{Equipment, PartBuilder, Parts, Prepared, Provided, Target, Toolchain, ToolchainError};
 
 /// The recipes of the gcc toolchain, in the order they are listed (a dependency comes first).
 pub const PARTS: [&str; 3] = ["binutils", "gcc", "linux-headers"];
@@ -76,12 +76,8 @@ pub fn no_toolchain(layout: &Layout) -> Result<Equipment, ToolchainError> {
 }
 
 /// The parts of the toolchain for `arch`, as the engine builds them.
-pub fn cross_parts<'r>(
-    recipes: &'r RecipeSet,
-    layout: &Layout,
-    arch: Arch,
-    host: Arch,
-) -> Result<Parts<'r>, ToolchainError> {
+pub fn cross_parts<'r>(t: &Target<'r>, arch: Arch) -> Result<Parts<'r>, ToolchainError> {
+    let (recipes, layout, host) = (t.recipes, t.layout, t.host);
     Ok(Parts {
         domain: Domain::Cross(arch),
         recipes: parts(recipes)?,
@@ -100,59 +96,41 @@ fn joined_signature(target: &Provided, target_arch: Arch, host: &Provided, host_
 }
 
 impl Toolchain for Gcc {
-    fn parts<'r>(
-        &self,
-        recipes: &'r RecipeSet,
-        layout: &Layout,
-        arch: Arch,
-        host: Arch,
-    ) -> Result<Vec<Parts<'r>>, ToolchainError> {
-        let mut out = vec![cross_parts(recipes, layout, host, host)?];
-        if arch != host {
-            out.push(cross_parts(recipes, layout, arch, host)?);
+    fn parts<'r>(&self, t: &Target<'r>) -> Result<Vec<Parts<'r>>, ToolchainError> {
+        let mut out = vec![cross_parts(t, t.host)?];
+        if t.arch != t.host {
+            out.push(cross_parts(t, t.arch)?);
         }
         Ok(out)
     }
 
-    fn current(&self, layout: &Layout, arch: Arch, host: Arch, _: &dyn Fn(Domain, &str) -> Option<String>) -> Prepared {
+    fn current(&self, t: &Target<'_>, _: &dyn Fn(Domain, &str) -> Option<String>) -> Prepared {
+        let (layout, arch, host) = (t.layout, t.arch, t.host);
         let h = current(layout, host);
         if arch == host {
             return Prepared { target: h.clone(), host: h };
         }
-        let t = current(layout, arch);
+        let a = current(layout, arch);
         let target =
-            Provided { dir: layout.joined_toolchain(arch, host), signature: joined_signature(&t, arch, &h, host) };
+            Provided { dir: layout.joined_toolchain(arch, host), signature: joined_signature(&a, arch, &h, host) };
         Prepared { target, host: h }
     }
 
     /// The host's toolchain first: it compiles the build tools and is every target's `$HOSTCC`.
-    fn prepare<B: PartBuilder>(
-        &self,
-        builder: &B,
-        recipes: &RecipeSet,
-        layout: &Layout,
-        arch: Arch,
-        host: Arch,
-    ) -> Result<Prepared, B::Error> {
-        let h = ensure(builder, recipes, layout, host, host)?;
-        if arch == host {
+    fn prepare<B: PartBuilder>(&self, builder: &B, t: &Target<'_>) -> Result<Prepared, B::Error> {
+        let h = ensure(builder, t, t.host)?;
+        if t.arch == t.host {
             return Ok(Prepared { target: h.clone(), host: h });
         }
-        let t = ensure(builder, recipes, layout, arch, host)?;
-        Ok(Prepared { target: join(layout, arch, &t, host, &h)?, host: h })
+        let a = ensure(builder, t, t.arch)?;
+        Ok(Prepared { target: join(t.layout, t.arch, &a, t.host, &h)?, host: h })
     }
 }
 
 /// Builds (or reuses) the parts of the toolchain for `arch` and composes `toolchain/ARCH/`.
-pub fn ensure<B: PartBuilder>(
-    builder: &B,
-    recipes: &RecipeSet,
-    layout: &Layout,
-    arch: Arch,
-    host: Arch,
-) -> Result<Provided, B::Error> {
-    let outputs = builder.build_parts(cross_parts(recipes, layout, arch, host)?)?;
-    Ok(compose(layout, arch, &outputs)?)
+pub fn ensure<B: PartBuilder>(builder: &B, t: &Target<'_>, arch: Arch) -> Result<Provided, B::Error> {
+    let outputs = builder.build_parts(cross_parts(t, arch)?)?;
+    Ok(compose(t.layout, arch, &outputs)?)
 }
 
 /// Makes `toolchain/ARCH/` the union of the parts' staged outputs unless it already is.

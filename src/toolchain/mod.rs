@@ -148,36 +148,27 @@ pub struct Prepared {
     pub host: Provided,
 }
 
+/// What a toolchain is asked for: the project's recipes and paths, the architecture target
+/// packages are built for, and the one ovm runs on.
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    pub recipes: &'a RecipeSet,
+    pub layout: &'a Layout,
+    pub arch: Arch,
+    pub host: Arch,
+}
+
 /// What a kind of toolchain provides the engine.
 pub trait Toolchain {
-    /// The packages it is made of for target `arch` (built, and so fetched, before anything else).
-    fn parts<'r>(
-        &self,
-        recipes: &'r RecipeSet,
-        layout: &Layout,
-        arch: Arch,
-        host: Arch,
-    ) -> Result<Vec<Parts<'r>>, ToolchainError>;
+    /// The packages it is made of (built, and so fetched, before anything else).
+    fn parts<'r>(&self, t: &Target<'r>) -> Result<Vec<Parts<'r>>, ToolchainError>;
 
     /// What [`Toolchain::prepare`] would return now, without building anything (`ovm status`,
     /// `ovm spec`, planning the fetch). `recorded` is a package's recorded output hash.
-    fn current(
-        &self,
-        layout: &Layout,
-        arch: Arch,
-        host: Arch,
-        recorded: &dyn Fn(Domain, &str) -> Option<String>,
-    ) -> Prepared;
+    fn current(&self, t: &Target<'_>, recorded: &dyn Fn(Domain, &str) -> Option<String>) -> Prepared;
 
     /// Builds (through `builder`) or reuses what it is made of, and returns what it provides.
-    fn prepare<B: PartBuilder>(
-        &self,
-        builder: &B,
-        recipes: &RecipeSet,
-        layout: &Layout,
-        arch: Arch,
-        host: Arch,
-    ) -> Result<Prepared, B::Error>;
+    fn prepare<B: PartBuilder>(&self, builder: &B, t: &Target<'_>) -> Result<Prepared, B::Error>;
 }
 
 /// Makes `provided.dir` the union of `layers` unless `marker` already records `provided.signature`
@@ -251,46 +242,27 @@ impl ToolchainKind {
 }
 
 impl Toolchain for ToolchainKind {
-    fn parts<'r>(
-        &self,
-        recipes: &'r RecipeSet,
-        layout: &Layout,
-        arch: Arch,
-        host: Arch,
-    ) -> Result<Vec<Parts<'r>>, ToolchainError> {
+    fn parts<'r>(&self, t: &Target<'r>) -> Result<Vec<Parts<'r>>, ToolchainError> {
         match self {
-            ToolchainKind::Gcc => gcc::Gcc.parts(recipes, layout, arch, host),
-            ToolchainKind::Zig => zig::Zig.parts(recipes, layout, arch, host),
-            ToolchainKind::External(dir) => Self::external(layout, dir).parts(recipes, layout, arch, host),
+            ToolchainKind::Gcc => gcc::Gcc.parts(t),
+            ToolchainKind::Zig => zig::Zig.parts(t),
+            ToolchainKind::External(dir) => Self::external(t.layout, dir).parts(t),
         }
     }
 
-    fn current(
-        &self,
-        layout: &Layout,
-        arch: Arch,
-        host: Arch,
-        recorded: &dyn Fn(Domain, &str) -> Option<String>,
-    ) -> Prepared {
+    fn current(&self, t: &Target<'_>, recorded: &dyn Fn(Domain, &str) -> Option<String>) -> Prepared {
         match self {
-            ToolchainKind::Gcc => gcc::Gcc.current(layout, arch, host, recorded),
-            ToolchainKind::Zig => zig::Zig.current(layout, arch, host, recorded),
-            ToolchainKind::External(dir) => Self::external(layout, dir).current(layout, arch, host, recorded),
+            ToolchainKind::Gcc => gcc::Gcc.current(t, recorded),
+            ToolchainKind::Zig => zig::Zig.current(t, recorded),
+            ToolchainKind::External(dir) => Self::external(t.layout, dir).current(t, recorded),
         }
     }
 
-    fn prepare<B: PartBuilder>(
-        &self,
-        builder: &B,
-        recipes: &RecipeSet,
-        layout: &Layout,
-        arch: Arch,
-        host: Arch,
-    ) -> Result<Prepared, B::Error> {
+    fn prepare<B: PartBuilder>(&self, builder: &B, t: &Target<'_>) -> Result<Prepared, B::Error> {
         match self {
-            ToolchainKind::Gcc => gcc::Gcc.prepare(builder, recipes, layout, arch, host),
-            ToolchainKind::Zig => zig::Zig.prepare(builder, recipes, layout, arch, host),
-            ToolchainKind::External(dir) => Self::external(layout, dir).prepare(builder, recipes, layout, arch, host),
+            ToolchainKind::Gcc => gcc::Gcc.prepare(builder, t),
+            ToolchainKind::Zig => zig::Zig.prepare(builder, t),
+            ToolchainKind::External(dir) => Self::external(t.layout, dir).prepare(builder, t),
         }
     }
 }

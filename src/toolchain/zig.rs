@@ -44,11 +44,10 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{tool_name, PartBuilder, Parts, Prepared, Provided, Tool, Toolchain, ToolchainError};
+use super::{tool_name, PartBuilder, Parts, Prepared, Provided, Target, Tool, Toolchain, ToolchainError};
 use crate::arch::Arch;
 use crate::digest::hex;
 use crate::layout::{Domain, Layout};
-use crate::recipe::RecipeSet;
 
 /// The zig toolchain as the engine prepares it: the `zig` recipe (the wheel, unpacked and given
 /// wrappers) built in the `toolchain` domain. One directory serves every target and the host.
@@ -66,44 +65,25 @@ impl Zig {
 }
 
 impl Toolchain for Zig {
-    fn parts<'r>(
-        &self,
-        recipes: &'r RecipeSet,
-        _: &Layout,
-        _: Arch,
-        _: Arch,
-    ) -> Result<Vec<Parts<'r>>, ToolchainError> {
+    fn parts<'r>(&self, t: &Target<'r>) -> Result<Vec<Parts<'r>>, ToolchainError> {
         Ok(vec![Parts {
             domain: Domain::Toolchain,
-            recipes: vec![recipes.require(RECIPE)?],
+            recipes: vec![t.recipes.require(RECIPE)?],
             equipment: super::Equipment::default(),
             hint: None,
         }])
     }
 
-    fn current(
-        &self,
-        layout: &Layout,
-        _: Arch,
-        _: Arch,
-        recorded: &dyn Fn(Domain, &str) -> Option<String>,
-    ) -> Prepared {
-        Zig::provided(layout, recorded(Domain::Toolchain, RECIPE).unwrap_or_default())
+    fn current(&self, t: &Target<'_>, recorded: &dyn Fn(Domain, &str) -> Option<String>) -> Prepared {
+        Zig::provided(t.layout, recorded(Domain::Toolchain, RECIPE).unwrap_or_default())
     }
 
-    fn prepare<B: PartBuilder>(
-        &self,
-        builder: &B,
-        recipes: &RecipeSet,
-        layout: &Layout,
-        arch: Arch,
-        host: Arch,
-    ) -> Result<Prepared, B::Error> {
+    fn prepare<B: PartBuilder>(&self, builder: &B, t: &Target<'_>) -> Result<Prepared, B::Error> {
         let mut outputs = BTreeMap::new();
-        for parts in self.parts(recipes, layout, arch, host)? {
+        for parts in self.parts(t)? {
             outputs.extend(builder.build_parts(parts)?);
         }
-        Ok(Zig::provided(layout, outputs.remove(RECIPE).unwrap_or_default()))
+        Ok(Zig::provided(t.layout, outputs.remove(RECIPE).unwrap_or_default()))
     }
 }
 
