@@ -289,7 +289,7 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
             let project = cli.project(settings)?;
             if *dry_run {
                 let recipes = crate::recipe::RecipeSet::load(&project)?;
-                for t in crate::engine::cross::plan(&recipes)? {
+                for t in crate::engine::cross::plan(&recipes, *arch)? {
                     let after =
                         if t.after.is_empty() { String::new() } else { format!("  after {}", t.after.join(", ")) };
                     println!("cross-{arch} {} {}{after}", t.package, t.task);

@@ -28,12 +28,12 @@ pub struct PlannedTask {
     pub step: bool,
 }
 
-/// The task graph of the toolchain for one target, in the order one worker would run it: each task
+/// The task graph of the toolchain for target `arch`, in the order one worker would run it: each task
 /// follows its package's previous task, a package's first task follows its dependencies' `package`.
-pub fn plan(recipes: &RecipeSet) -> Result<Vec<PlannedTask>, EngineError> {
+pub fn plan(recipes: &RecipeSet, arch: Arch) -> Result<Vec<PlannedTask>, EngineError> {
     let mut out = Vec::new();
     for r in gcc::parts(recipes)? {
-        let p = TaskPlan::for_recipe(r);
+        let p = TaskPlan::for_recipe(r, arch);
         for t in p.all() {
             let after = match t.previous() {
                 Some(prev) => vec![format!("{} {}", r.name, p.name(prev))],

@@ -65,11 +65,8 @@ impl<'a> Ctx<'a> {
 
     /// The full environment of a step of `recipe` in this domain.
     pub fn step_env(&self, recipe: &Recipe) -> Vec<(String, String)> {
-        let recipe_env: Vec<(String, String)> = recipe
-            .build
-            .as_ref()
-            .map(|b| b.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default();
+        let recipe_env: Vec<(String, String)> =
+            recipe.build.as_ref().map(|b| b.env_for(self.domain.arch()).into_iter().collect()).unwrap_or_default();
         env::build_env(&EnvSpec {
             target: self.domain.arch(),
             host: self.host,

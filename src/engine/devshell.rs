@@ -49,7 +49,7 @@ pub fn spec(project: &Project, pkg: &str, arch: Arch) -> Result<String, EngineEr
         .map_err(|source| EngineError::Write { path: "/dev/null".into(), source })?;
     let ctx = run.ctx(domain, &log, eq);
     // The compile step's sandbox; a recipe with its own steps shows its first one.
-    let plan = TaskPlan::for_recipe(recipe);
+    let plan = TaskPlan::for_recipe(recipe, domain.arch());
     let step = plan
         .by_name("compile")
         .map_or_else(|| plan.step_names().next().unwrap_or_default().to_string(), |_| "compile".into());

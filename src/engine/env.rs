@@ -126,6 +126,19 @@ mod tests {
         assert_eq!(get(&env, "PATH"), Some("/ovm/tools/bin:/ovm/toolchain/bin"));
     }
 
+    /// `crate::recipe::STEP_ENV` is what recipe validation lets a `${NAME}` in an argument name:
+    /// exactly the variables every step gets, in either profile.
+    #[test]
+    fn the_recipe_contract_names_exactly_the_step_environment() {
+        for profile in [Profile::Package, Profile::Toolchain] {
+            let env = build_env(&EnvSpec { profile, ..spec(&[]) });
+            let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+            let mut contract = crate::recipe::STEP_ENV.to_vec();
+            contract.sort();
+            assert_eq!(names, contract);
+        }
+    }
+
     #[test]
     fn no_value_names_a_host_path() {
         for (k, v) in build_env(&spec(&[])) {

@@ -298,7 +298,7 @@ pub fn assess(
     check: OutputCheck,
 ) -> Result<Verdict, EngineError> {
     let pkg = recipe.name.as_str();
-    let plan = TaskPlan::for_recipe(recipe);
+    let plan = TaskPlan::for_recipe(recipe, ctx.domain.arch());
     let stamps: Vec<Option<Stamp>> =
         plan.all().map(|t| ctx.states.stamp(pkg, plan.name(t))).collect::<Result<_, _>>()?;
     let first = signatures(ctx, recipe, &plan, dep_outputs, None)?;

@@ -37,8 +37,39 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
+/// One build argument as a shell word: quoted as it is, except that each `${NAME}` in it (a
+/// variable of the step's environment, checked when the recipe was loaded) is expanded by the
+/// step's shell — `CC_FOR_BUILD=${HOSTCC}`. Nothing else in it is special.
+fn shell_word(arg: &str) -> String {
+    let refs = crate::recipe::expansions(arg);
+    if refs.is_empty() || refs.iter().any(Result::is_err) {
+        return shell_quote(arg);
+    }
+    let mut out = String::from("\"");
+    let mut rest = arg;
+    while let Some(at) = rest.find("${") {
+        let end = rest[at..].find('}').map_or(rest.len(), |e| at + e + 1);
+        out.push_str(&escape_in_double_quotes(&rest[..at]));
+        out.push_str(&rest[at..end]);
+        rest = &rest[end..];
+    }
+    out.push_str(&escape_in_double_quotes(rest));
+    out.push('"');
+    out
+}
+
+/// Inside double quotes a shell still gives `$`, `` ` ``, `"` and `\` their meaning.
+fn escape_in_double_quotes(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| match c {
+            '$' | '`' | '"' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect()
+}
+
 fn join_args(args: &[String]) -> String {
-    args.iter().map(|a| format!(" {}", shell_quote(a))).collect()
+    args.iter().map(|a| format!(" {}", shell_word(a))).collect()
 }
 
 /// The default script of `step` for `style`; `None` when the style has nothing to do for it.
@@ -103,6 +134,20 @@ mod tests {
         assert!(c.ends_with("--prefix=/usr --sysconfdir=/etc --localstatedir=/var --disable-nls"), "{c}");
         let i = default_script(Style::Autotools, Step::Install, &[], &["V=1".into()], None).unwrap();
         assert_eq!(i, "make V=1 DESTDIR=/ovm/dest install");
+    }
+
+    /// A `${NAME}` in an argument is the step's variable; everything else stays literal.
+    #[test]
+    fn arguments_expand_step_variables_and_nothing_else() {
+        assert_eq!(shell_word("CC_FOR_BUILD=${HOSTCC}"), "\"CC_FOR_BUILD=${HOSTCC}\"");
+        assert_eq!(shell_word("--with-x=${SYSROOT}/usr $(rm -rf /)"), "\"--with-x=${SYSROOT}/usr \\$(rm -rf /)\"");
+        assert_eq!(shell_word("a\"b`c`\\${CC}"), "\"a\\\"b\\`c\\`\\\\${CC}\"");
+        assert_eq!(shell_word("$HOME"), "'$HOME'", "only the braced form expands");
+        assert_eq!(shell_word("${not closed"), "'${not closed'");
+        // What a shell makes of it, with the variables set as in a step.
+        let script = format!("HOSTCC=x86_64-linux-musl-cc; printf '%s\\n' {}", shell_word("CC=${HOSTCC} $(id) `id`"));
+        let out = std::process::Command::new("sh").arg("-c").arg(&script).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "CC=x86_64-linux-musl-cc $(id) `id`\n");
     }
 
     #[test]

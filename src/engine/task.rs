@@ -19,6 +19,7 @@
 //! Fields that cannot change the bytes produced (description, homepage, URLs, -j) are deliberately
 //! not inputs: editing them rebuilds nothing.
 
+use crate::arch::Arch;
 use crate::layout::TaskName;
 use crate::recipe::Recipe;
 
@@ -78,7 +79,8 @@ pub struct TaskPlan {
 }
 
 impl TaskPlan {
-    pub fn for_recipe(recipe: &Recipe) -> TaskPlan {
+    /// The tasks of `recipe` built for `arch` (whose `[build.arch.ARCH]` arguments the scripts get).
+    pub fn for_recipe(recipe: &Recipe, arch: Arch) -> TaskPlan {
         let mut tasks = vec![
             TaskDef { name: TaskName::fetch(), kind: TaskKind::Fetch },
             TaskDef { name: TaskName::unpack(), kind: TaskKind::Unpack },
@@ -104,7 +106,7 @@ impl TaskPlan {
                     tasks.push(TaskDef {
                         name: TaskName::builtin(step.name()),
                         kind: TaskKind::Step(StepTask {
-                            script: if prebuilt { None } else { default_or_snippet(recipe, step) },
+                            script: if prebuilt { None } else { default_or_snippet(recipe, step, arch) },
                             first: step == Step::Configure,
                             cleans_dest: step == Step::Install,
                             prebuilt_install: prebuilt && step == Step::Install,
@@ -161,8 +163,8 @@ impl TaskPlan {
     }
 }
 
-/// The script a classic step runs: the recipe's snippet, else its style's default.
-pub fn default_or_snippet(recipe: &Recipe, step: Step) -> Option<String> {
+/// The script a classic step runs: the recipe's snippet, else its style's default for `arch`.
+pub fn default_or_snippet(recipe: &Recipe, step: Step, arch: Arch) -> Option<String> {
     let build = recipe.build.as_ref()?;
     let snippet = match step {
         Step::Configure => &build.configure,
@@ -173,7 +175,7 @@ pub fn default_or_snippet(recipe: &Recipe, step: Step) -> Option<String> {
         return Some(s.clone());
     }
     let kconfig = recipe.files.iter().map(|f| f.name.as_str()).find(|n| n.ends_with(".config"));
-    steps::default_script(build.style, step, &build.configure_args, &build.make_args, kconfig)
+    steps::default_script(build.style, step, &build.configure_args_for(arch), &build.make_args_for(arch), kconfig)
 }
 
 #[cfg(test)]
@@ -209,6 +211,7 @@ mod tests {
             compile: None,
             install: None,
             steps,
+            per_arch: Default::default(),
         }
     }
 
@@ -218,7 +221,7 @@ mod tests {
 
     #[test]
     fn a_style_gives_configure_compile_install() {
-        let plan = TaskPlan::for_recipe(&recipe(Some(build(Style::Autotools, vec![]))));
+        let plan = TaskPlan::for_recipe(&recipe(Some(build(Style::Autotools, vec![]))), Arch::X86_64);
         assert_eq!(names(&plan), ["fetch", "unpack", "patch", "configure", "compile", "install", "package"]);
         assert_eq!(plan.name(plan.last_step()), "install");
         assert!(plan.script("configure").is_some_and(|s| s.starts_with("/ovm/src/configure")));
@@ -231,7 +234,7 @@ mod tests {
         let steps = ["all-gcc", "libgcc", "musl"]
             .map(|n| NamedStep { name: TaskName::parse(n).unwrap(), script: format!("make {n}") })
             .to_vec();
-        let plan = TaskPlan::for_recipe(&recipe(Some(build(Style::Custom, steps))));
+        let plan = TaskPlan::for_recipe(&recipe(Some(build(Style::Custom, steps))), Arch::X86_64);
         assert_eq!(names(&plan), ["fetch", "unpack", "patch", "all-gcc", "libgcc", "musl", "package"]);
         assert_eq!(plan.by_name("libgcc").map(Task::index), Some(4));
         assert_eq!(plan.script("musl"), Some("make musl"));
@@ -241,8 +244,20 @@ mod tests {
     }
 
     #[test]
+    fn an_architecture_adds_its_own_arguments_after_the_common_ones() {
+        let mut b = build(Style::Autotools, vec![]);
+        b.configure_args = vec!["--disable-nls".into()];
+        let aarch64 = crate::recipe::ArchBuild { configure_args: vec!["--disable-asm".into()], ..Default::default() };
+        b.per_arch.insert(Arch::Aarch64, aarch64);
+        let r = recipe(Some(b));
+        let on = |arch| TaskPlan::for_recipe(&r, arch).script("configure").map(str::to_string).unwrap();
+        assert!(on(Arch::Aarch64).ends_with("--disable-nls --disable-asm"), "{}", on(Arch::Aarch64));
+        assert!(on(Arch::X86_64).ends_with("--disable-nls"), "{}", on(Arch::X86_64));
+    }
+
+    #[test]
     fn a_prebuilt_recipe_only_installs() {
-        let plan = TaskPlan::for_recipe(&recipe(None));
+        let plan = TaskPlan::for_recipe(&recipe(None), Arch::X86_64);
         assert_eq!(plan.script("configure"), None);
         let TaskKind::Step(install) = &plan.def(plan.last_step()).kind else { panic!("a step") };
         assert!(install.prebuilt_install);

@@ -329,7 +329,106 @@ pub struct Build {
     /// `[[build.step]]`, in order: the recipe's own tasks instead of configure/compile/install
     /// (a toolchain's binutils, all-gcc, libgcc, musl … each stamped and resumable on its own).
     pub steps: Vec<NamedStep>,
+    /// `[build.arch.ARCH]`: added to the above when building for that architecture.
+    pub per_arch: BTreeMap<Arch, ArchBuild>,
 }
+
+/// What `[build.arch.ARCH]` adds for one architecture: arguments after the common ones, and
+/// environment over the common `env`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArchBuild {
+    pub env: BTreeMap<String, String>,
+    pub configure_args: Vec<String>,
+    pub make_args: Vec<String>,
+}
+
+impl Build {
+    /// `configure_args` for `arch`: the common ones, then the architecture's.
+    pub fn configure_args_for(&self, arch: Arch) -> Vec<String> {
+        let extra = self.per_arch.get(&arch).map(|a| a.configure_args.as_slice()).unwrap_or_default();
+        self.configure_args.iter().chain(extra).cloned().collect()
+    }
+
+    /// `make_args` for `arch`: the common ones, then the architecture's.
+    pub fn make_args_for(&self, arch: Arch) -> Vec<String> {
+        let extra = self.per_arch.get(&arch).map(|a| a.make_args.as_slice()).unwrap_or_default();
+        self.make_args.iter().chain(extra).cloned().collect()
+    }
+
+    /// `env` for `arch`: the architecture's variables over the common ones.
+    pub fn env_for(&self, arch: Arch) -> BTreeMap<String, String> {
+        let mut env = self.env.clone();
+        if let Some(a) = self.per_arch.get(&arch) {
+            env.extend(a.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        env
+    }
+}
+
+/// The `${NAME}` references in a build argument, in order: each name, or (as the error) the text
+/// of a `${` that does not close on a variable name.
+pub fn expansions(arg: &str) -> Vec<Result<&str, &str>> {
+    let mut out = Vec::new();
+    let mut rest = arg;
+    while let Some(at) = rest.find("${") {
+        let after = &rest[at + 2..];
+        let Some(end) = after.find('}') else {
+            out.push(Err(&rest[at..]));
+            break;
+        };
+        let name = &after[..end];
+        let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        out.push(if ok { Ok(name) } else { Err(&rest[at..at + 2 + end + 1]) });
+        rest = &after[end + 1..];
+    }
+    out
+}
+
+/// The variables every build step's environment has (besides the recipe's own `env`): what a
+/// `${NAME}` in `configure_args` or `make_args` may name. The engine's environment test checks
+/// that it sets exactly these.
+pub const STEP_ENV: &[&str] = &[
+    "AR",
+    "ARCH",
+    "BUILD",
+    "BUILD_TRIPLE",
+    "CC",
+    "CFLAGS",
+    "CPPFLAGS",
+    "CROSS_COMPILE",
+    "CXX",
+    "DESTDIR",
+    "FILES",
+    "HOME",
+    "HOSTCC",
+    "HOSTCXX",
+    "JOBS",
+    "KBUILD_BUILD_HOST",
+    "KBUILD_BUILD_TIMESTAMP",
+    "KBUILD_BUILD_USER",
+    "KCONFIG_NOTIMESTAMP",
+    "LANG",
+    "LC_ALL",
+    "LD",
+    "LDFLAGS",
+    "NM",
+    "OBJCOPY",
+    "PATH",
+    "PKG_CONFIG_LIBDIR",
+    "PKG_CONFIG_SYSROOT_DIR",
+    "RANLIB",
+    "SHELL",
+    "SOURCE_DATE_EPOCH",
+    "SRC",
+    "STRIP",
+    "SYSROOT",
+    "TARGET",
+    "TERM",
+    "TZ",
+    "ZIG_GLOBAL_CACHE_DIR",
+    "ZIG_LOCAL_CACHE_DIR",
+];
 
 /// One `[[build.step]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -93,14 +93,25 @@ pub(super) struct RawBuild {
     #[serde(default)]
     pub env: BTreeMap<Spanned<String>, String>,
     pub configure_args: Option<Spanned<Vec<String>>>,
-    #[serde(default)]
-    pub make_args: Vec<String>,
+    pub make_args: Option<Spanned<Vec<String>>>,
     pub configure: Option<String>,
     pub compile: Option<String>,
     pub install: Option<String>,
     /// `[[build.step]]`: the recipe's own ordered steps instead of configure/compile/install.
     #[serde(default)]
     pub step: Vec<Spanned<RawStep>>,
+    /// `[build.arch.ARCH]`: what only one architecture's build adds.
+    #[serde(default)]
+    pub arch: BTreeMap<Spanned<String>, RawArchBuild>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawArchBuild {
+    #[serde(default)]
+    pub env: BTreeMap<Spanned<String>, String>,
+    pub configure_args: Option<Spanned<Vec<String>>>,
+    pub make_args: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -10,9 +10,10 @@ use toml::Spanned;
 
 use super::raw::{RawAlternative, RawBuild, RawDebian, RawPypi, RawRecipe, RawSource};
 use super::{
-    Alternative, ArchiveFormat, Artifact, Build, ConfigFile, DebianSource, Kind, Location, NamedStep, PypiSource,
-    Recipe, RecipeError, RecipeLimits, Source, Style,
+    Alternative, ArchBuild, ArchiveFormat, Artifact, Build, ConfigFile, DebianSource, Kind, Location, NamedStep,
+    PypiSource, Recipe, RecipeError, RecipeLimits, Source, Style, STEP_ENV,
 };
+use crate::arch::Arch;
 use crate::layout::TaskName;
 use crate::project::Outside;
 use crate::size::ByteSize;
@@ -565,13 +566,10 @@ fn convert_alternative(doc: &Doc, raw: &Spanned<RawAlternative>, unpack: bool) -
     })
 }
 
-/// A step's name is a [`TaskName`]: the engine's own task names are refused there.
-fn convert_build(doc: &Doc, raw: Spanned<RawBuild>) -> Result<Build, RecipeError> {
-    let span = raw.span();
-    let b = raw.into_inner();
-    let style = *b.style.as_ref();
+/// `env` of `[build]` or `[build.arch.ARCH]`: names a shell can export.
+fn convert_env(doc: &Doc, raw: BTreeMap<Spanned<String>, String>) -> Result<BTreeMap<String, String>, RecipeError> {
     let mut env = BTreeMap::new();
-    for (key, value) in b.env {
+    for (key, value) in raw {
         let k = key.as_ref();
         let ok = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
@@ -582,16 +580,79 @@ fn convert_build(doc: &Doc, raw: Spanned<RawBuild>) -> Result<Build, RecipeError
         }
         env.insert(key.into_inner(), value);
     }
-    let configure_args = match b.configure_args {
-        Some(args) if style != Style::Autotools => {
-            return Err(doc.invalid(
-                &args,
-                format!("configure_args is only used by style = \"autotools\", not \"{}\"", style.name()),
-            ));
+    Ok(env)
+}
+
+fn convert_configure_args(
+    doc: &Doc,
+    style: Style,
+    raw: Option<Spanned<Vec<String>>>,
+) -> Result<Vec<String>, RecipeError> {
+    match raw {
+        Some(args) if style != Style::Autotools => Err(doc
+            .invalid(&args, format!("configure_args is only used by style = \"autotools\", not \"{}\"", style.name()))),
+        Some(args) => Ok(args.into_inner()),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Each `${NAME}` in an argument must be a variable the step's environment has ([`STEP_ENV`] or
+/// the recipe's `env`): the step's shell expands it (`CC_FOR_BUILD=${HOSTCC}`), and a misspelt
+/// one would silently expand to nothing.
+fn check_expansions(
+    doc: &Doc,
+    args: Option<&Spanned<Vec<String>>>,
+    field: &str,
+    known: &dyn Fn(&str) -> bool,
+) -> Result<(), RecipeError> {
+    let Some(args) = args else { return Ok(()) };
+    for arg in args.as_ref() {
+        for reference in crate::recipe::expansions(arg) {
+            match reference {
+                Ok(name) if known(name) => {}
+                Ok(name) => {
+                    return Err(doc.invalid(
+                        args,
+                        format!("{field}: `${{{name}}}` is no variable of the step environment or the recipe's env"),
+                    ))
+                }
+                Err(bad) => return Err(doc.invalid(args, format!("{field}: `{bad}` is not a `${{NAME}}` reference"))),
+            }
         }
-        Some(args) => args.into_inner(),
-        None => Vec::new(),
-    };
+    }
+    Ok(())
+}
+
+/// A step's name is a [`TaskName`]: the engine's own task names are refused there.
+fn convert_build(doc: &Doc, raw: Spanned<RawBuild>) -> Result<Build, RecipeError> {
+    let span = raw.span();
+    let b = raw.into_inner();
+    let style = *b.style.as_ref();
+    let env = convert_env(doc, b.env)?;
+    let known = |name: &str| STEP_ENV.contains(&name) || env.contains_key(name);
+    check_expansions(doc, b.make_args.as_ref(), "make_args", &known)?;
+    check_expansions(doc, b.configure_args.as_ref(), "configure_args", &known)?;
+    let configure_args = convert_configure_args(doc, style, b.configure_args)?;
+    let mut per_arch = BTreeMap::new();
+    for (key, raw) in b.arch {
+        let arch: Arch = key
+            .as_ref()
+            .parse()
+            .map_err(|_| doc.invalid(&key, format!("`{}` is not an architecture: x86_64 or aarch64", key.as_ref())))?;
+        let arch_env = convert_env(doc, raw.env)?;
+        let known = |name: &str| STEP_ENV.contains(&name) || env.contains_key(name) || arch_env.contains_key(name);
+        check_expansions(doc, raw.make_args.as_ref(), "make_args", &known)?;
+        check_expansions(doc, raw.configure_args.as_ref(), "configure_args", &known)?;
+        let a = ArchBuild {
+            configure_args: convert_configure_args(doc, style, raw.configure_args)?,
+            make_args: raw.make_args.map(Spanned::into_inner).unwrap_or_default(),
+            env: arch_env,
+        };
+        if per_arch.insert(arch, a).is_some() {
+            return Err(doc.invalid(&key, format!("[build.arch.{arch}] is given twice (under another spelling)")));
+        }
+    }
+
     let mut steps: Vec<NamedStep> = Vec::new();
     for raw_step in &b.step {
         let name: &str = raw_step.as_ref().name.as_ref();
@@ -625,7 +686,8 @@ fn convert_build(doc: &Doc, raw: Spanned<RawBuild>) -> Result<Build, RecipeError
         style,
         env,
         configure_args,
-        make_args: b.make_args,
+        make_args: b.make_args.map(Spanned::into_inner).unwrap_or_default(),
+        per_arch,
         configure: b.configure,
         compile: b.compile,
         install: b.install,

@@ -450,3 +450,57 @@ fn a_step_named_like_the_running_marker_is_refused() {
     let running = stepped("style = \"custom\"\n[[build.step]]\nname = \"running\"\nscript = \"x\"\n");
     assert_error(&[("recipes/tc.toml", &running)], "recipes/tc.toml:12:8", "step name `running` is reserved");
 }
+
+/// `[build.arch.ARCH]` adds arguments and environment for one architecture; its key must be an
+/// architecture, and what it holds is checked like `[build]`'s own fields.
+#[test]
+fn per_arch_build_settings_are_checked_at_their_position() {
+    let autotools =
+        |extra: &str| recipe("a", "").replace("style = \"make\"", &format!("style = \"autotools\"\n{extra}"));
+    let ok = autotools(
+        "configure_args = [\"--disable-nls\"]\n[build.arch.aarch64]\nconfigure_args = [\"--disable-asm\"]\nenv = { X = \"1\" }\n",
+    );
+    let (_d, p) = project(&[("recipes/a.toml", &ok)]);
+    let set = RecipeSet::load(&p).unwrap();
+    let build = set.get("a").unwrap().build.as_ref().unwrap();
+    assert_eq!(build.configure_args_for(ovm::arch::Arch::Aarch64), ["--disable-nls", "--disable-asm"]);
+    assert_eq!(build.configure_args_for(ovm::arch::Arch::X86_64), ["--disable-nls"]);
+    assert_eq!(build.env_for(ovm::arch::Arch::Aarch64).get("X").map(String::as_str), Some("1"));
+
+    let bad_arch = autotools("[build.arch.mips]\nmake_args = [\"V=1\"]\n");
+    assert_error(&[("recipes/a.toml", &bad_arch)], "recipes/a.toml:11:13", "`mips` is not an architecture");
+    let make_style = recipe("a", "")
+        .replace("style = \"make\"", "style = \"make\"\n[build.arch.x86_64]\nconfigure_args = [\"--x\"]");
+    assert_error(
+        &[("recipes/a.toml", &make_style)],
+        "recipes/a.toml:12:18",
+        "configure_args is only used by style = \"autotools\"",
+    );
+    let unknown = autotools("[build.arch.x86_64]\nmake_args = [\"V=1\", \"X\"]\nfoo = 1\n");
+    assert_error(&[("recipes/a.toml", &unknown)], "recipes/a.toml:13:1", "unknown field `foo`");
+}
+
+/// A `${NAME}` in `configure_args`/`make_args` is expanded by the step's shell; it must name a
+/// variable the step has (the fixed environment or the recipe's `env`), never expand to nothing.
+#[test]
+fn argument_expansions_must_name_step_variables() {
+    let with = |extra: &str| recipe("a", "").replace("style = \"make\"", &format!("style = \"autotools\"\n{extra}"));
+    let ok = with("configure_args = [\"CC_FOR_BUILD=${HOSTCC}\", \"--with-x=${MYDIR}\"]\nenv = { MYDIR = \"/x\" }\n");
+    let (_d, p) = project(&[("recipes/a.toml", &ok)]);
+    assert!(RecipeSet::load(&p).is_ok());
+    let typo = with("configure_args = [\"CC_FOR_BUILD=${HOSTC}\"]\n");
+    assert_error(
+        &[("recipes/a.toml", &typo)],
+        "recipes/a.toml:11:18",
+        "`${HOSTC}` is no variable of the step environment",
+    );
+    let malformed = with("make_args = [\"X=${1bad}\"]\n");
+    assert_error(
+        &[("recipes/a.toml", &malformed)],
+        "recipes/a.toml:11:13",
+        "make_args: `${1bad}` is not a `${NAME}` reference",
+    );
+    let arch_env = with("[build.arch.aarch64]\nmake_args = [\"X=${ONLY_ARM}\"]\nenv = { ONLY_ARM = \"1\" }\n");
+    let (_d, p) = project(&[("recipes/a.toml", &arch_env)]);
+    assert!(RecipeSet::load(&p).is_ok(), "an architecture's own env var is known to its arguments");
+}
