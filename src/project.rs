@@ -46,6 +46,9 @@ pub struct Config {
     pub pack: PackConfig,
     pub boot: BootConfig,
     pub sandbox: SandboxConfig,
+    /// `[features]`: per package, the optional features (a recipe's `[features.NAME]`) turned on
+    /// (`"+NAME"`) or off (`"-NAME"`) against their defaults: `dropbear = ["-zlib"]`.
+    pub features: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// `[sandbox]`: the resource limits of every build step's sandbox (a recipe's `[limits]` overrides

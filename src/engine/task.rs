@@ -197,6 +197,7 @@ mod tests {
             sources: vec![],
             build,
             limits: Default::default(),
+            features: Default::default(),
             path: "recipes/p.toml".into(),
         }
     }

@@ -75,6 +75,8 @@ pub enum RecipeError {
     /// its content would be host data fed into a build.
     #[error("{at}: {what} `{}` resolves to {}, outside the project", path.display(), target.display())]
     Escapes { at: Location, what: &'static str, path: PathBuf, target: PathBuf },
+    #[error("{config}: [features] {package}: {message}")]
+    FeatureSelection { config: PathBuf, package: String, message: String },
     #[error("no recipe named `{name}`{hint}")]
     NotFound { name: String, hint: String },
 }
@@ -92,7 +94,10 @@ impl RecipeError {
             | RecipeError::MissingFile { at, .. }
             | RecipeError::FileClash { at, .. }
             | RecipeError::Escapes { at, .. } => Some(at),
-            RecipeError::Read { .. } | RecipeError::ListDir { .. } | RecipeError::NotFound { .. } => None,
+            RecipeError::Read { .. }
+            | RecipeError::ListDir { .. }
+            | RecipeError::NotFound { .. }
+            | RecipeError::FeatureSelection { .. } => None,
         }
     }
 }
@@ -157,8 +162,23 @@ pub struct Recipe {
     pub build: Option<Build>,
     /// `[limits]`: the sandbox limits of this package's steps; unset fields take the project's.
     pub limits: RecipeLimits,
+    /// `[features.NAME]`, resolved for this project: `depends` and the build's arguments above
+    /// already hold what the enabled ones add.
+    pub features: BTreeMap<String, Feature>,
     /// The recipe file.
     pub path: PathBuf,
+}
+
+/// An optional part of a package (Yocto's PACKAGECONFIG), as this project has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feature {
+    pub description: Option<String>,
+    /// The recipe's default.
+    pub default: bool,
+    /// Whether it is on in this project (the default, or `[features]` in config/ovm.toml).
+    pub enabled: bool,
+    /// The dependencies it adds while on.
+    pub depends: Vec<String>,
 }
 
 /// A recipe's `[limits]` section (`pids = 2048`, `memory = "8G"`); `None` takes the project's
@@ -452,6 +472,8 @@ impl RecipeSet {
             root: project.root().to_path_buf(),
             config_dir: project.layout().config(),
             patches_dir: project.layout().patches(),
+            features: project.config.features.clone(),
+            config_file: project.layout().config_file(),
         };
         let mut loaded = Vec::new();
         for kind in Kind::ALL {
@@ -459,6 +481,13 @@ impl RecipeSet {
             for path in list_recipe_files(&dir)? {
                 loaded.push(validate::load_file(&ctx, &path, kind)?);
             }
+        }
+        if let Some(package) = ctx.features.keys().find(|p| !loaded.iter().any(|l| &l.recipe.name == *p)) {
+            return Err(RecipeError::FeatureSelection {
+                config: ctx.config_file.strip_prefix(&ctx.root).unwrap_or(&ctx.config_file).to_path_buf(),
+                package: package.clone(),
+                message: "no recipe of that name".into(),
+            });
         }
         RecipeSet::from_loaded(loaded)
     }

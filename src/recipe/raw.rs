@@ -27,6 +27,26 @@ pub(super) struct RawRecipe {
     pub source: Vec<Spanned<RawSource>>,
     pub build: Option<Spanned<RawBuild>>,
     pub limits: Option<RawLimits>,
+    /// `[features.NAME]`: optional parts, on or off per project (Yocto's PACKAGECONFIG).
+    #[serde(default)]
+    pub features: BTreeMap<Spanned<String>, RawFeature>,
+}
+
+/// One `[features.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFeature {
+    pub description: Option<String>,
+    /// On unless the project turns it off.
+    #[serde(default)]
+    pub default: bool,
+    /// Dependencies only while the feature is on.
+    #[serde(default)]
+    pub depends: Vec<Spanned<String>>,
+    pub configure_args: Option<Spanned<Vec<String>>>,
+    pub configure_args_off: Option<Spanned<Vec<String>>>,
+    pub make_args: Option<Spanned<Vec<String>>>,
+    pub make_args_off: Option<Spanned<Vec<String>>>,
 }
 
 /// `[limits]`: the sandbox limits of this package's steps, over the project's `[sandbox]` ones.

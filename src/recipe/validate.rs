@@ -10,8 +10,8 @@ use toml::Spanned;
 
 use super::raw::{RawAlternative, RawBuild, RawDebian, RawPypi, RawRecipe, RawSource};
 use super::{
-    Alternative, ArchBuild, ArchiveFormat, Artifact, Build, ConfigFile, DebianSource, Kind, Location, NamedStep,
-    PypiSource, Recipe, RecipeError, RecipeLimits, Source, Style, STEP_ENV,
+    Alternative, ArchBuild, ArchiveFormat, Artifact, Build, ConfigFile, DebianSource, Feature, Kind, Location,
+    NamedStep, PypiSource, Recipe, RecipeError, RecipeLimits, Source, Style, STEP_ENV,
 };
 use crate::arch::Arch;
 use crate::layout::TaskName;
@@ -23,6 +23,10 @@ pub(super) struct Context {
     pub root: PathBuf,
     pub config_dir: PathBuf,
     pub patches_dir: PathBuf,
+    /// `[features]` of the project's config: package → `+NAME`/`-NAME` selections.
+    pub features: BTreeMap<String, Vec<String>>,
+    /// Where `[features]` is written, for its errors.
+    pub config_file: PathBuf,
 }
 
 /// A validated recipe plus the positions the set-wide checks need to point at.
@@ -133,7 +137,7 @@ fn validate(
         sources.push(source);
     }
 
-    let build = match raw.build {
+    let mut build = match raw.build {
         Some(b) => Some(convert_build(doc, b)?),
         None if kind == Kind::Toolchain => None,
         None => {
@@ -148,6 +152,7 @@ fn validate(
     };
 
     let limits = convert_limits(doc, raw.limits)?;
+    let features = apply_features(ctx, doc, &name, raw.features, &mut depends, &mut depends_at, build.as_mut())?;
     let recipe = Recipe {
         name,
         kind,
@@ -161,9 +166,105 @@ fn validate(
         sources,
         build,
         limits,
+        features,
         path: path.to_path_buf(),
     };
     Ok(Loaded { recipe, name_at: doc.at(raw.name.span()), depends_at, artifacts_at })
+}
+
+/// `[features.NAME]`: each checked like the fields it mirrors, then resolved against the project's
+/// `[features]` selection; an enabled feature's `depends` and arguments (a disabled one's `_off`
+/// arguments) are added to the recipe's own, so the rest of ovm sees one resolved recipe and the
+/// signatures follow the selection.
+fn apply_features(
+    ctx: &Context,
+    doc: &Doc,
+    package: &str,
+    raw: BTreeMap<Spanned<String>, super::raw::RawFeature>,
+    depends: &mut Vec<String>,
+    depends_at: &mut Vec<Location>,
+    mut build: Option<&mut Build>,
+) -> Result<BTreeMap<String, Feature>, RecipeError> {
+    let selection = ctx.features.get(package).map(Vec::as_slice).unwrap_or_default();
+    let selection_error = |message: String| RecipeError::FeatureSelection {
+        config: ctx.config_file.strip_prefix(&ctx.root).unwrap_or(&ctx.config_file).to_path_buf(),
+        package: package.to_string(),
+        message,
+    };
+    let mut chosen: BTreeMap<&str, bool> = BTreeMap::new();
+    for entry in selection {
+        let (on, feature) = match (entry.strip_prefix('+'), entry.strip_prefix('-')) {
+            (Some(f), _) => (true, f),
+            (_, Some(f)) => (false, f),
+            _ => {
+                return Err(selection_error(format!(
+                    "`{entry}`: write +NAME to turn a feature on, -NAME to turn it off"
+                )))
+            }
+        };
+        if !raw.keys().any(|k| k.as_ref() == feature) {
+            let known: Vec<&str> = raw.keys().map(|k| k.as_ref().as_str()).collect();
+            let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+            return Err(selection_error(format!(
+                "{} has no feature `{feature}` (it has: {known})",
+                doc.display.display()
+            )));
+        }
+        if chosen.insert(feature, on).is_some() {
+            return Err(selection_error(format!("feature `{feature}` is selected twice")));
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (key, f) in raw {
+        let name = key.as_ref().as_str();
+        TaskName::parse(name)
+            .map_err(|_| doc.invalid(&key, format!("feature name `{name}` must match [a-z][a-z0-9-]*")))?;
+        let enabled = chosen.get(name).copied().unwrap_or(f.default);
+        let mut feature_depends = Vec::new();
+        for dep in &f.depends {
+            check_package_name(doc, dep, "dependency")?;
+            if feature_depends.contains(dep.as_ref()) {
+                return Err(doc.invalid(dep, format!("dependency `{}` is listed twice", dep.as_ref())));
+            }
+            feature_depends.push(dep.as_ref().clone());
+            // Two features (or a feature and the recipe) may need the same package: it is one dependency.
+            if enabled && !depends.contains(dep.as_ref()) {
+                depends.push(dep.as_ref().clone());
+                depends_at.push(doc.at(dep.span()));
+            }
+        }
+        let args = [&f.configure_args, &f.configure_args_off, &f.make_args, &f.make_args_off];
+        match build.as_deref_mut() {
+            None => {
+                if let Some(given) = args.into_iter().flatten().next() {
+                    return Err(doc.invalid(given, "a feature's arguments need a [build] section".into()));
+                }
+            }
+            Some(b) => {
+                let known = |v: &str| STEP_ENV.contains(&v) || b.env.contains_key(v);
+                for (field, given) in [
+                    ("configure_args", &f.configure_args),
+                    ("configure_args_off", &f.configure_args_off),
+                    ("make_args", &f.make_args),
+                    ("make_args_off", &f.make_args_off),
+                ] {
+                    check_expansions(doc, given.as_ref(), field, &known)?;
+                }
+                // Both sides checked, whichever is in force now: the other is one selection away.
+                let configure_on = convert_configure_args(doc, b.style, f.configure_args)?;
+                let configure_off = convert_configure_args(doc, b.style, f.configure_args_off)?;
+                let (configure, make) =
+                    if enabled { (configure_on, f.make_args) } else { (configure_off, f.make_args_off) };
+                b.configure_args.extend(configure);
+                b.make_args.extend(make.map(Spanned::into_inner).unwrap_or_default());
+            }
+        }
+        out.insert(
+            name.to_string(),
+            Feature { description: f.description, default: f.default, enabled, depends: feature_depends },
+        );
+    }
+    Ok(out)
 }
 
 fn convert_limits(doc: &Doc, raw: Option<super::raw::RawLimits>) -> Result<RecipeLimits, RecipeError> {

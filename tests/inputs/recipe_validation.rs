@@ -504,3 +504,67 @@ fn argument_expansions_must_name_step_variables() {
     let (_d, p) = project(&[("recipes/a.toml", &arch_env)]);
     assert!(RecipeSet::load(&p).is_ok(), "an architecture's own env var is known to its arguments");
 }
+
+/// `[features.NAME]` (Yocto's PACKAGECONFIG): on by its default or by the project's `[features]`;
+/// an enabled feature adds its dependencies and arguments, a disabled one its `_off` arguments, so
+/// the loaded recipe is the resolved one.
+#[test]
+fn features_follow_their_default_and_the_projects_selection() {
+    let with_features = recipe("a", "").replace("style = \"make\"", "style = \"autotools\"")
+        + "\n[features.zlib]\ndefault = true\ndepends = [\"z\"]\nconfigure_args = [\"--with-zlib\"]\n\
+           configure_args_off = [\"--without-zlib\"]\n\
+           \n[features.ssl]\ndescription = \"TLS\"\nconfigure_args = [\"--with-ssl\"]\n";
+    let z = recipe("z", "");
+    let load = |config: &str| {
+        let (d, p) =
+            project(&[("recipes/a.toml", &with_features), ("recipes/z.toml", &z), ("config/ovm.toml", config)]);
+        (d, RecipeSet::load(&p))
+    };
+    let (_d, set) = load("");
+    let set = set.unwrap();
+    let a = set.get("a").unwrap();
+    assert_eq!(a.depends, ["z"]);
+    assert_eq!(a.build.as_ref().unwrap().configure_args, ["--with-zlib"]);
+    assert!(a.features["zlib"].enabled && !a.features["ssl"].enabled);
+    assert_eq!(a.features["ssl"].description.as_deref(), Some("TLS"));
+
+    let (_d, set) = load("[features]\na = [\"-zlib\", \"+ssl\"]\n");
+    let set = set.unwrap();
+    let a = set.get("a").unwrap();
+    assert!(a.depends.is_empty(), "a disabled feature's dependency stayed: {:?}", a.depends);
+    assert_eq!(a.build.as_ref().unwrap().configure_args, ["--with-ssl", "--without-zlib"]);
+
+    for (config, want) in [
+        (
+            "[features]\na = [\"+tls\"]\n",
+            "config/ovm.toml: [features] a: recipes/a.toml has no feature `tls` (it has: ssl, zlib)",
+        ),
+        (
+            "[features]\na = [\"ssl\"]\n",
+            "config/ovm.toml: [features] a: `ssl`: write +NAME to turn a feature on, -NAME to turn it off",
+        ),
+        ("[features]\na = [\"+ssl\", \"-ssl\"]\n", "config/ovm.toml: [features] a: feature `ssl` is selected twice"),
+        ("[features]\nnosuch = [\"+x\"]\n", "config/ovm.toml: [features] nosuch: no recipe of that name"),
+    ] {
+        let (_d, set) = load(config);
+        let err = set.err().unwrap_or_else(|| panic!("{config} was accepted")).to_string();
+        assert_eq!(err, want);
+    }
+}
+
+#[test]
+fn a_feature_is_checked_like_the_fields_it_mirrors() {
+    let base = recipe("a", "").replace("style = \"make\"", "style = \"autotools\"");
+    let bad_dep = base.clone() + "\n[features.x]\ndepends = [\"nosuch\"]\ndefault = true\n";
+    assert_error(&[("recipes/a.toml", &bad_dep)], "recipes/a.toml:13:12", "unknown dependency `nosuch`");
+    let make = recipe("a", "") + "\n[features.x]\nconfigure_args = [\"--x\"]\n";
+    assert_error(
+        &[("recipes/a.toml", &make)],
+        "recipes/a.toml:13:18",
+        "configure_args is only used by style = \"autotools\"",
+    );
+    let typo = base.clone() + "\n[features.x]\nmake_args = [\"CC=${HOSTC}\"]\n";
+    assert_error(&[("recipes/a.toml", &typo)], "recipes/a.toml:13:13", "`${HOSTC}` is no variable");
+    let name = base + "\n[features.X_y]\ndefault = true\n";
+    assert_error(&[("recipes/a.toml", &name)], "recipes/a.toml:12:11", "feature name `X_y` must match");
+}
