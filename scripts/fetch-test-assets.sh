@@ -2,13 +2,16 @@
 # Fetches what the pack/boot tests boot, into <project>/.cache/test-assets/ARCH/:
 #   vmlinuz   Debian's kernel: linux-image-6.1.0-*-amd64 (bzImage) / linux-image-6.1.0-*-arm64 (raw Image)
 #   busybox   Debian's busybox-static for that architecture (a stand-in until ovm builds its own)
-#   SHA256SUMS  sha256 of both, checked on every later run; PACKAGES  which .deb each came from
+#   kernel/lib/modules/VERSION/  that kernel's modules, as its .deb ships them (plain .ko files,
+#             modules.builtin, modules.order; no modules.dep): what config/ovm.toml's
+#             [kernel] modules_from points at
+#   SHA256SUMS  sha256 of every file above, checked on every later run; PACKAGES  which .deb each came from
 #
 # Every architecture uses its own apt state under .cache/apt/DEBARCH (lists, cache, an empty dpkg
 # status) with the host's sources and keyrings, so the host's apt configuration is never changed
 # and no foreign architecture is added to dpkg. apt checks the archive's signatures and the .debs'
 # hashes; this script then checks that each file is what it claims to be (`file`) and records its
-# sha256. Idempotent: when both files exist and match SHA256SUMS, nothing is downloaded.
+# sha256. Idempotent: when every file exists and matches SHA256SUMS, nothing is downloaded.
 #
 # Called by scripts/setup.sh. Needs: apt-get, apt-cache, dpkg-deb, tar, file, sha256sum.
 set -euo pipefail
@@ -65,6 +68,8 @@ assets_ok() {
   [ -f "$dir/SHA256SUMS" ] || return 1
   verify_file "$dir/vmlinuz" "$(kernel_signature "$arch")" || return 1
   verify_file "$dir/busybox" "$(busybox_signature "$arch")" || return 1
+  # A SHA256SUMS of an older version of this script lists no modules: fetch again.
+  grep -q '  kernel/lib/modules/.*/modules\.builtin$' "$dir/SHA256SUMS" || return 1
   (cd "$dir" && sha256sum --quiet --strict -c SHA256SUMS >/dev/null 2>&1)
 }
 
@@ -94,9 +99,9 @@ fetch_arch() {
   kdeb=$(ls "$tmp"/"${kpkg}"_*.deb) || die "download of $kpkg produced no .deb"
   bdeb=$(ls "$tmp"/busybox-static_*.deb) || die "download of busybox-static produced no .deb"
   mkdir -p "$tmp/k" "$tmp/b" "$tmp/out"
-  # Only the kernel image, not the ~400 MB of modules the package also carries.
-  dpkg-deb --fsys-tarfile "$kdeb" | tar -xf - -C "$tmp/k" --wildcards './boot/vmlinuz-*' ||
-    die "$kdeb has no /boot/vmlinuz-*"
+  # The kernel image and its modules; not /usr/share/doc nor the System.map and config in /boot.
+  dpkg-deb --fsys-tarfile "$kdeb" | tar -xf - -C "$tmp/k" --wildcards './boot/vmlinuz-*' './lib/modules/*' ||
+    die "$kdeb has no /boot/vmlinuz-* or /lib/modules/"
   dpkg-deb -x "$bdeb" "$tmp/b"
 
   local kimg
@@ -109,13 +114,22 @@ fetch_arch() {
   fi
   cp "$tmp/b/bin/busybox" "$tmp/out/busybox"
   chmod 0755 "$tmp/out/busybox"
+  local kver
+  kver=${kimg##*/vmlinuz-}
+  [ -f "$tmp/k/lib/modules/$kver/modules.builtin" ] || die "$kdeb: no lib/modules/$kver/modules.builtin"
+  mkdir -p "$tmp/out/kernel/lib"
+  mv "$tmp/k/lib/modules" "$tmp/out/kernel/lib/modules"
+  local nko
+  nko=$(find "$tmp/out/kernel/lib/modules/$kver" -name '*.ko*' -type f | wc -l)
+  [ "$nko" -gt 0 ] || die "$kdeb: no kernel modules under lib/modules/$kver"
 
   verify_file "$tmp/out/vmlinuz" "$(kernel_signature "$arch")" ||
     die "$kdeb: kernel is not a $(kernel_signature "$arch"): $(file -b "$tmp/out/vmlinuz")"
   verify_file "$tmp/out/busybox" "$(busybox_signature "$arch")" ||
     die "$bdeb: busybox is not $(busybox_signature "$arch"): $(file -b "$tmp/out/busybox")"
 
-  (cd "$tmp/out" && sha256sum vmlinuz busybox >SHA256SUMS)
+  (cd "$tmp/out" && { sha256sum vmlinuz busybox; find kernel -type f | LC_ALL=C sort | xargs -d '\n' sha256sum; } >SHA256SUMS.part &&
+    mv SHA256SUMS.part SHA256SUMS)
   for deb in "$kdeb" "$bdeb"; do
     dpkg-deb --showformat='${Package} ${Version} ${Architecture}\n' -W "$deb"
   done >"$tmp/out/PACKAGES"
@@ -125,7 +139,7 @@ fetch_arch() {
   [ -e "$dir" ] && mv "$dir" "$dir.old"
   mv "$tmp/out" "$dir"
   rm -rf "$dir.old"
-  say "$arch: $(paste -sd, "$dir/PACKAGES")"
+  say "$arch: $(paste -sd, "$dir/PACKAGES"), $nko modules for $kver"
 }
 
 mkdir -p "$ASSETS"

@@ -47,6 +47,7 @@ PACKAGES=(
   podman            # container test: ovm inside rootless Podman (tests/container/container_podman.rs)
   uidmap            # … newuidmap/newgidmap and subordinate ids for the rootless user
   debootstrap       # … the container's base rootfs (scripts/container-base.sh; no registry here)
+  kmod              # pack tests: depmod and modprobe --show-depends check ovm's module resolution
 )
 
 missing=()

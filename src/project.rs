@@ -49,6 +49,35 @@ pub struct Config {
     /// `[features]`: per package, the optional features (a recipe's `[features.NAME]`) turned on
     /// (`"+NAME"`) or off (`"-NAME"`) against their defaults: `dropbear = ["-zlib"]`.
     pub features: std::collections::BTreeMap<String, Vec<String>>,
+    pub kernel: KernelConfig,
+}
+
+/// `[kernel]`: the kernel modules the image carries (`crate::kernel_modules` resolves them).
+/// Absent, or without `modules_from`: no modules.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KernelConfig {
+    /// The directory holding `lib/modules/VERSION/`, relative to the project; `ARCH` in it is
+    /// replaced by the architecture (`.cache/test-assets/ARCH/kernel`).
+    pub modules_from: Option<String>,
+    /// Which `lib/modules/VERSION/`, needed only when there are several.
+    pub version: Option<String>,
+    /// Modules by name (`-` and `_` alike), each with its dependencies and soft dependencies.
+    pub modules: Vec<String>,
+    /// Named sets of modules ([`Group`](crate::kernel_modules::Group)).
+    pub groups: Vec<crate::kernel_modules::Group>,
+}
+
+impl KernelConfig {
+    /// `modules_from` for `arch`, under `root`; `None` when unset.
+    pub fn modules_from(&self, root: &Path, arch: crate::arch::Arch) -> Option<PathBuf> {
+        self.modules_from.as_ref().map(|m| root.join(m.replace("ARCH", arch.name())))
+    }
+
+    /// Whether the image asks for any module at all.
+    pub fn wants_modules(&self) -> bool {
+        !self.modules.is_empty() || !self.groups.is_empty()
+    }
 }
 
 /// `[sandbox]`: the resource limits of every build step's sandbox (a recipe's `[limits]` overrides
@@ -399,6 +428,25 @@ mod tests {
             let (_d, p) = project_with_config(&format!("[build]\nsource_date_epoch = {bad}\n"));
             let msg = p.unwrap_err().to_string();
             assert!(msg.contains("ovm.toml") && msg.contains("source_date_epoch") && msg.contains("line 2"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn the_kernel_section_is_typed_and_substitutes_the_arch() {
+        let (_d, p) = project_with_config("");
+        let k = p.unwrap().config.kernel;
+        assert!(k.modules_from.is_none() && !k.wants_modules());
+        let (d, p) = project_with_config(
+            "[kernel]\nmodules_from = \".cache/ARCH/k\"\nmodules = [\"ext4\"]\ngroups = [\"usb-storage\", \"dm-crypt\"]\n",
+        );
+        let k = p.unwrap().config.kernel;
+        assert_eq!(k.modules_from(d.path(), crate::arch::Arch::Aarch64), Some(d.path().join(".cache/aarch64/k")));
+        assert_eq!(k.groups, [crate::kernel_modules::Group::UsbStorage, crate::kernel_modules::Group::DmCrypt]);
+        assert!(k.wants_modules());
+        for (text, word) in [("groups = [\"nvm\"]", "nvm"), ("module = [\"x\"]", "module")] {
+            let (_d, p) = project_with_config(&format!("[kernel]\n{text}\n"));
+            let msg = p.unwrap_err().to_string();
+            assert!(msg.contains("ovm.toml") && msg.contains("line 2") && msg.contains(word), "{msg}");
         }
     }
 

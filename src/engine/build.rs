@@ -489,8 +489,8 @@ pub(crate) fn build(project: &Project, opts: &BuildOptions, quiet: bool) -> Resu
 }
 
 /// The pack request for the image of `targets` and the inputs of its signature: every layer's
-/// hash (packages by their recorded output hash, rootfs/ and the overlay by walking them), the
-/// device table, compression and SOURCE_DATE_EPOCH.
+/// hash (packages by their recorded output hash, the kernel modules by their plan's signature,
+/// rootfs/ and the overlay by walking them), the device table, compression and SOURCE_DATE_EPOCH.
 pub(crate) fn image_plan(
     project: &Project,
     arch: Arch,
@@ -508,7 +508,9 @@ pub(crate) fn image_plan(
             false,
         ));
     }
-    layers.extend(req.layers.iter().filter(|l| matches!(l.kind, crate::pack::LayerKind::Overlay)).cloned());
+    for kind in [crate::pack::LayerKind::KernelModules, crate::pack::LayerKind::Overlay] {
+        layers.extend(req.layers.iter().filter(|l| l.kind == kind).cloned());
+    }
     req.layers = layers;
 
     let mut inputs = Inputs::new();
@@ -517,6 +519,10 @@ pub(crate) fn image_plan(
     for l in &req.layers {
         let h = match l.kind {
             crate::pack::LayerKind::Package { .. } => outputs.get(&l.name).cloned().unwrap_or_default(),
+            // Not written yet (the pack does): what it will hold, every byte, is the plan's.
+            crate::pack::LayerKind::KernelModules => {
+                req.kernel_modules.as_ref().map(|p| p.signature().to_string()).unwrap_or_default()
+            }
             _ => tree::hash_tree(&l.dir)?,
         };
         inputs.set(format!("layer.{}", l.name), h);

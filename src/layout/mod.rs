@@ -15,7 +15,7 @@
 //! | `logs/D/context.log`, `logs/D/PKG/TASK.log` | the run's log and each task's                      |
 //! | `toolchain/{zig,ARCH,T+H,tools,.none}`| the toolchains and build tools bound into sandboxes      |
 //! | `output/ARCH/`                        | the image, its manifest, the SDK                         |
-//! | `.cache/{build,sstate,output-stat}/`  | caches: deleting one costs time, never correctness       |
+//! | `.cache/{build,sstate,output-stat,kernel-modules}/` | caches: deleting one costs time, never correctness |
 //!
 //! State keys live in distinct namespaces: a stamp's file name always holds a dot (`PKG.TASK`), a
 //! running marker is a file of the `running/` directory, and the domain's own markers (`await`,
@@ -226,6 +226,12 @@ impl Layout {
     pub fn composing(dir: &Path) -> PathBuf {
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         dir.with_file_name(format!(".{name}.new"))
+    }
+
+    /// The kernel-modules layers of ARCH's image (`[kernel]`), one directory per content
+    /// signature (`crate::kernel_modules::Plan::signature`): written by the pack, derived data.
+    pub fn kernel_modules(&self, arch: Arch) -> PathBuf {
+        self.cache().join("kernel-modules").join(arch.name())
     }
 
     /// Test assets (kernels, Debian's static busybox) fetched by `scripts/fetch-test-assets.sh`.

@@ -47,6 +47,8 @@ use manifest::{EntryType, ImageInfo, Manifest, ManifestEntry};
 pub use table::DeviceTable;
 use tree::{archive_name, display_path, Kind, LinkRole, Tree};
 
+/// The owner the manifest records for the kernel modules: no package can be named so.
+pub const KERNEL_MODULES_LAYER: &str = "[kernel]";
 /// Name of the manifest next to the image.
 pub const MANIFEST_NAME: &str = "manifest.txt";
 /// Size of the buffer file contents are read through.
@@ -94,6 +96,8 @@ pub enum PackError {
     Cpio { entry: String, source: CpioError },
     #[error(transparent)]
     Compress(#[from] compress::CompressError),
+    #[error("[kernel] in {config}: {source}")]
+    KernelModules { config: PathBuf, source: Box<crate::kernel_modules::KmodError> },
     #[error("writing {path}: {source}")]
     Output { path: PathBuf, source: io::Error },
 }
@@ -105,6 +109,9 @@ pub enum LayerKind {
     Rootfs,
     /// A package's staged output; `allow_override` lets it replace an earlier package's files.
     Package { allow_override: bool },
+    /// The kernel modules `[kernel]` asks for (`crate::kernel_modules`), written by the pack:
+    /// like a package, it may not replace another layer's file.
+    KernelModules,
     /// The user's overlay: wins over everything.
     Overlay,
 }
@@ -124,6 +131,10 @@ impl Layer {
     pub fn package(name: impl Into<String>, dir: impl Into<PathBuf>, allow_override: bool) -> Layer {
         Layer { name: name.into(), dir: dir.into(), kind: LayerKind::Package { allow_override } }
     }
+    /// The layer of `plan`, in `dir` (which [`pack`] writes if it does not exist).
+    pub fn kernel_modules(dir: impl Into<PathBuf>) -> Layer {
+        Layer { name: KERNEL_MODULES_LAYER.into(), dir: dir.into(), kind: LayerKind::KernelModules }
+    }
     pub fn overlay(dir: impl Into<PathBuf>) -> Layer {
         Layer { name: "overlay".into(), dir: dir.into(), kind: LayerKind::Overlay }
     }
@@ -133,8 +144,11 @@ impl Layer {
 #[derive(Debug, Clone)]
 pub struct PackRequest {
     pub arch: Arch,
-    /// In order: skeleton, packages (dependency order), overlay.
+    /// In order: skeleton, packages (dependency order), kernel modules, overlay.
     pub layers: Vec<Layer>,
+    /// What the [`LayerKind::KernelModules`] layer holds, written into its directory when that
+    /// does not exist yet (the directory is named by the plan's signature).
+    pub kernel_modules: Option<crate::kernel_modules::Plan>,
     /// The device/permission table; `None` for none at all.
     pub device_table: Option<PathBuf>,
     pub compress: Compression,
@@ -168,7 +182,9 @@ pub struct PackOptions {
 
 /// The request `ovm pack ARCH` makes: `rootfs/` (if present), every directory under
 /// `staging/ARCH/` in name order (dot-names are skipped: they are the engine's unfinished
-/// commits), then the overlay; compression, table and threads from `[pack]` unless overridden.
+/// commits), the kernel modules `[kernel]` names, then the overlay; compression, table and
+/// threads from `[pack]` unless overridden. Resolving the modules reads the modules tree; the
+/// layer is written only by [`pack`].
 pub fn request_for_project(project: &Project, arch: Arch, opts: &PackOptions) -> Result<PackRequest, PackError> {
     let cfg = &project.config.pack;
     let mut layers = Vec::new();
@@ -215,6 +231,10 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &PackOptions) ->
             layers.push(Layer::package(name, dir, false));
         }
     }
+    let kernel_modules = kernel_modules_plan(project, arch)?;
+    if let Some(plan) = &kernel_modules {
+        layers.push(Layer::kernel_modules(project.layout().kernel_modules(arch).join(plan.signature())));
+    }
     if let Some(overlay) = opts.overlay.clone().or_else(|| cfg.overlay.as_ref().map(|o| project.root().join(o))) {
         // `is_dir()` would report a symlink loop or an unreadable parent as "does not exist".
         match std::fs::metadata(&overlay) {
@@ -234,6 +254,7 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &PackOptions) ->
     Ok(PackRequest {
         arch,
         layers,
+        kernel_modules,
         device_table: Some(project.root().join(&cfg.device_table)),
         compress,
         threads: opts.threads.unwrap_or(cfg.threads),
@@ -242,8 +263,71 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &PackOptions) ->
     })
 }
 
+/// The modules `[kernel]` asks for, resolved against its `modules_from` for `arch`; `None`
+/// when it asks for none.
+pub fn kernel_modules_plan(project: &Project, arch: Arch) -> Result<Option<crate::kernel_modules::Plan>, PackError> {
+    let cfg = &project.config.kernel;
+    let config = project.layout().config_file();
+    if !cfg.wants_modules() {
+        return Ok(None);
+    }
+    let Some(modules_from) = cfg.modules_from(project.root(), arch) else {
+        return Err(PackError::Config(format!(
+            "{}: [kernel] names modules but no modules_from (the directory holding lib/modules/VERSION/)",
+            config.display()
+        )));
+    };
+    let req = crate::kernel_modules::Request {
+        modules_from: &modules_from,
+        version: cfg.version.as_deref(),
+        modules: &cfg.modules,
+        groups: &cfg.groups,
+    };
+    let plan = crate::kernel_modules::resolve(&req)
+        .map_err(|source| PackError::KernelModules { config, source: Box::new(source) })?;
+    tracing::debug!(
+        version = plan.version,
+        modules = plan.modules.len(),
+        builtin = ?plan.builtin,
+        "kernel modules for {arch}: {}",
+        plan.load.join(" ")
+    );
+    Ok(Some(plan))
+}
+
+/// Writes the kernel-modules layer of `req` unless its directory (named by the plan's
+/// signature) exists, and removes the layers of other signatures beside it: they are derived data
+/// of earlier configurations, and ovm runs one at a time per project (`states/.lock`).
+fn write_kernel_modules(req: &PackRequest) -> Result<(), PackError> {
+    let (Some(plan), Some(layer)) =
+        (&req.kernel_modules, req.layers.iter().find(|l| l.kind == LayerKind::KernelModules))
+    else {
+        return Ok(());
+    };
+    let err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| PackError::Output { path, source }
+    };
+    if !layer.dir.is_dir() {
+        let parent = layer.dir.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(err(parent))?;
+        plan.materialize(&layer.dir)
+            .map_err(|source| PackError::KernelModules { config: layer.dir.clone(), source: Box::new(source) })?;
+    }
+    if let Some(parent) = layer.dir.parent() {
+        for entry in std::fs::read_dir(parent).map_err(err(parent))? {
+            let entry = entry.map_err(err(parent))?;
+            if entry.path() != layer.dir {
+                std::fs::remove_dir_all(entry.path()).map_err(err(&entry.path()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Assembles, writes and compresses the image, then the manifest; see the module comment.
 pub fn pack(req: &PackRequest) -> Result<PackOutcome, PackError> {
+    write_kernel_modules(req)?;
     let table = match &req.device_table {
         Some(path) => DeviceTable::load(path)?,
         None => DeviceTable::default(),

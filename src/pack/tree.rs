@@ -227,7 +227,7 @@ impl Tree {
             (old, new) if new < old => false,
             _ => match new_kind {
                 LayerKind::Package { allow_override: true } => true,
-                LayerKind::Package { allow_override: false } => {
+                LayerKind::Package { allow_override: false } | LayerKind::KernelModules => {
                     return Err(PackError::Conflict {
                         path: display_path(&rel),
                         first: name_of(existing),
@@ -407,7 +407,7 @@ fn dir_node(owner: &str, layer: usize) -> Node {
 /// Higher wins a clash between non-directories.
 fn precedence(kind: LayerKind) -> u8 {
     match kind {
-        LayerKind::Package { .. } => 0,
+        LayerKind::Package { .. } | LayerKind::KernelModules => 0,
         LayerKind::Rootfs => 1,
         LayerKind::Overlay => 2,
     }

@@ -19,6 +19,7 @@ fn request(tree: &Path, out: &Path, compress: Compression, threads: usize) -> Pa
     PackRequest {
         arch: Arch::X86_64,
         layers: vec![Layer::rootfs(tree.join("rootfs")), Layer::package("pkg", tree.join("pkg"), false)],
+        kernel_modules: None,
         device_table: Some(repo_root().join("config/device_table.txt")),
         compress,
         threads,
