@@ -57,8 +57,8 @@ pub struct Config {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KernelConfig {
-    /// The directory holding `lib/modules/VERSION/`, relative to the project; `ARCH` in it is
-    /// replaced by the architecture (`.cache/test-assets/ARCH/kernel`).
+    /// The directory holding `lib/modules/VERSION/`, relative to the project; a path component
+    /// `ARCH` is replaced by the architecture (`.cache/test-assets/ARCH/kernel`).
     pub modules_from: Option<String>,
     /// Which `lib/modules/VERSION/`, needed only when there are several.
     pub version: Option<String>,
@@ -71,7 +71,15 @@ pub struct KernelConfig {
 impl KernelConfig {
     /// `modules_from` for `arch`, under `root`; `None` when unset.
     pub fn modules_from(&self, root: &Path, arch: crate::arch::Arch) -> Option<PathBuf> {
-        self.modules_from.as_ref().map(|m| root.join(m.replace("ARCH", arch.name())))
+        // Whole components only: `/srv/ARCHIVE/ARCH` names the arch once.
+        self.modules_from.as_ref().map(|m| {
+            root.join(
+                Path::new(m)
+                    .components()
+                    .map(|c| if c.as_os_str() == "ARCH" { Path::new(arch.name()) } else { Path::new(c.as_os_str()) })
+                    .collect::<PathBuf>(),
+            )
+        })
     }
 
     /// Whether the image asks for any module at all.
@@ -441,6 +449,8 @@ mod tests {
         );
         let k = p.unwrap().config.kernel;
         assert_eq!(k.modules_from(d.path(), crate::arch::Arch::Aarch64), Some(d.path().join(".cache/aarch64/k")));
+        let k = KernelConfig { modules_from: Some("/srv/ARCHIVE/ARCH".into()), ..k };
+        assert_eq!(k.modules_from(d.path(), crate::arch::Arch::X86_64), Some(PathBuf::from("/srv/ARCHIVE/x86_64")));
         assert_eq!(k.groups, [crate::kernel_modules::Group::UsbStorage, crate::kernel_modules::Group::DmCrypt]);
         assert!(k.wants_modules());
         for (text, word) in [("groups = [\"nvm\"]", "nvm"), ("module = [\"x\"]", "module")] {

@@ -582,3 +582,47 @@ pub(crate) fn existing_image(stamp: &Stamp) -> Option<ImageReport> {
         repacked: false,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel_modules::modinfo::tests::elf_with_modinfo;
+
+    fn project(dir: &std::path::Path, modules: &str) -> Project {
+        std::fs::create_dir_all(dir.join("recipes")).unwrap();
+        std::fs::create_dir_all(dir.join("config")).unwrap();
+        let cfg = format!("[kernel]\nmodules_from = \"k/ARCH\"\nmodules = [{modules}]\n");
+        std::fs::write(dir.join("config/ovm.toml"), cfg).unwrap();
+        Project::open(dir).unwrap()
+    }
+
+    /// The kernel modules are in the image's signature: another list, or other bytes in a module
+    /// of the list, repack; planning writes nothing (`ovm status` plans too).
+    #[test]
+    fn the_image_signature_covers_the_kernel_modules() {
+        let d = tempfile::tempdir().unwrap();
+        let tree = d.path().join("k/x86_64/lib/modules/6.1.0-t/kernel");
+        std::fs::create_dir_all(&tree).unwrap();
+        for (name, depends) in [("a", "b"), ("b", ""), ("c", "")] {
+            let fields = [format!("depends={depends}"), "vermagic=6.1.0-t SMP".to_string()];
+            let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+            std::fs::write(tree.join(format!("{name}.ko")), elf_with_modinfo(&fields, true, false)).unwrap();
+        }
+        let sig = |modules: &str| {
+            let p = project(d.path(), modules);
+            let (req, inputs) = image_plan(&p, Arch::X86_64, &[], &BTreeMap::new()).unwrap();
+            let kinds: Vec<_> = req.layers.iter().map(|l| l.kind).collect();
+            (inputs.signature(), kinds)
+        };
+        let (a, kinds) = sig("\"a\"");
+        assert_eq!(kinds, [crate::pack::LayerKind::KernelModules]);
+        assert_eq!(sig("\"a\"").0, a);
+        assert_ne!(sig("\"a\", \"c\"").0, a);
+        let (none, kinds) = sig("");
+        assert!(kinds.is_empty() && none != a);
+        std::fs::write(tree.join("b.ko"), elf_with_modinfo(&["depends=", "vermagic=6.1.0-t SMP", "x=y"], true, false))
+            .unwrap();
+        assert_ne!(sig("\"a\"").0, a, "a's dependency b changed");
+        assert!(!d.path().join(".cache").exists(), "planning wrote {}", d.path().join(".cache").display());
+    }
+}
