@@ -291,3 +291,33 @@ fn an_unknown_module_or_a_missing_tree_fails_the_pack_with_a_hint() {
         "{msg}"
     );
 }
+
+/// Every group loads something on both of Debian's kernels, and the members it skips are ones the
+/// kernel really lacks (neither a module file nor built in).
+#[test]
+fn every_group_resolves_on_both_kernels() {
+    for arch in ["x86_64", "aarch64"] {
+        let (dir, version) = kernel(arch);
+        let tree = dir.join("lib/modules").join(&version);
+        let builtin = std::fs::read_to_string(tree.join("modules.builtin")).unwrap();
+        for group in ovm::kernel_modules::Group::ALL {
+            let plan = resolve(&Request { modules_from: &dir, version: None, modules: &[], groups: &[group] })
+                .unwrap_or_else(|e| panic!("{arch} {group}: {e}"));
+            assert!(!plan.load.is_empty(), "{arch} {group}: loads nothing");
+            for member in group.members() {
+                if plan.load.iter().any(|l| l == member) {
+                    continue;
+                }
+                let out = run(Command::new("find").arg(&tree).arg("-name").arg(format!("{member}.ko*")));
+                let dashed =
+                    run(Command::new("find").arg(&tree).arg("-name").arg(format!("{}.ko*", member.replace('_', "-"))));
+                assert!(
+                    out.stdout.is_empty() && dashed.stdout.is_empty(),
+                    "{arch} {group}: {member} exists but was skipped"
+                );
+                let in_builtin = builtin.lines().any(|l| name_of(l) == *member);
+                assert!(!in_builtin, "{arch} {group}: {member} is built in and need not be listed");
+            }
+        }
+    }
+}
