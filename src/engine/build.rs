@@ -502,11 +502,10 @@ pub(crate) fn image_plan(
     let mut layers: Vec<crate::pack::Layer> =
         req.layers.iter().filter(|l| matches!(l.kind, crate::pack::LayerKind::Rootfs)).cloned().collect();
     for r in targets {
-        layers.push(crate::pack::Layer::package(
-            r.name.clone(),
-            project.layout().staging(Domain::Target(arch), &r.name),
-            false,
-        ));
+        layers.push(
+            crate::pack::Layer::package(r.name.clone(), project.layout().staging(Domain::Target(arch), &r.name), false)
+                .replacing(r.replaces.clone()),
+        );
     }
     for kind in [crate::pack::LayerKind::KernelModules, crate::pack::LayerKind::Overlay] {
         layers.extend(req.layers.iter().filter(|l| l.kind == kind).cloned());
@@ -526,7 +525,13 @@ pub(crate) fn image_plan(
             _ => tree::hash_tree(&l.dir)?,
         };
         inputs.set(format!("layer.{}", l.name), h);
+        // Which package's file wins a shared path depends on both.
+        if !l.replaces.is_empty() {
+            inputs.set(format!("layer.{}.replaces", l.name), l.replaces.join(","));
+        }
     }
+    let order: Vec<&str> = req.layers.iter().map(|l| l.name.as_str()).collect();
+    inputs.set("layers", order.join(","));
     if let Some(t) = &req.device_table {
         let bytes = std::fs::read(t).unwrap_or_default();
         inputs.set("device_table", sha256_hex(&bytes));

@@ -73,7 +73,8 @@ pub enum PackError {
     )]
     PackageSpecial { layer: String, path: PathBuf, what: &'static str },
     #[error(
-        "{path} is installed by both {first} and {second}; remove it from one, or let {second}'s recipe override it"
+        "{path} is installed by both {first} and {second}; remove it from one, or add replaces = [\"{first}\"] to \
+         {second}'s recipe"
     )]
     Conflict { path: String, first: String, second: String },
     #[error("{path} is {first_kind} in {first} but {second_kind} in {second}; one would hide the other")]
@@ -122,21 +123,34 @@ pub struct Layer {
     pub name: String,
     pub dir: PathBuf,
     pub kind: LayerKind,
+    /// The packages whose files this one may replace where both install the same path (its
+    /// recipe's `replaces`); any other shared path is a conflict.
+    pub replaces: Vec<String>,
 }
 
 impl Layer {
     pub fn rootfs(dir: impl Into<PathBuf>) -> Layer {
-        Layer { name: "rootfs".into(), dir: dir.into(), kind: LayerKind::Rootfs }
+        Layer { name: "rootfs".into(), dir: dir.into(), kind: LayerKind::Rootfs, replaces: Vec::new() }
     }
     pub fn package(name: impl Into<String>, dir: impl Into<PathBuf>, allow_override: bool) -> Layer {
-        Layer { name: name.into(), dir: dir.into(), kind: LayerKind::Package { allow_override } }
+        Layer { name: name.into(), dir: dir.into(), kind: LayerKind::Package { allow_override }, replaces: Vec::new() }
     }
     /// The layer of `plan`, in `dir` (which [`pack`] writes if it does not exist).
+    /// The same layer, allowed to replace the files of `packages` (see [`Layer::replaces`]).
+    pub fn replacing(mut self, packages: Vec<String>) -> Layer {
+        self.replaces = packages;
+        self
+    }
     pub fn kernel_modules(dir: impl Into<PathBuf>) -> Layer {
-        Layer { name: KERNEL_MODULES_LAYER.into(), dir: dir.into(), kind: LayerKind::KernelModules }
+        Layer {
+            name: KERNEL_MODULES_LAYER.into(),
+            dir: dir.into(),
+            kind: LayerKind::KernelModules,
+            replaces: Vec::new(),
+        }
     }
     pub fn overlay(dir: impl Into<PathBuf>) -> Layer {
-        Layer { name: "overlay".into(), dir: dir.into(), kind: LayerKind::Overlay }
+        Layer { name: "overlay".into(), dir: dir.into(), kind: LayerKind::Overlay, replaces: Vec::new() }
     }
 }
 
@@ -226,9 +240,24 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &PackOptions) ->
             }
         }
         names.sort();
+        // In the recipes' order, with what each `replaces`, as `ovm build` packs them; a package
+        // staged without a recipe (any more) comes last, in name order.
+        let recipes = match crate::recipe::RecipeSet::load(project) {
+            Ok(set) => Some(set),
+            Err(e) => {
+                tracing::warn!("packing staged packages in name order, without their recipes' `replaces`: {e}");
+                None
+            }
+        };
+        let rank = |name: &str| {
+            let order = recipes.as_ref().map(|r| r.topological_order()).unwrap_or_default();
+            order.iter().position(|r| r.name == name).unwrap_or(usize::MAX)
+        };
+        names.sort_by_cached_key(|n| (rank(n), n.clone()));
         for name in names {
             let dir = project.layout().staging(Domain::Target(arch), &name);
-            layers.push(Layer::package(name, dir, false));
+            let replaces = recipes.as_ref().and_then(|r| r.get(&name)).map(|r| r.replaces.clone()).unwrap_or_default();
+            layers.push(Layer::package(name, dir, false).replacing(replaces));
         }
     }
     let kernel_modules = kernel_modules_plan(project, arch)?;

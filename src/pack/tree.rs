@@ -227,6 +227,11 @@ impl Tree {
             (old, new) if new < old => false,
             _ => match new_kind {
                 LayerKind::Package { allow_override: true } => true,
+                LayerKind::Package { allow_override: false }
+                    if layers.get(node.layer).is_some_and(|l| l.replaces.contains(&name_of(existing))) =>
+                {
+                    true
+                }
                 LayerKind::Package { allow_override: false } | LayerKind::KernelModules => {
                     return Err(PackError::Conflict {
                         path: display_path(&rel),
@@ -497,7 +502,7 @@ mod tests {
     use std::os::unix::fs::{symlink, PermissionsExt};
 
     fn layer(name: &str, dir: &Path, kind: LayerKind) -> Layer {
-        Layer { name: name.into(), dir: dir.to_path_buf(), kind }
+        Layer { name: name.into(), dir: dir.to_path_buf(), kind, replaces: Vec::new() }
     }
 
     fn write(path: &Path, text: &str, mode: u32) {
@@ -541,6 +546,28 @@ mod tests {
         ];
         let msg = Tree::assemble(&layers, &DeviceTable::default()).unwrap_err().to_string();
         assert!(msg.contains("/usr/bin/x") && msg.contains("alpha") && msg.contains("beta"), "{msg}");
+    }
+
+    #[test]
+    fn a_package_replaces_only_the_packages_it_names() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        write(&p.join("busybox/sbin/blkid"), "busybox", 0o755);
+        write(&p.join("busybox/bin/mount"), "busybox", 0o755);
+        write(&p.join("util-linux/sbin/blkid"), "util-linux", 0o755);
+        write(&p.join("other/bin/mount"), "other", 0o755);
+        let pkg = |name: &str| layer(name, &p.join(name), LayerKind::Package { allow_override: false });
+        let layers = [pkg("busybox"), pkg("util-linux").replacing(vec!["busybox".into()])];
+        let t = Tree::assemble(&layers, &DeviceTable::default()).unwrap();
+        assert_eq!(node(&t, "sbin/blkid").owner, "util-linux");
+        // `other` replaces util-linux, not busybox: their shared /bin/mount is still a conflict.
+        let layers = [pkg("busybox"), pkg("other").replacing(vec!["util-linux".into()])];
+        let err = Tree::assemble(&layers, &DeviceTable::default()).unwrap_err().to_string();
+        assert!(
+            err.contains("/bin/mount is installed by both busybox and other")
+                && err.contains("add replaces = [\"busybox\"] to other's recipe"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The dependency graph: a deterministic topological order, or the cycle that prevents one.
 //!
 //! Depth-first search with three colours. Roots are visited in name order and dependencies in the
-//! order the recipe lists them, so the order (and the cycle reported) is the same on every run. A
+//! order the recipe lists them (then the packages it `replaces`, which it must come after), so the
+//! order (and the cycle reported) is the same on every run. A
 //! grey node met again closes a cycle; the path on the DFS stack from that node is the cycle, and the
 //! error points at the `depends` entry that closed it.
 
@@ -35,9 +36,12 @@ pub(super) fn topological_order(loaded: &[Loaded]) -> Result<Vec<String>, Recipe
         while let Some(top) = stack.last_mut() {
             let (node, next) = *top;
             let l = by_name[node];
-            if let Some(dep) = l.recipe.depends.get(next) {
+            // A replaced package is ordered like a dependency: the image layers the replacing
+            // package after it.
+            let edges = l.recipe.depends.iter().zip(&l.depends_at).chain(l.recipe.replaces.iter().zip(&l.replaces_at));
+            if let Some((dep, at)) = edges.clone().nth(next) {
                 top.1 += 1;
-                let at = l.depends_at[next].clone();
+                let at = at.clone();
                 let dep = dep.as_str();
                 match marks.get(dep).copied() {
                     Some(Mark::New) => {

@@ -61,8 +61,8 @@ pub enum RecipeError {
     Invalid { at: Location, message: String },
     #[error("{at}: package `{name}` is already defined by {}", first.display())]
     Duplicate { at: Location, name: String, first: PathBuf },
-    #[error("{at}: unknown dependency `{name}`: {reason}")]
-    UnknownDependency { at: Location, name: String, reason: String },
+    #[error("{at}: unknown {what} `{name}`: {reason}")]
+    UnknownDependency { at: Location, what: &'static str, name: String, reason: String },
     #[error("{at}: dependency cycle: {}", cycle.join(" -> "))]
     Cycle { at: Location, cycle: Vec<String> },
     #[error("{at}: patch `{name}` not found: {} does not exist", path.display())]
@@ -152,6 +152,10 @@ pub struct Recipe {
     pub description: Option<String>,
     /// Recipes of the same kind whose staged output forms `/ovm/sysroot`.
     pub depends: Vec<String>,
+    /// Packages whose files this one replaces in the image where both install the same path
+    /// (busybox's `/sbin/blkid` by util-linux's); it is layered after them. Any other path two
+    /// packages share is a conflict that fails the pack.
+    pub replaces: Vec<String>,
     /// `files` entries from `config/`, in recipe order.
     pub files: Vec<ConfigFile>,
     /// Every patch to apply, in order: `patches/NAME-VERSION.patch`, then `patches/NAME/*.patch` in

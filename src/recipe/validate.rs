@@ -35,6 +35,8 @@ pub(super) struct Loaded {
     pub name_at: Location,
     /// Parallel to `recipe.depends`.
     pub depends_at: Vec<Location>,
+    /// Parallel to `recipe.replaces`.
+    pub replaces_at: Vec<Location>,
     /// Every artifact's (file, sha256) and where its sha256 is written.
     pub artifacts_at: Vec<(String, String, Location)>,
 }
@@ -112,6 +114,20 @@ fn validate(
         depends_at.push(doc.at(dep.span()));
     }
 
+    let mut replaces = Vec::new();
+    let mut replaces_at = Vec::new();
+    for r in &raw.replaces {
+        check_package_name(doc, r, "replaced package")?;
+        if r.as_ref() == &name {
+            return Err(doc.invalid(r, "a package cannot replace itself".into()));
+        }
+        if replaces.contains(r.as_ref()) {
+            return Err(doc.invalid(r, format!("replaced package `{}` is listed twice", r.as_ref())));
+        }
+        replaces.push(r.as_ref().clone());
+        replaces_at.push(doc.at(r.span()));
+    }
+
     let files = resolve_files(ctx, doc, &raw.files)?;
     let patches = resolve_patches(ctx, doc, &name, raw.version.as_ref(), &raw.patches)?;
 
@@ -161,6 +177,7 @@ fn validate(
         homepage: raw.homepage.map(Spanned::into_inner),
         description: raw.description,
         depends,
+        replaces,
         files,
         patches,
         sources,
@@ -169,7 +186,7 @@ fn validate(
         features,
         path: path.to_path_buf(),
     };
-    Ok(Loaded { recipe, name_at: doc.at(raw.name.span()), depends_at, artifacts_at })
+    Ok(Loaded { recipe, name_at: doc.at(raw.name.span()), depends_at, replaces_at, artifacts_at })
 }
 
 /// `[features.NAME]`: each checked like the fields it mirrors, then resolved against the project's
@@ -810,7 +827,9 @@ pub(super) fn check_set(loaded: &[Loaded]) -> Result<(), RecipeError> {
         }
     }
     for l in loaded {
-        for (dep, at) in l.recipe.depends.iter().zip(&l.depends_at) {
+        let depends = l.recipe.depends.iter().zip(&l.depends_at).map(|(d, at)| (d, at, "dependency"));
+        let replaces = l.recipe.replaces.iter().zip(&l.replaces_at).map(|(d, at)| (d, at, "replaced package"));
+        for (dep, at, what) in depends.chain(replaces) {
             match by_name.get(dep.as_str()) {
                 None => {
                     let dir = match l.recipe.kind.subdir() {
@@ -819,6 +838,7 @@ pub(super) fn check_set(loaded: &[Loaded]) -> Result<(), RecipeError> {
                     };
                     return Err(RecipeError::UnknownDependency {
                         at: at.clone(),
+                        what,
                         name: dep.clone(),
                         reason: format!("there is no {dir}/{dep}.toml"),
                     });
@@ -826,10 +846,14 @@ pub(super) fn check_set(loaded: &[Loaded]) -> Result<(), RecipeError> {
                 Some(other) if other.recipe.kind != l.recipe.kind => {
                     return Err(RecipeError::UnknownDependency {
                         at: at.clone(),
+                        what,
                         name: dep.clone(),
                         reason: format!(
-                            "`{dep}` is a {} recipe; a {} recipe may only depend on {} recipes",
-                            other.recipe.kind, l.recipe.kind, l.recipe.kind
+                            "`{dep}` is a {} recipe; a {} recipe may only {} {} recipes",
+                            other.recipe.kind,
+                            l.recipe.kind,
+                            if what == "dependency" { "depend on" } else { "replace" },
+                            l.recipe.kind
                         ),
                     });
                 }

@@ -568,3 +568,30 @@ fn a_feature_is_checked_like_the_fields_it_mirrors() {
     let name = base + "\n[features.X_y]\ndefault = true\n";
     assert_error(&[("recipes/a.toml", &name)], "recipes/a.toml:12:11", "feature name `X_y` must match");
 }
+
+/// `replaces`: the packages whose files this one may replace in the image. Each must be a recipe
+/// of the same kind, never the package itself, and the replacing package is ordered after them
+/// (here `aa` replaces `zz`, although `aa` sorts first).
+#[test]
+fn replaces_names_real_packages_and_orders_the_replacer_after_them() {
+    let aa = recipe("aa", "replaces = [\"zz\"]\n");
+    let (_d, p) = project(&[("recipes/aa.toml", &aa), ("recipes/zz.toml", &recipe("zz", ""))]);
+    let set = RecipeSet::load(&p).unwrap();
+    let order: Vec<&str> = set.topological_order().iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(order, ["zz", "aa"]);
+    assert_eq!(set.get("aa").unwrap().replaces, ["zz"]);
+
+    assert_error(
+        &[("recipes/aa.toml", &aa)],
+        "recipes/aa.toml:4:13",
+        "unknown replaced package `zz`: there is no recipes/zz.toml",
+    );
+    let itself = recipe("aa", "replaces = [\"aa\"]\n");
+    assert_error(&[("recipes/aa.toml", &itself)], "recipes/aa.toml:4:13", "a package cannot replace itself");
+    let to_tool = recipe("aa", "replaces = [\"tt\"]\n");
+    assert_error(
+        &[("recipes/aa.toml", &to_tool), ("recipes/tools/tt.toml", &recipe("tt", ""))],
+        "recipes/aa.toml:4:13",
+        "`tt` is a tools recipe; a target recipe may only replace target recipes",
+    );
+}
