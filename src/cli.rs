@@ -101,6 +101,9 @@ pub enum Command {
         /// Extra kernel command line, after `console=… panic=-1` and [boot] append
         #[arg(long, value_name = "ARGS")]
         append: Option<String>,
+        /// Raw disk image as a virtio block device; repeat for more, in order (/dev/vda, /dev/vdb …)
+        #[arg(long = "disk", value_name = "FILE")]
+        disks: Vec<PathBuf>,
         /// Give up after S seconds (default with --expect: [boot] timeout; without: none)
         #[arg(long, value_name = "S")]
         timeout: Option<u64>,
@@ -233,12 +236,13 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
             println!("{}  {}", out.sha256, out.image.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Boot { arch, kernel, initrd, append, timeout, expect, grace, memory } => {
+        Command::Boot { arch, kernel, initrd, append, disks, timeout, expect, grace, memory } => {
             let project = cli.project(settings)?;
             let opts = crate::boot::BootOptions {
                 kernel: kernel.clone(),
                 initrd: initrd.clone(),
                 append: append.clone(),
+                disks: disks.clone(),
                 timeout: *timeout,
                 expect: expect.clone(),
                 grace: *grace,

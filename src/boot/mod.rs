@@ -21,6 +21,11 @@
 //! Machines: x86_64 is qemu's default `pc` with `console=ttyS0`; aarch64 is `-M virt -cpu
 //! cortex-a57` (without `-cpu`, qemu's default CPU cannot run the kernel and the guest hangs
 //! silently) with `console=ttyAMA0`. Always `-accel tcg -nographic -no-reboot -nic none`.
+//!
+//! Disks (`--disk FILE`, repeatable): each a raw image on its own virtio-blk PCI device, in the
+//! order given, so the guest sees /dev/vda, /dev/vdb … in that order (both machines have a PCI
+//! bus, and the slots are assigned in command-line order). A missing disk is an error before
+//! qemu starts, like a missing kernel.
 
 pub mod console;
 
@@ -48,6 +53,10 @@ pub enum BootError {
     KernelMissing { arch: Arch, path: PathBuf },
     #[error("no initrd at {path}: run `ovm pack {arch}` first, or pass --initrd PATH")]
     InitrdMissing { arch: Arch, path: PathBuf },
+    #[error("no disk image at {path}: --disk takes an existing raw image file (or block device)")]
+    DiskMissing { path: PathBuf },
+    #[error("--disk {path} is {kind}, not a raw image file or block device")]
+    DiskNotAnImage { path: PathBuf, kind: &'static str },
     #[error("cannot write the boot log {path}: {source}")]
     Log { path: PathBuf, source: io::Error },
     #[error("waiting for qemu: {0}")]
@@ -61,6 +70,8 @@ pub struct BootRequest {
     pub initrd: PathBuf,
     /// Added after ovm's own `console=… panic=-1`.
     pub append: Vec<String>,
+    /// Raw disk images, attached as virtio block devices in this order (/dev/vda, /dev/vdb …).
+    pub disks: Vec<PathBuf>,
     pub memory_mib: u32,
     /// Whole-run limit; `None` waits for the guest.
     pub timeout: Option<Duration>,
@@ -183,6 +194,12 @@ pub fn qemu_command_line(req: &BootRequest) -> (String, Vec<String>) {
     args.extend(["-kernel".into(), req.kernel.display().to_string()]);
     args.extend(["-initrd".into(), req.initrd.display().to_string()]);
     args.extend(["-append".into(), append.join(" ")]);
+    for (n, disk) in req.disks.iter().enumerate() {
+        // qemu's option syntax ends a value at a comma; a comma in the file name is written twice.
+        let file = disk.display().to_string().replace(',', ",,");
+        args.extend(["-drive".into(), format!("file={file},if=none,format=raw,id=disk{n}")]);
+        args.extend(["-device".into(), format!("virtio-blk-pci,drive=disk{n}")]);
+    }
     (program.to_string(), args)
 }
 
@@ -192,6 +209,8 @@ pub struct BootOptions {
     pub kernel: Option<PathBuf>,
     pub initrd: Option<PathBuf>,
     pub append: Option<String>,
+    /// Raw disk images, in order.
+    pub disks: Vec<PathBuf>,
     pub timeout: Option<u64>,
     pub expect: Option<String>,
     pub grace: Option<u64>,
@@ -223,6 +242,9 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &BootOptions) ->
     if !initrd.is_file() {
         return Err(BootError::InitrdMissing { arch, path: initrd });
     }
+    for disk in &opts.disks {
+        check_disk(disk)?;
+    }
     let mut append: Vec<String> = cfg.append.iter().cloned().collect();
     append.extend(opts.append.iter().cloned());
     let timeout_secs = match (opts.timeout, &opts.expect) {
@@ -235,6 +257,7 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &BootOptions) ->
         kernel,
         initrd,
         append,
+        disks: opts.disks.clone(),
         memory_mib: opts.memory_mib.unwrap_or(cfg.memory_mib),
         timeout: (timeout_secs > 0).then(|| Duration::from_secs(timeout_secs)),
         expect: opts.expect.clone(),
@@ -243,6 +266,20 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &BootOptions) ->
         echo: !opts.quiet,
         interactive: opts.expect.is_none() && io::stdin().is_terminal(),
     })
+}
+
+/// A disk qemu can open as a raw image: a regular file or a block device (following symlinks).
+fn check_disk(disk: &std::path::Path) -> Result<(), BootError> {
+    use std::os::unix::fs::FileTypeExt;
+    let ft = match std::fs::metadata(disk) {
+        Ok(m) => m.file_type(),
+        Err(_) => return Err(BootError::DiskMissing { path: disk.to_path_buf() }),
+    };
+    if ft.is_file() || ft.is_block_device() {
+        Ok(())
+    } else {
+        Err(BootError::DiskNotAnImage { path: disk.to_path_buf(), kind: crate::file_kind::described(ft) })
+    }
 }
 
 fn default_initrd(project: &Project, arch: Arch) -> PathBuf {
@@ -444,6 +481,7 @@ mod tests {
             kernel: "/k".into(),
             initrd: "/i".into(),
             append: vec!["quiet".into()],
+            disks: Vec::new(),
             memory_mib: 256,
             timeout: None,
             expect: None,
@@ -470,6 +508,48 @@ mod tests {
         assert_eq!(prog, "qemu-system-x86_64");
         assert_eq!(args.last().unwrap(), "console=ttyS0 panic=-1 quiet");
         assert!(args.windows(2).any(|w| w == ["-accel", "tcg"]));
+    }
+
+    /// Each disk is a raw drive on its own virtio-blk PCI device, in order, after the kernel
+    /// arguments; the same on both machines (each has a PCI bus).
+    #[test]
+    fn disks_become_virtio_block_devices_in_order() {
+        for arch in [Arch::X86_64, Arch::Aarch64] {
+            let mut req = request(arch);
+            req.disks = vec!["/d/root.img".into(), "/d/a,b.img".into()];
+            let (_, args) = qemu_command_line(&req);
+            let at = args.iter().position(|a| a == "-append").unwrap();
+            assert_eq!(
+                args[at + 2..],
+                [
+                    "-drive",
+                    "file=/d/root.img,if=none,format=raw,id=disk0",
+                    "-device",
+                    "virtio-blk-pci,drive=disk0",
+                    "-drive",
+                    "file=/d/a,,b.img,if=none,format=raw,id=disk1",
+                    "-device",
+                    "virtio-blk-pci,drive=disk1",
+                ],
+                "{arch:?}"
+            );
+        }
+        // No disk, no drive.
+        let (_, args) = qemu_command_line(&request(Arch::X86_64));
+        assert!(!args.iter().any(|a| a == "-drive" || a == "-device"), "{args:?}");
+    }
+
+    #[test]
+    fn a_missing_or_odd_disk_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.img");
+        let err = check_disk(&missing).unwrap_err().to_string();
+        assert!(err.contains(&missing.display().to_string()) && err.starts_with("no disk image at"), "{err}");
+        let err = check_disk(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("is a directory"), "{err}");
+        let image = dir.path().join("root.img");
+        std::fs::write(&image, [0u8; 512]).unwrap();
+        check_disk(&image).unwrap();
     }
 
     fn scanner(console: &[u8]) -> Scanner {

@@ -150,3 +150,20 @@ fn a_missing_kernel_says_how_to_get_one() {
     let msg = text(&out);
     assert!(msg.contains("no kernel for aarch64") && msg.contains("scripts/fetch-test-assets.sh"), "{msg}");
 }
+
+#[test]
+fn a_missing_disk_is_an_error_naming_it_before_qemu_starts() {
+    let proj = project("x86_64", GOOD_INIT);
+    pack(proj.path(), "x86_64", &[]);
+    let kernel = asset("x86_64", "vmlinuz");
+    let missing = proj.path().join("no-such-root.img");
+    let out = ovm_in(
+        proj.path(),
+        &["boot", "x86_64", "--kernel", kernel.to_str().unwrap(), "--disk", missing.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let msg = text(&out);
+    assert!(msg.contains(&format!("no disk image at {}", missing.display())), "{msg}");
+    // Refused before qemu ran: no console log was started.
+    assert!(!proj.path().join("logs/x86_64/boot.log").exists(), "qemu was started:\n{msg}");
+}
