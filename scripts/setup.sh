@@ -30,6 +30,7 @@ PACKAGES=(
   python3           # pack: bench-pack.sh generates its tree
   qemu-system-x86   # boot: qemu-system-x86_64
   qemu-system-arm   # boot: qemu-system-aarch64
+  e2fsprogs         # boot: mke2fs -d makes the ext4 root disks the e2e tests switch_root into
   busybox-static    # sandbox tests: the static userland bound into strict sandboxes (/bin/busybox)
   runc              # sandbox tests: runs `ovm sandbox --bundle` output to compare with ovm's runtime
   gcc               # default build: the host compiler of the gcc toolchain (toolchain profile, host /usr);

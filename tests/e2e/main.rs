@@ -8,6 +8,8 @@
 mod build_support;
 #[path = "../e2e_support/mod.rs"]
 mod e2e_support;
+#[path = "../e2e_support/root_disk.rs"]
+mod root_disk;
 #[path = "../sandbox_support/mod.rs"]
 mod sandbox_support;
 #[path = "../terminal_support/mod.rs"]

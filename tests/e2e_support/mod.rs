@@ -60,20 +60,16 @@ pub fn kernel(arch: &str) -> PathBuf {
 
 /// `ovm boot ARCH --append APPEND --expect EXPECT` on the project's image; (exit code, output).
 pub fn boot(p: &TestProject, arch: &str, append: &str, expect: &str) -> (i32, String) {
+    boot_with(p, arch, &["--append", append, "--expect", expect])
+}
+
+/// `ovm boot ARCH --kernel <Debian's> --timeout BOOT_TIMEOUT ARGS`; (exit code, output).
+pub fn boot_with(p: &TestProject, arch: &str, args: &[&str]) -> (i32, String) {
     require_tool(if arch == "x86_64" { "qemu-system-x86_64" } else { "qemu-system-aarch64" });
     let k = kernel(arch);
-    let out = p.run(&[
-        "boot",
-        arch,
-        "--kernel",
-        k.to_str().expect("utf-8 path"),
-        "--append",
-        append,
-        "--expect",
-        expect,
-        "--timeout",
-        BOOT_TIMEOUT,
-    ]);
+    let mut all = vec!["boot", arch, "--kernel", k.to_str().expect("utf-8 path"), "--timeout", BOOT_TIMEOUT];
+    all.extend_from_slice(args);
+    let out = p.run(&all);
     (out.status.code().unwrap_or(-1), text(&out))
 }
 
