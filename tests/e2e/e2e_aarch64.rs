@@ -1,8 +1,9 @@
 //! The user's main job on aarch64, end to end, from a clean copy of the repository's inputs:
 //! `ovm build --sandbox aarch64` with no network (sources only from the mirror, the zig toolchain
 //! cross-compiling from this x86_64 host), ovm's own musl busybox in the image, and the image
-//! booting in qemu to the init marker and through the in-guest self-check; then, with `root=`,
-//! as an initrd: into an ext4 root on a virtio disk, a wrong root, rd.break (`root_disk`).
+//! booting in qemu to the init marker and through the in-guest self-check; then, with `[kernel]`
+//! modules and `root=`, as an initrd: into an ext4 root on a virtio disk, a wrong root, rd.break
+//! (`root_disk`).
 
 use crate::e2e_support;
 use crate::root_disk;
@@ -25,5 +26,5 @@ fn aarch64_initrd_builds_offline_and_boots() {
     steps.done("image checks and two boots");
 
     root_disk::assert_switches_to_a_disk_root(&p, "aarch64");
-    steps.done("switch_root into an ext4 disk, a wrong root, rd.break");
+    steps.done("[kernel] on: switch_root into an ext4 disk, a wrong root, rd.break");
 }

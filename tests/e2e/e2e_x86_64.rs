@@ -1,9 +1,10 @@
 //! The user's main job on x86_64, end to end, from a clean copy of the repository's inputs:
 //! `ovm build --sandbox x86_64` with no network (sources only from the mirror, the zig toolchain),
 //! the initrd's content, its size, booting it in qemu (the init marker and the in-guest
-//! self-check, and with `root=` into an ext4 root on a virtio disk: `root_disk`), then what a second build does after nothing, a busybox config edit and a rootfs
-//! edit, and the console shell of a normal boot. One test: the steps build on each other, and
-//! each build costs a minute.
+//! self-check), then what a second build does after nothing, a busybox config edit and a rootfs
+//! edit, the console shell of a normal boot, and last, with `[kernel]` modules and `root=`, the
+//! image as an initrd switching to an ext4 root on a virtio disk (`root_disk`). One test: the
+//! steps build on each other, and each build costs a minute.
 
 use crate::build_support;
 use crate::e2e_support;
@@ -63,10 +64,6 @@ fn x86_64_initrd_builds_offline_boots_and_rebuilds_only_what_changed() {
     assert_boots_to_marker(&p, "x86_64");
     assert_selftest_passes(&p, "x86_64");
     steps.done("image checks and two boots");
-
-    // With root=, the image is an initrd: it loads its kernel modules and switches to the disk.
-    root_disk::assert_switches_to_a_disk_root(&p, "x86_64");
-    steps.done("switch_root into an ext4 disk, a wrong root, rd.break");
 
     // Nothing changed: nothing runs, and the summary says so.
     let before = manifest(&p, "x86_64");
@@ -131,4 +128,9 @@ fn x86_64_initrd_builds_offline_boots_and_rebuilds_only_what_changed() {
     assert_eq!(console.wait_within(wait), Some(0), "ovm boot did not pass:\n{}", console.screen());
     assert!(!console.screen().contains("job control turned off"), "no job control:\n{}", console.screen());
     steps.done("interactive boot to the console shell");
+
+    // Last, as it changes the config: with [kernel] modules and root=, the image is an initrd
+    // that loads them and switches to a root file system on a disk.
+    root_disk::assert_switches_to_a_disk_root(&p, "x86_64");
+    steps.done("[kernel] on: switch_root into an ext4 disk, a wrong root, rd.break");
 }

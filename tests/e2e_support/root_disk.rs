@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::build_support::{repo_root, require_tool, text, TestProject, SETUP_HINT};
-use crate::e2e_support::{boot_with, kernel, BOOT_TIMEOUT};
+use crate::e2e_support::{boot_with, entry, kernel, manifest, offline_ok, BOOT_TIMEOUT};
 use crate::terminal_support::Terminal;
 
 /// A disk made by [`make`].
@@ -94,14 +94,49 @@ fn mount_line<'a>(console: &'a str, dev: &str, at: &str) -> Option<&'a str> {
     console.lines().map(str::trim).find(|l| l.starts_with(&format!("{dev} {at} ext4 ")))
 }
 
-/// The image's /init as an initrd, on `arch`, with the kernel modules `[kernel]` put in the
-/// image (virtio_blk, ext4 … are modules in Debian's kernel: without them no disk appears):
+/// Turns on the `[kernel]` example of the repository's config/ovm.toml (commented out there: the
+/// default image carries no modules), with `modules_from` at the repository's test assets (the
+/// scratch project has no `.cache/test-assets`), and rebuilds: only the image is repacked, now
+/// with the modules and /etc/ovm/modules.
+fn enable_kernel_modules(p: &TestProject, arch: &str) {
+    let cfg = p.read("config/ovm.toml");
+    let assets = repo_root().join(".cache/test-assets/ARCH/kernel");
+    let mut on = cfg.clone();
+    for (commented, line) in [
+        (
+            "# modules_from = \".cache/test-assets/ARCH/kernel\"",
+            format!("modules_from = {:?}", assets.display().to_string()),
+        ),
+        (
+            "# modules = [\"virtio_blk\", \"virtio_pci\", \"ext4\", \"dm_crypt\"]",
+            "modules = [\"virtio_blk\", \"virtio_pci\", \"ext4\", \"dm_crypt\"]".to_string(),
+        ),
+    ] {
+        let turned = on.replace(&format!("\n{commented}\n"), &format!("\n{line}\n"));
+        assert_ne!(on, turned, "config/ovm.toml's [kernel] no longer has the line `{commented}`");
+        on = turned;
+    }
+    p.write("config/ovm.toml", &on);
+    offline_ok(p, &["build", "--sandbox", arch]);
+    assert_eq!(p.tasks_run(arch), ["image pack"], "{arch}: turning on [kernel] did more than repack");
+    let m = manifest(p, arch);
+    let modules = entry(&m, "/etc/ovm/modules").unwrap_or_else(|| panic!("{arch}: no /etc/ovm/modules in the image"));
+    assert_eq!(modules.owner, ovm::pack::KERNEL_MODULES_LAYER, "{arch}: /etc/ovm/modules");
+    assert!(
+        m.entries.iter().any(|e| e.path.ends_with(b"/kernel/drivers/block/virtio_blk.ko")),
+        "{arch}: the image has no virtio_blk.ko"
+    );
+}
+
+/// The image's /init as an initrd, on `arch`, once `[kernel]` put the modules in the image
+/// (virtio_blk, ext4 … are modules in Debian's kernel: without them no disk appears):
 /// 1. `root=UUID=… rootwait` with the root on the second disk: the disk's own init runs and
 ///    /proc/mounts there shows /dev/vdb1 as `/`;
 /// 2. a UUID no disk has, `rootdelay=5`: the emergency shell after saying why, and no switch;
 /// 3. `root=PARTUUID=… rd.break`: a shell before switch_root, typed into on the console, that
 ///    sees the root mounted on /sysroot; leaving it goes on into the real root.
 pub fn assert_switches_to_a_disk_root(p: &TestProject, arch: &str) {
+    enable_kernel_modules(p, arch);
     let disk = make(p.path(), arch);
     let blank = p.path().join("blank.img");
     std::fs::write(&blank, vec![0u8; 1 << 20]).expect("blank disk");
