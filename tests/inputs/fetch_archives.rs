@@ -4,6 +4,7 @@
 //! the URLs forced unreachable each fallback is shown to be the one used; a wrong sha256 on such a
 //! source is rejected like any other; and the zig wheel unpacks into a working compiler.
 
+use crate::copy_dir;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,18 +18,6 @@ const MAKE_DFSG_SHA: &str = "be4c17542578824e745f83bcd2a9ba264206187247cb6a5f5df
 const ZIG_SHA: &str = "6eb9d4d759b292c83810dbee2e9e8e3fbfbf01d864e6e9811bae711fd74e1c2f";
 /// Nothing listens on the discard port: the connection is refused at once.
 const UNREACHABLE: &str = "http://127.0.0.1:9/unreachable/";
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
 
 /// A fresh copy of the real-shaped fixture project (no sources/, no apt state).
 fn fresh_project() -> (tempfile::TempDir, Project) {

@@ -16,3 +16,16 @@ mod patch_series;
 mod recipe_validation;
 mod unpack_formats;
 mod unpack_hostile;
+
+/// Copies a directory tree of plain files (the fixtures these tests start from).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}

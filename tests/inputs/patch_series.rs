@@ -2,6 +2,7 @@
 //! an offset, created/deleted/executable files); a bad hunk fails naming the patch, file and hunk,
 //! and the tree is then exactly as before — also when earlier patches of the series applied.
 
+use crate::copy_dir;
 use crate::unpack_support as support;
 
 use std::fs;
@@ -20,18 +21,6 @@ fn tree() -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
     copy_dir(&fixtures().join("tree"), t.path());
     t
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 fn good_series() -> Vec<PathBuf> {
