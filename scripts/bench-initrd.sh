@@ -7,7 +7,9 @@
 #                         --drivers "virtio_blk virtio_pci ext4"
 #   dracut-generic dracut --no-hostonly (its default module set; systemd is installed, so systemd)
 #   initramfs-tools  mkinitramfs with MODULES=list and the same three drivers (zstd, Debian's default)
-#   ovm            `ovm build x86_64` of this repository (rootfs/, config/ovm.toml's [kernel] modules)
+#   ovm            `ovm build x86_64` of this repository (rootfs/, config/), with [kernel] modules
+#                  set to the same three drivers; ovm-xz and ovm-zstd: the same files packed with
+#                  `ovm pack --compress xz|zstd` (ovm's default is gzip)
 #   floor          a bare busybox /init that prints the marker itself: kernel + unpack + exec, the
 #                  least any initrd can cost
 # For each: size in bytes, entries (every cpio member of every concatenated archive, early
@@ -163,6 +165,7 @@ peer_image dracut-generic dracut --force --no-hostonly --kver "$KVER" /out/dracu
 rm -rf "$CHROOT/out/initramfs-tools.conf"
 cp -a "$CHROOT/etc/initramfs-tools" "$CHROOT/out/initramfs-tools.conf"
 sed -i 's/^MODULES=.*/MODULES=list/' "$CHROOT/out/initramfs-tools.conf/initramfs.conf"
+# shellcheck disable=SC2086 # the drivers, one word each
 printf '%s\n' $DRIVERS >>"$CHROOT/out/initramfs-tools.conf/modules"
 grep -q '^COMPRESS=zstd' "$CHROOT/out/initramfs-tools.conf/initramfs.conf" ||
   die "initramfs-tools' default compression is no longer zstd: check the comparison"
@@ -201,16 +204,35 @@ else
     cp -a "$ROOT/$d" "$PROJ/$d"
   done
   ln -sfn "$ROOT/.cache/test-assets" "$PROJ/.cache/test-assets"
+  # The peers' drivers, no more: the config's [kernel] table is replaced by one naming them,
+  # from the kernel `ovm boot` uses (the repository's config has it as a commented example).
+  # shellcheck disable=SC2086 # the drivers, one word each
+  modules=$(printf '"%s", ' $DRIVERS)
+  awk '/^\[kernel\][ \t]*$/ { skip = 1; next } /^\[/ { skip = 0 } !skip' "$ROOT/config/ovm.toml" >"$PROJ/config/ovm.toml"
+  printf '\n[kernel]\nmodules_from = ".cache/test-assets/ARCH/kernel"\nmodules = [%s]\n' "${modules%, }" >>"$PROJ/config/ovm.toml"
   # The toolchain only changes how busybox is compiled, not what the image holds; zig is the fast
   # path (minutes), TOOLCHAIN=gcc the repository's default (its first build: ~12 min per arch).
   sed -i "s/^kind = \"gcc\"$/kind = \"${TOOLCHAIN:-zig}\"/" "$PROJ/config/ovm.toml"
+  [ -d "$ASSETS/kernel/lib/modules/$KVER" ] ||
+    die "$ASSETS/kernel/lib/modules/$KVER missing (config/ovm.toml's modules_from; run scripts/fetch-test-assets.sh)"
   say "ovm build $ARCH, ${TOOLCHAIN:-zig} toolchain (from the shared-state cache, or built: minutes the first time)"
   OVM_SSTATE_DIR=${OVM_SSTATE_DIR:-$ROOT/.cache/sstate} OVM_MIRRORS="${OVM_MIRRORS:-$ROOT/sources}" \
     "$OVM_BIN" -q -C "$PROJ" build "$ARCH" >"$BENCH/ovm-build.log" 2>&1 ||
     { tail -n 20 "$BENCH/ovm-build.log" >&2; die "ovm build failed (log: $BENCH/ovm-build.log)"; }
-  image=$(sed -n 's/^image \([^ ]*\) .*/\1/p' "$PROJ/output/$ARCH/manifest.txt" | head -n 1)
-  [ -n "$image" ] && [ -s "$PROJ/output/$ARCH/$image" ] || die "no image named in $PROJ/output/$ARCH/manifest.txt"
-  cp "$PROJ/output/$ARCH/$image" "$IMAGES/ovm.img"
+  copy_image() { # NAME: the image output/ARCH/manifest.txt names, to $IMAGES/NAME.img
+    local image
+    image=$(awk -F'\t' '$1 == "# image" { print $2; exit }' "$PROJ/output/$ARCH/manifest.txt")
+    [ -n "$image" ] && [ -s "$PROJ/output/$ARCH/$image" ] || die "no image named in $PROJ/output/$ARCH/manifest.txt"
+    cp "$PROJ/output/$ARCH/$image" "$IMAGES/$1.img"
+  }
+  copy_image ovm
+  # The same files in the other compressions ovm packs (smaller, slower to unpack under TCG).
+  for c in xz zstd; do
+    "$OVM_BIN" -q -C "$PROJ" pack "$ARCH" --compress "$c" >>"$BENCH/ovm-build.log" 2>&1 ||
+      { tail -n 20 "$BENCH/ovm-build.log" >&2; die "ovm pack --compress $c failed (log: $BENCH/ovm-build.log)"; }
+    copy_image "ovm-$c"
+  done
+  OVM_VARIANTS="ovm-xz ovm-zstd"
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -336,7 +358,7 @@ else:
     boot(int(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6:])
 PY
 
-NAMES="dracut-min dracut-generic initramfs-tools ovm floor"
+NAMES="dracut-min dracut-generic initramfs-tools ovm ${OVM_VARIANTS:-} floor"
 declare -A SIZE ENTRIES FILES UNPACKED FORMAT
 for n in $NAMES; do
   read -r SIZE[$n] ENTRIES[$n] FILES[$n] UNPACKED[$n] FORMAT[$n] < <(python3 "$BENCH/bench.py" count "$IMAGES/$n.img")
@@ -371,7 +393,14 @@ done | awk -v runs="$RUNS" '
   {
     name[NR] = $1; size[$1] = $2; ent[$1] = $3; files[$1] = $4; unp[$1] = $5; fmt[$1] = $6
     s = ""; for (i = 7; i <= NF; i++) s = s (i > 7 ? " " : "") $i
-    runs_of[$1] = s; med[$1] = median(s)
+    runs_of[$1] = s; med[$1] = median(s); nr = split(s, t, " "); for (r = 1; r <= nr; r++) run[$1, r] = t[r]
+  }
+  function paired(n,   r, d, s) {  # median over rounds of n minus the floor in the same round
+    for (r = 1; r <= runs; r++) {
+      if (run[n, r] == "FAIL" || run["floor", r] == "FAIL") return "-"
+      s = s (r > 1 ? " " : "") (run[n, r] - run["floor", r])
+    }
+    return median(s)
   }
   END {
     printf "\n%-16s %12s %-6s %8s %8s %12s %8s   %s\n", "image", "bytes", "format", "entries", "files", "unpacked", "boot s", "runs (s)"
@@ -382,20 +411,21 @@ done | awk -v runs="$RUNS" '
     smallest = ""
     for (i = 1; i <= NR; i++) {
       n = name[i]
-      if (n == "ovm" || n == "floor") continue
+      if (n ~ /^ovm/ || n == "floor") continue
       if (smallest == "" || size[n] < size[smallest]) smallest = n
     }
     printf "\novm size / smallest peer (%s): %.3f (goal <= 0.1)\n", smallest, size["ovm"] / size[smallest]
     for (i = 1; i <= NR; i++) {
       n = name[i]
-      if (n == "ovm" || n == "floor") continue
-      printf "  ovm size / %-16s %.3f   entries %d vs %d\n", n ":", size["ovm"] / size[n], ent["ovm"], ent[n]
+      if (n == "floor") continue
+      if (n ~ /^ovm-/) printf "  %-15s size / %s %.3f\n", n ":", smallest, size[n] / size[smallest]
+      else if (n != "ovm") printf "  ovm size / %-16s %.3f   entries %d vs %d\n", n ":", size["ovm"] / size[n], ent["ovm"], ent[n]
     }
     if (med["ovm"] == "-" || med["floor"] == "-") print "ovm boot time - floor: - (a boot did not reach the real init; see the logs above)"
     else printf "ovm boot time - floor: %+.2f s (goal <= 1 s)\n", med["ovm"] - med["floor"]
     for (i = 1; i <= NR; i++) {
       n = name[i]
       if (n == "floor" || med[n] == "-") continue
-      printf "  %-16s boot - floor %+.2f s\n", n ":", med[n] - med["floor"]
+      printf "  %-16s boot - floor %+.2f s (median of the per-round differences %+.2f s)\n", n ":", med[n] - med["floor"], paired(n)
     }
   }'
