@@ -364,7 +364,7 @@ for n in $NAMES; do
   read -r SIZE[$n] ENTRIES[$n] FILES[$n] UNPACKED[$n] FORMAT[$n] < <(python3 "$BENCH/bench.py" count "$IMAGES/$n.img")
 done
 
-# The qemu command line of `ovm boot x86_64 --disk root.img` (src/boot: qemu_command_line), one
+# The qemu command line of `ovm boot x86_64 --disk root.img` (qemu_command_line in src/boot/mod.rs), one
 # per image; only -initrd differs.
 append="console=ttyS0 panic=-1 root=UUID=$ROOT_UUID ro${APPEND:+ $APPEND}"
 : >"$BENCH/argv.tsv"
