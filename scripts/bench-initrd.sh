@@ -182,6 +182,8 @@ cat >"$FLOOR/init" <<'EOF'
 /bin/busybox reboot -f
 EOF
 chmod 0755 "$FLOOR/init"
+# Fixed mtimes: the floor is the same bytes on every run.
+find "$FLOOR" -exec touch -h -d @1700000000 {} +
 (cd "$FLOOR" && find . | LC_ALL=C sort | cpio -o -H newc --reproducible -R 0:0 2>/dev/null | gzip -9 -n) >"$IMAGES/floor.img"
 
 # ---------------------------------------------------------------------------------------------
