@@ -60,7 +60,7 @@ die() { echo "bench-initrd: error: $*" >&2; exit 1; }
 say() { echo "bench-initrd: $*"; }
 
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, chroot, unshare -m)"
-for tool in debootstrap qemu-system-x86_64 mke2fs python3 zstd unshare chroot dpkg-deb sha256sum cpio gzip; do
+for tool in debootstrap qemu-system-x86_64 mke2fs python3 zstd unshare chroot dpkg-deb sha256sum cpio gzip flock; do
   command -v "$tool" >/dev/null || die "$tool not found (run scripts/setup.sh)"
 done
 ASSETS=$ROOT/.cache/test-assets/$ARCH
@@ -78,6 +78,10 @@ load() { echo "$(nproc) CPUs, $(uptime | sed 's/.*load average/load average/')";
 say "$(uname -sr) host, $(load)"
 say "kernel $KPKG $KVERSION ($KVER), drivers: $DRIVERS"
 mkdir -p "$BENCH"
+# One run at a time: two would share the chroot, the images and the root disk (qemu refuses a disk
+# another qemu holds, and the boots would time each other's load).
+exec 9>"$BENCH/.lock"
+flock -n 9 || die "another scripts/bench-initrd.sh is running in this repository ($BENCH/.lock)"
 
 # ---------------------------------------------------------------------------------------------
 # The chroot.
