@@ -23,12 +23,13 @@
 #
 # The peers are made WITHOUT touching the host: a debootstrap'd bookworm under
 # .cache/bench-initrd/chroot holds dracut-core, initramfs-tools-core, systemd, busybox, kmod,
-# e2fsprogs, zstd and the kernel package's /lib/modules (apt-get download + dpkg-deb -x, then
-# depmod: the .deb ships no modules.dep); every command in it runs in a private mount namespace
-# (unshare -m), so its /proc, /sys and /dev mounts never reach the host's mount table. The
+# e2fsprogs, zstd and the kernel package's /boot and /lib/modules (apt-get download, unpacked with
+# tar, then depmod: the .deb ships no modules.dep); every command in it runs in a private mount
+# namespace (unshare -m), so its /proc, /sys and /dev mounts never reach the host's mount table. The
 # kernel in that package is checked to be byte-for-byte the vmlinuz the boots use. Only Debian's
 # archive is contacted. The chroot and the peers' images are cached (REBUILD=1 makes the images
 # again, FRESH=1 the chroot too); ovm's image is rebuilt by `ovm build` (up to date: a no-op).
+# x86_64 only: for aarch64 the peers would have to run in an emulated arm64 chroot.
 #
 # Usage: scripts/bench-initrd.sh            (root; needs debootstrap, qemu-system-x86_64, mke2fs,
 #                                            python3, zstd; scripts/setup.sh installs them)
@@ -44,7 +45,6 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 BENCH=$ROOT/.cache/bench-initrd
 ARCH=x86_64
-DEBARCH=amd64
 RUNS=${RUNS:-3}
 MEM=${MEM:-512}
 TIMEOUT=${TIMEOUT:-300}
