@@ -223,9 +223,7 @@ impl<'a> Run<'a> {
 
     /// The build tools as composed now (`toolchain/tools/`) and their recorded signature.
     fn current_tools(&self) -> Provided {
-        let signature = std::fs::read_to_string(self.layout.composed_marker(Domain::Tools(self.host)))
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default();
+        let signature = crate::toolchain::recorded_signature(&self.layout.composed_marker(Domain::Tools(self.host)));
         Provided { dir: self.layout.tools(), signature }
     }
 

@@ -249,10 +249,8 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &PackOptions) ->
                 None
             }
         };
-        let rank = |name: &str| {
-            let order = recipes.as_ref().map(|r| r.topological_order()).unwrap_or_default();
-            order.iter().position(|r| r.name == name).unwrap_or(usize::MAX)
-        };
+        let order = recipes.as_ref().map(|r| r.topological_order()).unwrap_or_default();
+        let rank = |name: &str| order.iter().position(|r| r.name == name).unwrap_or(usize::MAX);
         names.sort_by_cached_key(|n| (rank(n), n.clone()));
         for name in names {
             let dir = project.layout().staging(Domain::Target(arch), &name);

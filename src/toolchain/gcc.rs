@@ -61,9 +61,7 @@ pub struct Gcc;
 
 /// The toolchain of `arch` as it stands (dir and recorded signature; empty when never composed).
 pub fn current(layout: &Layout, arch: Arch) -> Provided {
-    let signature = fs::read_to_string(layout.composed_marker(Domain::Cross(arch)))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
+    let signature = super::recorded_signature(&layout.composed_marker(Domain::Cross(arch)));
     Provided { dir: layout.gcc_toolchain(arch), signature }
 }
 

@@ -171,6 +171,11 @@ pub trait Toolchain {
     fn prepare<B: PartBuilder>(&self, builder: &B, t: &Target<'_>) -> Result<Prepared, B::Error>;
 }
 
+/// The signature a [`compose_marked`] marker records; empty when nothing was composed yet.
+pub fn recorded_signature(marker: &Path) -> String {
+    std::fs::read_to_string(marker).map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
 /// Makes `provided.dir` the union of `layers` unless `marker` already records `provided.signature`
 /// for it: composed into a hidden sibling, swapped in, `composed` called (a fault point), and only
 /// then the signature recorded, so a crash in between recomposes next time. The gcc toolchain, a
@@ -182,8 +187,7 @@ pub fn compose_marked(
     composed: impl FnOnce(),
 ) -> Result<(), ToolchainError> {
     let target = &provided.dir;
-    let recorded = std::fs::read_to_string(marker).ok();
-    if recorded.as_deref().map(str::trim) == Some(provided.signature.as_str()) && target.join("bin").is_dir() {
+    if recorded_signature(marker) == provided.signature && target.join("bin").is_dir() {
         return Ok(());
     }
     let tmp = Layout::composing(target);
