@@ -1,0 +1,16 @@
+//! The everyday command line as a person meets it: help and usage errors, the remembered
+//! toolchain, progress and failure reports, the inspection commands and their `--json`, and the
+//! sharp edges (pack with nothing built, clean asking first). Terminal behaviour is tested through
+//! a pseudo-terminal (`terminal_support`).
+//!
+//! One test binary per subsystem, one module per test file: `cargo test --test cli` runs the group,
+//! `cargo test --test cli cli_bare::` one file's tests.
+
+#[path = "../build_support/mod.rs"]
+mod build_support;
+#[path = "../engine_fixture/mod.rs"]
+mod engine_fixture;
+#[path = "../terminal_support/mod.rs"]
+mod terminal_support;
+
+mod cli_bare;
