@@ -6,8 +6,8 @@
 //! engine's `ovm __sandbox-exec` per build step), and as a position-independent executable ovm
 //! spends a large share of that start in the dynamic loader: ~23,000 relative relocations applied
 //! to 430 KB of read-only-after-relocation data, i.e. a copy-on-write page fault for each of its
-//! ~100 pages, in every process (measured with perf: ~0.3 ms of a ~3 ms sandbox; see README
-//! "Performance → Sandbox start-up"). Linked at a fixed address, those pointers are final in the
+//! ~100 pages, in every process (measured with perf: ~0.3 ms of a ~3 ms sandbox; see
+//! docs/performance.md "Sandbox start-up"). Linked at a fixed address, those pointers are final in the
 //! file and nothing is written at start.
 //!
 //! Only the link step of this package's binaries changes (`rustc-link-arg-bins`): the object code

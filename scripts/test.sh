@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: what the README's test command runs and what .ci/run calls.
+# The whole test suite: the test command of README "Quick start: the two commands", and what .ci/run calls.
 # Installs what the tests need (scripts/setup.sh), checks formatting and lints, then runs
 # every test tier that belongs to a normal run (unit, integration, end to end).
 set -euo pipefail

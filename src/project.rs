@@ -36,7 +36,7 @@ pub enum ProjectError {
 }
 
 /// `config/ovm.toml`. Every section is optional; absent fields take the defaults documented in
-/// the README. Unknown keys are errors so that a typo never silently changes a build.
+/// docs/configuration.md. Unknown keys are errors so that a typo never silently changes a build.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {

@@ -4,7 +4,7 @@
 
 use crate::arch::Arch;
 
-/// Where things are inside every sandbox (README "How a build works" says what is bound where).
+/// Where things are inside every sandbox (docs/engine.md "The four phases" says what is bound where).
 pub const TOOLCHAIN_DIR: &str = "/ovm/toolchain";
 pub const TOOLS_DIR: &str = "/ovm/tools";
 pub const SRC_DIR: &str = "/ovm/src";

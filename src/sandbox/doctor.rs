@@ -304,7 +304,7 @@ fn container_check(facts: &HostFacts) -> Check {
         };
         // Docker and Podman need the same two flags (tests/container/container_docker.rs and
         // container_podman.rs try them), and AppArmor relaxed where it confines the container;
-        // other engines, see the README.
+        // other engines, see docs/containers.md.
         let apparmor = match &facts.apparmor_profile {
             Some(profile) => format!(" --security-opt apparmor=unconfined` (AppArmor profile {profile})"),
             None => "`".into(),
@@ -315,7 +315,8 @@ fn container_check(facts: &HostFacts) -> Check {
                  systempaths=unconfined{apparmor}",
                 c.engine
             ),
-            _ => "a sandbox inside needs the flags in the README section \"Running inside Podman or Docker\"".into(),
+            _ => "a sandbox inside needs the flags in ovm's docs/containers.md (\"Running inside Podman or Docker\")"
+                .into(),
         };
         check(
             "container",

@@ -1,4 +1,4 @@
-//! ovm inside Docker, for real. The image is built the README's way (`docker build -f Containerfile
+//! ovm inside Docker, for real. The image is built the documented way (`docker build -f Containerfile
 //! .` in the checkout) on a base imported with `docker import` from scripts/container-base.sh's
 //! debootstrap'd rootfs (no registry is reachable here; the import is kept per tarball sha256). Docker's daemon runs as root and this
 //! one has no userns-remap, so the container's root is the host's root and a sandbox started there
@@ -10,7 +10,7 @@
 //!    /proc paths) and names `systempaths=unconfined` and the degraded mode, which then passes; with
 //!    `systempaths=unconfined` too it passes (AppArmor, when the daemon uses it, is relaxed too, and
 //!    the test says so; this machine has none);
-//! 3. with the README's Docker flags, `ovm build --sandbox x86_64 --toolchain zig` of a copy of the
+//! 3. with the Docker flags of docs/containers.md, `ovm build --sandbox x86_64 --toolchain zig` of a copy of the
 //!    project (its offline `sources/`, `--network none`) gives the same initrd sha256 as the same
 //!    build outside any container (the one container_podman compares with, when the same
 //!    `cargo test` run made it first: see container_support).
@@ -107,7 +107,7 @@ fn image_id(name: &str) -> Option<String> {
 }
 
 /// Imports the base rootfs (once per tarball content) and builds `name` from the repository's
-/// Containerfile on it with this build's ovm — the README's way, `docker build -f Containerfile .`
+/// Containerfile on it with this build's ovm — the documented way, `docker build -f Containerfile .`
 /// in the checkout (its .dockerignore lets only ovm binaries through), with `OVM_BIN` naming this
 /// build's ovm; when cargo's target dir lies outside the checkout, from a context of its own.
 fn build_image(name: &str) {
@@ -251,7 +251,7 @@ fn docker_defaults_fail_and_doctor_names_each_flag_until_it_passes() {
     for user in [&[][..], UNPRIVILEGED] {
         let who = if user.is_empty() { "as root" } else { "as uid 1000" };
         let flags = [&readme[..], user].concat();
-        let t = doctor(&flags, dir, 0, &format!("with the README's flags {who}"));
+        let t = doctor(&flags, dir, 0, &format!("with the documented flags {who}"));
         assert!(t.contains("[ok  ] /proc: nothing mounted over parts of /proc"), "{who}:\n{t}");
         assert!(t.contains("[ok  ] trial sandbox: user, mount, pid, net, uts and ipc namespaces; new /proc"), "{t}");
     }
@@ -277,7 +277,7 @@ fn docker_builds_the_same_initrd_as_the_host() {
     let inside = tempfile::Builder::new().prefix("ovm-docker-project-").tempdir().expect("scratch project");
     fill_project(inside.path());
     let cache = format!("{}:/zig-cache", zig_cache().display());
-    // The README's Docker line, with AppArmor relaxed whether or not the daemon uses it (Docker
+    // The Docker line of docs/containers.md, with AppArmor relaxed whether or not the daemon uses it (Docker
     // accepts the option either way).
     let mut flags = [SECCOMP, APPARMOR, SYSTEMPATHS].concat();
     flags.extend(["-v", &cache, "-e", "OVM_BUILD_CACHE_DIR=/zig-cache"]);

@@ -30,7 +30,7 @@ const IMAGE: &str = "localhost/ovm-test:latest";
 /// What this host's rootless Podman needs in any case: runc (crun is not installed, and Debian's
 /// default for rootless is crun) and no network (slirp4netns is not installed, and a build needs none).
 const BASE_FLAGS: &[&str] = &["--rm", "--runtime", "runc", "--network", "none"];
-/// The README's flags for a strict sandbox in rootless Podman.
+/// The flags docs/containers.md gives for a strict sandbox in rootless Podman.
 const SANDBOX_FLAGS: &[&str] = &["--security-opt", "seccomp=unconfined", "--security-opt", "systempaths=unconfined"];
 
 /// The rootless user, created on first use.
@@ -212,7 +212,7 @@ fn rootless_podman_builds_the_same_initrd_and_doctor_names_missing_flags() {
 
     let out = run_ovm(SANDBOX_FLAGS, empty.path(), &["doctor"]);
     let t = text(&out);
-    assert_eq!(out.status.code(), Some(0), "doctor with the README's flags must pass:\n{t}");
+    assert_eq!(out.status.code(), Some(0), "doctor with the documented flags must pass:\n{t}");
     lap("doctor checks done");
 
     // 3. The same initrd outside (or this run's record of it, see container_support) and inside.

@@ -18,7 +18,7 @@ use std::time::Instant;
 use crate::build_support::{self, copy_tree, mirror, repo_root, text, TestProject, SETUP_HINT};
 use crate::e2e_support;
 
-/// What every container test builds, inside and outside: the README's command line.
+/// What every container test builds, inside and outside: the command line of docs/containers.md.
 pub const BUILD_ARGS: &[&str] = &["build", "--sandbox", "x86_64", "--toolchain", "zig"];
 /// The image that build makes, relative to the project.
 pub const INITRD: &str = "output/x86_64/initrd.cpio.gz";

@@ -1,5 +1,5 @@
 //! The gcc toolchain's recipes, checked cheaply on every CI run (building them takes ~30 min per
-//! target and is the slow tier: `scripts/slow-gcc.sh ARCH`, README "The gcc toolchain"):
+//! target and is the slow tier: `scripts/slow-gcc.sh ARCH`, docs/toolchains.md "The gcc toolchain"):
 //!
 //! * binutils, gcc and linux-headers parse with the engine's parser and form the toolchain's parts;
 //! * every source of theirs resolves in the offline mirror and sha256-verifies, fetched by ovm
