@@ -5,8 +5,15 @@
 //! * `src/…`, `tests/…`, `scripts/…`, `.ci/…` path with a file extension must exist (a `*` in it
 //!   must match at least one file);
 //! * bare `NAME.rs` / `NAME.sh` must be the name of a file of the repository's code;
-//! * `README "Title"` (and, inside a Markdown file, `see "Title"`) must be the start of one of that
-//!   README's headings.
+//! * `README "Title"`, `PATH.md "Title"` (`docs/sandbox.md "Resource limits"`; also with the file
+//!   name as a Markdown link, `[sandbox.md](sandbox.md) "Resource limits"`) and, inside a Markdown
+//!   file, `see "Title"` (its own headings) must be the start of one of that document's headings;
+//! * a Markdown link's target (`[x](sandbox.md#resource-limits)`, `[x](#resource-limits)`),
+//!   relative to the linking file as a browser reads it, must exist, and its `#anchor` must be the
+//!   GitHub anchor of one of the target's headings.
+//!
+//! And every command clap knows (hidden ones aside) has a row in the README's command table and a
+//! section in `docs/commands.md`, so neither can fall behind the code.
 //!
 //! This file is not read: its examples are no references.
 //! Placeholders (`recipes/NAME.toml`, `tests/ARCH.rs`: a run of capitals in a path) are not file
@@ -21,8 +28,9 @@ fn repo() -> PathBuf {
 }
 
 /// The files whose prose is checked: Markdown at the root and under the project's directories, and
-/// every file of `src/`, `tests/` (fixtures aside: they are inputs, not prose), `scripts/`, `.ci/`,
-/// `recipes/`, `config/`.
+/// every file of `docs/`, `src/`, `tests/` (fixtures aside: they are inputs, not prose), `scripts/`,
+/// `.ci/`, `recipes/`, `config/`, and the build script, `Containerfile`, `.gitignore` and
+/// `.cargo/config.toml`.
 fn documents(root: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         let Ok(entries) = fs::read_dir(dir) else { return };
@@ -44,8 +52,14 @@ fn documents(root: &Path) -> Vec<PathBuf> {
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "md"))
         .collect();
-    for dir in ["src", "tests", "scripts", ".ci", "recipes", "config"] {
+    for dir in ["docs", "src", "tests", "scripts", ".ci", "recipes", "config"] {
         walk(&root.join(dir), &mut files);
+    }
+    // The build script and the files whose comments say where their reasons are documented.
+    for file in ["build.rs", "Containerfile", ".gitignore", ".cargo/config.toml"] {
+        if root.join(file).is_file() {
+            files.push(root.join(file));
+        }
     }
     files.sort();
     files
@@ -72,8 +86,7 @@ fn prose(path: &Path, text: &str) -> Vec<(usize, String)> {
 /// The names of the files of the repository's code, for bare `NAME.rs` / `NAME.sh`.
 fn code_file_names(root: &Path) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
-    let mut files = documents(root);
-    files.push(root.join("build.rs"));
+    let files = documents(root);
     for f in files {
         if let Some(n) = f.file_name().and_then(|n| n.to_str()) {
             names.insert(n.to_string());
@@ -114,6 +127,64 @@ fn headings(text: &str) -> Vec<String> {
     out
 }
 
+/// GitHub's anchor of a heading: lower case, spaces to `-`, every other character but letters,
+/// digits, `-` and `_` dropped (`` `ovm sandbox` — try it by hand `` → `ovm-sandbox--try-it-by-hand`).
+fn anchor(heading: &str) -> String {
+    heading
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// The anchors of a Markdown file's headings; a repeated one gets `-1`, `-2` … as on GitHub.
+fn anchors(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for h in headings(text) {
+        let base = anchor(&h);
+        let mut a = base.clone();
+        let mut n = 0;
+        while out.contains(&a) {
+            n += 1;
+            a = format!("{base}-{n}");
+        }
+        out.push(a);
+    }
+    out
+}
+
+fn path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "_./*+-".contains(c)
+}
+
+/// The `(PATH.md, Title)` pairs of `line`: a Markdown file's name (bare, in backticks, or as a
+/// link's target) followed by a quoted title.
+fn md_titles(line: &str) -> Vec<(&str, &str)> {
+    let mut out = Vec::new();
+    for (at, _) in line.match_indices(".md") {
+        let start = line[..at].rfind(|c: char| !path_char(c)).map_or(0, |i| i + 1);
+        let rest = &line[at + 3..];
+        let rest = rest.strip_prefix([')', '`', ',']).unwrap_or(rest);
+        let Some(quoted) = rest.strip_prefix(" \"") else { continue };
+        if let Some(end) = quoted.find('"') {
+            out.push((&line[start..at + 3], &quoted[..end]));
+        }
+    }
+    out
+}
+
+/// The targets of the Markdown links in `line` (`[text](target)`), web addresses aside.
+fn link_targets(line: &str) -> Vec<&str> {
+    line.match_indices("](")
+        .filter_map(|(at, _)| {
+            let rest = &line[at + 2..];
+            rest.find(')').map(|end| &rest[..end])
+        })
+        .filter(|t| !t.contains("://") && !t.starts_with("mailto:"))
+        .collect()
+}
+
 /// The quoted titles after `lead` in `line` (`README "Architecture"` → `Architecture`).
 fn titles_after<'a>(line: &'a str, lead: &str) -> Vec<&'a str> {
     line.match_indices(lead)
@@ -139,7 +210,6 @@ fn dangling(root: &Path) -> Vec<String> {
         let is_md = file.extension().is_some_and(|x| x == "md");
         let own_headings = if is_md { headings(&text) } else { Vec::new() };
         for (n, line) in prose(&file, &text) {
-            let path_char = |c: char| c.is_ascii_alphanumeric() || "_./*+-".contains(c);
             for word in line.split(|c: char| !path_char(c)) {
                 let word = word.trim_end_matches(['.', '-']);
                 let missing = if word.ends_with(".md") && !word.starts_with('.') {
@@ -161,13 +231,39 @@ fn dangling(root: &Path) -> Vec<String> {
                     bad.push(format!("{shown}:{n}: `{word}` does not exist"));
                 }
             }
-            let mut titled: Vec<(&str, &[String], &str)> = Vec::new();
+            let mut titled: Vec<(&str, Vec<String>, String)> = Vec::new();
             for lead in ["README \"", "README section \""] {
-                titled.extend(titles_after(&line, lead).into_iter().map(|t| (t, &readme_headings[..], "README.md")));
+                titled.extend(
+                    titles_after(&line, lead).into_iter().map(|t| (t, readme_headings.clone(), "README.md".into())),
+                );
+            }
+            for (path, title) in md_titles(&line) {
+                // From the root or from the mentioning file, as for a file name; a missing file is
+                // reported above.
+                let found = [root.join(path), dir.join(path)].into_iter().find(|p| p.is_file());
+                if let Some(doc) = found.and_then(|f| fs::read_to_string(&f).ok().map(|t| (f, t))) {
+                    let shown_doc = doc.0.strip_prefix(root).unwrap_or(&doc.0).display().to_string();
+                    titled.push((title, headings(&doc.1), shown_doc));
+                }
             }
             if is_md {
-                titled
-                    .extend(titles_after(&line, "see \"").into_iter().map(|t| (t, &own_headings[..], shown.as_str())));
+                titled.extend(
+                    titles_after(&line, "see \"").into_iter().map(|t| (t, own_headings.clone(), shown.clone())),
+                );
+                for target in link_targets(&line) {
+                    let (path, fragment) = target.split_once('#').unwrap_or((target, ""));
+                    let linked = if path.is_empty() { file.clone() } else { dir.join(path) };
+                    if !linked.exists() {
+                        bad.push(format!("{shown}:{n}: link to `{target}`, which does not exist"));
+                    } else if !fragment.is_empty() && linked.extension().is_some_and(|x| x == "md") {
+                        let text = fs::read_to_string(&linked).unwrap_or_default();
+                        if !anchors(&text).iter().any(|a| a == fragment) {
+                            bad.push(format!(
+                                "{shown}:{n}: link to `{target}`: no heading has the anchor `{fragment}`"
+                            ));
+                        }
+                    }
+                }
             }
             for (title, heads, doc) in titled {
                 if !heads.iter().any(|h| h.starts_with(title)) {
@@ -209,4 +305,102 @@ fn a_dangling_reference_is_reported() {
         "src/lib.rs:2: README.md has no section \"Layout\"",
     ];
     assert_eq!(bad, want);
+}
+
+/// The commands clap knows that a user can see (`ovm help` lists them), in its order.
+fn visible_commands() -> Vec<String> {
+    use clap::CommandFactory;
+    crate::cli::Cli::command()
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| c.get_name().to_string())
+        .collect()
+}
+
+/// The commands of `names` without a row in the README's command table (a row whose first cell
+/// starts `` `ovm NAME``, in the section `## Commands`) or without a section `` ## `ovm NAME` `` in
+/// `docs/commands.md`, as one line each.
+fn undocumented_commands(root: &Path, names: &[String]) -> Vec<String> {
+    let readme = fs::read_to_string(root.join("README.md")).unwrap_or_default();
+    let section = readme.split("\n## Commands\n").nth(1).unwrap_or_default();
+    let section = section.split("\n## ").next().unwrap_or_default();
+    let rows: Vec<String> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|cell| cell.split(['`', '|']).next())
+        .map(|c| c.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    let reference = fs::read_to_string(root.join("docs/commands.md")).unwrap_or_default();
+    let sections = headings(&reference);
+    let mut bad = Vec::new();
+    for name in names {
+        let command = format!("ovm {name}");
+        if !rows.contains(&command) {
+            bad.push(format!("README.md: no row for `{command}` in the command table (\"## Commands\")"));
+        }
+        if !sections.iter().any(|h| *h == format!("`{command}`")) {
+            bad.push(format!("docs/commands.md: no section \"`{command}`\""));
+        }
+    }
+    bad
+}
+
+#[test]
+fn every_command_is_in_the_readme_table_and_in_the_command_reference() {
+    let names = visible_commands();
+    // The list is clap's own (a filter that dropped everything would pass).
+    assert!(names.len() >= 10 && names.iter().any(|n| n == "build"), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("__")), "hidden commands are no user's business: {names:?}");
+    let bad = undocumented_commands(&repo(), &names);
+    assert!(bad.is_empty(), "commands the documents do not describe:\n{}", bad.join("\n"));
+}
+
+#[test]
+fn a_command_missing_from_the_table_or_the_reference_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    fs::create_dir_all(root.join("docs")).expect("mkdir");
+    let readme = "# ovm\n## Commands\n| command | what |\n|---|---|\n| `ovm build ARCH [PKG…]` | builds |\n\
+                  | `ovm pack ARCH` | packs |\n## Later\n| `ovm boot ARCH` | not in the table's section |\n";
+    fs::write(root.join("README.md"), readme).expect("write");
+    fs::write(root.join("docs/commands.md"), "# Commands\n## `ovm build`\n## `ovm boot`\n```\n## `ovm pack`\n```\n")
+        .expect("write");
+    let names = ["build", "pack", "boot"].map(String::from);
+    let want = [
+        "docs/commands.md: no section \"`ovm pack`\"",
+        "README.md: no row for `ovm boot` in the command table (\"## Commands\")",
+    ];
+    assert_eq!(undocumented_commands(root, &names), want);
+}
+
+#[test]
+fn a_page_section_or_a_link_anchor_that_does_not_exist_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    for d in ["src", "docs"] {
+        fs::create_dir_all(root.join(d)).expect("mkdir");
+    }
+    fs::write(
+        root.join("README.md"),
+        "# ovm\n## Where to go next\n[pack](docs/pack.md#layers), [gone](docs/gone.md)\n",
+    )
+    .expect("write");
+    let pack = "# Pack\n## Layers\n## `ovm pack` — by hand\n## Layers\n\
+                [a](#layers-1) [b](#ovm-pack--by-hand) [c](#layers-2) [d](../README.md#where-to-go-next)\n\
+                see [sandbox.md](sandbox.md) \"Limits\", sandbox.md \"Resource limits\", [x](sandbox.md#limits)\n";
+    fs::write(root.join("docs/pack.md"), pack).expect("write");
+    fs::write(root.join("docs/sandbox.md"), "# Sandbox\n## Resource limits\n").expect("write");
+    let rust = "// docs/pack.md \"Layers\", docs/pack.md \"Compression\", ARCHITECTURE.md \"Pipeline\"\n";
+    fs::write(root.join("src/lib.rs"), rust).expect("write");
+    let want = [
+        "README.md:3: `docs/gone.md` does not exist",
+        "README.md:3: link to `docs/gone.md`, which does not exist",
+        "docs/pack.md:5: link to `#layers-2`: no heading has the anchor `layers-2`",
+        "docs/pack.md:6: link to `sandbox.md#limits`: no heading has the anchor `limits`",
+        "docs/pack.md:6: docs/sandbox.md has no section \"Limits\"",
+        "src/lib.rs:1: docs/pack.md has no section \"Compression\"",
+        "src/lib.rs:1: ARCHITECTURE.md has no section \"Pipeline\"",
+    ];
+    fs::write(root.join("ARCHITECTURE.md"), "# Architecture\n## 2. The pipeline\n").expect("write");
+    assert_eq!(dangling(root), want);
 }
