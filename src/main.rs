@@ -39,9 +39,10 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && !settings.no_color)
         .without_time()
-        .with_writer(std::io::stderr)
+        // Through the build's live progress lines while they are drawn, so neither tears the other.
+        .with_writer(ovm::cli::progress::log_writer)
         .init();
 
     match ovm::cli::run(cli, &settings) {

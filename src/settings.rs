@@ -22,6 +22,7 @@
 //! | `TERM` | passed into `ovm sandbox --tty`, whose terminal is the caller's | `sandbox::cli::SandboxArgs::spec` |
 //! | `container` | set by some container managers (podman, systemd-nspawn): a hint that ovm runs in one | `sandbox::HostFacts` (doctor, setup-failure hints) |
 //! | `OVM_LOG` | the log filter (tracing's `EnvFilter` syntax), over `-q` / `-v` | `main` |
+//! | `NO_COLOR` | set and not empty: no colour on a terminal (<https://no-color.org>) | `main`, `cli::progress` |
 //!
 //! A process ovm starts for a sandbox (`ovm __sandbox-exec`) is a new process: its `main` reads
 //! its own [`Settings`], from the environment its parent passed on.
@@ -62,6 +63,8 @@ pub struct Settings {
     pub container: Option<String>,
     /// `OVM_LOG`.
     pub log: Option<String>,
+    /// `NO_COLOR` is set and not empty.
+    pub no_color: bool,
 }
 
 /// The names of the variables, for messages and for tests that set them on a child process.
@@ -77,6 +80,7 @@ pub const EXE: &str = "OVM_EXE";
 pub const TERM: &str = "TERM";
 pub const CONTAINER: &str = "container";
 pub const LOG: &str = "OVM_LOG";
+pub const NO_COLOR: &str = "NO_COLOR";
 
 impl Settings {
     /// Reads every variable of the table once. Never fails: values that can be malformed are kept
@@ -105,6 +109,7 @@ impl Settings {
             term: text(TERM),
             container: text(CONTAINER),
             log: text(LOG),
+            no_color: get(NO_COLOR).is_some_and(|v| !v.is_empty()),
         }
     }
 }
@@ -135,6 +140,7 @@ mod tests {
             (PIP_INDEX_URL, "".into()),
             (FAULT, "".into()),
             (SANDBOX_PROC, "host-ro".into()),
+            (NO_COLOR, "1".into()),
         ]);
         // An empty OVM_SSTATE_DIR is kept: it turns the cache off.
         assert_eq!(s.sstate_dir, Some(PathBuf::new()));
@@ -142,6 +148,9 @@ mod tests {
         assert_eq!(s.mirrors, ["/m1", "https://m2/"]);
         assert_eq!((s.pip_index_url, s.fault), (None, None));
         assert_eq!(s.sandbox_proc.as_deref(), Some("host-ro"));
+        assert!(s.no_color);
+        // no-color.org: set but empty means colour as usual.
+        assert!(!from(&[(NO_COLOR, "".into())]).no_color);
     }
 
     #[test]

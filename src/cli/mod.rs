@@ -13,6 +13,7 @@ use crate::project::Project;
 use crate::settings::Settings;
 
 mod doctor;
+pub mod progress;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -304,7 +305,8 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
             }
             let opts =
                 crate::engine::cross::Options { jobs: *jobs, no_sandbox: *no_sandbox, no_wait: *no_wait, sdk: *sdk };
-            Ok(crate::engine::cross::report(&project, *arch, &opts, cli.quiet))
+            let display = progress::Display::new(progress::Mode::chosen(cli.quiet, settings), *jobs);
+            Ok(crate::engine::cross::report(&project, *arch, &opts, cli.quiet, &display))
         }
         Command::Build { arch, packages, sandbox: _, no_sandbox, jobs, toolchain, no_wait } => {
             let project = cli.project(settings)?;
@@ -316,7 +318,8 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
                 no_wait: *no_wait,
                 toolchain: toolchain.clone(),
             };
-            Ok(crate::engine::report::build(&project, &opts, cli.quiet))
+            let display = progress::Display::new(progress::Mode::chosen(cli.quiet, settings), *jobs);
+            Ok(crate::engine::report::build(&project, &opts, cli.quiet, &display))
         }
     }
 }

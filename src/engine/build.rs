@@ -25,6 +25,7 @@ use super::ctx::{Ctx, Isolation};
 use super::freshness::{self, OutputCheck};
 use super::lock::{ProjectLock, Wait};
 use super::package::{self, Failure, Outcome};
+use super::progress::{self, Event, Observer, Plan, PlannedTask, TaskRef, Unobserved};
 use super::scheduler::{run_graph, JobSlots, NodeResult};
 use super::sstate::Sstate;
 use super::state::{Stamp, StampOutput, StateDir};
@@ -100,7 +101,9 @@ pub(crate) struct Run<'a> {
     pub host: Arch,
     pub sstate: Option<Sstate>,
     pub cache_dir: PathBuf,
-    pub quiet: bool,
+    /// Told what the run does as it goes (nothing by default; `ovm build` and `ovm toolchain` pass
+    /// the command line's display).
+    pub observer: &'a dyn Observer,
 }
 
 /// The job count of a run: `-j`, else `[build] jobs`, else the number of cores; at most
@@ -120,7 +123,6 @@ impl<'a> Run<'a> {
         project: &'a Project,
         jobs_wanted: usize,
         no_sandbox: bool,
-        quiet: bool,
     ) -> Result<Run<'a>, EngineError> {
         crate::fault::check()?;
         let recipes = RecipeSet::load(project)?;
@@ -154,7 +156,7 @@ impl<'a> Run<'a> {
             host,
             sstate,
             cache_dir,
-            quiet,
+            observer: &Unobserved,
         })
     }
 
@@ -184,7 +186,7 @@ impl<'a> Run<'a> {
             },
             log_max: self.project.config.build.log_max,
             outputs: Mutex::new(BTreeMap::new()),
-            quiet: self.quiet,
+            observer: self.observer,
         }
     }
 
@@ -290,12 +292,12 @@ pub(crate) fn build_domain(
             ctx.dep_outputs(recipe, |d| outs.get(d).cloned()).map_err(|e| poisoned_by(recipe, e))?
         };
         let (outcome, output) = package::build(ctx, recipe, &dep_outputs)?;
-        if !ctx.quiet {
-            // Reuse is the common case of a no-op build: not worth a line at the default level.
-            match &outcome {
-                Outcome::Reused => tracing::debug!("{} {}: {outcome}", ctx.domain, recipe.name),
-                _ => tracing::info!("{} {}: {outcome}", ctx.domain, recipe.name),
-            }
+        // The observer shows every task as it ends (and the summary every package): a line here
+        // too would say it twice.
+        tracing::debug!("{} {}: {outcome}", ctx.domain, recipe.name);
+        if let Outcome::Reused | Outcome::FromCache = outcome {
+            let from_cache = outcome == Outcome::FromCache;
+            ctx.observer.event(&Event::Reused { domain: ctx.domain, package: &recipe.name, from_cache });
         }
         ctx.outputs.lock().map_err(|_| poisoned(recipe))?.insert(recipe.name.clone(), output);
         if let Ok(mut r) = reports.lock() {
@@ -356,35 +358,66 @@ pub(crate) fn target_list<'r>(recipes: &'r RecipeSet, packages: &[String]) -> Re
     }
 }
 
-/// Fetches, in parallel and before anything compiles, the sources of every package that has work.
-pub(crate) fn prefetch(run: &Run<'_>, plans: &[Parts<'_>]) -> Result<(), EngineError> {
+/// Fetches, in parallel and before anything compiles, the sources of every package that has work,
+/// and tells the observer what the run expects to do (the stale packages' tasks, with the
+/// durations earlier runs recorded). A source that cannot be fetched fails its package's `fetch`
+/// task, its log holding every place tried; the rest of the run does not start.
+pub(crate) fn prefetch(run: &Run<'_>, plans: &[Parts<'_>]) -> Result<(), BuildFailure> {
     let log = ContextLog::open(&std::env::temp_dir().join(format!("ovm-prefetch-{}.log", std::process::id())))
         .map_err(|source| EngineError::Write { path: std::env::temp_dir(), source })?;
     let mut wanted = Vec::new();
+    // The package (and its domain) each wanted source is for, to name the failure.
+    let mut owner: BTreeMap<&str, Domain> = BTreeMap::new();
+    let mut plan = Plan::default();
     for parts in plans {
         let ctx = run.ctx(parts.domain, &log, parts.equipment.clone());
+        let mut history = None;
         for r in &parts.recipes {
             let deps = ctx.dep_outputs(r, |d| ctx.states.staged_hash(d))?;
             let verdict = freshness::assess(&ctx, r, &deps, OutputCheck::Trust)?;
-            if verdict.stale.is_some() {
-                wanted.extend(r.sources.iter());
+            let Some(stale) = &verdict.stale else { continue };
+            wanted.extend(r.sources.iter());
+            owner.entry(r.name.as_str()).or_insert(parts.domain);
+            // Read once per domain, and only when something in it is to run: a no-op build
+            // never opens a context.log.
+            let history = history.get_or_insert_with(|| progress::history(run.layout, parts.domain));
+            for t in verdict.plan.all().filter(|t| *t >= stale.task) {
+                let task = verdict.plan.name(t).clone();
+                let expected = history.get(&(r.name.clone(), task.as_str().to_string())).copied();
+                plan.tasks.push(PlannedTask { domain: parts.domain, package: r.name.clone(), task, expected });
             }
         }
     }
     let _ = std::fs::remove_file(log.path());
-    if wanted.is_empty() {
-        return Ok(());
+    if !wanted.is_empty() {
+        let report = run.fetcher.fetch_all(&wanted);
+        let failures: Vec<Failure> = report
+            .items
+            .into_iter()
+            .filter_map(|item| {
+                let error = item.result.err()?;
+                let domain = owner.get(item.recipe.as_str()).copied().unwrap_or(Domain::Target(run.host));
+                let task = TaskName::fetch();
+                let log = run.layout.task_log(domain, &item.recipe, &task);
+                // The whole story (every place tried, apt's own words) goes to the log; the
+                // console gets the summary of it (`report`).
+                let _ = super::step::write_log(&log, &format!("{error}\n"));
+                Some(Failure { package: item.recipe, task, log, error: EngineError::Fetch(error), started: true })
+            })
+            .collect();
+        if !failures.is_empty() {
+            for f in &failures {
+                let domain = owner.get(f.package.as_str()).copied().unwrap_or(Domain::Target(run.host));
+                let task = TaskRef { domain, package: &f.package, task: &f.task };
+                run.observer.event(&Event::Failed { task, elapsed: Duration::ZERO, log: &f.log });
+            }
+            return Err(BuildFailure { failures, error: None });
+        }
     }
-    let report = run.fetcher.fetch_all(&wanted);
-    let mut first = None;
-    for (item, err) in report.failures() {
-        tracing::error!("{}: {err}", item.recipe);
-        first.get_or_insert_with(|| err.to_string());
+    if !plan.tasks.is_empty() {
+        run.observer.event(&Event::Planned(&plan));
     }
-    match first {
-        None => Ok(()),
-        Some(_) => Err(EngineError::Failed(report.failures().count())),
-    }
+    Ok(())
 }
 
 /// Takes the project lock (`states/.lock`), waiting for another ovm unless `no_wait`; the holder
@@ -401,7 +434,6 @@ pub(crate) fn open_run<'a>(
     jobs: usize,
     no_sandbox: bool,
     no_wait: bool,
-    quiet: bool,
 ) -> Result<(ProjectLock, Run<'a>), EngineError> {
     // A job count the jobserver cannot hold is refused before waiting for another ovm.
     jobs_for(project, jobs)?;
@@ -409,7 +441,7 @@ pub(crate) fn open_run<'a>(
     for path in super::state::remove_stale_temporaries(project.layout())? {
         tracing::info!("removed {}, left by an interrupted run", path.display());
     }
-    Ok((lock, Run::new(project, jobs, no_sandbox, quiet)?))
+    Ok((lock, Run::new(project, jobs, no_sandbox)?))
 }
 
 /// Phases 1 and 2: the toolchain and the build tools, built or reused; returns what the target
@@ -462,9 +494,14 @@ pub(crate) fn open_log(layout: &Layout, domain: Domain, what: &str) -> Result<Co
 }
 
 /// `ovm build`.
-pub(crate) fn build(project: &Project, opts: &BuildOptions, quiet: bool) -> Result<BuildSummary, BuildFailure> {
+pub(crate) fn build(
+    project: &Project,
+    opts: &BuildOptions,
+    observer: &dyn Observer,
+) -> Result<BuildSummary, BuildFailure> {
     let t0 = Instant::now();
-    let (_lock, run) = open_run(project, opts.jobs, opts.no_sandbox, opts.no_wait, quiet)?;
+    let (_lock, mut run) = open_run(project, opts.jobs, opts.no_sandbox, opts.no_wait)?;
+    run.observer = observer;
     let kind = run.toolchain(opts.toolchain.as_ref())?;
     let reports = Mutex::new(Vec::new());
     let what = format!("ovm build {}{}", opts.arch, opts.packages.iter().map(|p| format!(" {p}")).collect::<String>());
@@ -478,8 +515,11 @@ pub(crate) fn build(project: &Project, opts: &BuildOptions, quiet: bool) -> Resu
     let outputs = build_domain(&ctx, &targets, &reports)?;
 
     // The image, unless only some packages were asked for.
-    let image =
-        if opts.packages.is_empty() { Some(pack_image(project, opts.arch, &targets, &outputs, &log)?) } else { None };
+    let image = if opts.packages.is_empty() {
+        Some(pack_image(project, opts.arch, &targets, &outputs, &log, run.observer)?)
+    } else {
+        None
+    };
 
     let mut packages = reports.into_inner().unwrap_or_default();
     packages.sort_by(|a, b| (a.domain, &a.name).cmp(&(b.domain, &b.name)));
@@ -545,6 +585,7 @@ fn pack_image(
     targets: &[&Recipe],
     outputs: &BTreeMap<String, String>,
     log: &ContextLog,
+    observer: &dyn Observer,
 ) -> Result<ImageReport, EngineError> {
     let (req, inputs) = image_plan(project, arch, targets, outputs)?;
     let states = StateDir::new(project.layout(), Domain::Target(arch));
@@ -557,11 +598,17 @@ fn pack_image(
         }
     }
     log.start(arch.name(), IMAGE, "pack", &sig);
+    let pack = TaskName::pack();
+    let task = TaskRef { domain: Domain::Target(arch), package: IMAGE, task: &pack };
+    observer.event(&Event::Started { task, log: log.path() });
     crate::fault::point("image.begin", "image");
     let t0 = Instant::now();
-    let out = crate::pack::pack(&req)?;
+    let out = crate::pack::pack(&req).inspect_err(|_| {
+        observer.event(&Event::Failed { task, elapsed: t0.elapsed(), log: log.path() });
+    })?;
     crate::fault::point("image.packed", "image");
     log.done(arch.name(), IMAGE, "pack", t0.elapsed(), &sig);
+    observer.event(&Event::Finished { task, elapsed: t0.elapsed() });
     let output = StampOutput::Image {
         path: out.image.clone(),
         manifest: out.manifest.clone(),
@@ -597,6 +644,68 @@ mod tests {
         let cfg = format!("[kernel]\nmodules_from = \"k/ARCH\"\nmodules = [{modules}]\n");
         std::fs::write(dir.join("config/ovm.toml"), cfg).unwrap();
         Project::open(dir).unwrap()
+    }
+
+    /// A target recipe `name` with one plain-file source and an install script, in `dir`.
+    fn plain_recipe(dir: &std::path::Path, name: &str, depends: &[&str], install: &str) {
+        let content = format!("{name}'s source\n");
+        let src = dir.join(format!("upstream/{name}.txt"));
+        std::fs::create_dir_all(src.parent().unwrap()).unwrap();
+        std::fs::write(&src, &content).unwrap();
+        let deps: Vec<String> = depends.iter().map(|d| format!("{d:?}")).collect();
+        let recipe = format!(
+            "name = \"{name}\"\nversion = \"1.0\"\nlicense = \"MIT\"\ndepends = [{}]\n\n\
+             [[source]]\nurl = \"file://{}\"\nsha256 = \"{}\"\nunpack = false\n\n\
+             [build]\nstyle = \"custom\"\ninstall = '''\n{install}\n'''\n",
+            deps.join(", "),
+            src.display(),
+            sha256_hex(content.as_bytes())
+        );
+        std::fs::write(dir.join(format!("recipes/{name}.toml")), recipe).unwrap();
+    }
+
+    /// The engine tells its observer every task as it starts and ends, a failure with its log, and
+    /// on the next run the packages it reuses (a recording stands in for the console's display).
+    /// Steps run on the host (`--no-sandbox`), so no ovm executable is needed.
+    #[test]
+    fn the_observer_hears_each_task_start_and_end_a_failure_and_then_reuse() {
+        use super::super::progress::tests::Recording;
+        let d = tempfile::tempdir().unwrap();
+        let p = project(d.path(), "");
+        plain_recipe(d.path(), "a", &[], "echo building a");
+        plain_recipe(d.path(), "b", &["a"], "echo 'b: error: broken' >&2; exit 3");
+        let domain = Domain::Target(Arch::host().unwrap());
+        let run_once = |recording: &Recording| {
+            let mut run = Run::new(&p, 1, true).unwrap();
+            run.observer = recording;
+            let log = open_log(p.layout(), domain, "test").unwrap();
+            let ctx = run.ctx(domain, &log, Equipment::default());
+            let targets = target_list(&run.recipes, &[]).unwrap();
+            build_domain(&ctx, &targets, &Mutex::new(Vec::new())).err().expect("b fails")
+        };
+
+        let first = Recording::default();
+        let failure = run_once(&first);
+        let tasks = ["fetch", "unpack", "patch", "configure", "compile", "install", "package"];
+        let mut want: Vec<String> =
+            tasks.iter().flat_map(|t| [format!("started a {t}"), format!("finished a {t}")]).collect();
+        for t in &tasks[..5] {
+            want.extend([format!("started b {t}"), format!("finished b {t}")]);
+        }
+        want.extend(["started b install".to_string(), "failed b install install.log".to_string()]);
+        assert_eq!(first.0.into_inner().unwrap(), want);
+        assert_eq!(failure.failures.len(), 1);
+
+        // Again: a is reused; b, its source fetched, starts over on a fresh work dir (the
+        // engine's rule after a failure) and fails again.
+        let second = Recording::default();
+        run_once(&second);
+        let mut want = vec!["reused a".to_string()];
+        for t in &tasks[1..5] {
+            want.extend([format!("started b {t}"), format!("finished b {t}")]);
+        }
+        want.extend(["started b install".to_string(), "failed b install install.log".to_string()]);
+        assert_eq!(second.0.into_inner().unwrap(), want);
     }
 
     /// The kernel modules are in the image's signature: another list, or other bytes in a module

@@ -14,6 +14,7 @@ use crate::toolchain::gcc;
 use crate::toolchain::Provided;
 
 use super::build::{open_run, prefetch, BuildFailure, Builder, PackageReport};
+use super::progress::Observer;
 use super::task::{TaskKind, TaskPlan};
 use super::EngineError;
 
@@ -67,9 +68,15 @@ pub struct Options {
 }
 
 /// `ovm toolchain ARCH`: builds (or reuses) the gcc toolchain for `arch`.
-pub(crate) fn build(project: &Project, arch: Arch, opts: &Options, quiet: bool) -> Result<Summary, BuildFailure> {
+pub(crate) fn build(
+    project: &Project,
+    arch: Arch,
+    opts: &Options,
+    observer: &dyn Observer,
+) -> Result<Summary, BuildFailure> {
     let t0 = Instant::now();
-    let (_lock, run) = open_run(project, opts.jobs, opts.no_sandbox, opts.no_wait, quiet)?;
+    let (_lock, mut run) = open_run(project, opts.jobs, opts.no_sandbox, opts.no_wait)?;
+    run.observer = observer;
     let what = format!("ovm toolchain {arch}");
     // Only the target's own parts: the host's toolchain is not needed to build a cross one.
     prefetch(&run, &[gcc::cross_parts(&run.target(arch), arch)?])?;
@@ -98,10 +105,19 @@ pub(crate) fn print_summary(s: &Summary, out: &mut dyn Write) -> io::Result<()> 
     Ok(())
 }
 
-/// Runs `ovm toolchain ARCH` and prints its outcome (a failure: each failed task's log tail and
-/// path, like `ovm build`); the exit code is the process's.
-pub fn report(project: &Project, arch: Arch, opts: &Options, quiet: bool) -> std::process::ExitCode {
-    match build(project, arch, opts, quiet) {
+/// Runs `ovm toolchain ARCH`, telling `observer` what it does, and prints its outcome (a failure:
+/// each failed task's log tail and path, then the summary table, like `ovm build`); the exit code
+/// is the process's.
+pub fn report(
+    project: &Project,
+    arch: Arch,
+    opts: &Options,
+    quiet: bool,
+    observer: &dyn Observer,
+) -> std::process::ExitCode {
+    let result = build(project, arch, opts, observer);
+    observer.run_ended();
+    match result {
         Ok(summary) => {
             let mut out = io::stdout().lock();
             if quiet {

@@ -15,6 +15,7 @@ use crate::toolchain::Equipment;
 
 use super::context_log::ContextLog;
 use super::env::{self, EnvSpec};
+use super::progress::Observer;
 use super::scheduler::JobSlots;
 use super::sstate::Sstate;
 use super::state::StateDir;
@@ -51,7 +52,8 @@ pub struct Ctx<'a> {
     pub log_max: u64,
     /// Output hashes of every package of this domain finished in this run (or reused).
     pub outputs: Mutex<BTreeMap<String, String>>,
-    pub quiet: bool,
+    /// Told of every task that starts, finishes or fails, and of every package reused.
+    pub observer: &'a dyn Observer,
 }
 
 impl<'a> Ctx<'a> {

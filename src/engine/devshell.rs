@@ -41,7 +41,7 @@ fn equipment_for(run: &Run<'_>, domain: Domain, arch: Arch) -> Result<Equipment,
 
 /// `ovm spec PKG`: the OCI runtime spec of PKG's compile sandbox, as JSON.
 pub fn spec(project: &Project, pkg: &str, arch: Arch) -> Result<String, EngineError> {
-    let run = Run::new(project, 0, false, true)?;
+    let run = Run::new(project, 0, false)?;
     let recipe = run.recipes.require(pkg)?;
     let domain = domain_of(recipe, arch, run.host);
     let eq = equipment_for(&run, domain, arch)?;
@@ -62,7 +62,7 @@ pub fn spec(project: &Project, pkg: &str, arch: Arch) -> Result<String, EngineEr
 /// prepares PKG up to `patch`, and runs CMD — or an interactive shell — in its compile sandbox.
 /// The project stays locked while the shell runs, so no build can pull the work dir away.
 pub fn shell(project: &Project, pkg: &str, arch: Arch, cmd: &[String], quiet: bool) -> Result<ExitCode, EngineError> {
-    let (_lock, run) = open_run(project, 0, false, false, quiet)?;
+    let (_lock, run) = open_run(project, 0, false, false)?;
     let recipe = run.recipes.require(pkg)?;
     let domain = domain_of(recipe, arch, run.host);
     let what = format!("ovm shell {pkg}");

@@ -2,7 +2,7 @@
 //! compile → install → package), each task guarded by a signature stamp, run in the sandbox, in
 //! parallel across packages under one jobserver, with the state kept on the host.
 
-// Public: what the CLI calls (`build`, `clean`, `cross`, `devshell`, `report`, `status`) and the
+// Public: what the CLI calls (`build`, `clean`, `cross`, `devshell`, `progress`, `report`, `status`) and the
 // integration tests read (`context_log`). The rest is the engine's inside.
 pub mod build;
 pub mod clean;
@@ -15,6 +15,7 @@ mod error;
 pub(crate) mod freshness;
 pub(crate) mod lock;
 pub(crate) mod package;
+pub mod progress;
 pub mod report;
 pub(crate) mod scheduler;
 pub(crate) mod sstate;

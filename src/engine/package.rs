@@ -24,6 +24,7 @@ use crate::tree;
 
 use super::ctx::Ctx;
 use super::freshness::{self, OutputCheck, Signatures};
+use super::progress::{Event, TaskRef};
 use super::sstate::Sstate;
 use super::state::{Await, Stamp, StampOutput};
 use super::step::{self, mkdir, write_log};
@@ -157,6 +158,8 @@ fn fetch(
     let sig = sigs.sig(Task::FETCH).unwrap_or_default();
     let t0 = Instant::now();
     ctx.log.start(ctx.domain.dir_name(), pkg, task.as_str(), &sig);
+    let me = TaskRef { domain: ctx.domain, package: pkg, task: &task };
+    ctx.observer.event(&Event::Started { task: me, log: &log });
     fault::point("fetch.begin", pkg);
     let mut used = Vec::new();
     for s in &recipe.sources {
@@ -170,15 +173,20 @@ fn fetch(
             Err(e) => {
                 ctx.log.failed(ctx.domain.dir_name(), pkg, task.as_str(), t0.elapsed(), &log);
                 let _ = write_log(&log, &e.to_string());
+                ctx.observer.event(&Event::Failed { task: me, elapsed: t0.elapsed(), log: &log });
                 return Err(fail(EngineError::Fetch(e)));
             }
         }
     }
     let stamp = Stamp::new(sigs.of(Task::FETCH), Some(StampOutput::Fetched { sha256: used.clone() }), t0.elapsed());
     fault::point("fetch.end", pkg);
-    ctx.states.write_stamp(pkg, &task, &stamp).map_err(|e| fail(e.into()))?;
+    ctx.states.write_stamp(pkg, &task, &stamp).map_err(|e| {
+        ctx.observer.event(&Event::Failed { task: me, elapsed: t0.elapsed(), log: &log });
+        fail(e.into())
+    })?;
     fault::point("fetch.stamped", pkg);
     ctx.log.done(ctx.domain.dir_name(), pkg, task.as_str(), t0.elapsed(), &sig);
+    ctx.observer.event(&Event::Finished { task: me, elapsed: t0.elapsed() });
     Ok(used)
 }
 
@@ -200,8 +208,10 @@ fn execute(
         Box::new(Failure { package: pkg.into(), task: name.clone(), log: log.clone(), error, started: true })
     };
     // Marks the task failed: the previous run's stamp no longer describes the work dir (or staging).
+    let me = TaskRef { domain: ctx.domain, package: pkg, task: name };
     let failed = |error: EngineError, t0: Instant| {
         ctx.log.failed(ctx.domain.dir_name(), pkg, name.as_str(), t0.elapsed(), &log);
+        ctx.observer.event(&Event::Failed { task: me, elapsed: t0.elapsed(), log: &log });
         let _ = ctx.states.set_await(&Await { package: pkg.into(), task: name.clone(), log: log.clone() });
         let _ = ctx.states.remove_stamp(pkg, name);
         fail(error)
@@ -213,6 +223,7 @@ fn execute(
     let t0 = Instant::now();
     // The log of this run only: one an earlier run left must not stand for this one's.
     let _ = fs::remove_file(&log);
+    ctx.observer.event(&Event::Started { task: me, log: &log });
     let output = match run_task(ctx, recipe, plan, t, dirs, fetched, &log) {
         Ok(output) => output,
         Err(error) => {
@@ -230,9 +241,13 @@ fn execute(
     ctx.states.write_stamp(pkg, name, &stamp).map_err(|e| failed(e.into(), t0))?;
     fault::point(&format!("{name}.stamped"), pkg);
     if t != plan.package() {
-        freshness::note_done(dirs, name, t == Task::UNPACK, &sig).map_err(fail)?;
+        freshness::note_done(dirs, name, t == Task::UNPACK, &sig).map_err(|e| {
+            ctx.observer.event(&Event::Failed { task: me, elapsed: t0.elapsed(), log: &log });
+            fail(e)
+        })?;
     }
     ctx.log.done(ctx.domain.dir_name(), pkg, name.as_str(), t0.elapsed(), &sig);
+    ctx.observer.event(&Event::Finished { task: me, elapsed: t0.elapsed() });
     Ok(output)
 }
 
@@ -356,11 +371,22 @@ fn run_task(
 
 /// Prints a failure: the last lines (each cut to a bounded length),
 /// then where the rest is.
+///
+/// A source that could not be fetched is the exception: its log holds the same list of places
+/// tried as the error, with apt's own output, which stays there (see `fetch::AttemptKind::Apt`).
 pub fn report_failure(f: &Failure, out: &mut dyn Write) {
+    let error = match &f.error {
+        EngineError::Fetch(e) => e.for_console(),
+        e => e.to_string(),
+    };
     if f.started {
-        let _ = writeln!(out, "ovm: {} failed at {}: {}", f.package, f.task, f.error);
+        let _ = writeln!(out, "ovm: {} failed at {}: {error}", f.package, f.task);
     } else {
-        let _ = writeln!(out, "ovm: {} stopped before {} could start: {}", f.package, f.task, f.error);
+        let _ = writeln!(out, "ovm: {} stopped before {} could start: {error}", f.package, f.task);
+    }
+    if matches!(f.error, EngineError::Fetch(_)) {
+        let _ = writeln!(out, "log: {}", f.log.display());
+        return;
     }
     let lines = steplog::tail(&f.log, steplog::REPORT_LINES);
     if !lines.is_empty() {

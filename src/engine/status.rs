@@ -57,7 +57,7 @@ pub struct Line {
 
 /// The status of every package; `arch: None` covers every architecture that has state.
 pub fn collect(project: &Project, arch: Option<Arch>) -> Result<Vec<Line>, EngineError> {
-    let run = Run::new(project, 1, false, true)?;
+    let run = Run::new(project, 1, false)?;
     let kind = run.toolchain(None)?;
     let log = ContextLog::open(std::path::Path::new("/dev/null"))
         .map_err(|source| EngineError::Write { path: "/dev/null".into(), source })?;

@@ -41,6 +41,9 @@ enum Failure {
     Transport {
         message: String,
         transient: bool,
+        /// No answer at all: the name did not resolve, the connection was refused or timed out
+        /// (what an offline machine gets from every place).
+        unreachable: bool,
     },
     /// The server cannot continue our `.part`; it was discarded and the next try starts at zero.
     Restart(String),
@@ -124,7 +127,8 @@ fn classify(e: reqwest::Error) -> Failure {
     };
     let dns = message.contains("dns error") || message.contains("failed to lookup address");
     let transient = !(e.is_connect() && (refused || dns)) && !e.is_builder() && !e.is_redirect();
-    Failure::Transport { message, transient }
+    let unreachable = e.is_connect() || e.is_timeout() || dns;
+    Failure::Transport { message, transient, unreachable }
 }
 
 fn io_failure(what: &str, part: &Path, source: io::Error) -> Failure {
@@ -138,8 +142,16 @@ fn content_range_start(headers: &reqwest::header::HeaderMap) -> Option<u64> {
     rest.split('-').next()?.trim().parse().ok()
 }
 
-/// Downloads `url` into `part` (resuming it), retrying transient failures. The error text is what
-/// the user sees for this URL in the list of places tried. `package` only names the fault point.
+/// Why a URL gave nothing: the text the user sees for it in the list of places tried, and whether
+/// the place never answered (see [`super::AttemptKind::Unreachable`]).
+#[derive(Debug)]
+pub(super) struct HttpError {
+    pub message: String,
+    pub unreachable: bool,
+}
+
+/// Downloads `url` into `part` (resuming it), retrying transient failures. `package` only names
+/// the fault point.
 pub(super) fn download(
     client: &Client,
     url: &reqwest::Url,
@@ -148,7 +160,7 @@ pub(super) fn download(
     policy: &HttpPolicy,
     progress: &Progress,
     package: &str,
-) -> Result<(), String> {
+) -> Result<(), HttpError> {
     let mut retry = 0;
     loop {
         match once(client, url, part, file, policy.max_size, progress, package) {
@@ -162,8 +174,12 @@ pub(super) fn download(
                 progress.note(&format!("{file}: {e} from {url}; retry {retry}/{} in {delay:.1?}", policy.retries));
                 std::thread::sleep(delay);
             }
-            Err(e) if retry > 0 => return Err(format!("{e} (gave up after {} attempts)", retry + 1)),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => {
+                let unreachable = matches!(e, Failure::Transport { unreachable: true, .. });
+                let message =
+                    if retry > 0 { format!("{e} (gave up after {} attempts)", retry + 1) } else { e.to_string() };
+                return Err(HttpError { message, unreachable });
+            }
         }
     }
 }
@@ -227,6 +243,7 @@ fn once(
                 return Err(Failure::Transport {
                     message: format!("connection lost after {received} bytes: {}", chain(&e)),
                     transient: true,
+                    unreachable: false,
                 });
             }
         };
@@ -253,6 +270,7 @@ fn once(
             return Err(Failure::Transport {
                 message: format!("connection closed after {received} of {total} bytes"),
                 transient: true,
+                unreachable: false,
             });
         }
     }

@@ -63,6 +63,24 @@ pub struct Attempt {
     /// A URL, a path, or a description such as `debian source package busybox`.
     pub place: String,
     pub error: String,
+    pub kind: AttemptKind,
+}
+
+/// How an attempt failed, as far as telling "this machine is offline" from "this source is
+/// broken" goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptKind {
+    /// The place never answered: its name did not resolve, the connection was refused or timed
+    /// out.
+    Unreachable,
+    /// The place answered (an HTTP status, wrong bytes, a local file that is not there).
+    Answered,
+    /// The Debian fallback: apt's own messages, which offline say something misleading (`You must
+    /// put some 'deb-src' URIs in your sources.list`, its index having failed to download). Kept
+    /// for the log, left out of the console's summary.
+    Apt,
+    /// The PyPI index lookup, whose failure does not say whether the index answered.
+    Archive,
 }
 
 fn list_attempts(attempts: &[Attempt]) -> String {
@@ -70,6 +88,41 @@ fn list_attempts(attempts: &[Attempt]) -> String {
         return " nothing: no URL, mirror or package-archive fallback is configured for it".into();
     }
     attempts.iter().map(|a| format!("\n  - {}: {}", a.place, a.error)).collect()
+}
+
+impl FetchError {
+    /// Whether this failure is the network's: some place never answered and none gave any other
+    /// answer (the package-archive fallbacks aside, which fail offline in words of their own).
+    /// What a machine without network gets for every source.
+    pub fn unreachable(&self) -> bool {
+        match self {
+            FetchError::Exhausted { attempts, .. } => {
+                attempts.iter().any(|a| a.kind == AttemptKind::Unreachable)
+                    && attempts.iter().all(|a| a.kind != AttemptKind::Answered)
+            }
+            _ => false,
+        }
+    }
+
+    /// The error as the console shows it: [`Display`](fmt::Display) without apt's output, which
+    /// stays in the log (see [`AttemptKind::Apt`]).
+    pub fn for_console(&self) -> String {
+        match self {
+            FetchError::Exhausted { recipe, file, attempts } => {
+                let shown: Vec<Attempt> = attempts
+                    .iter()
+                    .map(|a| match a.kind {
+                        AttemptKind::Apt => {
+                            Attempt { error: "apt-get failed (its messages are in the log)".into(), ..a.clone() }
+                        }
+                        _ => a.clone(),
+                    })
+                    .collect();
+                format!("{recipe}: cannot fetch {file}; tried:{}", list_attempts(&shown))
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 /// Which of a source's accepted byte sets was used.
@@ -422,6 +475,10 @@ impl Fetcher {
             let got = match &place {
                 Place::Http(url) => {
                     http::download(self.client()?, url, &part, file, &self.http_policy(), &self.progress, recipe)
+                        .map_err(|e| {
+                            let kind = if e.unreachable { AttemptKind::Unreachable } else { AttemptKind::Answered };
+                            (e.message, kind)
+                        })
                 }
                 Place::Local(path) => {
                     if from_recipe && !self.inside_project(path) {
@@ -429,7 +486,7 @@ impl Fetcher {
                         self.progress
                             .note(&format!("{recipe}: {file}: reading {}, outside the project", path.display()));
                     }
-                    copy_local(path, &part, recipe, self.options.max_size)
+                    copy_local(path, &part, recipe, self.options.max_size).map_err(|e| (e, AttemptKind::Answered))
                 }
             };
             let origin = match &place {
@@ -439,18 +496,23 @@ impl Fetcher {
             match got {
                 Ok(()) => match self.settle(artifact)? {
                     Ok(path) => return Ok(Some((path, origin))),
-                    Err(error) => attempts.push(Attempt { place: place.to_string(), error }),
+                    Err(error) => {
+                        attempts.push(Attempt { place: place.to_string(), error, kind: AttemptKind::Answered })
+                    }
                 },
-                Err(error) => {
-                    self.progress.note(&format!("{file}: {place}: {error}"));
-                    attempts.push(Attempt { place: place.to_string(), error });
+                Err((error, kind)) => {
+                    // Not a line of its own on the console: every place tried is listed in the
+                    // error (and the task's log) if none gives the file, and nothing needs saying
+                    // if one does.
+                    tracing::debug!("{file}: {place}: {error}");
+                    attempts.push(Attempt { place: place.to_string(), error, kind });
                 }
             }
         }
 
         if let Some(deb) = artifact.debian.as_ref().filter(|_| self.options.debian) {
             let place = format!("Debian source package {} ({})", deb.package, deb.file);
-            self.progress.note(&format!("{file}: trying {place}"));
+            tracing::debug!("{file}: trying {place}");
             let got = self.apt.fetch(deb).and_then(|obtained| {
                 debian::move_file(&obtained.path, &part)
                     .map_err(|e| format!("cannot move into {}: {e}", part.display()))
@@ -458,15 +520,15 @@ impl Fetcher {
             match got {
                 Ok(()) => match self.settle(artifact)? {
                     Ok(path) => return Ok(Some((path, Origin::Debian { package: deb.package.clone() }))),
-                    Err(error) => attempts.push(Attempt { place, error }),
+                    Err(error) => attempts.push(Attempt { place, error, kind: AttemptKind::Answered }),
                 },
-                Err(error) => attempts.push(Attempt { place, error }),
+                Err(error) => attempts.push(Attempt { place, error, kind: AttemptKind::Apt }),
             }
         }
 
         if let Some(py) = artifact.pypi.as_ref().filter(|_| self.options.pypi) {
             let place = format!("PyPI {} {} ({})", py.package, py.version, py.file);
-            self.progress.note(&format!("{file}: trying {place}"));
+            tracing::debug!("{file}: trying {place}");
             let client = self.client()?;
             let got = pypi::locate(client, &self.options.pypi_index, py).and_then(|found| {
                 if let Some(sha) = found.sha256.as_ref().filter(|s| **s != artifact.sha256) {
@@ -474,14 +536,16 @@ impl Fetcher {
                 }
                 http::download(client, &found.url, &part, file, &self.http_policy(), &self.progress, recipe)
                     .map(|()| found.url.to_string())
-                    .map_err(|e| format!("{}: {e}", found.url))
+                    .map_err(|e| format!("{}: {}", found.url, e.message))
             });
             match got {
                 Ok(url) => match self.settle(artifact)? {
                     Ok(path) => return Ok(Some((path, Origin::Pypi { url }))),
-                    Err(error) => attempts.push(Attempt { place, error }),
+                    Err(error) => attempts.push(Attempt { place, error, kind: AttemptKind::Answered }),
                 },
-                Err(error) => attempts.push(Attempt { place, error }),
+                // The index lookup does not say whether PyPI answered: not taken as a sign either
+                // way of being offline.
+                Err(error) => attempts.push(Attempt { place, error, kind: AttemptKind::Archive }),
             }
         }
         Ok(None)
