@@ -14,3 +14,6 @@ mod engine_fixture;
 mod terminal_support;
 
 mod cli_bare;
+mod cli_failures;
+mod cli_progress;
+mod standin;
