@@ -134,12 +134,16 @@ struct Live {
     jobs: usize,
     started: Instant,
     stop: AtomicBool,
+    /// Whether `overall` has been added to `multi` (at the first task).
+    overall_shown: AtomicBool,
 }
 
 impl Live {
     fn new(colour: bool, jobs: usize) -> Live {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-        let overall = multi.add(ProgressBar::new(0));
+        // Not drawn until the first task starts: before that the fetcher may be drawing its
+        // download bars on the same terminal.
+        let overall = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
         let template = if colour {
             "{bar:30.green/white} {pos}/{len} tasks  {msg}"
         } else {
@@ -158,6 +162,7 @@ impl Live {
             jobs,
             started: Instant::now(),
             stop: AtomicBool::new(false),
+            overall_shown: AtomicBool::new(false),
         }
     }
 
@@ -170,6 +175,9 @@ impl Live {
         };
         match event {
             Event::Started { task, log } => {
+                if !self.overall_shown.swap(true, Ordering::Relaxed) {
+                    self.multi.add(self.overall.clone());
+                }
                 let bar = self.multi.insert_before(&self.overall, ProgressBar::new_spinner());
                 let template = if self.colour {
                     "{spinner:.cyan} {prefix:.bold} {elapsed:>4} {wide_msg:.dim}"
@@ -358,7 +366,11 @@ mod tests {
         assert_eq!(line_for(&done, &tally, false).unwrap(), "[1/1] busybox compile 41.2 s");
         assert_eq!(line_for(&done, &tally, true).unwrap(), "\x1b[32m[1/1]\x1b[0m busybox compile 41.2 s");
         let tools = TaskRef { domain: Domain::Tools(Arch::X86_64), package: "make", task: &compile };
-        let failed = Event::Failed { task: tools, elapsed: Duration::from_secs(2), log: Path::new("logs/tools/make/compile.log") };
+        let failed = Event::Failed {
+            task: tools,
+            elapsed: Duration::from_secs(2),
+            log: Path::new("logs/tools/make/compile.log"),
+        };
         assert_eq!(
             line_for(&failed, &tally, false).unwrap(),
             "[1/1] tools:make compile FAILED after 2.0 s (log logs/tools/make/compile.log)"

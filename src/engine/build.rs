@@ -119,11 +119,7 @@ pub(crate) fn jobs_for(project: &Project, requested: usize) -> Result<usize, Eng
 }
 
 impl<'a> Run<'a> {
-    pub fn new(
-        project: &'a Project,
-        jobs_wanted: usize,
-        no_sandbox: bool,
-    ) -> Result<Run<'a>, EngineError> {
+    pub fn new(project: &'a Project, jobs_wanted: usize, no_sandbox: bool) -> Result<Run<'a>, EngineError> {
         crate::fault::check()?;
         let recipes = RecipeSet::load(project)?;
         let fetcher = Fetcher::new(project)?;
@@ -389,6 +385,9 @@ pub(crate) fn prefetch(run: &Run<'_>, plans: &[Parts<'_>]) -> Result<(), BuildFa
         }
     }
     let _ = std::fs::remove_file(log.path());
+    if !plan.tasks.is_empty() {
+        run.observer.event(&Event::Planned(&plan));
+    }
     if !wanted.is_empty() {
         let report = run.fetcher.fetch_all(&wanted);
         let failures: Vec<Failure> = report
@@ -413,9 +412,6 @@ pub(crate) fn prefetch(run: &Run<'_>, plans: &[Parts<'_>]) -> Result<(), BuildFa
             }
             return Err(BuildFailure { failures, error: None });
         }
-    }
-    if !plan.tasks.is_empty() {
-        run.observer.event(&Event::Planned(&plan));
     }
     Ok(())
 }
@@ -681,7 +677,7 @@ mod tests {
             let log = open_log(p.layout(), domain, "test").unwrap();
             let ctx = run.ctx(domain, &log, Equipment::default());
             let targets = target_list(&run.recipes, &[]).unwrap();
-            build_domain(&ctx, &targets, &Mutex::new(Vec::new())).err().expect("b fails")
+            build_domain(&ctx, &targets, &Mutex::new(Vec::new())).expect_err("b fails")
         };
 
         let first = Recording::default();

@@ -33,12 +33,26 @@ pub enum Event<'a> {
     /// The tasks the run expects to run, known before the first starts (a package found stale
     /// later, because a dependency's output changed, adds its tasks as they start).
     Planned(&'a Plan),
-    Started { task: TaskRef<'a>, log: &'a Path },
-    Finished { task: TaskRef<'a>, elapsed: Duration },
-    Failed { task: TaskRef<'a>, elapsed: Duration, log: &'a Path },
+    Started {
+        task: TaskRef<'a>,
+        log: &'a Path,
+    },
+    Finished {
+        task: TaskRef<'a>,
+        elapsed: Duration,
+    },
+    Failed {
+        task: TaskRef<'a>,
+        elapsed: Duration,
+        log: &'a Path,
+    },
     /// A package that ran no task: up to date, or (`from_cache`) restored from the shared-state
     /// cache.
-    Reused { domain: Domain, package: &'a str, from_cache: bool },
+    Reused {
+        domain: Domain,
+        package: &'a str,
+        from_cache: bool,
+    },
 }
 
 /// Whoever watches a run. Called from the scheduler's worker threads, so it must be `Sync` and
@@ -178,7 +192,14 @@ impl Tally {
             }
             Event::Finished { task, elapsed } | Event::Failed { task, elapsed, .. } => {
                 let k = key(task);
-                if let Some((_, Some(expected))) = self.running.remove(&k) {
+                let running = self.running.remove(&k);
+                // A task can end without having started: a source prefetch could not fetch
+                // fails its package's fetch task there and then.
+                let waiting = self.waiting.remove(&k).is_some();
+                if running.is_none() && !waiting {
+                    self.total += 1;
+                }
+                if let Some((_, Some(expected))) = running {
                     self.finished_expected += expected;
                     self.finished_took += *elapsed;
                 }
@@ -267,22 +288,18 @@ pub(crate) mod tests {
 
     const D: Domain = Domain::Target(Arch::X86_64);
 
-    /// A task's name; `package` is reserved to the engine, which makes it itself.
+    /// A task's name; the engine's own (`fetch`, `unpack`, `patch`, `package`) are reserved to it.
     fn task(name: &str) -> TaskName {
-        if name == "package" {
-            TaskName::package()
-        } else {
-            TaskName::parse(name).unwrap()
+        match name {
+            "fetch" => TaskName::fetch(),
+            "unpack" => TaskName::unpack(),
+            "package" => TaskName::package(),
+            _ => TaskName::parse(name).unwrap(),
         }
     }
 
     fn planned(pkg: &str, name: &str, secs: Option<u64>) -> PlannedTask {
-        PlannedTask {
-            domain: D,
-            package: pkg.into(),
-            task: task(name),
-            expected: secs.map(Duration::from_secs),
-        }
+        PlannedTask { domain: D, package: pkg.into(), task: task(name), expected: secs.map(Duration::from_secs) }
     }
 
     #[test]
@@ -348,10 +365,22 @@ pub(crate) mod tests {
         t.apply(&Event::Failed { task: b_compile, elapsed: Duration::from_secs(1), log: &log }, at(6));
         assert_eq!((t.done(), t.failed(), t.total()), (2, 1, 4));
 
+        // A planned task that fails without having started (prefetch could not fetch its source)
+        // is done; the rest of its package is not going to run.
+        t.apply(
+            &Event::Planned(&Plan { tasks: vec![planned("f", "fetch", None), planned("f", "unpack", None)] }),
+            at(6),
+        );
+        assert_eq!(t.total(), 6);
+        let f_fetch = task("fetch");
+        let f = TaskRef { domain: D, package: "f", task: &f_fetch };
+        t.apply(&Event::Failed { task: f, elapsed: Duration::ZERO, log: &log }, at(6));
+        assert_eq!((t.done(), t.failed(), t.total()), (3, 2, 5));
+
         // A task nobody planned (its package turned stale during the run) joins the total.
         let e_package = TaskRef { domain: D, package: "e", task: &package };
         t.apply(&Event::Started { task: e_package, log: &log }, at(6));
-        assert_eq!(t.total(), 5);
+        assert_eq!(t.total(), 6);
         // Only unknown tasks are left of c and e; a's package still has its 2 s.
         assert_eq!(t.eta(at(6), 1).map(|e| e.unknown), Some(2));
     }

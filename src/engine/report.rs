@@ -131,7 +131,7 @@ pub(crate) fn first_error_line(f: &Failure) -> String {
         EngineError::Fetch(crate::fetch::FetchError::Exhausted { attempts, file, .. }) => attempts
             .iter()
             .find(|a| a.kind != crate::fetch::AttemptKind::Apt)
-            .map(|a| format!("{}: {}", a.place, a.error))
+            .map(|a| format!("{} ({})", a.error, a.place))
             .unwrap_or_else(|| format!("cannot fetch {file}")),
         _ => error_line_of_log(&f.log).unwrap_or_else(|| f.error.to_string()),
     };
@@ -194,7 +194,11 @@ mod tests {
                 pkg,
                 log.clone(),
                 vec![
-                    attempt("https://mirror.example/x", "dns error: failed to lookup address", AttemptKind::Unreachable),
+                    attempt(
+                        "https://mirror.example/x",
+                        "dns error: failed to lookup address",
+                        AttemptKind::Unreachable,
+                    ),
                     attempt("Debian source package busybox (busybox.orig.tar.bz2)", APT, AttemptKind::Apt),
                 ],
             );
@@ -202,11 +206,14 @@ mod tests {
             failures.push(f);
         }
         let log = d.path().join("logs/x86_64/hello/compile.log");
-        super::super::step::write_log(&log, "cc -c hello.c
+        super::super::step::write_log(
+            &log,
+            "cc -c hello.c
 hello.c:3:1: error: expected ';'
 make: *** [all] Error 1
-")
-            .unwrap();
+",
+        )
+        .unwrap();
         failures.push(Failure {
             package: "hello".into(),
             task: TaskName::parse("compile").unwrap(),
@@ -218,15 +225,21 @@ make: *** [all] Error 1
         print_failure(&BuildFailure { failures, error: None }, &mut out);
         let text = String::from_utf8(out).unwrap();
 
-        assert!(!text.contains("deb-src") && !text.contains("E: "), "apt's words on the console:
-{text}");
+        assert!(
+            !text.contains("deb-src") && !text.contains("E: "),
+            "apt's words on the console:
+{text}"
+        );
         assert!(std::fs::read_to_string(d.path().join("logs/x86_64/busybox/fetch.log")).unwrap().contains("deb-src"));
         let causes: Vec<&str> = text.lines().filter(|l| l.starts_with("ovm: cause:")).collect();
         assert_eq!(causes.len(), 1, "{text}");
         assert!(causes[0].contains("OVM_MIRRORS") && causes[0].contains("scripts/fill-mirror.sh"), "{text}");
         assert!(causes[0].contains("2 source(s)"), "{text}");
-        assert!(!text.contains("dns error"), "per-place network errors are the cause line's:
-{text}");
+        assert!(
+            !text.contains("dns error"),
+            "per-place network errors are the cause line's:
+{text}"
+        );
         // The compile failure keeps its block; the table has all three rows, in order.
         assert!(text.contains("ovm: hello failed at compile"), "{text}");
         let table: Vec<&str> =
