@@ -75,7 +75,9 @@ impl Display {
                     .spawn(move || {
                         while !ticker.stop.load(Ordering::Relaxed) {
                             ticker.refresh();
-                            std::thread::sleep(TICK);
+                            // Parked, not asleep: the end of the run wakes it at once, so a
+                            // no-op build does not wait out a tick.
+                            std::thread::park_timeout(TICK);
                         }
                     })
                     .ok();
@@ -105,6 +107,7 @@ impl Observer for Display {
         if let Inner::Live(live, ticker) = &self.inner {
             live.stop.store(true, Ordering::Relaxed);
             if let Some(handle) = ticker.lock().ok().and_then(|mut h| h.take()) {
+                handle.thread().unpark();
                 let _ = handle.join();
             }
             live.clear();
