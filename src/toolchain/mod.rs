@@ -196,6 +196,11 @@ pub fn compose_marked(
         .and_then(|()| crate::tree::commit(&tmp, target));
     swapped.map_err(|source| ToolchainError::Compose { path: target.clone(), source })?;
     composed();
+    // A domain none of whose packages ran yet (a project without build-tool recipes) has no
+    // state directory: the marker is the first thing written there.
+    if let Some(dir) = marker.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| ToolchainError::CreateDir { path: dir.to_path_buf(), source })?;
+    }
     crate::tree::write_atomic(marker, provided.signature.as_bytes())
         .map_err(|source| ToolchainError::Write { path: marker.to_path_buf(), source })
 }
@@ -331,6 +336,19 @@ mod tests {
         for k in [ToolchainKind::Gcc, ToolchainKind::Zig, ToolchainKind::External("tc".into())] {
             assert_eq!(k.to_string().parse::<ToolchainKind>(), Ok(k));
         }
+    }
+
+    #[test]
+    fn a_marker_in_a_state_directory_nothing_made_yet_is_written() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let part = tmp.path().join("part");
+        std::fs::create_dir_all(part.join("bin")).expect("mkdir");
+        std::fs::write(part.join("bin/tool"), "x").expect("write");
+        let provided = Provided { dir: tmp.path().join("toolchain/tools"), signature: "abc".into() };
+        let marker = tmp.path().join("states/tools/composed");
+        compose_marked(&[("part".into(), part)], &provided, &marker, || {}).expect("composed");
+        assert_eq!(recorded_signature(&marker), "abc");
+        assert!(provided.dir.join("bin/tool").is_file());
     }
 
     #[test]
