@@ -12,6 +12,7 @@ pub mod engine;
 pub mod fault;
 pub mod fetch;
 pub mod file_kind;
+pub mod graph;
 pub mod kernel_modules;
 pub mod layout;
 pub mod pack;

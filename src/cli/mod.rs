@@ -168,6 +168,17 @@ pub enum Command {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Draw ARCH's last build, image size or package graph as SVG in output/ARCH/graphs/
+    ///
+    /// build: every task per package on a time line, the critical path and its length; size: the
+    /// image by package and its largest files; depends: what each package needs (also depends.dot
+    /// for Graphviz). Prints the files written.
+    Graph {
+        /// build, size or depends
+        what: GraphKind,
+        /// x86_64 (amd64) or aarch64 (arm64)
+        arch: Arch,
+    },
     /// Run a command in the strict build sandbox (exactly the given mounts, no network)
     Sandbox(crate::sandbox::cli::SandboxArgs),
     /// Check that this host can run the build sandbox; prints the fix for each problem
@@ -175,6 +186,17 @@ pub enum Command {
     /// Internal: run an OCI spec given as JSON (how multi-threaded callers start a sandbox)
     #[command(name = "__sandbox-exec", hide = true)]
     SandboxExec(crate::sandbox::cli::ExecArgs),
+}
+
+/// The pictures of `ovm graph`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum GraphKind {
+    /// Every task per package on a time line, with the critical path
+    Build,
+    /// The image by package and its largest files
+    Size,
+    /// What each package needs (SVG and Graphviz dot)
+    Depends,
 }
 
 impl Cli {
@@ -256,6 +278,18 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
             let outcome = crate::boot::boot(&request)?;
             eprintln!("\novm boot: {}", outcome.summary(expect.as_deref()));
             Ok(ExitCode::from(outcome.verdict.exit_code()))
+        }
+        Command::Graph { what, arch } => {
+            let project = cli.project(settings)?;
+            let graph = match what {
+                GraphKind::Build => crate::graph::Graph::Build,
+                GraphKind::Size => crate::graph::Graph::Size,
+                GraphKind::Depends => crate::graph::Graph::Depends,
+            };
+            for path in crate::graph::write(&project, *arch, graph)? {
+                println!("{}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Sandbox(args) => Ok(crate::sandbox::cli::sandbox(args, settings)),
         Command::Doctor => Ok(doctor::doctor(settings)),

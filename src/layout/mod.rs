@@ -15,6 +15,7 @@
 //! | `logs/D/context.log`, `logs/D/PKG/TASK.log` | the run's log and each task's                      |
 //! | `toolchain/{zig,ARCH,T+H,tools,.none}`| the toolchains and build tools bound into sandboxes      |
 //! | `output/ARCH/`                        | the image, its manifest, the SDK                         |
+//! | `output/ARCH/graphs/`                 | `ovm graph`'s pictures: build.svg, size.svg, depends.{svg,dot} |
 //! | `.cache/{build,sstate,output-stat,kernel-modules}/` | caches: deleting one costs time, never correctness |
 //!
 //! State keys live in distinct namespaces: a stamp's file name always holds a dot (`PKG.TASK`), a
@@ -117,6 +118,10 @@ impl Layout {
     }
     pub fn output(&self, arch: Arch) -> PathBuf {
         self.output_root().join(arch.name())
+    }
+    /// `ovm graph`'s pictures of ARCH's build, image and dependencies.
+    pub fn graphs(&self, arch: Arch) -> PathBuf {
+        self.output(arch).join("graphs")
     }
 
     /// `work/`, `staging/`, `states/`, `logs/`: the roots the domains have a directory in.
