@@ -49,6 +49,8 @@ PACKAGES=(
   uidmap            # … newuidmap/newgidmap and subordinate ids for the rootless user
   debootstrap       # … the container's base rootfs (scripts/container-base.sh; no registry here)
   kmod              # pack tests: depmod and modprobe --show-depends check ovm's module resolution
+  chromium          # cli tests: `ovm graph`'s SVGs are opened in headless Chromium (not blank, names the packages)
+  graphviz          # … and depends.dot must be accepted by `dot -Tsvg` (ovm itself never needs graphviz)
 )
 
 missing=()

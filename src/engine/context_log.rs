@@ -94,8 +94,8 @@ pub fn tasks_of_last_run(text: &str) -> Vec<Started> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum TaskEventKind {
     Start,
-    /// Finished, after the time given (`sstate`: restored from the shared-state cache, no start
-    /// line, zero time).
+    /// Finished, after the time given (`sstate`: restored from the shared-state cache, with no
+    /// start line; logs of older ovm versions give it zero time).
     Done(Duration),
     Failed(Duration),
 }

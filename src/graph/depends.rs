@@ -7,9 +7,9 @@
 //! than with an arrow from each package.
 //!
 //! The layout is a plain layered one: a package's column is the length of the longest chain of
-//! dependencies below it, so every arrow points right (from a package to what it needs) and the
-//! packages nothing needs are on the left; within a column, packages are ordered by the mean
-//! position of their neighbours (a few sweeps of the barycentre heuristic), ties by name.
+//! packages needing it, so every arrow points right (from a package to what it needs) and the
+//! packages nothing needs (the image) are on the left; within a column, packages are ordered by
+//! the mean position of their neighbours (a few sweeps of the barycentre heuristic), ties by name.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -113,38 +113,37 @@ pub fn from_recipes(recipes: &RecipeSet, arch: &str) -> Depends {
 
 /// Columns for `members` (see the module comment), ordered by barycentres.
 fn layer(d: &mut Depends, members: &[usize]) -> Vec<Vec<usize>> {
-    let out = |n: usize| d.edges.iter().filter(move |e| e.from == n).map(|e| e.to);
-    // Height: 0 for a package needing nothing, else 1 + the highest of what it needs; cycles
-    // cannot occur (the recipes are validated) but are cut rather than followed.
-    let mut height: BTreeMap<usize, usize> = BTreeMap::new();
+    // Depth: 0 for a package nothing points to, else 1 + the deepest of those pointing to it (the
+    // longest path from the left); cycles cannot occur (the recipes are validated) but are cut
+    // rather than followed.
     fn visit(
         n: usize,
-        out: &dyn Fn(usize) -> Vec<usize>,
-        height: &mut BTreeMap<usize, usize>,
+        ins: &dyn Fn(usize) -> Vec<usize>,
+        depth: &mut BTreeMap<usize, usize>,
         active: &mut Vec<usize>,
     ) -> usize {
-        if let Some(&h) = height.get(&n) {
+        if let Some(&h) = depth.get(&n) {
             return h;
         }
         if active.contains(&n) {
             return 0;
         }
         active.push(n);
-        let h = out(n).into_iter().map(|m| visit(m, out, height, active) + 1).max().unwrap_or(0);
+        let h = ins(n).into_iter().map(|m| visit(m, ins, depth, active) + 1).max().unwrap_or(0);
         active.pop();
-        height.insert(n, h);
+        depth.insert(n, h);
         h
     }
-    let out_list = |n: usize| out(n).collect::<Vec<usize>>();
+    let ins = |n: usize| d.edges.iter().filter(|e| e.to == n).map(|e| e.from).collect::<Vec<usize>>();
+    let mut depth: BTreeMap<usize, usize> = BTreeMap::new();
     for &n in members {
-        visit(n, &out_list, &mut height, &mut Vec::new());
+        visit(n, &ins, &mut depth, &mut Vec::new());
     }
-    let top = height.values().copied().max().unwrap_or(0);
-    let mut columns: Vec<Vec<usize>> = vec![Vec::new(); top + 1];
+    let deepest = depth.values().copied().max().unwrap_or(0);
+    let mut columns: Vec<Vec<usize>> = vec![Vec::new(); deepest + 1];
     for &n in members {
-        let column = top - height[&n];
-        d.nodes[n].column = column;
-        columns[column].push(n);
+        d.nodes[n].column = depth[&n];
+        columns[depth[&n]].push(n);
     }
     for col in &mut columns {
         col.sort_by(|a, b| d.nodes[*a].name.cmp(&d.nodes[*b].name));
@@ -422,7 +421,7 @@ mod tests {
         assert_eq!(d.groups.len(), 2, "no toolchain recipes, no toolchain group");
         assert_eq!(
             nodes(&d, &d.groups[0].columns),
-            [vec!["image"], vec!["hello"], vec!["bye", "libgreet"], vec!["zlib"]]
+            [vec!["image"], vec!["bye", "hello"], vec!["libgreet"], vec!["zlib"]]
         );
         assert_eq!(nodes(&d, &d.groups[1].columns), [vec!["make"]]);
         let dot = dot(&d);

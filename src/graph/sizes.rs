@@ -92,6 +92,10 @@ fn owner_colour(name: &str) -> &'static str {
     }
 }
 
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 fn percent(part: u64, whole: u64) -> String {
     if whole == 0 {
         return "0 %".into();
@@ -120,12 +124,12 @@ pub fn svg(z: &Sizes) -> String {
         16.0,
         46.0,
         &format!(
-            "{} as {} ({}), {} of file data in {} files from {} owners",
+            "{} as {} ({}), {} of file data in {} from {} owners",
             svg::bytes(z.image_bytes),
             if z.compress.is_empty() { "-" } else { z.compress.as_str() },
             z.image,
             svg::bytes(z.total_bytes),
-            z.total_files,
+            count(z.total_files, "file", "files"),
             z.owners.len()
         ),
         "font-size=\"13\" fill=\"#444\"",
@@ -162,17 +166,23 @@ pub fn svg(z: &Sizes) -> String {
             "font-size=\"12\" fill=\"#222\" text-anchor=\"end\"",
         );
         let w = ((x1 - x0) * o.bytes as f64 / max as f64).max(if o.bytes > 0 { 1.5 } else { 0.0 });
-        let tip = format!("{}: {} in {} files ({} entries)", o.name, svg::bytes(o.bytes), o.files, o.entries);
+        let tip = format!(
+            "{}: {} in {} ({})",
+            o.name,
+            svg::bytes(o.bytes),
+            count(o.files, "file", "files"),
+            count(o.entries, "entry", "entries")
+        );
         s.rect(x0, y + 4.0, w, ROW - 8.0, owner_colour(&o.name), "rx=\"2\"", Some(&tip));
         s.text(
             x0 + w + 6.0,
             y + 15.0,
             &format!(
-                "{}  {}  {} files, {} entries",
+                "{} · {} · {}, {}",
                 svg::bytes(o.bytes),
                 percent(o.bytes, z.total_bytes),
-                o.files,
-                o.entries
+                count(o.files, "file", "files"),
+                count(o.entries, "entry", "entries")
             ),
             "font-size=\"11\" fill=\"#444\"",
         );
@@ -205,7 +215,7 @@ pub fn svg(z: &Sizes) -> String {
         s.text(
             fx0 + w + 6.0,
             y + 15.0,
-            &format!("{}  {}", svg::bytes(f.bytes), f.owner),
+            &format!("{} · {}", svg::bytes(f.bytes), f.owner),
             "font-size=\"11\" fill=\"#444\"",
         );
     }

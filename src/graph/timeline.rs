@@ -3,8 +3,8 @@
 //!
 //! One `ovm build` writes into the logs of several domains — the toolchain parts, the build tools,
 //! the target packages and the image — each under a `run` header that names the ovm process. The
-//! build drawn is the last run of the target domain that ran a task (else the last such run of any
-//! of ARCH's domains), with the runs of the same process in the other domains.
+//! build drawn is the run that did the last work in any of ARCH's domains, with the runs of the
+//! same process in the others.
 //!
 //! The critical path is the longest chain of packages through the dependency graph, weighed by the
 //! time their tasks took: recipe dependencies inside a domain, and the phases in the order they ran
@@ -101,16 +101,16 @@ impl Timeline {
 /// domain's first), or `None` when no run of them ran a task. `deps` gives a package's recipe
 /// dependencies (empty for a package whose recipe is gone).
 pub fn from_runs(logs: &[(String, Vec<LoggedRun>)], deps: &dyn Fn(&str) -> Vec<String>) -> Option<Timeline> {
-    let has_tasks = |r: &LoggedRun| !r.events.is_empty();
-    // The anchor: the last target run with tasks, else the latest run with tasks anywhere.
-    let (anchor_log, anchor_idx) = match logs.first().and_then(|(_, runs)| runs.iter().rposition(has_tasks)) {
-        Some(i) => (0, i),
-        None => logs
-            .iter()
-            .enumerate()
-            .filter_map(|(l, (_, runs))| runs.iter().rposition(has_tasks).map(|i| (l, i)))
-            .max_by_key(|&(l, i)| (logs[l].1[i].at, std::cmp::Reverse(l)))?,
-    };
+    // The anchor: the run whose last task ended last, in whichever domain (a build that only
+    // rebuilt the tools has no target task); ties to the earlier log, the target's.
+    let last_event = |r: &LoggedRun| r.events.last().map(|e| e.at);
+    let (anchor_log, anchor_idx) = logs
+        .iter()
+        .enumerate()
+        .flat_map(|(l, (_, runs))| runs.iter().enumerate().map(move |(i, r)| (l, i, r)))
+        .filter_map(|(l, i, r)| last_event(r).map(|at| (at, std::cmp::Reverse(l), i)))
+        .max()
+        .map(|(_, std::cmp::Reverse(l), i)| (l, i))?;
     let anchor = &logs[anchor_log].1[anchor_idx];
     let end = anchor.events.last().map_or(anchor.at, |e| e.at);
     // The other domains' runs of the same process: after the anchor log's previous run (a pid can
@@ -370,7 +370,7 @@ pub fn svg(t: &Timeline, arch: &str) -> String {
 
     // Header lines; the critical path's may wrap.
     let names: Vec<&str> = t.critical.iter().map(|&i| t.rows[i].package.as_str()).collect();
-    let path_text = format!("critical path {}: {}", fmt_ms(t.critical_ms), names.join(" → "));
+    let path_text = format!("critical path {} of task time: {}", fmt_ms(t.critical_ms), names.join(" → "));
     let path_lines = wrap(&path_text, W - 32.0, 13.0);
     let phases = t.rows.last().map_or(0, |r| r.phase + 1);
     let legend_y = 58.0 + 18.0 * path_lines.len() as f64;
@@ -380,7 +380,7 @@ pub fn svg(t: &Timeline, arch: &str) -> String {
     let strip_y = rows_y + rows_h + 16.0;
     let height = strip_y + STRIP + 40.0;
 
-    let title = format!("{} — build timeline ({arch})", t.what);
+    let title = format!("{} — build timeline", t.what);
     let mut s = Svg::new(W, height, &title);
     s.raw(&format!(
         "<defs><pattern id=\"hatch\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" \
@@ -551,7 +551,6 @@ pub fn svg(t: &Timeline, arch: &str) -> String {
     s.raw(&format!("<path d=\"{d}\" fill=\"#4e79a7\" fill-opacity=\"0.35\" stroke=\"#4e79a7\" stroke-width=\"1\"/>"));
     s.text(x0 - 8.0, strip_y + 14.0, "tasks at once", "font-size=\"12\" fill=\"#222\" text-anchor=\"end\"");
     s.text(x0 - 8.0, strip_y + 30.0, &format!("(peak {peak})"), "font-size=\"11\" fill=\"#666\" text-anchor=\"end\"");
-    s.text(x0 - 4.0, h(peak) + 4.0, &peak.to_string(), "font-size=\"10\" fill=\"#666\" text-anchor=\"end\"");
     s.text(
         16.0,
         height - 12.0,

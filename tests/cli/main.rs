@@ -15,5 +15,6 @@ mod terminal_support;
 
 mod cli_bare;
 mod cli_failures;
+mod cli_graph;
 mod cli_progress;
 mod standin;
