@@ -651,6 +651,27 @@ mod tests {
         assert_eq!((t.wall_ms, t.max_parallel(), t.tasks()), (6600, 2, 6));
         let cached = &t.rows[4].bars[0];
         assert_eq!((cached.state, cached.ms()), (BarState::Restored, 0));
+        let doc = svg(&t, "x86_64");
+        assert!(doc.contains("critical path 6.10 s of task time: make → libgreet → hello → image"), "{doc}");
+        assert!(doc.contains("build tools (host)") && doc.contains(">libgreet</text>"), "{doc}");
+        assert_eq!(doc, svg(&from_runs(&logs, &deps).expect("a build"), "x86_64"), "same logs, same bytes");
+    }
+
+    #[test]
+    fn the_build_drawn_is_the_last_that_did_work_in_any_domain() {
+        // Build 1 compiled a target package; build 2 only rebuilt a tool (its target run is empty).
+        let target = format!(
+            "{}{}",
+            log("x86_64", 1, 0, &[(10, "start", "hello", "compile", 0.0), (20, "done", "hello", "compile", 0.01)]),
+            log("x86_64", 2, 9000, &[])
+        );
+        let tools =
+            log("tools", 2, 5000, &[(5000, "start", "make", "compile", 0.0), (8000, "done", "make", "compile", 3.0)]);
+        let logs = vec![("x86_64".to_string(), runs(&target)), ("tools".to_string(), runs(&tools))];
+        let t = from_runs(&logs, &deps).expect("a build");
+        let rows: Vec<(&str, &str)> = t.rows.iter().map(|r| (r.domain.as_str(), r.package.as_str())).collect();
+        assert_eq!(rows, [("tools", "make")]);
+        assert_eq!((t.wall_ms, t.critical_ms), (3000, 3000));
     }
 
     #[test]
