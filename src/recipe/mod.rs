@@ -568,9 +568,31 @@ impl RecipeSet {
         self.closure(&names)
     }
 
+    /// " (did you mean …?)" for a name no recipe has: recipes whose name contains it or is
+    /// contained in it, else those closest to it by edit distance (at most 1 for short names, 2
+    /// for longer: `busybx`, `zlbi`), and the architecture it looks like (`ovm download x86-65`
+    /// takes an ARCH or packages). Empty when nothing is near.
     fn hint(&self, name: &str) -> String {
-        let close: Vec<&str> =
-            self.recipes.keys().filter(|k| k.contains(name) || name.contains(k.as_str())).map(String::as_str).collect();
+        let mut close: Vec<String> = self
+            .recipes
+            .keys()
+            .filter(|k| !name.is_empty() && (k.contains(name) || name.contains(k.as_str())))
+            .cloned()
+            .collect();
+        if close.is_empty() {
+            let limit = if name.chars().count() <= 3 { 1 } else { 2 };
+            let distances: Vec<(usize, &String)> = self
+                .recipes
+                .keys()
+                .map(|k| (strsim::damerau_levenshtein(name, k), k))
+                .filter(|(d, k)| *d <= limit && *d < k.chars().count())
+                .collect();
+            let best = distances.iter().map(|(d, _)| *d).min();
+            close = distances.iter().filter(|(d, _)| Some(*d) == best).map(|(_, k)| (*k).clone()).collect();
+        }
+        if let Some(arch) = Arch::suggest(name) {
+            close.push(format!("the architecture {arch}"));
+        }
         if close.is_empty() {
             String::new()
         } else {
