@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::layout::Layout;
 use crate::settings::Settings;
@@ -27,8 +27,10 @@ pub enum ProjectError {
     NotFound(PathBuf),
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {message}")]
-    Config { path: PathBuf, message: String },
+    /// A config file that does not parse or holds a value ovm does not know, at its position
+    /// (`path:line:column`, 1-based, as recipe errors are given).
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Config { path: PathBuf, line: usize, column: usize, message: String },
     /// reproducible-builds.org: a malformed SOURCE_DATE_EPOCH must be an error, never a silent
     /// fallback, or a build meant to be reproducible quietly stamps another time.
     #[error("SOURCE_DATE_EPOCH={value:?} is malformed: expected a non-negative number of seconds since 1970 in decimal digits (what `date +%s` prints); unset it to use [build] source_date_epoch")]
@@ -37,7 +39,7 @@ pub enum ProjectError {
 
 /// `config/ovm.toml`. Every section is optional; absent fields take the defaults documented in
 /// docs/configuration.md. Unknown keys are errors so that a typo never silently changes a build.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub build: BuildConfig,
@@ -54,7 +56,7 @@ pub struct Config {
 
 /// `[kernel]`: the kernel modules the image carries (`crate::kernel_modules` resolves them).
 /// Absent, or without `modules_from`: no modules.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KernelConfig {
     /// The directory holding `lib/modules/VERSION/`, relative to the project; a path component
@@ -90,7 +92,7 @@ impl KernelConfig {
 
 /// `[sandbox]`: the resource limits of every build step's sandbox (a recipe's `[limits]` overrides
 /// them for its package). Absent: the sandbox's defaults (4096 processes, 3/4 of the RAM).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SandboxConfig {
     /// Processes a step may run at once.
@@ -99,7 +101,7 @@ pub struct SandboxConfig {
     pub memory_max: Option<crate::size::ByteSize>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BuildConfig {
     /// Timestamp given to builds and written into every cpio entry.
@@ -136,7 +138,7 @@ fn byte_size<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D
     Ok(n)
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ToolchainConfig {
     pub kind: ToolchainSetting,
@@ -151,7 +153,7 @@ impl Default for ToolchainConfig {
 }
 
 /// `[toolchain] kind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ToolchainSetting {
     /// Built from source (the default).
@@ -161,7 +163,7 @@ pub enum ToolchainSetting {
     External,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FetchConfig {
     /// Tried first, in order: http(s):// URLs, file:// URLs or plain directories, looked up by file name.
@@ -204,11 +206,11 @@ impl Default for FetchConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PackConfig {
     /// `gzip`, `xz`, `zstd` or `none`.
-    pub compress: String,
+    pub compress: Compress,
     /// A directory merged over the rootfs and packages at pack time.
     pub overlay: Option<PathBuf>,
     /// Buildroot makedevs-style device/permission table, relative to the project root.
@@ -220,7 +222,7 @@ pub struct PackConfig {
 impl Default for PackConfig {
     fn default() -> Self {
         PackConfig {
-            compress: "gzip".into(),
+            compress: Compress::Gzip,
             overlay: None,
             device_table: "config/device_table.txt".into(),
             threads: 0,
@@ -228,7 +230,20 @@ impl Default for PackConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// `[pack] compress`: typed here so that a misspelt format is refused when the config is loaded,
+/// at its line, not when a pack first needs it (`crate::pack::Compression` is the encoder's view).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compress {
+    None,
+    #[serde(alias = "gz")]
+    Gzip,
+    Xz,
+    #[serde(alias = "zst")]
+    Zstd,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BootConfig {
     /// Kernel image per architecture (x86_64 / aarch64), relative to the project root.
@@ -354,7 +369,58 @@ fn load_config(path: &Path) -> Result<Config, ProjectError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
         Err(source) => return Err(ProjectError::Read { path: path.to_path_buf(), source }),
     };
-    toml::from_str(&text).map_err(|e| ProjectError::Config { path: path.to_path_buf(), message: e.to_string() })
+    toml::from_str(&text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        let (line, column) = line_column(&text, offset);
+        let mut message = e.message().trim_end().to_string();
+        // The parser's message names the value, not always the setting (`invalid value: integer
+        // `-1`, expected u64`): say which, as `[section] key`, unless it already does.
+        if let Some(key) = setting_at(&text, offset) {
+            let bare = key.rsplit(' ').next().unwrap_or(&key);
+            if !message.contains(&format!("`{bare}`")) {
+                message = format!("{key}: {message}");
+            }
+        }
+        ProjectError::Config { path: path.to_path_buf(), line, column, message }
+    })
+}
+
+/// `[section] key` of the `key = value` line holding byte `offset` of `text` (or the header, on a
+/// `[section]` line), if it is one.
+fn setting_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset.min(text.len()))?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next()?;
+    if line.trim_start().starts_with('[') {
+        // A table header (`duplicate key` points at it): the header names itself.
+        return Some(line.trim().to_string());
+    }
+    let key = line.split_once('=')?.0.trim();
+    if key.is_empty() || key.starts_with('#') {
+        return None;
+    }
+    let section =
+        before[..line_start].lines().rev().map(str::trim).find(|l| l.starts_with('[') && !l.starts_with("[["));
+    Some(match section {
+        Some(s) => format!("{s} {key}"),
+        None => key.to_string(),
+    })
+}
+
+/// The 1-based line and column (in characters) of byte `offset` of `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (before.matches('\n').count() + 1, before[line_start..].chars().count() + 1)
+}
+
+impl Config {
+    /// The configuration as TOML, every setting with its value (defaults included), in a form
+    /// [`Config`] parses back to the same values: what `ovm config` prints.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
+    }
 }
 
 #[cfg(test)]
@@ -374,7 +440,7 @@ mod tests {
     fn missing_sections_take_defaults() {
         let (_d, p) = project_with_config("[pack]\ncompress = \"xz\"\n");
         let p = p.unwrap();
-        assert_eq!(p.config.pack.compress, "xz");
+        assert_eq!(p.config.pack.compress, Compress::Xz);
         assert_eq!(p.config.fetch.jobs, 4);
         assert_eq!(p.config.toolchain.kind, ToolchainSetting::Gcc);
         assert_eq!(p.config.build.source_date_epoch, DEFAULT_SOURCE_DATE_EPOCH);
@@ -384,7 +450,7 @@ mod tests {
     fn unknown_key_is_an_error_with_file_and_position() {
         let (_d, p) = project_with_config("[pack]\ncompres = \"xz\"\n");
         let msg = p.unwrap_err().to_string();
-        assert!(msg.contains("ovm.toml") && msg.contains("compres") && msg.contains("line 2"), "{msg}");
+        assert!(msg.contains("ovm.toml:2:1: ") && msg.contains("compres"), "{msg}");
     }
 
     #[test]
@@ -398,7 +464,7 @@ mod tests {
         {
             let (_d, p) = project_with_config(&format!("[sandbox]\n\n{text}\n"));
             let msg = p.unwrap_err().to_string();
-            assert!(msg.contains("ovm.toml") && msg.contains("line 3") && msg.contains(word), "{msg}");
+            assert!(msg.contains("ovm.toml:3:") && msg.contains(word), "{msg}");
         }
     }
 
@@ -414,7 +480,7 @@ mod tests {
         for bad in ["\"M\"", "\"-1M\"", "\"64X\"", "\"99999999999G\"", "-5", "1024"] {
             let (_d, p) = project_with_config(&format!("[build]\nlog_max = {bad}\n"));
             let msg = p.unwrap_err().to_string();
-            assert!(msg.contains("log_max") && msg.contains("line 2"), "{bad}: {msg}");
+            assert!(msg.contains("ovm.toml:2:11: ") && msg.contains("log_max"), "{bad}: {msg}");
         }
     }
 
@@ -435,7 +501,7 @@ mod tests {
         for bad in ["-1", "\"abc\"", "1.5"] {
             let (_d, p) = project_with_config(&format!("[build]\nsource_date_epoch = {bad}\n"));
             let msg = p.unwrap_err().to_string();
-            assert!(msg.contains("ovm.toml") && msg.contains("source_date_epoch") && msg.contains("line 2"), "{msg}");
+            assert!(msg.contains("ovm.toml:2:") && msg.contains("source_date_epoch"), "{msg}");
         }
     }
 
@@ -456,8 +522,44 @@ mod tests {
         for (text, word) in [("groups = [\"nvm\"]", "nvm"), ("module = [\"x\"]", "module")] {
             let (_d, p) = project_with_config(&format!("[kernel]\n{text}\n"));
             let msg = p.unwrap_err().to_string();
-            assert!(msg.contains("ovm.toml") && msg.contains("line 2") && msg.contains(word), "{msg}");
+            assert!(msg.contains("ovm.toml:2:") && msg.contains(word), "{msg}");
         }
+    }
+
+    /// `compress = "bzip2"` used to load and fail only at the first pack; `kind = "clang"` gave a
+    /// multi-line parser report without the file. Both are refused at load, at file:line:column.
+    #[test]
+    fn unknown_enum_values_are_refused_at_load_with_file_line_and_column() {
+        for (text, at, word) in [
+            ("[pack]\ncompress = \"bzip2\"\n", ":2:12: ", "bzip2"),
+            ("# x\n[toolchain]\nkind = \"clang\"\n", ":3:8: ", "clang"),
+            ("[kernel]\ngroups = [\"virtio\", \"nvm\"]\n", ":2:21: ", "nvm"),
+        ] {
+            let (_d, p) = project_with_config(text);
+            let msg = p.unwrap_err().to_string();
+            assert!(msg.contains(&format!("config/ovm.toml{at}")) && msg.contains(word), "{text}: {msg}");
+            assert!(msg.contains("expected"), "the choices are named: {msg}");
+        }
+        let (_d, p) = project_with_config("[pack]\ncompress = \"zst\"\n");
+        assert_eq!(p.unwrap().config.pack.compress, Compress::Zstd);
+    }
+
+    /// What `ovm config` prints parses back to the same configuration.
+    #[test]
+    fn the_config_as_toml_parses_back_to_itself() {
+        let (_d, p) = project_with_config(
+            "[pack]\ncompress = \"xz\"\n[sandbox]\nmemory_max = \"4G\"\n[build]\nlog_max = \"1M\"\n\
+             [kernel]\nmodules = [\"ext4\"]\ngroups = [\"usb-storage\"]\n[features]\ndropbear = [\"-zlib\"]\n\
+             [toolchain]\nkind = \"external\"\npath = \"/opt/tc\"\n[boot.kernel]\nx86_64 = \"k/vmlinuz\"\n",
+        );
+        let config = p.unwrap().config;
+        let text = config.to_toml().unwrap();
+        let back: Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(format!("{back:?}"), format!("{config:?}"), "{text}");
+        assert!(text.contains("compress = \"xz\"") && text.contains("memory_max = 4294967296"), "{text}");
+        let default = Config::default().to_toml().unwrap();
+        let back: Config = toml::from_str(&default).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{:?}", Config::default()));
     }
 
     #[test]

@@ -57,6 +57,13 @@ impl std::str::FromStr for ByteSize {
     }
 }
 
+/// Written back as a plain number of bytes, which [`Deserialize`] takes too.
+impl serde::Serialize for ByteSize {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(self.0)
+    }
+}
+
 /// TOML accepts either a string with a unit (`"4G"`) or a plain number of bytes.
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

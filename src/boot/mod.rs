@@ -291,7 +291,7 @@ fn default_initrd(project: &Project, arch: Arch) -> PathBuf {
             }
         }
     }
-    let compress = project.config.pack.compress.parse().unwrap_or(Compression::Gzip);
+    let compress = Compression::from(project.config.pack.compress);
     out.join(compress.image_name())
 }
 

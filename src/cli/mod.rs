@@ -38,7 +38,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the project root and its configuration as ovm understood it
+    /// Print the effective configuration (defaults filled in) as TOML, which parses back
     Config,
     /// Build everything for ARCH (toolchain, build tools, packages) and pack output/ARCH/initrd.cpio.gz
     Build {
@@ -222,8 +222,9 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Config => {
             let project = cli.project(settings)?;
-            println!("project: {}", project.root().display());
-            println!("{:#?}", project.config);
+            println!("# project: {}", project.root().display());
+            println!("# the effective configuration: config/ovm.toml with every default filled in");
+            print!("{}", project.config.to_toml().context("writing the configuration as TOML")?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Download { items, jobs } => {

@@ -3,10 +3,10 @@
 //! in is skipped (the sets span x86_64 and aarch64, whose drivers differ); a member named in
 //! `modules = [...]` must exist.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `[kernel] groups = [...]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Group {
     /// Disks, network and console of a QEMU/KVM guest: PCI and MMIO transports.

@@ -50,7 +50,8 @@ pub enum CompressError {
 }
 
 /// How the image is compressed. On the command line a `clap::ValueEnum` with the names (and
-/// aliases) `FromStr` takes for `[pack] compress`.
+/// aliases) `FromStr` takes; the config's `[pack] compress` ([`crate::project::Compress`]) takes
+/// the same ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Compression {
     #[value(name = "none")]
@@ -61,6 +62,18 @@ pub enum Compression {
     Xz,
     #[value(name = "zstd", alias = "zst")]
     Zstd,
+}
+
+/// The config's spelling (checked when the config is loaded) as the encoder's.
+impl From<crate::project::Compress> for Compression {
+    fn from(c: crate::project::Compress) -> Self {
+        match c {
+            crate::project::Compress::None => Compression::None,
+            crate::project::Compress::Gzip => Compression::Gzip,
+            crate::project::Compress::Xz => Compression::Xz,
+            crate::project::Compress::Zstd => Compression::Zstd,
+        }
+    }
 }
 
 impl Compression {
@@ -286,5 +299,15 @@ mod tests {
         assert_eq!("gz".parse::<Compression>().unwrap().image_name(), "initrd.cpio.gz");
         assert_eq!("zstd".parse::<Compression>().unwrap().image_name(), "initrd.cpio.zst");
         assert!("lz4".parse::<Compression>().unwrap_err().to_string().contains("gzip, xz, zstd or none"));
+        // The config's names are the command line's.
+        #[derive(serde::Deserialize)]
+        struct Cfg {
+            compress: crate::project::Compress,
+        }
+        for name in ["none", "gzip", "gz", "xz", "zstd", "zst", "bzip2", "lz4", "GZIP"] {
+            let cfg =
+                toml::from_str::<Cfg>(&format!("compress = \"{name}\"")).ok().map(|c| Compression::from(c.compress));
+            assert_eq!(cfg, name.parse::<Compression>().ok(), "{name}");
+        }
     }
 }

@@ -272,12 +272,7 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &PackOptions) ->
         }
         layers.push(Layer::overlay(overlay));
     }
-    let compress = match opts.compress {
-        Some(c) => c,
-        None => cfg.compress.parse().map_err(|e| {
-            PackError::Config(format!("{}: [pack] compress: {e}", project.layout().config_file().display()))
-        })?,
-    };
+    let compress = opts.compress.unwrap_or(cfg.compress.into());
     Ok(PackRequest {
         arch,
         layers,
