@@ -57,7 +57,8 @@ pub enum Command {
         #[arg(short, long, value_name = "N", default_value_t = 0)]
         jobs: usize,
         /// Toolchain: gcc (built from source; the default unless [toolchain] in config/ovm.toml says
-        /// otherwise), zig (the fast path), or external:DIR
+        /// otherwise), zig (the fast path), or external:DIR. Recorded as the project's choice:
+        /// later builds, status, shell and spec use it until another --toolchain or a config edit
         #[arg(long, value_name = "KIND")]
         toolchain: Option<crate::toolchain::ToolchainKind>,
         /// Fail at once if another ovm holds this project's lock, instead of waiting
@@ -297,6 +298,7 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
         Command::SandboxExec(args) => Ok(crate::sandbox::cli::exec(args, settings)),
         Command::Status { arch, why } => {
             let project = cli.project(settings)?;
+            println!("{}", crate::engine::status::toolchain_line(&project)?);
             let lines = crate::engine::status::collect(&project, *arch)?;
             let all = crate::engine::status::print(&lines, *why, &mut std::io::stdout());
             Ok(if all { ExitCode::SUCCESS } else { ExitCode::from(1) })

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::arch::Arch;
 use crate::fetch::Fetcher;
 use crate::layout::{Domain, Layout, TaskName, IMAGE};
-use crate::project::{Project, ToolchainSetting};
+use crate::project::Project;
 use crate::recipe::{Kind, Recipe, RecipeSet};
 use crate::signature::{sha256_hex, Inputs, ENGINE_VERSION};
 use crate::toolchain::{
@@ -43,7 +43,7 @@ pub struct BuildOptions {
     pub no_sandbox: bool,
     /// `--no-wait`: refuse instead of waiting for another ovm's lock.
     pub no_wait: bool,
-    /// `--toolchain`: overrides `[toolchain] kind`.
+    /// `--toolchain`: overrides `[toolchain] kind`, and is recorded as the project's choice.
     pub toolchain: Option<ToolchainKind>,
 }
 
@@ -186,26 +186,10 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// The toolchain of this run: `--toolchain`, else `[toolchain]` in the config.
+    /// The toolchain of this run: `--toolchain`, else the project's recorded choice, else
+    /// `[toolchain]` in the config (see [`super::choice`]).
     pub fn toolchain(&self, over: Option<&ToolchainKind>) -> Result<ToolchainKind, EngineError> {
-        if let Some(kind) = over {
-            return Ok(kind.clone());
-        }
-        let cfg = &self.project.config.toolchain;
-        Ok(match cfg.kind {
-            ToolchainSetting::Gcc => ToolchainKind::Gcc,
-            ToolchainSetting::Zig => ToolchainKind::Zig,
-            ToolchainSetting::External => match &cfg.path {
-                Some(p) => ToolchainKind::External(p.clone()),
-                None => {
-                    return Err(ToolchainError::External {
-                        dir: PathBuf::new(),
-                        reason: "[toolchain] kind = \"external\" needs path = \"DIR\"".into(),
-                    }
-                    .into())
-                }
-            },
-        })
+        Ok(super::choice::resolve(self.project, over)?.kind)
     }
 
     /// What `kind` provides now, without building anything.
@@ -498,7 +482,10 @@ pub(crate) fn build(
     let t0 = Instant::now();
     let (_lock, mut run) = open_run(project, opts.jobs, opts.no_sandbox, opts.no_wait)?;
     run.observer = observer;
-    let kind = run.toolchain(opts.toolchain.as_ref())?;
+    // The choice is the project's from now on (under the lock): later commands use it too.
+    let choice = super::choice::resolve(project, opts.toolchain.as_ref())?;
+    super::choice::remember(project, &choice)?;
+    let kind = choice.kind;
     let reports = Mutex::new(Vec::new());
     let what = format!("ovm build {}{}", opts.arch, opts.packages.iter().map(|p| format!(" {p}")).collect::<String>());
     let targets = target_list(&run.recipes, &opts.packages)?;

@@ -30,6 +30,8 @@ pub enum EngineError {
     Read { path: PathBuf, source: io::Error },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
+    #[error("{}: {why}; delete it, or run `ovm build --toolchain KIND ARCH` to choose again", path.display())]
+    ToolchainRecord { path: PathBuf, why: String },
     #[error("jobserver: {0}")]
     Jobserver(io::Error),
     #[error("{what}: at most {max} jobs (the jobserver pipe holds one byte per job)")]

@@ -2,9 +2,10 @@
 //! compile → install → package), each task guarded by a signature stamp, run in the sandbox, in
 //! parallel across packages under one jobserver, with the state kept on the host.
 
-// Public: what the CLI calls (`build`, `clean`, `cross`, `devshell`, `progress`, `report`, `status`) and the
-// integration tests read (`context_log`). The rest is the engine's inside.
+// Public: what the CLI calls (`build`, `choice`, `clean`, `cross`, `devshell`, `progress`, `report`,
+// `status`) and the integration tests read (`context_log`). The rest is the engine's inside.
 pub mod build;
+pub mod choice;
 pub mod clean;
 pub mod context_log;
 pub mod cross;

@@ -55,6 +55,11 @@ pub struct Line {
     pub state: State,
 }
 
+/// The first line of `ovm status`: the toolchain the packages are judged against, and why.
+pub fn toolchain_line(project: &Project) -> Result<String, EngineError> {
+    Ok(format!("toolchain: {}", super::choice::resolve(project, None)?))
+}
+
 /// The status of every package; `arch: None` covers every architecture that has state.
 pub fn collect(project: &Project, arch: Option<Arch>) -> Result<Vec<Line>, EngineError> {
     let run = Run::new(project, 1, false)?;

@@ -12,6 +12,7 @@
 //! | `states/D/await`                      | the failed task the next run resumes at                  |
 //! | `states/D/composed`, `states/D/joined`| the signature of a composed toolchain                    |
 //! | `states/.lock`                        | one ovm at a time per project                            |
+//! | `states/toolchain.toml`               | the toolchain chosen with `ovm build --toolchain`        |
 //! | `logs/D/context.log`, `logs/D/PKG/TASK.log` | the run's log and each task's                      |
 //! | `toolchain/{zig,ARCH,T+H,tools,.none}`| the toolchains and build tools bound into sandboxes      |
 //! | `output/ARCH/`                        | the image, its manifest, the SDK                         |
@@ -209,6 +210,11 @@ impl Layout {
     }
     pub fn lock(&self) -> PathBuf {
         self.states_root().join(".lock")
+    }
+    /// The toolchain recorded by `ovm build --toolchain` (`crate::engine::choice`). Its dot keeps
+    /// it apart from the domains' directories beside it.
+    pub fn toolchain_choice(&self) -> PathBuf {
+        self.states_root().join("toolchain.toml")
     }
 
     /// The build tools composed: bound at /ovm/tools.
