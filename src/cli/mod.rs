@@ -90,6 +90,9 @@ pub enum Command {
         /// Fail at once if another ovm holds this project's lock, instead of waiting
         #[arg(long)]
         no_wait: bool,
+        /// Pack even when none of the project's packages is built for ARCH (rootfs/ alone cannot boot)
+        #[arg(long)]
+        allow_empty: bool,
     },
     /// Boot the initrd in qemu on the serial console; with --expect, pass/fail by exit code
     /// (0 pass, 10 timeout, 11 kernel panic, 12 marker missing, 13 qemu failed)
@@ -129,23 +132,35 @@ pub enum Command {
         #[arg(long)]
         why: bool,
     },
-    /// Forget what was built: one package, one architecture, or everything generated (not sources/)
+    /// Forget what was built: one package, one architecture, or everything generated (not sources/);
+    /// asks before deleting toolchain/ or output/
     Clean {
         /// An architecture and/or package names; nothing: everything
         #[arg(value_name = "ARCH|PKG")]
         items: Vec<String>,
+        /// Delete toolchain/ and output/ without asking (needed when stdin is not a terminal)
+        #[arg(short, long)]
+        yes: bool,
     },
     /// Print the OCI runtime spec (config.json) of PKG's compile sandbox
     Spec {
         pkg: String,
-        #[arg(long, default_value = "x86_64")]
-        arch: Arch,
+        /// x86_64 (amd64) or aarch64 (arm64); default x86_64
+        #[arg(value_name = "ARCH")]
+        arch: Option<Arch>,
+        /// The same as the positional ARCH: the older spelling, still accepted, not shown in help
+        #[arg(long = "arch", value_name = "ARCH", conflicts_with = "arch", hide = true)]
+        arch_flag: Option<Arch>,
     },
     /// A shell (or CMD) inside exactly the sandbox PKG's compile step runs in, at its build dir
     Shell {
         pkg: String,
-        #[arg(long, default_value = "x86_64")]
-        arch: Arch,
+        /// x86_64 (amd64) or aarch64 (arm64); default x86_64
+        #[arg(value_name = "ARCH")]
+        arch: Option<Arch>,
+        /// The same as the positional ARCH: the older spelling, still accepted, not shown in help
+        #[arg(long = "arch", value_name = "ARCH", conflicts_with = "arch", hide = true)]
+        arch_flag: Option<Arch>,
         /// The command to run instead of an interactive shell
         #[arg(last = true, value_name = "CMD")]
         cmd: Vec<String>,
@@ -240,13 +255,16 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
             println!("{report}");
             Ok(if report.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Pack { arch, compress, overlay, threads, no_wait } => {
+        Command::Pack { arch, compress, overlay, threads, no_wait, allow_empty } => {
             let project = cli.project(settings)?;
             // The staged packages must not change under the pack: a build holding the lock may be
             // halfway through committing one.
             let _lock = crate::engine::build::lock_project(&project, *no_wait)?;
             let opts = crate::pack::PackOptions { compress: *compress, overlay: overlay.clone(), threads: *threads };
             let request = crate::pack::request_for_project(&project, *arch, &opts)?;
+            if !*allow_empty {
+                request.require_packages(&project)?;
+            }
             let started = std::time::Instant::now();
             let out = crate::pack::pack(&request).with_context(|| format!("packing the {arch} initrd"))?;
             if !cli.quiet {
@@ -303,7 +321,7 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
             let all = crate::engine::status::print(&lines, *why, &mut std::io::stdout());
             Ok(if all { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        Command::Clean { items } => {
+        Command::Clean { items, yes } => {
             let project = cli.project(settings)?;
             let mut arch = None;
             let mut packages = Vec::new();
@@ -313,21 +331,24 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
                     _ => packages.push(item.clone()),
                 }
             }
-            for p in crate::engine::clean::clean(&project, arch, &packages)? {
+            let confirm = if *yes { crate::engine::clean::Confirm::Yes } else { crate::engine::clean::Confirm::Ask };
+            for p in crate::engine::clean::clean(&project, arch, &packages, confirm)? {
                 if !cli.quiet {
                     println!("removed {}", p.display());
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Spec { pkg, arch } => {
+        Command::Spec { pkg, arch, arch_flag } => {
             let project = cli.project(settings)?;
-            println!("{}", crate::engine::devshell::spec(&project, pkg, *arch)?);
+            let arch = arch.or(*arch_flag).unwrap_or(Arch::X86_64);
+            println!("{}", crate::engine::devshell::spec(&project, pkg, arch)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Shell { pkg, arch, cmd } => {
+        Command::Shell { pkg, arch, arch_flag, cmd } => {
             let project = cli.project(settings)?;
-            Ok(crate::engine::devshell::shell(&project, pkg, *arch, cmd, cli.quiet)?)
+            let arch = arch.or(*arch_flag).unwrap_or(Arch::X86_64);
+            Ok(crate::engine::devshell::shell(&project, pkg, arch, cmd, cli.quiet)?)
         }
         Command::Toolchain { arch, dry_run, sdk, jobs, no_sandbox, no_wait } => {
             let project = cli.project(settings)?;

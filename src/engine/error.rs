@@ -32,6 +32,13 @@ pub enum EngineError {
     Write { path: PathBuf, source: io::Error },
     #[error("{}: {why}; delete it, or run `ovm build --toolchain KIND ARCH` to choose again", path.display())]
     ToolchainRecord { path: PathBuf, why: String },
+    #[error(
+        "ovm clean would delete {what} (toolchains take up to an hour to build again) and stdin is not a \
+         terminal to ask on: nothing removed; pass --yes to delete them"
+    )]
+    CleanNeedsYes { what: String },
+    #[error("nothing removed ({what} kept)")]
+    CleanDeclined { what: String },
     #[error("jobserver: {0}")]
     Jobserver(io::Error),
     #[error("{what}: at most {max} jobs (the jobserver pipe holds one byte per job)")]

@@ -101,6 +101,14 @@ pub enum PackError {
     KernelModules { config: PathBuf, source: Box<crate::kernel_modules::KmodError> },
     #[error("writing {path}: {source}")]
     Output { path: PathBuf, source: io::Error },
+    /// `ovm pack ARCH` before any of the project's packages was built: the image would be the
+    /// skeleton alone (a few kB whose /init finds no busybox), which boots into a kernel panic.
+    #[error(
+        "no package is built for {arch} ({} is empty): the image would be rootfs/ alone and could not boot; \
+         run `ovm build {arch}` first (or pass --allow-empty to pack it anyway)",
+        staging.display()
+    )]
+    NothingBuilt { arch: Arch, staging: PathBuf },
 }
 
 /// What a layer is; decides who wins when two layers provide the same path (see `tree`).
@@ -184,6 +192,29 @@ pub struct PackOutcome {
     pub size: u64,
     /// Archive entries (without the trailer).
     pub entries: usize,
+}
+
+impl PackRequest {
+    /// Refuses to pack ARCH when the project has target recipes but none of them is built
+    /// ([`PackError::NothingBuilt`]): the image would be the skeleton alone. A project without
+    /// target recipes (its rootfs/ is the whole image) and an overlay (it may bring its own /init
+    /// and busybox) are packed as asked.
+    pub fn require_packages(&self, project: &Project) -> Result<(), PackError> {
+        let content = self.layers.iter().any(|l| matches!(l.kind, LayerKind::Package { .. } | LayerKind::Overlay));
+        // Recipes that do not load cannot say there is nothing to build: refuse, the error says
+        // how to pack anyway.
+        let has_targets = crate::recipe::RecipeSet::load(project)
+            .map(|set| set.of_kind(crate::recipe::Kind::Target).next().is_some())
+            .unwrap_or(true);
+        if content || !has_targets {
+            Ok(())
+        } else {
+            Err(PackError::NothingBuilt {
+                arch: self.arch,
+                staging: project.layout().staging_of(Domain::Target(self.arch)),
+            })
+        }
+    }
 }
 
 /// Overrides of the project configuration, from the command line.

@@ -286,14 +286,14 @@ fn clean_forgets_a_package_an_arch_or_everything() {
     assert_eq!(staged_hash(&p, "x86_64", "hello"), hello_before);
 
     // One architecture: everything of x86_64, nothing of the tools or the toolchain.
-    p.ok(&["clean", "x86_64"]);
+    p.ok(&["clean", "x86_64", "--yes"]);
     for rel in ["work/x86_64", "staging/x86_64", "states/x86_64", "logs/x86_64", "output/x86_64"] {
         assert!(!exists(rel), "{rel} survived `ovm clean x86_64`");
     }
     assert!(exists("toolchain/zig") && exists("staging/tools/make") && exists("states/tools"));
 
     // Everything generated; sources/ stays (verified by hash, never stale).
-    p.ok(&["clean"]);
+    p.ok(&["clean", "--yes"]);
     for rel in ["work", "staging", "logs", "output", "toolchain", "states/tools", "states/toolchain"] {
         assert!(!exists(rel), "{rel} survived `ovm clean`");
     }
