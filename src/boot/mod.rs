@@ -63,6 +63,11 @@ pub enum BootError {
     Wait(io::Error),
 }
 
+/// What an interactive `ovm boot` prints before qemu takes the terminal (qemu's `-nographic`
+/// multiplexes the monitor onto the console: Ctrl-A is its escape key).
+pub const QUIT_HINT: &str = "ovm boot: the terminal is now the guest's console; to quit qemu press Ctrl-A, then X \
+                             (Ctrl-A H lists the other keys)";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootRequest {
     pub arch: Arch,
@@ -312,6 +317,10 @@ pub fn boot(req: &BootRequest) -> Result<BootOutcome, BootError> {
     writeln!(log, "# {program} {}", shell_words(&args)).map_err(log_err)?;
     tracing::info!("booting {} with {}", req.initrd.display(), program);
 
+    if req.interactive {
+        // Once qemu has the terminal, Ctrl-C goes to the guest: say how out before it does.
+        eprintln!("{QUIT_HINT}");
+    }
     let start = Instant::now();
     let mut scanner = Scanner::new(req.expect.as_deref());
     let child = match Command::new(&program)

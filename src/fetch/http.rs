@@ -218,9 +218,20 @@ fn once(
                 return Err(Failure::Restart(format!("server answered a resume at byte {have} with another range")));
             }
             let f = OpenOptions::new().append(true).open(part).map_err(|e| io_failure("cannot open", part, e))?;
+            // An interrupted download (Ctrl-C, a lost connection) continues: say so, or a rerun
+            // looks like it silently started over or skipped work.
+            progress.note(&format!("resuming {file} at {} (already downloaded)", indicatif::HumanBytes(have)));
             (f, have)
         }
-        StatusCode::OK => (File::create(part).map_err(|e| io_failure("cannot create", part, e))?, 0),
+        StatusCode::OK => {
+            if have > 0 {
+                progress.note(&format!(
+                    "{file}: the server cannot resume at {}: downloading it again from the start",
+                    indicatif::HumanBytes(have)
+                ));
+            }
+            (File::create(part).map_err(|e| io_failure("cannot create", part, e))?, 0)
+        }
         StatusCode::RANGE_NOT_SATISFIABLE if have > 0 => {
             truncate(part)?;
             return Err(Failure::Restart(format!("server cannot resume at byte {have}")));
