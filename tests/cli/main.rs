@@ -10,6 +10,8 @@
 mod build_support;
 #[path = "../engine_fixture/mod.rs"]
 mod engine_fixture;
+#[path = "../fetch_support/mod.rs"]
+mod fetch_support;
 #[path = "../terminal_support/mod.rs"]
 mod terminal_support;
 
@@ -17,4 +19,5 @@ mod cli_bare;
 mod cli_failures;
 mod cli_graph;
 mod cli_progress;
+mod cli_toolchain;
 mod standin;
