@@ -174,7 +174,7 @@ pub fn default_or_snippet(recipe: &Recipe, step: Step, arch: Arch) -> Option<Str
     if let Some(s) = snippet {
         return Some(s.clone());
     }
-    let kconfig = recipe.files.iter().map(|f| f.name.as_str()).find(|n| n.ends_with(".config"));
+    let kconfig = recipe.kconfig_file().map(|f| f.name.as_str());
     steps::default_script(build.style, step, &build.configure_args_for(arch), &build.make_args_for(arch), kconfig)
 }
 

@@ -201,6 +201,20 @@ impl Recipe {
     pub fn is_prebuilt(&self) -> bool {
         self.build.is_none()
     }
+
+    /// The kconfig `.config` of a Kconfig tree: for `style = "kbuild"`, the `files` entry whose
+    /// name ends in `.config` (validation allows one). It is what the default configure step
+    /// copies to `.config` and what `ovm menuconfig` edits. Detected rather than declared: the
+    /// default steps already relied on this rule, and one rule keeps the two in step.
+    pub fn kconfig_file(&self) -> Option<&ConfigFile> {
+        let kbuild = self.build.as_ref().is_some_and(|b| b.style == Style::Kbuild);
+        self.files.iter().find(|f| kbuild && is_kconfig_name(&f.name))
+    }
+}
+
+/// A `files` entry a kbuild recipe's kconfig starts from: `*.config`.
+pub(crate) fn is_kconfig_name(name: &str) -> bool {
+    name.ends_with(".config")
 }
 
 /// A file under `config/` that a build reads, visible read-only at `/ovm/files/<name>`.

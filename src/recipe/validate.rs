@@ -167,6 +167,22 @@ fn validate(
         }
     };
 
+    if build.as_ref().is_some_and(|b| b.style == Style::Kbuild) {
+        // The default configure step and `ovm menuconfig` take the kconfig file by its name:
+        // with two, which one is the package's configuration would be a guess.
+        let mut configs = raw.files.iter().filter(|f| super::is_kconfig_name(f.as_ref()));
+        if let (Some(first), Some(second)) = (configs.next(), configs.next()) {
+            return Err(doc.invalid(
+                second,
+                format!(
+                    "a kbuild recipe lists one kconfig file (`*.config`), not two: `{}` and `{}`",
+                    first.as_ref(),
+                    second.as_ref()
+                ),
+            ));
+        }
+    }
+
     let limits = convert_limits(doc, raw.limits)?;
     let features = apply_features(ctx, doc, &name, raw.features, &mut depends, &mut depends_at, build.as_mut())?;
     let recipe = Recipe {

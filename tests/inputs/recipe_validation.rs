@@ -595,3 +595,31 @@ fn replaces_names_real_packages_and_orders_the_replacer_after_them() {
         "`tt` is a tools recipe; a target recipe may only replace target recipes",
     );
 }
+
+/// A kbuild recipe's kconfig file is its one `*.config` entry (what the default configure step
+/// copies and `ovm menuconfig` edits); two would leave the choice to a guess, so they are refused
+/// at the second. Other styles may list any files, and have no kconfig file.
+#[test]
+fn a_kbuild_recipe_has_at_most_one_kconfig_file() {
+    let two = recipe("k", "files = [\"a.config\", \"b.config\"]").replace("style = \"make\"", "style = \"kbuild\"");
+    assert_error(
+        &[("recipes/k.toml", &two), ("config/a.config", ""), ("config/b.config", "")],
+        "recipes/k.toml:4:22",
+        "a kbuild recipe lists one kconfig file (`*.config`), not two: `a.config` and `b.config`",
+    );
+
+    let one = recipe("k", "files = [\"notes.txt\", \"k.config\"]").replace("style = \"make\"", "style = \"kbuild\"");
+    let make = recipe("m", "files = [\"a.config\", \"b.config\"]");
+    let files = [
+        ("recipes/k.toml", one.as_str()),
+        ("recipes/m.toml", make.as_str()),
+        ("config/notes.txt", ""),
+        ("config/k.config", ""),
+        ("config/a.config", ""),
+        ("config/b.config", ""),
+    ];
+    let (_dir, p) = project(&files);
+    let set = RecipeSet::load(&p).unwrap();
+    assert_eq!(set.require("k").unwrap().kconfig_file().map(|f| f.name.as_str()), Some("k.config"));
+    assert_eq!(set.require("m").unwrap().kconfig_file(), None, "a make recipe has no kconfig file");
+}
