@@ -306,10 +306,24 @@ pub const TEMP_PREFIX: &str = ".tmp-";
 /// Writes `bytes` to `path` via a temporary file in the same directory, fsynced, then renamed: a
 /// SIGKILL at any instant leaves the old content or the new, never a torn file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_mode(path, bytes, None)
+}
+
+/// [`write_atomic`] over a file a person owns (a recipe's config file): the new file gets the old
+/// one's permission bits, where a plain temporary file would turn a 0644 file into 0600.
+pub fn replace_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mode = fs::metadata(path)?.permissions().mode() & 0o7777;
+    write_atomic_mode(path, bytes, Some(mode))
+}
+
+fn write_atomic_mode(path: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir)?;
     tmp.write_all(bytes)?;
+    if let Some(mode) = mode {
+        tmp.as_file().set_permissions(fs::Permissions::from_mode(mode))?;
+    }
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
@@ -318,6 +332,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replace_atomic_keeps_the_files_permissions() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("busybox.config");
+        fs::write(&f, "old\n").unwrap();
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o664)).unwrap();
+        replace_atomic(&f, b"new\n").unwrap();
+        assert_eq!(fs::read_to_string(&f).unwrap(), "new\n");
+        assert_eq!(fs::metadata(&f).unwrap().permissions().mode() & 0o7777, 0o664);
+        let left: Vec<_> = fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, ["busybox.config"], "no temporary file is left");
+    }
 
     #[test]
     fn setid_bits_are_cleared_below_a_root_and_links_are_not_followed() {
