@@ -51,6 +51,9 @@ PACKAGES=(
   kmod              # pack tests: depmod and modprobe --show-depends check ovm's module resolution
   chromium          # cli tests: `ovm graph`'s SVGs are opened in headless Chromium (not blank, names the packages)
   graphviz          # … and depends.dot must be accepted by `dot -Tsvg` (ovm itself never needs graphviz)
+  libncurses-dev    # ovm menuconfig: kconfig's menu is compiled by the host cc against ncurses, in the
+                    # toolchain profile (host /usr read-only); the strict package sandbox has no ncurses
+  tmux              # cli tests: drive `ovm menuconfig` with send-keys and read the menu with capture-pane
 )
 
 missing=()

@@ -13,6 +13,7 @@ use crate::project::Project;
 use crate::settings::Settings;
 
 mod doctor;
+mod menuconfig;
 pub mod progress;
 
 #[derive(Debug, Parser)]
@@ -164,6 +165,17 @@ pub enum Command {
         /// The command to run instead of an interactive shell
         #[arg(last = true, value_name = "CMD")]
         cmd: Vec<String>,
+    },
+    /// Edit a kconfig package's configuration (busybox) in its menuconfig; saves back to its recipe's file
+    ///
+    /// Prepares PKG's source as a build does, runs `make menuconfig` on this terminal (host /usr
+    /// read-only: the menu needs the host's cc and ncurses), then writes the saved configuration
+    /// back to the recipe's `*.config` file as a full config, keeping its comments, and prints the
+    /// diff. Quitting without saving leaves the file as it was.
+    Menuconfig {
+        pkg: String,
+        /// The architecture whose work dir prepares the source (default: this machine's)
+        arch: Option<Arch>,
     },
     /// Build the gcc cross toolchain for ARCH from source into toolchain/ARCH/
     ///
@@ -349,6 +361,10 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
             let project = cli.project(settings)?;
             let arch = arch.or(*arch_flag).unwrap_or(Arch::X86_64);
             Ok(crate::engine::devshell::shell(&project, pkg, arch, cmd, cli.quiet)?)
+        }
+        Command::Menuconfig { pkg, arch } => {
+            let project = cli.project(settings)?;
+            menuconfig::menuconfig(&project, pkg, *arch, cli.quiet)
         }
         Command::Toolchain { arch, dry_run, sdk, jobs, no_sandbox, no_wait } => {
             let project = cli.project(settings)?;

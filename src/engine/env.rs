@@ -89,6 +89,40 @@ pub fn build_env(spec: &EnvSpec<'_>) -> Vec<(String, String)> {
     env
 }
 
+/// The environment of `ovm menuconfig`'s sandbox (the `toolchain` profile, host /usr read-only):
+/// kconfig's menu program is a host tool compiled by the host's `cc` against the host's ncurses,
+/// and it draws on the user's terminal, so `term` (the caller's `TERM`) goes in. Nothing for the
+/// target's compiler: no `CC`/`CROSS_COMPILE`, which the menu never uses (and which name a
+/// toolchain this sandbox does not have). `ARCH` selects the Kconfig tree of a Linux kernel.
+pub fn menuconfig_env(target: Arch, term: &str, recipe_env: &[(String, String)]) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".into()),
+        ("HOME".into(), "/tmp".into()),
+        // UTF-8, so ncursesw draws the boxes with line characters (under plain C, terminals such
+        // as tmux show the alternate-charset letters instead); glibc has C.UTF-8 built in.
+        ("LC_ALL".into(), "C.UTF-8".into()),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("TZ".into(), "UTC".into()),
+        ("SHELL".into(), "/bin/sh".into()),
+        ("TERM".into(), term.into()),
+        ("KCONFIG_NOTIMESTAMP".into(), "1".into()),
+        ("ARCH".into(), target.kernel_arch().into()),
+        ("HOSTCC".into(), "cc".into()),
+    ];
+    for (k, v) in recipe_env {
+        // The recipe's environment is for its build; these are the menu's own.
+        if ["PATH", "TERM", "HOSTCC"].contains(&k.as_str()) {
+            continue;
+        }
+        match env.iter_mut().find(|(ek, _)| ek == k) {
+            Some(slot) => slot.1 = v.clone(),
+            None => env.push((k.clone(), v.clone())),
+        }
+    }
+    env.sort();
+    env
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +178,18 @@ mod tests {
         for (k, v) in build_env(&spec(&[])) {
             assert!(!v.contains("/home") && !v.contains("/root") && !v.contains("/work"), "{k}={v}");
         }
+    }
+
+    #[test]
+    fn menuconfig_gets_the_host_compiler_and_the_users_terminal() {
+        let recipe_env = vec![("KCONFIG_NOTIMESTAMP".to_string(), String::new()), ("TERM".into(), "dumb".into())];
+        let env = menuconfig_env(Arch::Aarch64, "screen-256color", &recipe_env);
+        assert_eq!(get(&env, "HOSTCC"), Some("cc"));
+        assert_eq!(get(&env, "TERM"), Some("screen-256color"), "the recipe cannot take the terminal away");
+        assert_eq!(get(&env, "ARCH"), Some("arm64"));
+        assert_eq!(get(&env, "KCONFIG_NOTIMESTAMP"), Some(""), "the recipe's own setting wins");
+        assert_eq!(get(&env, "CC"), None);
+        assert_eq!(get(&env, "CROSS_COMPILE"), None);
+        assert!(get(&env, "PATH").is_some_and(|p| p.split(':').any(|d| d == "/usr/bin")), "the host's cc and make");
     }
 }

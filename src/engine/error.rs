@@ -68,6 +68,20 @@ pub enum EngineError {
     SourceChanged { package: String, file: String },
     #[error("shared-state entry {sig} does not match its recorded hash")]
     SstateMismatch { sig: String },
+    #[error(
+        "{package} has no kconfig configuration to edit: `ovm menuconfig` works on a recipe with [build] style = \
+         \"kbuild\" that lists its kconfig file (`*.config`) in `files`; {recipe} has style \"{style}\"{}",
+        if *.style == "kbuild" { " and no `*.config` file" } else { "" }
+    )]
+    NoKconfig { package: String, recipe: PathBuf, style: &'static str },
+    #[error("`ovm menuconfig {package}` needs a terminal to draw its menu on: stdin and stdout must both be one")]
+    NotATerminal { package: String },
+    #[error(
+        "{package}: `make menuconfig` failed ({}); kconfig compiles its menu with the host's cc against ncurses: \
+         on Debian, `apt install gcc make libncurses-dev`",
+        match .status { Some(c) => format!("exit status {c}"), None => "killed by a signal".to_string() }
+    )]
+    MenuconfigFailed { package: String, status: Option<i32> },
     #[error("no host architecture: ovm runs on x86_64 or aarch64 hosts")]
     UnsupportedHost,
     #[error("{0} package(s) failed")]

@@ -140,6 +140,45 @@ pub fn run_until(
     Ok((Outcome::Built(plan.name(start).clone()), output))
 }
 
+/// Makes `recipe`'s work dir hold its patched source tree, for a tool that reads the source
+/// rather than building it (`ovm menuconfig`). Nothing runs when it already does — the work dir's
+/// record names the current `patch` signature and no interrupted run left it dirty — else
+/// fetch (unless current), unpack and patch run through [`execute`] exactly as in a build, stamps,
+/// logs and crash order included. `run_until(…, Some(PATCH))` is not enough here: it leaves an
+/// up-to-date package alone, whose work dir may hold no source at all (restored from the
+/// shared-state cache).
+pub fn prepare_source(
+    ctx: &Ctx<'_>,
+    recipe: &Recipe,
+    dep_outputs: &BTreeMap<String, String>,
+) -> Result<(), Box<Failure>> {
+    let pkg = recipe.name.as_str();
+    let verdict = freshness::assess(ctx, recipe, dep_outputs, OutputCheck::Trust)
+        .map_err(|e| failed_before(ctx, pkg, &TaskName::fetch(), e))?;
+    let plan = &verdict.plan;
+    let patch = plan.name(Task::PATCH);
+    let _slot = ctx.slots.acquire().map_err(|e| failed_before(ctx, pkg, patch, EngineError::Jobserver(e)))?;
+    let fetched = match &verdict.fetched {
+        Some(f) => f.clone(),
+        None => fetch(ctx, recipe, plan, dep_outputs)?,
+    };
+    let sigs = freshness::signatures(ctx, recipe, plan, dep_outputs, Some(&fetched))
+        .map_err(|e| failed_before(ctx, pkg, patch, e))?;
+    let dirs = ctx.dirs(pkg);
+    let done = freshness::read_work_state(&dirs);
+    let prepared = dirs.src.is_dir()
+        && !ctx.states.work_dir_dirty(pkg)
+        && done.done.get(patch.as_str()).is_some_and(|s| Some(s) == sigs.sig(Task::PATCH).as_ref());
+    if prepared {
+        return Ok(());
+    }
+    for t in [Task::UNPACK, Task::PATCH] {
+        execute(ctx, recipe, plan, t, &sigs, &dirs, &fetched)?;
+    }
+    let _ = ctx.states.clear_running(pkg);
+    Ok(())
+}
+
 /// The `fetch` task: every source present and verified (a failure is reported with its log, but
 /// leaves no `await`: nothing in the work dir was touched). Returns the sha256 of each.
 fn fetch(

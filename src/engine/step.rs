@@ -144,14 +144,8 @@ fn step_sandbox(
             let tools = eq.tools_dir.as_ref().ok_or_else(|| EngineError::Internal("no build tools".into()))?;
             b = b.ro_bind(tools, env::TOOLS_DIR).ro_bind(tools.join("bin/busybox"), "/bin/sh");
         }
-        Profile::Toolchain => {
-            // The host's userland, read-only: the host compiler builds the tools (and gcc).
-            for p in ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"] {
-                if Path::new(p).exists() {
-                    b = b.ro_bind(p, p);
-                }
-            }
-        }
+        // The host's userland, read-only: the host compiler builds the tools (and gcc).
+        Profile::Toolchain => b = with_host_userland(b),
     }
     for (k, v) in ctx.step_env(recipe) {
         b = b.env(k, v);
@@ -160,6 +154,16 @@ fn step_sandbox(
     let (r, w) = js.fds();
     b = b.env("MAKEFLAGS", js.makeflags()).preserve_fds(&[r, w]);
     Ok(b)
+}
+
+/// The `toolchain` profile's view of the host: its userland (/usr, /bin, /lib…, /etc), read-only.
+pub(super) fn with_host_userland(mut b: SandboxBuilder) -> SandboxBuilder {
+    for p in ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"] {
+        if Path::new(p).exists() {
+            b = b.ro_bind(p, p);
+        }
+    }
+    b
 }
 
 /// How much of a failed step's log is searched for the limit it hit: the sandbox's own report is

@@ -64,6 +64,9 @@ pub struct WorkDirs {
     pub step_script: PathBuf,
     /// Where a shared-state entry is restored before it is committed to `staging`.
     pub sstate_restore: PathBuf,
+    /// `ovm menuconfig`'s kconfig output dir (`O=`): its own, so the build dir is never touched,
+    /// and kept, so the menu program is compiled once per unpacked tree.
+    pub menuconfig: PathBuf,
 }
 
 impl Layout {
@@ -261,6 +264,7 @@ impl Layout {
             work_state: work.join(".ovm-work"),
             step_script: work.join(".ovm-step.sh"),
             sstate_restore: self.work_of(domain).join(format!(".{pkg}.sstate")),
+            menuconfig: work.join("menuconfig"),
             staging: self.staging(domain, pkg),
             logs: self.logs(domain).join(pkg),
             work,
