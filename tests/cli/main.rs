@@ -18,6 +18,7 @@ mod terminal_support;
 mod cli_bare;
 mod cli_failures;
 mod cli_graph;
+mod cli_menuconfig;
 mod cli_progress;
 mod cli_toolchain;
 mod standin;
