@@ -71,7 +71,7 @@ impl std::fmt::Display for Edit {
 
 /// `ovm menuconfig PKG [ARCH]` (see the module comment); `arch` defaults to the host's.
 pub fn menuconfig(project: &Project, pkg: &str, arch: Option<Arch>, quiet: bool) -> Result<Edit, EngineError> {
-    let (_lock, run) = open_run(project, 0, false, false, quiet)?;
+    let (_lock, run) = open_run(project, 0, false, false)?;
     let recipe = run.recipes.require(pkg)?;
     let shown_recipe = recipe.path.strip_prefix(project.root()).unwrap_or(&recipe.path).to_path_buf();
     let kconfig = recipe.kconfig_file().ok_or_else(|| EngineError::NoKconfig {
