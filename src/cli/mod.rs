@@ -174,8 +174,12 @@ pub enum Command {
     /// diff. Quitting without saving leaves the file as it was.
     Menuconfig {
         pkg: String,
-        /// The architecture whose work dir prepares the source (default: this machine's)
+        /// x86_64 (amd64) or aarch64 (arm64): whose work dir prepares the source; default this machine's
+        #[arg(value_name = "ARCH")]
         arch: Option<Arch>,
+        /// The same as the positional ARCH, as `shell` and `spec` accept it; not shown in help
+        #[arg(long = "arch", value_name = "ARCH", conflicts_with = "arch", hide = true)]
+        arch_flag: Option<Arch>,
     },
     /// Build the gcc cross toolchain for ARCH from source into toolchain/ARCH/
     ///
@@ -362,9 +366,9 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
             let arch = arch.or(*arch_flag).unwrap_or(Arch::X86_64);
             Ok(crate::engine::devshell::shell(&project, pkg, arch, cmd, cli.quiet)?)
         }
-        Command::Menuconfig { pkg, arch } => {
+        Command::Menuconfig { pkg, arch, arch_flag } => {
             let project = cli.project(settings)?;
-            menuconfig::menuconfig(&project, pkg, *arch, cli.quiet)
+            menuconfig::menuconfig(&project, pkg, arch.or(*arch_flag), cli.quiet)
         }
         Command::Toolchain { arch, dry_run, sdk, jobs, no_sandbox, no_wait } => {
             let project = cli.project(settings)?;
