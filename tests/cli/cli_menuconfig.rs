@@ -28,10 +28,11 @@ const OPTION_ON: &str = "CONFIG_INCLUDE_SUSv2=y";
 /// The main menu's frame title (the title bar above it says "BusyBox 1.35.0 Configuration").
 const MAIN_MENU: &str = " Busybox Configuration ";
 
-/// A tmux server of its own (its own socket), running one `ovm` command in a 120x40 window; the
-/// window's shell prints `ovm-exit=N` when ovm ends. The server is killed when dropped.
+/// A tmux server of its own (its socket in the test project, so it goes with it), running one
+/// `ovm` command in a 120x40 window; the window's shell prints `ovm-exit=N` when ovm ends. The
+/// server is killed when dropped.
 struct Tmux {
-    socket: String,
+    socket: PathBuf,
 }
 
 fn sh_quote(s: &str) -> String {
@@ -42,7 +43,7 @@ impl Tmux {
     fn start(p: &TestProject, args: &[&str]) -> Tmux {
         require_tool("tmux");
         let nonce = std::time::UNIX_EPOCH.elapsed().map_or(0, |d| d.as_nanos());
-        let socket = format!("ovm-test-{}-{nonce}", std::process::id());
+        let socket = p.path().join(format!("tmux-{nonce}.sock"));
         // ovm exactly as `p.ovm()` would run it: its program, arguments and environment.
         let model = p.ovm();
         let mut line = String::from("env");
@@ -66,7 +67,7 @@ impl Tmux {
     }
 
     fn tmux(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("running tmux");
+        let out = Command::new("tmux").arg("-S").arg(&self.socket).args(args).output().expect("running tmux");
         assert!(out.status.success(), "tmux {args:?} failed: {}", text(&out));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
@@ -126,7 +127,8 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").arg("-L").arg(&self.socket).arg("kill-server").output();
+        let _ = Command::new("tmux").arg("-S").arg(&self.socket).arg("kill-server").output();
+        let _ = std::fs::remove_file(&self.socket);
     }
 }
 
