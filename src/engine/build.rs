@@ -140,8 +140,6 @@ impl<'a> Run<'a> {
             .filter(|d| !d.as_os_str().is_empty())
             .map(Sstate::new);
         let cache_dir = project.settings().build_cache_dir.clone().unwrap_or_else(|| project.layout().build_cache());
-        std::fs::create_dir_all(cache_dir.join("zig"))
-            .map_err(|source| EngineError::Write { path: cache_dir.clone(), source })?;
         Ok(Run {
             project,
             layout: project.layout(),
@@ -421,7 +419,12 @@ pub(crate) fn open_run<'a>(
     for path in super::state::remove_stale_temporaries(project.layout())? {
         tracing::info!("removed {}, left by an interrupted run", path.display());
     }
-    Ok((lock, Run::new(project, jobs, no_sandbox)?))
+    let run = Run::new(project, jobs, no_sandbox)?;
+    // Made here, not in `Run::new`: the runs that only read (`status`, `list`, `--dry-run`) must
+    // not write it; the sandboxes that bind it all come from here.
+    std::fs::create_dir_all(run.cache_dir.join("zig"))
+        .map_err(|source| EngineError::Write { path: run.cache_dir.clone(), source })?;
+    Ok((lock, run))
 }
 
 /// Phases 1 and 2: the toolchain and the build tools, built or reused; returns what the target

@@ -147,6 +147,9 @@ impl Verdict {
 pub enum OutputCheck {
     /// Re-hash it when its metadata changed (a build, `ovm status`).
     Verify,
+    /// As `Verify`, but note nothing: `ovm build --dry-run` promises to write no file at all, and
+    /// a matching re-hash is then simply redone next time.
+    VerifyQuietly,
     /// Trust the stamps (planning which sources a run needs: a damaged output is still found when
     /// the package itself is assessed for building; hashing every output twice per run would
     /// double the cost of a no-op build).
@@ -267,8 +270,15 @@ pub fn output_hash(domain: Domain, staged: &Path) -> Result<String, EngineError>
 /// the tree's metadata fingerprint is the one noted at the last check that matched, else the hash
 /// of its content (and, if that matches, the fingerprint is noted for the next check). The
 /// fingerprint is taken before the content is read, so a change made while hashing is never
-/// covered by it. Not noting it (a read-only or full disk) only costs the next check a re-hash.
-fn checked_output_hash(ctx: &Ctx<'_>, pkg: &str, staged: &Path, recorded: Option<&str>) -> Result<String, EngineError> {
+/// covered by it. Not noting it (`may_note` false, a read-only or full disk) only costs the next
+/// check a re-hash.
+fn checked_output_hash(
+    ctx: &Ctx<'_>,
+    pkg: &str,
+    staged: &Path,
+    recorded: Option<&str>,
+    may_note: bool,
+) -> Result<String, EngineError> {
     if ctx.domain == Domain::Toolchain {
         return output_hash(ctx.domain, staged);
     }
@@ -280,7 +290,7 @@ fn checked_output_hash(ctx: &Ctx<'_>, pkg: &str, staged: &Path, recorded: Option
         }
     }
     let actual = output_hash(ctx.domain, staged)?;
-    if recorded == Some(actual.as_str()) {
+    if may_note && recorded == Some(actual.as_str()) {
         let noted = note.parent().map_or(Ok(()), fs::create_dir_all);
         if let Err(e) = noted.and_then(|()| tree::write_atomic(&note, format!("{fingerprint} {actual}").as_bytes())) {
             tracing::debug!("{pkg}: not noting the output's fingerprint: {e}");
@@ -317,8 +327,9 @@ pub fn assess(
             None => Stale { task: Task::UNPACK, reason: DirtyReason::Interrupted },
         });
     }
-    if stale.is_none() && check == OutputCheck::Verify {
-        stale = output_damage(ctx, pkg, &plan, &stamps)?.map(|reason| Stale { task: Task::UNPACK, reason });
+    if stale.is_none() && check != OutputCheck::Trust {
+        let note = check == OutputCheck::Verify;
+        stale = output_damage(ctx, pkg, &plan, &stamps, note)?.map(|reason| Stale { task: Task::UNPACK, reason });
     }
     Ok(Verdict { plan, stale, fetched, stamps })
 }
@@ -345,13 +356,14 @@ fn output_damage(
     pkg: &str,
     plan: &TaskPlan,
     stamps: &[Option<Stamp>],
+    note: bool,
 ) -> Result<Option<DirtyReason>, EngineError> {
     let recorded = stamps[plan.package().index()].as_ref().and_then(Stamp::staged_hash);
     let staged = ctx.layout.staging(ctx.domain, pkg);
     if !staged.is_dir() {
         return Ok(Some(DirtyReason::OutputMissing { staged }));
     }
-    let actual = checked_output_hash(ctx, pkg, &staged, recorded)?;
+    let actual = checked_output_hash(ctx, pkg, &staged, recorded, note)?;
     Ok((Some(actual.as_str()) != recorded).then_some(DirtyReason::OutputChanged { staged }))
 }
 

@@ -125,6 +125,11 @@ fn step_sandbox(
 ) -> Result<SandboxBuilder, EngineError> {
     let dirs = ctx.dirs(&recipe.name);
     let eq = &ctx.equipment;
+    // The cross domain's empty toolchain exists only once a sandbox binds it (see
+    // `toolchain::gcc::no_toolchain`).
+    if eq.toolchain_dir == ctx.layout.no_toolchain() {
+        mkdir(&eq.toolchain_dir)?;
+    }
     let mut b = SandboxBuilder::new(args)
         .ro_bind(&eq.toolchain_dir, env::TOOLCHAIN_DIR)
         .rw_bind(&dirs.src, env::SRC_DIR)

@@ -66,11 +66,11 @@ pub fn current(layout: &Layout, arch: Arch) -> Provided {
 }
 
 /// What the cross domain's sandboxes bind at /ovm/toolchain: nothing (an empty dir). The host
-/// compiler builds the toolchain; no earlier toolchain may leak in.
+/// compiler builds the toolchain; no earlier toolchain may leak in. The directory is made where a
+/// sandbox binds it (`engine::step`), not here: `ovm status` and `--dry-run` ask this too and
+/// must write nothing.
 pub fn no_toolchain(layout: &Layout) -> Result<Equipment, ToolchainError> {
-    let empty = layout.no_toolchain();
-    fs::create_dir_all(&empty).map_err(|source| ToolchainError::CreateDir { path: empty.clone(), source })?;
-    Ok(Equipment::bootstrap(Provided { dir: empty, signature: String::new() }))
+    Ok(Equipment::bootstrap(Provided { dir: layout.no_toolchain(), signature: String::new() }))
 }
 
 /// The parts of the toolchain for `arch`, as the engine builds them.
