@@ -1,27 +1,38 @@
 //! `ovm status [ARCH] [--why]`: for every package of the toolchain, the build tools and the
 //! target architecture(s), whether it is built, stale (and which input changed, cargo's fingerprint
 //! explanations being the model), failed (the `await` marker), interrupted, or never built — and
-//! whether the image needs repacking. It reads state only: no lock, nothing written.
+//! whether the image needs repacking. It reads state only: no lock, nothing written (but the
+//! output fingerprint notes, a cache; a [`Query::read_only`] walk writes not even those).
+//!
+//! The same walk answers `ovm list` (every recipe with its state per domain), `ovm info` (one
+//! package's line) and `ovm build --dry-run` (each line's [`Line::runs`]: the tasks a build would
+//! run), so the four commands never disagree.
 
 use std::collections::BTreeMap;
 use std::io::Write;
+
+use serde::Serialize;
 
 use crate::arch::Arch;
 use crate::project::Project;
 use crate::recipe::{Kind, Recipe};
 
 use crate::layout::{Domain, TaskName, IMAGE};
-use crate::toolchain::{Parts, Toolchain};
+use crate::toolchain::{Parts, Toolchain, ToolchainKind};
 
 use super::build::{image_plan, target_list, Run};
 use super::context_log::ContextLog;
 use super::ctx::Ctx;
-use super::freshness::{self, OutputCheck};
+use super::freshness::{self, OutputCheck, Verdict};
 use super::state::StateDir;
+use super::task::Task;
 use super::EngineError;
 
-/// One package's line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One package's line. As JSON (`--json`): an object whose `state` field is the variant's
+/// snake_case name (`built`, `never_built`, `failed`, `interrupted`, `stale`, `waits`), next to
+/// the variant's own fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
 pub enum State {
     Built,
     NeverBuilt,
@@ -47,12 +58,46 @@ impl State {
     pub fn is_built(&self) -> bool {
         matches!(self, State::Built)
     }
+
+    /// The state in one or two words (`ovm list`'s column).
+    pub fn word(&self) -> &'static str {
+        match self {
+            State::Built => "built",
+            State::NeverBuilt => "never built",
+            State::Failed { .. } => "failed",
+            State::Interrupted { .. } => "interrupted",
+            State::Stale { .. } | State::Waits { .. } => "stale",
+        }
+    }
 }
 
+/// A package (or the image, named [`IMAGE`]) in one domain.
+#[derive(Debug, Clone, Serialize)]
 pub struct Line {
+    /// The domain's directory name: `toolchain`, `cross-ARCH`, `tools`, or the architecture.
     pub domain: String,
+    #[serde(rename = "package")]
     pub name: String,
+    #[serde(flatten)]
     pub state: State,
+    /// The tasks a build would run for it now, in order (empty: none). For a package that only
+    /// [`State::Waits`], the most it reruns if what it waits for comes out different.
+    pub runs: Vec<String>,
+}
+
+/// What [`collect_query`] walks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<'a> {
+    /// `None`: every architecture that has state (the host's when none has).
+    pub arch: Option<Arch>,
+    /// Only these target packages and their dependencies, and no image; empty: all and the image.
+    pub packages: &'a [String],
+    /// The toolchain to assess against (`ovm build --dry-run --toolchain`); `None`: the project's.
+    pub toolchain: Option<&'a ToolchainKind>,
+    /// Write nothing, not even the output fingerprint notes (`ovm build --dry-run`).
+    pub read_only: bool,
+    /// Assess as `--no-sandbox` builds (the isolation is an input of every first step).
+    pub no_sandbox: bool,
 }
 
 /// The first line of `ovm status`: the toolchain the packages are judged against, and why.
@@ -62,8 +107,16 @@ pub fn toolchain_line(project: &Project) -> Result<String, EngineError> {
 
 /// The status of every package; `arch: None` covers every architecture that has state.
 pub fn collect(project: &Project, arch: Option<Arch>) -> Result<Vec<Line>, EngineError> {
-    let run = Run::new(project, 1, false)?;
-    let kind = run.toolchain(None)?;
+    collect_query(project, &Query { arch, ..Query::default() })
+}
+
+/// The lines of every package `query` covers: the toolchain's parts, the build tools, each
+/// architecture's target packages and image, in build order.
+pub fn collect_query(project: &Project, query: &Query<'_>) -> Result<Vec<Line>, EngineError> {
+    let run = Run::new(project, 1, query.no_sandbox)?;
+    let kind = run.toolchain(query.toolchain)?;
+    let check = if query.read_only { OutputCheck::VerifyQuietly } else { OutputCheck::Verify };
+    let arch = query.arch;
     let log = ContextLog::open(std::path::Path::new("/dev/null"))
         .map_err(|source| EngineError::Write { path: "/dev/null".into(), source })?;
     let archs: Vec<Arch> = match arch {
@@ -92,7 +145,7 @@ pub fn collect(project: &Project, arch: Option<Arch>) -> Result<Vec<Line>, Engin
     }
     for parts in toolchain_parts {
         let ctx = run.ctx(parts.domain, &log, parts.equipment);
-        if domain_status(&ctx, &parts.recipes, &mut lines)? && blocked_by.is_none() {
+        if domain_status(&ctx, &parts.recipes, check, &mut lines)? && blocked_by.is_none() {
             blocked_by = Some(match parts.domain {
                 Domain::Cross(a) => format!("the {a} gcc toolchain"),
                 _ => format!(
@@ -105,22 +158,26 @@ pub fn collect(project: &Project, arch: Option<Arch>) -> Result<Vec<Line>, Engin
     let tools: Vec<&Recipe> = run.recipes.topological_order().into_iter().filter(|r| r.kind == Kind::Tools).collect();
     let tools_domain = Domain::Tools(run.host);
     let ctx = run.ctx(tools_domain, &log, run.equipment_now(&kind, tools_domain, archs[0])?);
-    let stale_tools = domain_status(&ctx, &tools, &mut lines)?;
+    let stale_tools = domain_status(&ctx, &tools, check, &mut lines)?;
     if blocked_by.is_none() && stale_tools {
         blocked_by = Some("the build tools".into());
     }
 
     for a in archs {
-        let targets = target_list(&run.recipes, &[])?;
+        let targets = target_list(&run.recipes, query.packages)?;
         let ctx = run.ctx(Domain::Target(a), &log, run.equipment_now(&kind, Domain::Target(a), a)?);
         let first = lines.len();
-        let stale = domain_status(&ctx, &targets, &mut lines)?;
+        let stale = domain_status(&ctx, &targets, check, &mut lines)?;
         if let Some(b) = &blocked_by {
-            for l in &mut lines[first..] {
+            for (l, r) in lines[first..].iter_mut().zip(&targets) {
                 if l.state.is_built() {
                     l.state = State::Waits { on: b.clone() };
+                    l.runs = rebuild_tasks(&ctx, r);
                 }
             }
+        }
+        if !query.packages.is_empty() {
+            continue;
         }
         let outputs: BTreeMap<String, String> =
             targets.iter().filter_map(|r| Some((r.name.clone(), ctx.states.staged_hash(&r.name)?))).collect();
@@ -129,7 +186,8 @@ pub fn collect(project: &Project, arch: Option<Arch>) -> Result<Vec<Line>, Engin
         } else {
             image_state(project, a, &targets, &outputs, &ctx.states)?
         };
-        lines.push(Line { domain: a.name().into(), name: IMAGE.into(), state: image });
+        let runs = if image.is_built() { Vec::new() } else { vec![TaskName::pack().to_string()] };
+        lines.push(Line { domain: a.name().into(), name: IMAGE.into(), state: image, runs });
     }
     Ok(lines)
 }
@@ -159,43 +217,82 @@ fn image_state(
 }
 
 /// Appends one line per recipe; returns whether any is not built.
-fn domain_status(ctx: &Ctx<'_>, list: &[&Recipe], lines: &mut Vec<Line>) -> Result<bool, EngineError> {
+fn domain_status(
+    ctx: &Ctx<'_>,
+    list: &[&Recipe],
+    check: OutputCheck,
+    lines: &mut Vec<Line>,
+) -> Result<bool, EngineError> {
     let mut not_built: BTreeMap<&str, ()> = BTreeMap::new();
     let mut any = false;
     for r in list {
+        // A package current in itself still waits for a dependency that is not built; one that
+        // is not built itself says why (never built, failed …), which says more.
         let waits = r.depends.iter().find(|d| not_built.contains_key(d.as_str()));
-        let state = match waits {
-            Some(d) => State::Waits { on: d.clone() },
-            None => package_state(ctx, r)?,
+        let (state, runs) = match (package_state(ctx, r, check)?, waits) {
+            ((State::Built, _), Some(d)) => (State::Waits { on: d.clone() }, rebuild_tasks(ctx, r)),
+            (own, _) => own,
         };
         if !state.is_built() {
             not_built.insert(r.name.as_str(), ());
             any = true;
         }
-        lines.push(Line { domain: ctx.domain.to_string(), name: r.name.clone(), state });
+        lines.push(Line { domain: ctx.domain.to_string(), name: r.name.clone(), state, runs });
     }
     Ok(any)
 }
 
-fn package_state(ctx: &Ctx<'_>, r: &Recipe) -> Result<State, EngineError> {
+/// The package's state and the tasks a build would run for it.
+fn package_state(ctx: &Ctx<'_>, r: &Recipe, check: OutputCheck) -> Result<(State, Vec<String>), EngineError> {
     let pkg = r.name.as_str();
+    let deps = ctx.dep_outputs(r, |d| ctx.states.staged_hash(d))?;
+    let v = freshness::assess(ctx, r, &deps, check)?;
+    let runs = tasks_to_run(ctx, r, &deps, &v)?;
     if let Some(a) = ctx.states.awaiting()? {
         if a.package == pkg {
-            return Ok(State::Failed { task: a.task.to_string(), log: a.log.display().to_string() });
+            return Ok((State::Failed { task: a.task.to_string(), log: a.log.display().to_string() }, runs));
         }
     }
     if let Some(task) = ctx.states.running(pkg)? {
-        return Ok(State::Interrupted { task });
+        return Ok((State::Interrupted { task }, runs));
     }
     if ctx.states.stamp(pkg, &TaskName::fetch())?.is_none() && ctx.states.stamp(pkg, &TaskName::package())?.is_none() {
-        return Ok(State::NeverBuilt);
+        return Ok((State::NeverBuilt, runs));
     }
-    let deps = ctx.dep_outputs(r, |d| ctx.states.staged_hash(d))?;
-    let v = freshness::assess(ctx, r, &deps, OutputCheck::Verify)?;
     Ok(match v.stale {
-        None => State::Built,
-        Some(stale) => State::Stale { task: v.plan.name(stale.task).to_string(), changes: stale.reason.lines() },
+        None => (State::Built, runs),
+        Some(stale) => {
+            (State::Stale { task: v.plan.name(stale.task).to_string(), changes: stale.reason.lines() }, runs)
+        }
     })
+}
+
+/// The tasks `package::run_until` would run on `v`, read-only: from where the build resumes
+/// (`freshness::resume_point`) to `package`. A stale fetch runs first; what it fetches is not
+/// known yet, so the rest then starts at `unpack`, as after any new fetch.
+fn tasks_to_run(
+    ctx: &Ctx<'_>,
+    r: &Recipe,
+    deps: &BTreeMap<String, String>,
+    v: &Verdict,
+) -> Result<Vec<String>, EngineError> {
+    let Some(stale) = &v.stale else { return Ok(Vec::new()) };
+    let plan = &v.plan;
+    let start = match (&v.fetched, stale.task) {
+        (Some(fetched), t) if t != Task::FETCH => {
+            let sigs = freshness::signatures(ctx, r, plan, deps, Some(fetched))?;
+            freshness::resume_point(ctx, &r.name, plan, t, &sigs, &ctx.dirs(&r.name))
+        }
+        _ => Task::FETCH,
+    };
+    Ok(plan.all().filter(|t| *t >= start).map(|t| plan.name(t).to_string()).collect())
+}
+
+/// What a package reruns when a dependency (or the toolchain) it waits for comes out different:
+/// its first step's inputs change, and a stale first step restarts at `unpack`.
+fn rebuild_tasks(ctx: &Ctx<'_>, r: &Recipe) -> Vec<String> {
+    let plan = super::task::TaskPlan::for_recipe(r, ctx.domain.arch());
+    plan.all().filter(|t| *t >= Task::UNPACK).map(|t| plan.name(t).to_string()).collect()
 }
 
 /// Prints the table; with `why`, every changed input on its own line. Returns whether all is built.

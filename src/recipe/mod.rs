@@ -102,8 +102,10 @@ impl RecipeError {
     }
 }
 
-/// Which tree a recipe belongs to, from the directory its file sits in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Which tree a recipe belongs to, from the directory its file sits in. As JSON: `"target"`,
+/// `"tools"`, `"toolchain"` (its [`Kind::name`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// `recipes/NAME.toml`: built for the target architecture, installed into the initrd.
     Target,
