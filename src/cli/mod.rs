@@ -13,6 +13,7 @@ use crate::project::Project;
 use crate::settings::Settings;
 
 mod doctor;
+mod inspect;
 mod menuconfig;
 pub mod progress;
 
@@ -65,6 +66,12 @@ pub enum Command {
         /// Fail at once if another ovm holds this project's lock, instead of waiting
         #[arg(long)]
         no_wait: bool,
+        /// Print which tasks of which packages would run and why; build, fetch and write nothing
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+        /// With --dry-run: the plan as JSON (schema ovm.plan/1)
+        #[arg(long, requires = "dry_run")]
+        json: bool,
     },
     /// Fetch and verify sources into sources/ (parallel, resumable, mirror-aware, sha256-checked)
     Download {
@@ -132,6 +139,32 @@ pub enum Command {
         /// Say exactly which inputs changed since each stale task last ran
         #[arg(long)]
         why: bool,
+        /// As JSON (schema ovm.status/1; every change is listed, as with --why)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every recipe: name, version, kind (target, tools, toolchain) and its state per domain
+    List {
+        /// x86_64 or aarch64 (default: every architecture with state)
+        arch: Option<Arch>,
+        /// As JSON (schema ovm.list/1)
+        #[arg(long)]
+        json: bool,
+    },
+    /// One package inside out: recipe, sources, dependencies both ways, features, each task's
+    /// inputs and stamp, output and logs
+    Info {
+        pkg: String,
+        /// The architecture of a target package (default: the host's)
+        arch: Option<Arch>,
+        /// As JSON (schema ovm.info/1)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script: `source <(ovm completions bash)`
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
     },
     /// Forget what was built: one package, one architecture, or everything generated (not sources/);
     /// asks before deleting toolchain/ or output/
@@ -330,13 +363,20 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
         Command::Sandbox(args) => Ok(crate::sandbox::cli::sandbox(args, settings)),
         Command::Doctor => Ok(doctor::doctor(settings)),
         Command::SandboxExec(args) => Ok(crate::sandbox::cli::exec(args, settings)),
-        Command::Status { arch, why } => {
+        Command::Status { arch, why, json } => {
             let project = cli.project(settings)?;
-            println!("{}", crate::engine::status::toolchain_line(&project)?);
             let lines = crate::engine::status::collect(&project, *arch)?;
-            let all = crate::engine::status::print(&lines, *why, &mut std::io::stdout());
+            let all = if *json {
+                inspect::status_json(lines)?
+            } else {
+                println!("{}", crate::engine::status::toolchain_line(&project)?);
+                crate::engine::status::print(&lines, *why, &mut std::io::stdout())
+            };
             Ok(if all { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
+        Command::List { arch, json } => inspect::list(&cli.project(settings)?, *arch, *json),
+        Command::Info { pkg, arch, json } => inspect::info(&cli.project(settings)?, pkg, *arch, *json),
+        Command::Completions { shell } => inspect::completions(*shell),
         Command::Clean { items, yes } => {
             let project = cli.project(settings)?;
             let mut arch = None;
@@ -386,7 +426,11 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
             let display = progress::Display::new(progress::Mode::chosen(cli.quiet, settings), *jobs);
             Ok(crate::engine::cross::report(&project, *arch, &opts, cli.quiet, &display))
         }
-        Command::Build { arch, packages, sandbox: _, no_sandbox, jobs, toolchain, no_wait } => {
+        Command::Build { arch, packages, dry_run: true, json, toolchain, no_sandbox, .. } => {
+            let project = cli.project(settings)?;
+            inspect::dry_run(&project, *arch, packages, toolchain.as_ref(), *no_sandbox, *json)
+        }
+        Command::Build { arch, packages, sandbox: _, no_sandbox, jobs, toolchain, no_wait, dry_run: _, json: _ } => {
             let project = cli.project(settings)?;
             let opts = crate::engine::build::BuildOptions {
                 arch: *arch,

@@ -2,8 +2,9 @@
 //! compile → install → package), each task guarded by a signature stamp, run in the sandbox, in
 //! parallel across packages under one jobserver, with the state kept on the host.
 
-// Public: what the CLI calls (`build`, `choice`, `clean`, `cross`, `devshell`, `menuconfig`, `progress`,
-// `report`, `status`) and the integration tests read (`context_log`). The rest is the engine's inside.
+// Public: what the CLI calls (`build`, `choice`, `clean`, `cross`, `devshell`, `inspect`, `menuconfig`,
+// `progress`, `report`, `status`) and the integration tests read (`context_log`). The rest is the
+// engine's inside.
 pub mod build;
 pub mod choice;
 pub mod clean;
@@ -14,6 +15,7 @@ pub mod devshell;
 pub(crate) mod env;
 mod error;
 pub(crate) mod freshness;
+pub mod inspect;
 pub(crate) mod lock;
 pub mod menuconfig;
 pub(crate) mod package;

@@ -1,0 +1,79 @@
+//! `ovm list`, `ovm info`, `ovm status --json`, `ovm build --dry-run` and `ovm completions`:
+//! arguments in, one `engine::inspect` call, its report printed as text or `--json`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::CommandFactory;
+
+use crate::arch::Arch;
+use crate::engine::inspect;
+use crate::engine::status::Line;
+use crate::project::Project;
+use crate::toolchain::ToolchainKind;
+
+/// Prints `text` to stdout; a closed pipe (`ovm list | head`) is not an error worth a message.
+fn emit(text: &[u8]) -> anyhow::Result<()> {
+    match std::io::stdout().lock().write_all(text) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// `ovm status --json`; returns whether everything is built.
+pub fn status_json(lines: Vec<Line>) -> anyhow::Result<bool> {
+    let report = inspect::StatusReport::new(lines);
+    emit(inspect::to_json(&report)?.as_bytes())?;
+    Ok(report.all_built)
+}
+
+pub fn list(project: &Project, arch: Option<Arch>, json: bool) -> anyhow::Result<ExitCode> {
+    let list = inspect::list(project, arch)?;
+    let mut out = Vec::new();
+    if json {
+        out = inspect::to_json(&list)?.into_bytes();
+    } else {
+        inspect::print_list(&list, &mut out)?;
+    }
+    emit(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn info(project: &Project, pkg: &str, arch: Option<Arch>, json: bool) -> anyhow::Result<ExitCode> {
+    let arch = arch.or_else(Arch::host).unwrap_or(Arch::X86_64);
+    let info = inspect::info(project, pkg, arch)?;
+    let mut out = Vec::new();
+    if json {
+        out = inspect::to_json(&info)?.into_bytes();
+    } else {
+        inspect::print_info(project.root(), &info, &mut out)?;
+    }
+    emit(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn dry_run(
+    project: &Project,
+    arch: Arch,
+    packages: &[String],
+    toolchain: Option<&ToolchainKind>,
+    no_sandbox: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let plan = inspect::dry_run(project, arch, packages, toolchain, no_sandbox)?;
+    let mut out = Vec::new();
+    if json {
+        out = inspect::to_json(&plan)?.into_bytes();
+    } else {
+        inspect::print_plan(&plan, &mut out)?;
+    }
+    emit(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut super::Cli::command(), "ovm", &mut out);
+    emit(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
