@@ -71,9 +71,20 @@ pub fn dry_run(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The command line as completions offer it: clap_complete walks hidden subcommands too
+/// (clap-rs/clap#1335) and clap cannot remove one, so the root is rebuilt from the parser's own
+/// arguments and its visible subcommands (nothing restated, so nothing can drift).
+fn visible_command() -> clap::Command {
+    let full = super::Cli::command();
+    clap::Command::new("ovm")
+        .version(env!("CARGO_PKG_VERSION"))
+        .args(full.get_arguments().cloned())
+        .subcommands(full.get_subcommands().filter(|s| !s.is_hide_set()).cloned())
+}
+
 pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
     let mut out = Vec::new();
-    clap_complete::generate(shell, &mut super::Cli::command(), "ovm", &mut out);
+    clap_complete::generate(shell, &mut visible_command(), "ovm", &mut out);
     emit(&out)?;
     Ok(ExitCode::SUCCESS)
 }
