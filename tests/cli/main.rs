@@ -16,8 +16,11 @@ mod fetch_support;
 mod terminal_support;
 
 mod cli_bare;
+mod cli_completions;
+mod cli_dry_run;
 mod cli_failures;
 mod cli_graph;
+mod cli_inspect;
 mod cli_menuconfig;
 mod cli_progress;
 mod cli_toolchain;
