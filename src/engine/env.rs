@@ -34,7 +34,7 @@ pub fn build_env(spec: &EnvSpec<'_>) -> Vec<(String, String)> {
         Profile::Package => format!("{TOOLS_DIR}/bin:{TOOLCHAIN_DIR}/bin"),
         Profile::Toolchain => format!("{TOOLCHAIN_DIR}/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"),
     };
-    let mut env: Vec<(String, String)> = vec![
+    let env: Vec<(String, String)> = vec![
         ("PATH".into(), path),
         ("HOME".into(), "/tmp".into()),
         ("LC_ALL".into(), "C".into()),
@@ -76,8 +76,18 @@ pub fn build_env(spec: &EnvSpec<'_>) -> Vec<(String, String)> {
         ("ZIG_GLOBAL_CACHE_DIR".into(), format!("{CACHE_DIR}/zig")),
         ("ZIG_LOCAL_CACHE_DIR".into(), format!("{CACHE_DIR}/zig")),
     ];
-    for (k, v) in spec.recipe_env {
-        if k == "PATH" {
+    with_recipe_env(env, spec.recipe_env, &["PATH"])
+}
+
+/// `env` with the recipe's own variables set over it (a recipe's value wins), except the names in
+/// `keep`, which stay the sandbox's; sorted, as the spec lists them.
+fn with_recipe_env(
+    mut env: Vec<(String, String)>,
+    recipe_env: &[(String, String)],
+    keep: &[&str],
+) -> Vec<(String, String)> {
+    for (k, v) in recipe_env {
+        if keep.contains(&k.as_str()) {
             continue;
         }
         match env.iter_mut().find(|(ek, _)| ek == k) {
@@ -95,7 +105,7 @@ pub fn build_env(spec: &EnvSpec<'_>) -> Vec<(String, String)> {
 /// target's compiler: no `CC`/`CROSS_COMPILE`, which the menu never uses (and which name a
 /// toolchain this sandbox does not have). `ARCH` selects the Kconfig tree of a Linux kernel.
 pub fn menuconfig_env(target: Arch, term: &str, recipe_env: &[(String, String)]) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = vec![
+    let env: Vec<(String, String)> = vec![
         ("PATH".into(), "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".into()),
         ("HOME".into(), "/tmp".into()),
         // UTF-8, so ncursesw draws the boxes with line characters (under plain C, terminals such
@@ -109,18 +119,8 @@ pub fn menuconfig_env(target: Arch, term: &str, recipe_env: &[(String, String)])
         ("ARCH".into(), target.kernel_arch().into()),
         ("HOSTCC".into(), "cc".into()),
     ];
-    for (k, v) in recipe_env {
-        // The recipe's environment is for its build; these are the menu's own.
-        if ["PATH", "TERM", "HOSTCC"].contains(&k.as_str()) {
-            continue;
-        }
-        match env.iter_mut().find(|(ek, _)| ek == k) {
-            Some(slot) => slot.1 = v.clone(),
-            None => env.push((k.clone(), v.clone())),
-        }
-    }
-    env.sort();
-    env
+    // The recipe's environment is for its build; these are the menu's own.
+    with_recipe_env(env, recipe_env, &["PATH", "TERM", "HOSTCC"])
 }
 
 #[cfg(test)]

@@ -7,31 +7,16 @@
 use std::process::Command;
 
 use crate::build_support::{ovm_bin, TestProject};
-use crate::engine_fixture::{file, Pkg};
+use crate::engine_fixture::{steps, toolchain_part};
 
 /// The line every stand-in step prints before it waits: what a running task's line shows.
 pub const STEP_SAYS: &str = "stand-in step at work";
-
-/// `[[build.step]]`s in the TOML of `[build]`.
-pub fn steps(list: &[(&str, &str)]) -> String {
-    let mut s = String::from("style = \"custom\"\n");
-    for (name, script) in list {
-        s.push_str(&format!("[[build.step]]\nname = \"{name}\"\nscript = '''\n{script}\n'''\n"));
-    }
-    s
-}
-
-fn part(name: &str, build: String) -> Pkg {
-    let mut p = Pkg::new(name, vec![file("README", &format!("stand-in for {name}\n"))], &build);
-    p.kind_dir = "toolchain".into();
-    p
-}
 
 /// The three parts; each step says [`STEP_SAYS`] and takes `pause` seconds; gcc's `all-gcc` runs
 /// `all_gcc` after that.
 pub fn write_parts(p: &TestProject, salt: &str, pause: &str, all_gcc: &str) {
     let wait = format!("echo '{STEP_SAYS}'; sleep {pause}");
-    part(
+    toolchain_part(
         "binutils",
         steps(&[
             ("configure", &wait),
@@ -40,7 +25,7 @@ pub fn write_parts(p: &TestProject, salt: &str, pause: &str, all_gcc: &str) {
         ]),
     )
     .write(p, salt);
-    part(
+    toolchain_part(
         "gcc",
         steps(&[
             ("configure", &wait),
@@ -50,7 +35,8 @@ pub fn write_parts(p: &TestProject, salt: &str, pause: &str, all_gcc: &str) {
     )
     .depends(&["binutils"])
     .write(p, salt);
-    part("linux-headers", steps(&[("install", "mkdir -p \"/ovm/dest/$TARGET/sys-root/usr/include\"")])).write(p, salt);
+    toolchain_part("linux-headers", steps(&[("install", "mkdir -p \"/ovm/dest/$TARGET/sys-root/usr/include\"")]))
+        .write(p, salt);
 }
 
 /// `ovm -C P ARGS` without the shared mirror or shared-state cache: these tests want every task

@@ -18,26 +18,11 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
 use build_support::{text, TestProject};
-use engine_fixture::{file, Pkg};
-
-/// A step list in the TOML of `[build]`.
-fn steps(list: &[(&str, &str)]) -> String {
-    let mut s = String::from("style = \"custom\"\n");
-    for (name, script) in list {
-        s.push_str(&format!("[[build.step]]\nname = \"{name}\"\nscript = '''\n{script}\n'''\n"));
-    }
-    s
-}
-
-fn part(name: &str, build: String) -> Pkg {
-    let mut p = Pkg::new(name, vec![file("README", &format!("stand-in for {name}\n"))], &build);
-    p.kind_dir = "toolchain".into();
-    p
-}
+use engine_fixture::{file, steps, toolchain_part, Pkg};
 
 /// The three parts; `gcc_all_gcc` is the script of gcc's all-gcc step.
 fn write_parts(p: &TestProject, salt: &str, gcc_all_gcc: &str) {
-    part(
+    toolchain_part(
         "binutils",
         steps(&[
             ("configure", "echo \"$TARGET\" > target"),
@@ -52,7 +37,7 @@ fn write_parts(p: &TestProject, salt: &str, gcc_all_gcc: &str) {
         ]),
     )
     .write(p, salt);
-    part(
+    toolchain_part(
         "gcc",
         steps(&[
             ("prepare", "test -x \"/ovm/sysroot/bin/$TARGET-as\""),
@@ -74,7 +59,7 @@ fn write_parts(p: &TestProject, salt: &str, gcc_all_gcc: &str) {
     )
     .depends(&["binutils"])
     .write(p, salt);
-    part(
+    toolchain_part(
         "linux-headers",
         steps(&[(
             "install",

@@ -416,3 +416,19 @@ pub fn edit(p: &TestProject, rel: &str, from: &str, to: &str) {
     assert!(text.contains(from), "{rel} does not contain {from:?}:\n{text}");
     p.write(rel, &text.replacen(from, to, 1));
 }
+
+/// `[[build.step]]`s in the TOML of `[build]`.
+pub fn steps(list: &[(&str, &str)]) -> String {
+    let mut s = String::from("style = \"custom\"\n");
+    for (name, script) in list {
+        s.push_str(&format!("[[build.step]]\nname = \"{name}\"\nscript = '''\n{script}\n'''\n"));
+    }
+    s
+}
+
+/// A toolchain part (a recipe under `recipes/toolchain/`) named `name` with `build` as its `[build]`.
+pub fn toolchain_part(name: &str, build: String) -> Pkg {
+    let mut p = Pkg::new(name, vec![file("README", &format!("stand-in for {name}\n"))], &build);
+    p.kind_dir = "toolchain".into();
+    p
+}
