@@ -501,10 +501,17 @@ impl Fetcher {
                     }
                 },
                 Err((error, kind)) => {
-                    // Not a line of its own on the console: every place tried is listed in the
-                    // error (and the task's log) if none gives the file, and nothing needs saying
-                    // if one does.
-                    tracing::debug!("{file}: {place}: {error}");
+                    // A place that never answered is the network's business: every place tried is
+                    // listed in the error (and the task's log) if none gives the file, and an
+                    // offline run would otherwise print a line per mirror. A place that answered
+                    // with something wrong (a FIFO or device in a mirror, an oversized file) is
+                    // said at once, even when a later place gives the file: someone should look
+                    // at that mirror.
+                    if kind == AttemptKind::Answered {
+                        self.progress.note(&format!("{file}: {place}: {error}"));
+                    } else {
+                        tracing::debug!("{file}: {place}: {error}");
+                    }
                     attempts.push(Attempt { place: place.to_string(), error, kind });
                 }
             }
