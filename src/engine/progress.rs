@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::context_log::{self, TaskEventKind};
 use crate::layout::{Domain, Layout, TaskName};
 
 /// One task of one package, as events name it.
@@ -103,17 +104,14 @@ pub fn history(layout: &Layout, domain: Domain) -> HashMap<(String, String), Dur
 /// The first line may be cut (the text is the file's end): a line that does not parse is skipped.
 pub fn parse_history(text: &str) -> HashMap<(String, String), Duration> {
     let mut out = HashMap::new();
-    for line in text.lines() {
-        let w: Vec<&str> = line.split_whitespace().collect();
-        // TIMESTAMP done DOMAIN PKG TASK 1.23s sig=…
-        let [_, "done", _, pkg, task, secs, ..] = w[..] else { continue };
-        let Some(secs) = secs.strip_suffix('s').and_then(|s| s.parse::<f64>().ok()) else { continue };
+    for e in context_log::runs(text).into_iter().flat_map(|r| r.events) {
         // A restore from the shared-state cache is logged as a `sstate` task of zero seconds: not a
         // duration of the package's own tasks.
-        if task == "sstate" || !secs.is_finite() || secs < 0.0 {
-            continue;
+        if let TaskEventKind::Done(took) = e.kind {
+            if e.task != "sstate" {
+                out.insert((e.package, e.task), took);
+            }
         }
-        out.insert((pkg.to_string(), task.to_string()), Duration::from_secs_f64(secs));
     }
     out
 }
