@@ -75,18 +75,11 @@ pub struct Started {
 
 /// The tasks started by the last run recorded in `text` (everything after the last `run` line).
 pub fn tasks_of_last_run(text: &str) -> Vec<Started> {
-    let lines: Vec<&str> = text.lines().collect();
-    let last_run = lines.iter().rposition(|l| l.split_whitespace().nth(1) == Some("run")).map_or(0, |i| i + 1);
-    lines[last_run..]
-        .iter()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            let _ts = w.next()?;
-            if w.next()? != "start" {
-                return None;
-            }
-            Some(Started { domain: w.next()?.into(), package: w.next()?.into(), task: w.next()?.into() })
-        })
+    let Some(last) = runs(text).pop() else { return Vec::new() };
+    last.events
+        .into_iter()
+        .filter(|e| e.kind == TaskEventKind::Start)
+        .map(|e| Started { domain: e.domain, package: e.package, task: e.task })
         .collect()
 }
 
