@@ -150,40 +150,38 @@ fn layer(d: &mut Depends, members: &[usize]) -> Vec<Vec<usize>> {
     }
     // Barycentre sweeps: left to right by the positions of what points in, then right to left by
     // what each points to.
-    let position = |columns: &[Vec<usize>], n: usize| -> f64 {
-        columns.iter().find_map(|c| c.iter().position(|m| *m == n)).unwrap_or(0) as f64
-    };
+    let incoming = |e: &Edge, n: usize| (e.to == n).then_some(e.from);
+    let outgoing = |e: &Edge, n: usize| (e.from == n).then_some(e.to);
     for _ in 0..4 {
         for c in 1..columns.len() {
-            let keys: Vec<(usize, f64)> = columns[c]
-                .iter()
-                .enumerate()
-                .map(|(i, &n)| {
-                    let ins: Vec<f64> =
-                        d.edges.iter().filter(|e| e.to == n).map(|e| position(&columns, e.from)).collect();
-                    (n, if ins.is_empty() { i as f64 } else { ins.iter().sum::<f64>() / ins.len() as f64 })
-                })
-                .collect();
-            columns[c] = sorted_by_key(keys, &d.nodes);
+            columns[c] = by_barycentre(d, &columns, c, &incoming);
         }
         for c in (0..columns.len().saturating_sub(1)).rev() {
-            let keys: Vec<(usize, f64)> = columns[c]
-                .iter()
-                .enumerate()
-                .map(|(i, &n)| {
-                    let outs: Vec<f64> =
-                        d.edges.iter().filter(|e| e.from == n).map(|e| position(&columns, e.to)).collect();
-                    (n, if outs.is_empty() { i as f64 } else { outs.iter().sum::<f64>() / outs.len() as f64 })
-                })
-                .collect();
-            columns[c] = sorted_by_key(keys, &d.nodes);
+            columns[c] = by_barycentre(d, &columns, c, &outgoing);
         }
     }
     columns
 }
 
-fn sorted_by_key(mut keys: Vec<(usize, f64)>, nodes: &[Node]) -> Vec<usize> {
-    keys.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| nodes[a.0].name.cmp(&nodes[b.0].name)));
+/// Column `c` reordered by the mean position of each node's neighbours (`neighbour` gives the
+/// other end of an edge of the node, if it is one), a node without any keeping its place; ties by
+/// name.
+fn by_barycentre(
+    d: &Depends,
+    columns: &[Vec<usize>],
+    c: usize,
+    neighbour: &dyn Fn(&Edge, usize) -> Option<usize>,
+) -> Vec<usize> {
+    let position = |n: usize| columns.iter().find_map(|c| c.iter().position(|m| *m == n)).unwrap_or(0) as f64;
+    let mut keys: Vec<(usize, f64)> = columns[c]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let at: Vec<f64> = d.edges.iter().filter_map(|e| neighbour(e, n)).map(position).collect();
+            (n, if at.is_empty() { i as f64 } else { at.iter().sum::<f64>() / at.len() as f64 })
+        })
+        .collect();
+    keys.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| d.nodes[a.0].name.cmp(&d.nodes[b.0].name)));
     keys.into_iter().map(|(n, _)| n).collect()
 }
 
