@@ -103,11 +103,38 @@ fn percent(part: u64, whole: u64) -> String {
     format!("{:.1} %", part as f64 * 100.0 / whole as f64)
 }
 
+/// The picture's width, and the height of a row of its bar charts.
+const W: f64 = 1200.0;
+const ROW: f64 = 22.0;
+
+/// One row of a bar chart.
+struct BarRow {
+    /// Already fitted to the room before the bars.
+    label: String,
+    bar_w: f64,
+    fill: &'static str,
+    tip: String,
+    /// What the row says after its bar.
+    value: String,
+}
+
+/// A bar chart's rows from `top`: odd rows on a light stripe, each label right-aligned before `x0`
+/// (in `label_attrs`), its bar from `x0`, its value after the bar.
+fn bar_rows(s: &mut Svg, top: f64, x0: f64, label_attrs: &str, rows: impl Iterator<Item = BarRow>) {
+    for (i, r) in rows.enumerate() {
+        let y = top + i as f64 * ROW;
+        if i % 2 == 1 {
+            s.rect(16.0, y, W - 32.0, ROW, "#fafafa", "", None);
+        }
+        s.text(x0 - 8.0, y + 15.0, &r.label, label_attrs);
+        s.rect(x0, y + 4.0, r.bar_w, ROW - 8.0, r.fill, "rx=\"2\"", Some(&r.tip));
+        s.text(x0 + r.bar_w + 6.0, y + 15.0, &r.value, "font-size=\"11\" fill=\"#444\"");
+    }
+}
+
 /// The picture: a bar of shares, a horizontal bar per owner, and the largest files coloured by
 /// owner.
 pub fn svg(z: &Sizes) -> String {
-    const W: f64 = 1200.0;
-    const ROW: f64 = 22.0;
     let label_w = z.owners.iter().map(|o| svg::text_width(&o.name, 12.0)).fold(0.0, f64::max).clamp(90.0, 260.0) + 16.0;
     let x0 = 16.0 + label_w;
     let x1 = W - 260.0;
@@ -154,39 +181,26 @@ pub fn svg(z: &Sizes) -> String {
 
     // By owner.
     s.text(16.0, owners_y - 14.0, "by package", "font-size=\"14\" font-weight=\"bold\" fill=\"#222\"");
-    for (i, o) in z.owners.iter().enumerate() {
-        let y = owners_y + i as f64 * ROW;
-        if i % 2 == 1 {
-            s.rect(16.0, y, W - 32.0, ROW, "#fafafa", "", None);
-        }
-        s.text(
-            x0 - 8.0,
-            y + 15.0,
-            &svg::fit(&o.name, label_w - 8.0, 12.0),
-            "font-size=\"12\" fill=\"#222\" text-anchor=\"end\"",
-        );
-        let w = ((x1 - x0) * o.bytes as f64 / max as f64).max(if o.bytes > 0 { 1.5 } else { 0.0 });
-        let tip = format!(
+    let owners = z.owners.iter().map(|o| BarRow {
+        label: svg::fit(&o.name, label_w - 8.0, 12.0),
+        bar_w: ((x1 - x0) * o.bytes as f64 / max as f64).max(if o.bytes > 0 { 1.5 } else { 0.0 }),
+        fill: owner_colour(&o.name),
+        tip: format!(
             "{}: {} in {} ({})",
             o.name,
             svg::bytes(o.bytes),
             count(o.files, "file", "files"),
             count(o.entries, "entry", "entries")
-        );
-        s.rect(x0, y + 4.0, w, ROW - 8.0, owner_colour(&o.name), "rx=\"2\"", Some(&tip));
-        s.text(
-            x0 + w + 6.0,
-            y + 15.0,
-            &format!(
-                "{} · {} · {}, {}",
-                svg::bytes(o.bytes),
-                percent(o.bytes, z.total_bytes),
-                count(o.files, "file", "files"),
-                count(o.entries, "entry", "entries")
-            ),
-            "font-size=\"11\" fill=\"#444\"",
-        );
-    }
+        ),
+        value: format!(
+            "{} · {} · {}, {}",
+            svg::bytes(o.bytes),
+            percent(o.bytes, z.total_bytes),
+            count(o.files, "file", "files"),
+            count(o.entries, "entry", "entries")
+        ),
+    });
+    bar_rows(&mut s, owners_y, x0, "font-size=\"12\" fill=\"#222\" text-anchor=\"end\"", owners);
 
     // The largest files.
     s.text(
@@ -198,27 +212,15 @@ pub fn svg(z: &Sizes) -> String {
     let fmax = z.largest.first().map_or(1, |f| f.bytes).max(1);
     let path_w = 420.0;
     let fx0 = 16.0 + path_w;
-    for (i, f) in z.largest.iter().enumerate() {
-        let y = files_y + i as f64 * ROW;
-        if i % 2 == 1 {
-            s.rect(16.0, y, W - 32.0, ROW, "#fafafa", "", None);
-        }
-        s.text(
-            fx0 - 8.0,
-            y + 15.0,
-            &svg::fit(&f.path, path_w - 16.0, 12.0),
-            &format!("font-family=\"{}\" font-size=\"12\" fill=\"#222\" text-anchor=\"end\"", svg::MONO),
-        );
-        let w = ((x1 - fx0) * f.bytes as f64 / fmax as f64).max(1.5);
-        let tip = format!("{} ({}): {}", f.path, f.owner, svg::bytes(f.bytes));
-        s.rect(fx0, y + 4.0, w, ROW - 8.0, owner_colour(&f.owner), "rx=\"2\"", Some(&tip));
-        s.text(
-            fx0 + w + 6.0,
-            y + 15.0,
-            &format!("{} · {}", svg::bytes(f.bytes), f.owner),
-            "font-size=\"11\" fill=\"#444\"",
-        );
-    }
+    let files = z.largest.iter().map(|f| BarRow {
+        label: svg::fit(&f.path, path_w - 16.0, 12.0),
+        bar_w: ((x1 - fx0) * f.bytes as f64 / fmax as f64).max(1.5),
+        fill: owner_colour(&f.owner),
+        tip: format!("{} ({}): {}", f.path, f.owner, svg::bytes(f.bytes)),
+        value: format!("{} · {}", svg::bytes(f.bytes), f.owner),
+    });
+    let path_attrs = format!("font-family=\"{}\" font-size=\"12\" fill=\"#222\" text-anchor=\"end\"", svg::MONO);
+    bar_rows(&mut s, files_y, fx0, &path_attrs, files);
     s.text(
         16.0,
         height - 12.0,
