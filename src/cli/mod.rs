@@ -240,7 +240,7 @@ pub enum Command {
     /// for Graphviz). Prints the files written.
     Graph {
         /// build, size or depends
-        what: GraphKind,
+        what: crate::graph::Graph,
         /// x86_64 (amd64) or aarch64 (arm64)
         arch: Arch,
     },
@@ -251,17 +251,6 @@ pub enum Command {
     /// Internal: run an OCI spec given as JSON (how multi-threaded callers start a sandbox)
     #[command(name = "__sandbox-exec", hide = true)]
     SandboxExec(crate::sandbox::cli::ExecArgs),
-}
-
-/// The pictures of `ovm graph`.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum GraphKind {
-    /// Every task per package on a time line, with the critical path
-    Build,
-    /// The image by package and its largest files
-    Size,
-    /// What each package needs (SVG and Graphviz dot)
-    Depends,
 }
 
 impl Cli {
@@ -350,12 +339,7 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
         }
         Command::Graph { what, arch } => {
             let project = cli.project(settings)?;
-            let graph = match what {
-                GraphKind::Build => crate::graph::Graph::Build,
-                GraphKind::Size => crate::graph::Graph::Size,
-                GraphKind::Depends => crate::graph::Graph::Depends,
-            };
-            for path in crate::graph::write(&project, *arch, graph)? {
+            for path in crate::graph::write(&project, *arch, *what)? {
                 println!("{}", path.display());
             }
             Ok(ExitCode::SUCCESS)

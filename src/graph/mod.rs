@@ -40,11 +40,14 @@ pub enum GraphError {
     Write { path: PathBuf, source: std::io::Error },
 }
 
-/// Which picture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which picture; on the command line a `clap::ValueEnum` (`ovm graph build|size|depends`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Graph {
+    /// Every task per package on a time line, with the critical path
     Build,
+    /// The image by package and its largest files
     Size,
+    /// What each package needs (SVG and Graphviz dot)
     Depends,
 }
 
