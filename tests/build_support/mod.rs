@@ -229,10 +229,14 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// Whether a host tool is on the test's `PATH`.
+pub fn on_path(name: &str) -> bool {
+    #[allow(clippy::disallowed_methods)] // The test's own PATH, not ovm's settings.
+    let path = std::env::var_os("PATH");
+    path.is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+}
+
 /// Fails (never skips) when a host tool is missing.
 pub fn require_tool(name: &str) {
-    #[allow(clippy::disallowed_methods)] // The test's own PATH, not ovm's settings.
-    let found =
-        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file())).unwrap_or(false);
-    assert!(found, "`{name}` is not installed: {SETUP_HINT}");
+    assert!(on_path(name), "`{name}` is not installed: {SETUP_HINT}");
 }

@@ -7,17 +7,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::build_support::{self, text, TestProject};
+use crate::build_support::{self, on_path, text, TestProject};
 use crate::engine_fixture::{bye, project, write_greet_set};
 
 /// The browser the pictures are checked in (Debian's `chromium`, installed by scripts/setup.sh).
 const CHROMIUM: &str = "chromium";
-
-fn on_path(tool: &str) -> bool {
-    #[allow(clippy::disallowed_methods)] // The test's own PATH, not ovm's settings.
-    let path = std::env::var_os("PATH");
-    path.is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-}
 
 /// Whether the browser checks can run; when they cannot, says so loudly (CI has it: setup.sh).
 fn chromium_or_skip(what: &str) -> bool {
