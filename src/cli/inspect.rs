@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use clap::CommandFactory;
 
 use crate::arch::Arch;
+use crate::engine::build::BuildOptions;
 use crate::engine::inspect;
 use crate::engine::status::Line;
 use crate::project::Project;
-use crate::toolchain::ToolchainKind;
 
 /// Prints `text` to stdout; a closed pipe (`ovm list | head`) is not an error worth a message.
 fn emit(text: &[u8]) -> anyhow::Result<()> {
@@ -52,15 +52,8 @@ pub fn info(project: &Project, pkg: &str, arch: Option<Arch>, json: bool) -> any
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn dry_run(
-    project: &Project,
-    arch: Arch,
-    packages: &[String],
-    toolchain: Option<&ToolchainKind>,
-    no_sandbox: bool,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let plan = inspect::dry_run(project, arch, packages, toolchain, no_sandbox)?;
+pub fn dry_run(project: &Project, opts: &BuildOptions, json: bool) -> anyhow::Result<ExitCode> {
+    let plan = inspect::dry_run(project, opts)?;
     let mut out = Vec::new();
     if json {
         out = inspect::to_json(&plan)?.into_bytes();

@@ -410,11 +410,7 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
             let display = progress::Display::new(progress::Mode::chosen(cli.quiet, settings), *jobs);
             Ok(crate::engine::cross::report(&project, *arch, &opts, cli.quiet, &display))
         }
-        Command::Build { arch, packages, dry_run: true, json, toolchain, no_sandbox, .. } => {
-            let project = cli.project(settings)?;
-            inspect::dry_run(&project, *arch, packages, toolchain.as_ref(), *no_sandbox, *json)
-        }
-        Command::Build { arch, packages, sandbox: _, no_sandbox, jobs, toolchain, no_wait, dry_run: _, json: _ } => {
+        Command::Build { arch, packages, sandbox: _, no_sandbox, jobs, toolchain, no_wait, dry_run, json } => {
             let project = cli.project(settings)?;
             let opts = crate::engine::build::BuildOptions {
                 arch: *arch,
@@ -424,6 +420,9 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
                 no_wait: *no_wait,
                 toolchain: toolchain.clone(),
             };
+            if *dry_run {
+                return inspect::dry_run(&project, &opts, *json);
+            }
             let display = progress::Display::new(progress::Mode::chosen(cli.quiet, settings), *jobs);
             Ok(crate::engine::report::build(&project, &opts, cli.quiet, &display))
         }

@@ -23,7 +23,7 @@ use crate::recipe::{Kind, Recipe};
 use crate::signature::Inputs;
 use crate::toolchain::{Equipment, Toolchain, ToolchainKind};
 
-use super::build::Run;
+use super::build::{BuildOptions, Run};
 use super::context_log::ContextLog;
 use super::freshness::{self, OutputCheck};
 use super::status::{self, Line, Query, State};
@@ -522,20 +522,20 @@ pub struct Plan {
     pub packages: Vec<Line>,
 }
 
-/// What `ovm build ARCH [PKG…]` would do now; reads state only, writes nothing at all.
-pub fn dry_run(
-    project: &Project,
-    arch: Arch,
-    packages: &[String],
-    toolchain: Option<&ToolchainKind>,
-    no_sandbox: bool,
-) -> Result<Plan, EngineError> {
-    let kind = Run::new(project, 1, false)?.toolchain(toolchain)?;
-    let query = Query { arch: Some(arch), packages, toolchain: Some(&kind), read_only: true, no_sandbox };
+/// What `ovm build` with `opts` would do now; reads state only, writes nothing at all.
+pub fn dry_run(project: &Project, opts: &BuildOptions) -> Result<Plan, EngineError> {
+    let kind = Run::new(project, 1, false)?.toolchain(opts.toolchain.as_ref())?;
+    let query = Query {
+        arch: Some(opts.arch),
+        packages: &opts.packages,
+        toolchain: Some(&kind),
+        read_only: true,
+        no_sandbox: opts.no_sandbox,
+    };
     let lines = status::collect_query(project, &query)?;
     Ok(Plan {
         schema: PLAN_SCHEMA,
-        arch,
+        arch: opts.arch,
         toolchain: kind.to_string(),
         nothing_to_do: lines.iter().all(|l| l.runs.is_empty()),
         packages: lines,
