@@ -27,41 +27,34 @@ pub fn status_json(lines: Vec<Line>) -> anyhow::Result<bool> {
     Ok(report.all_built)
 }
 
-pub fn list(project: &Project, arch: Option<Arch>, json: bool) -> anyhow::Result<ExitCode> {
-    let list = inspect::list(project, arch)?;
+/// Prints `report` as `--json` asked, else as `text` writes it for a person.
+fn print_report<T: serde::Serialize>(
+    report: &T,
+    json: bool,
+    text: impl FnOnce(&T, &mut dyn Write) -> std::io::Result<()>,
+) -> anyhow::Result<ExitCode> {
     let mut out = Vec::new();
     if json {
-        out = inspect::to_json(&list)?.into_bytes();
+        out = inspect::to_json(report)?.into_bytes();
     } else {
-        inspect::print_list(&list, &mut out)?;
+        text(report, &mut out)?;
     }
     emit(&out)?;
     Ok(ExitCode::SUCCESS)
+}
+
+pub fn list(project: &Project, arch: Option<Arch>, json: bool) -> anyhow::Result<ExitCode> {
+    print_report(&inspect::list(project, arch)?, json, inspect::print_list)
 }
 
 pub fn info(project: &Project, pkg: &str, arch: Option<Arch>, json: bool) -> anyhow::Result<ExitCode> {
     let arch = arch.or_else(Arch::host).unwrap_or(Arch::X86_64);
     let info = inspect::info(project, pkg, arch)?;
-    let mut out = Vec::new();
-    if json {
-        out = inspect::to_json(&info)?.into_bytes();
-    } else {
-        inspect::print_info(project.root(), &info, &mut out)?;
-    }
-    emit(&out)?;
-    Ok(ExitCode::SUCCESS)
+    print_report(&info, json, |i, out| inspect::print_info(project.root(), i, out))
 }
 
 pub fn dry_run(project: &Project, opts: &BuildOptions, json: bool) -> anyhow::Result<ExitCode> {
-    let plan = inspect::dry_run(project, opts)?;
-    let mut out = Vec::new();
-    if json {
-        out = inspect::to_json(&plan)?.into_bytes();
-    } else {
-        inspect::print_plan(&plan, &mut out)?;
-    }
-    emit(&out)?;
-    Ok(ExitCode::SUCCESS)
+    print_report(&inspect::dry_run(project, opts)?, json, inspect::print_plan)
 }
 
 /// The command line as completions offer it: clap_complete walks hidden subcommands too
