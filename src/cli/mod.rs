@@ -179,22 +179,14 @@ pub enum Command {
     /// Print the OCI runtime spec (config.json) of PKG's compile sandbox
     Spec {
         pkg: String,
-        /// x86_64 (amd64) or aarch64 (arm64); default x86_64
-        #[arg(value_name = "ARCH")]
-        arch: Option<Arch>,
-        /// The same as the positional ARCH: the older spelling, still accepted, not shown in help
-        #[arg(long = "arch", value_name = "ARCH", conflicts_with = "arch", hide = true)]
-        arch_flag: Option<Arch>,
+        #[command(flatten)]
+        arch: ArchArg,
     },
     /// A shell (or CMD) inside exactly the sandbox PKG's compile step runs in, at its build dir
     Shell {
         pkg: String,
-        /// x86_64 (amd64) or aarch64 (arm64); default x86_64
-        #[arg(value_name = "ARCH")]
-        arch: Option<Arch>,
-        /// The same as the positional ARCH: the older spelling, still accepted, not shown in help
-        #[arg(long = "arch", value_name = "ARCH", conflicts_with = "arch", hide = true)]
-        arch_flag: Option<Arch>,
+        #[command(flatten)]
+        arch: ArchArg,
         /// The command to run instead of an interactive shell
         #[arg(last = true, value_name = "CMD")]
         cmd: Vec<String>,
@@ -205,14 +197,13 @@ pub enum Command {
     /// read-only: the menu needs the host's cc and ncurses), then writes the saved configuration
     /// back to the recipe's `*.config` file as a full config, keeping its comments, and prints the
     /// diff. Quitting without saving leaves the file as it was.
+    #[command(mut_arg("arch", |a| {
+        a.help("x86_64 (amd64) or aarch64 (arm64): whose work dir prepares the source; default this machine's")
+    }))]
     Menuconfig {
         pkg: String,
-        /// x86_64 (amd64) or aarch64 (arm64): whose work dir prepares the source; default this machine's
-        #[arg(value_name = "ARCH")]
-        arch: Option<Arch>,
-        /// The same as the positional ARCH, as `shell` and `spec` accept it; not shown in help
-        #[arg(long = "arch", value_name = "ARCH", conflicts_with = "arch", hide = true)]
-        arch_flag: Option<Arch>,
+        #[command(flatten)]
+        arch: ArchArg,
     },
     /// Build the gcc cross toolchain for ARCH from source into toolchain/ARCH/
     ///
@@ -251,6 +242,25 @@ pub enum Command {
     /// Internal: run an OCI spec given as JSON (how multi-threaded callers start a sandbox)
     #[command(name = "__sandbox-exec", hide = true)]
     SandboxExec(crate::sandbox::cli::ExecArgs),
+}
+
+/// ARCH of `spec`, `shell` and `menuconfig`: positional as everywhere, or the `--arch` flag they
+/// (shell and spec) took before, still accepted but not shown in help; both at once is an error.
+#[derive(Debug, clap::Args)]
+pub struct ArchArg {
+    /// x86_64 (amd64) or aarch64 (arm64); default x86_64
+    #[arg(value_name = "ARCH")]
+    arch: Option<Arch>,
+    /// The same as the positional ARCH: the older spelling, still accepted, not shown in help
+    #[arg(long = "arch", value_name = "ARCH", conflicts_with = "arch", hide = true)]
+    arch_flag: Option<Arch>,
+}
+
+impl ArchArg {
+    /// The architecture given either way, if any.
+    fn get(&self) -> Option<Arch> {
+        self.arch.or(self.arch_flag)
+    }
 }
 
 impl Cli {
@@ -379,20 +389,20 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Spec { pkg, arch, arch_flag } => {
+        Command::Spec { pkg, arch } => {
             let project = cli.project(settings)?;
-            let arch = arch.or(*arch_flag).unwrap_or(Arch::X86_64);
+            let arch = arch.get().unwrap_or(Arch::X86_64);
             println!("{}", crate::engine::devshell::spec(&project, pkg, arch)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Shell { pkg, arch, arch_flag, cmd } => {
+        Command::Shell { pkg, arch, cmd } => {
             let project = cli.project(settings)?;
-            let arch = arch.or(*arch_flag).unwrap_or(Arch::X86_64);
+            let arch = arch.get().unwrap_or(Arch::X86_64);
             Ok(crate::engine::devshell::shell(&project, pkg, arch, cmd, cli.quiet)?)
         }
-        Command::Menuconfig { pkg, arch, arch_flag } => {
+        Command::Menuconfig { pkg, arch } => {
             let project = cli.project(settings)?;
-            menuconfig::menuconfig(&project, pkg, arch.or(*arch_flag), cli.quiet)
+            menuconfig::menuconfig(&project, pkg, arch.get(), cli.quiet)
         }
         Command::Toolchain { arch, dry_run, sdk, jobs, no_sandbox, no_wait } => {
             let project = cli.project(settings)?;
