@@ -231,15 +231,21 @@ impl Default for PackConfig {
 }
 
 /// `[pack] compress`: typed here so that a misspelt format is refused when the config is loaded,
-/// at its line, not when a pack first needs it (`crate::pack::Compression` is the encoder's view).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+/// at its line, not when a pack first needs it. The same type is the command line's `--compress`
+/// (a `clap::ValueEnum`) and the encoder's choice (`crate::pack::Compression`, which adds its
+/// names and file names): one list of formats and spellings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Compress {
+    #[value(name = "none")]
     None,
     #[serde(alias = "gz")]
+    #[value(name = "gzip", alias = "gz")]
     Gzip,
+    #[value(name = "xz")]
     Xz,
     #[serde(alias = "zst")]
+    #[value(name = "zstd", alias = "zst")]
     Zstd,
 }
 

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use crate::arch::Arch;
 use crate::pack::manifest::Manifest;
-use crate::pack::{Compression, MANIFEST_NAME};
+use crate::pack::MANIFEST_NAME;
 use crate::project::Project;
 use console::Scanner;
 
@@ -296,8 +296,7 @@ fn default_initrd(project: &Project, arch: Arch) -> PathBuf {
             }
         }
     }
-    let compress = Compression::from(project.config.pack.compress);
-    out.join(compress.image_name())
+    out.join(project.config.pack.compress.image_name())
 }
 
 enum Msg {

@@ -49,32 +49,10 @@ pub enum CompressError {
     Io { format: &'static str, source: io::Error },
 }
 
-/// How the image is compressed. On the command line a `clap::ValueEnum` with the names (and
-/// aliases) `FromStr` takes; the config's `[pack] compress` ([`crate::project::Compress`]) takes
-/// the same ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
-pub enum Compression {
-    #[value(name = "none")]
-    None,
-    #[value(name = "gzip", alias = "gz")]
-    Gzip,
-    #[value(name = "xz")]
-    Xz,
-    #[value(name = "zstd", alias = "zst")]
-    Zstd,
-}
-
-/// The config's spelling (checked when the config is loaded) as the encoder's.
-impl From<crate::project::Compress> for Compression {
-    fn from(c: crate::project::Compress) -> Self {
-        match c {
-            crate::project::Compress::None => Compression::None,
-            crate::project::Compress::Gzip => Compression::Gzip,
-            crate::project::Compress::Xz => Compression::Xz,
-            crate::project::Compress::Zstd => Compression::Zstd,
-        }
-    }
-}
+/// How the image is compressed: the config's `[pack] compress` type itself (defined with the
+/// config, the lower layer), which is also the command line's `clap::ValueEnum`; its names and
+/// aliases are the ones `FromStr` takes.
+pub use crate::project::Compress as Compression;
 
 impl Compression {
     pub const ALL: [Compression; 4] = [Compression::None, Compression::Gzip, Compression::Xz, Compression::Zstd];
@@ -305,8 +283,7 @@ mod tests {
             compress: crate::project::Compress,
         }
         for name in ["none", "gzip", "gz", "xz", "zstd", "zst", "bzip2", "lz4", "GZIP"] {
-            let cfg =
-                toml::from_str::<Cfg>(&format!("compress = \"{name}\"")).ok().map(|c| Compression::from(c.compress));
+            let cfg = toml::from_str::<Cfg>(&format!("compress = \"{name}\"")).ok().map(|c| c.compress);
             assert_eq!(cfg, name.parse::<Compression>().ok(), "{name}");
         }
     }

@@ -303,7 +303,7 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &PackOptions) ->
         }
         layers.push(Layer::overlay(overlay));
     }
-    let compress = opts.compress.unwrap_or(cfg.compress.into());
+    let compress = opts.compress.unwrap_or(cfg.compress);
     Ok(PackRequest {
         arch,
         layers,
