@@ -30,6 +30,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+// "Did you mean": the Levenshtein distance in characters, from the crate arch and recipe names use.
+use strsim::levenshtein as edit_distance;
 
 pub use groups::Group;
 pub use modinfo::{ModInfo, Stored};
@@ -403,21 +405,6 @@ fn class_match(p: &[char], start: usize, c: char) -> Option<usize> {
     }
     // No closing bracket: `[` is an ordinary character.
     (c == '[').then_some(start + 1)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 /// One file of the layer and where its bytes come from.
