@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use super::EngineError;
+
 #[derive(Debug)]
 pub(crate) struct ContextLog {
     path: PathBuf,
@@ -29,6 +31,13 @@ impl ContextLog {
         }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         Ok(ContextLog { path: path.to_path_buf(), file: Mutex::new(file) })
+    }
+
+    /// A log that keeps nothing: for the commands that assess tasks but run none (status, info,
+    /// spec), whose `Ctx` needs a log to hand to tasks that will never start.
+    pub fn discard() -> Result<ContextLog, EngineError> {
+        let path = Path::new("/dev/null");
+        ContextLog::open(path).map_err(|source| EngineError::Write { path: path.into(), source })
     }
 
     pub fn path(&self) -> &Path {

@@ -321,8 +321,7 @@ pub fn info(project: &Project, pkg: &str, arch: Arch) -> Result<PackageInfo, Eng
         status::collect_query(project, &query)?.into_iter().find(|l| l.name == r.name && l.domain == domain.dir_name());
     info.domain = Some(domain.dir_name().to_string());
 
-    let log = ContextLog::open(Path::new("/dev/null"))
-        .map_err(|source| EngineError::Write { path: "/dev/null".into(), source })?;
+    let log = ContextLog::discard()?;
     let ctx = run.ctx(domain, &log, equipment);
     let deps = ctx.dep_outputs(r, |d| ctx.states.staged_hash(d))?;
     let verdict = freshness::assess(&ctx, r, &deps, OutputCheck::VerifyQuietly)?;
