@@ -304,20 +304,16 @@ pub fn size_of(root: &Path) -> Result<(u64, u64), TreeError> {
 pub const TEMP_PREFIX: &str = ".tmp-";
 
 /// Writes `bytes` to `path` via a temporary file in the same directory, fsynced, then renamed: a
-/// SIGKILL at any instant leaves the old content or the new, never a torn file.
+/// SIGKILL at any instant leaves the old content or the new, never a torn file. A file that was
+/// there keeps its permission bits (a recipe's config file a person owns stays 0644, where the
+/// temporary file alone would make it 0600); a new one is 0600.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_atomic_mode(path, bytes, None)
-}
-
-/// [`write_atomic`] over a file a person owns (a recipe's config file): the new file gets the old
-/// one's permission bits, where a plain temporary file would turn a 0644 file into 0600.
-pub fn replace_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mode = fs::metadata(path)?.permissions().mode() & 0o7777;
-    write_atomic_mode(path, bytes, Some(mode))
-}
-
-fn write_atomic_mode(path: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<()> {
     use std::io::Write;
+    let mode = match fs::metadata(path) {
+        Ok(md) => Some(md.permissions().mode() & 0o7777),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir)?;
     tmp.write_all(bytes)?;
@@ -334,12 +330,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn replace_atomic_keeps_the_files_permissions() {
+    fn write_atomic_keeps_the_files_permissions() {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("busybox.config");
         fs::write(&f, "old\n").unwrap();
         fs::set_permissions(&f, fs::Permissions::from_mode(0o664)).unwrap();
-        replace_atomic(&f, b"new\n").unwrap();
+        write_atomic(&f, b"new\n").unwrap();
         assert_eq!(fs::read_to_string(&f).unwrap(), "new\n");
         assert_eq!(fs::metadata(&f).unwrap().permissions().mode() & 0o7777, 0o664);
         let left: Vec<_> = fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();

@@ -146,7 +146,7 @@ pub fn menuconfig(project: &Project, pkg: &str, arch: Option<Arch>, quiet: bool)
     if updated == original {
         return Ok(Edit::Unchanged { file: shown, saved: true });
     }
-    crate::tree::replace_atomic(&kconfig.path, updated.as_bytes())
+    crate::tree::write_atomic(&kconfig.path, updated.as_bytes())
         .map_err(|source| EngineError::Write { path: kconfig.path.clone(), source })?;
     let name = shown.display();
     let diff = diffy::DiffOptions::new()
