@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::engine::progress::{last_log_line, Eta, Event, Observer, Tally, TaskRef};
+use crate::engine::steplog::cut;
 use crate::layout::Domain;
 use crate::settings::Settings;
 
@@ -326,14 +327,6 @@ fn short(d: Duration) -> String {
         0..=59 => format!("{s}s"),
         60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
         _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-    }
-}
-
-/// At most `max` characters of `s`.
-fn cut(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
     }
 }
 

@@ -135,11 +135,7 @@ pub(crate) fn first_error_line(f: &Failure) -> String {
             .unwrap_or_else(|| format!("cannot fetch {file}")),
         _ => error_line_of_log(&f.log).unwrap_or_else(|| f.error.to_string()),
     };
-    let line = line.lines().next().unwrap_or_default().trim().to_string();
-    match line.char_indices().nth(TABLE_ERROR_MAX) {
-        Some((cut, _)) => format!("{}…", &line[..cut]),
-        None => line,
-    }
+    steplog::cut(line.lines().next().unwrap_or_default().trim(), TABLE_ERROR_MAX)
 }
 
 /// Lines of a log's end searched for the first error line.

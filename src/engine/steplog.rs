@@ -233,6 +233,14 @@ pub fn tail(log: &Path, n: usize) -> Vec<String> {
     lines.iter().rev().map(|&(from, to)| shown_line(&f, from, to)).collect()
 }
 
+/// At most `max` characters of `s` (a log line on one screen line), `…` saying it was cut.
+pub fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
 /// `line` with every control character but tab written out as `\xNN`: the report goes to the
 /// user's terminal, and a build's output must not drive it (escape sequences can retitle it, write
 /// the clipboard (OSC 52), or on some terminals answer queries into the shell's input).
