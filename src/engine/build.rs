@@ -383,15 +383,12 @@ pub(crate) fn prefetch(run: &Run<'_>, plans: &[Parts<'_>]) -> Result<(), BuildFa
                 // The whole story (every place tried, apt's own words) goes to the log; the
                 // console gets the summary of it (`report`).
                 let _ = super::step::write_log(&log, &format!("{error}\n"));
+                let me = TaskRef { domain, package: &item.recipe, task: &task };
+                run.observer.event(&Event::Failed { task: me, elapsed: Duration::ZERO, log: &log });
                 Some(Failure { package: item.recipe, task, log, error: EngineError::Fetch(error), started: true })
             })
             .collect();
         if !failures.is_empty() {
-            for f in &failures {
-                let domain = owner.get(f.package.as_str()).copied().unwrap_or(Domain::Target(run.host));
-                let task = TaskRef { domain, package: &f.package, task: &f.task };
-                run.observer.event(&Event::Failed { task, elapsed: Duration::ZERO, log: &f.log });
-            }
             return Err(BuildFailure { failures, error: None });
         }
     }
