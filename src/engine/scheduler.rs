@@ -128,30 +128,58 @@ pub struct Slot<'a> {
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        match self.token.take() {
-            Some(b) => {
-                // A token that cannot be returned only lowers parallelism for the rest of the run.
-                let _ = self.slots.server.put(b);
+        // A slot that cannot be returned (a poisoned lock, a failed write) only lowers
+        // parallelism for the rest of the run.
+        let Ok(mut implicit) = self.slots.implicit() else { return };
+        let put = match self.token.take() {
+            // Nobody waits for it: the token repays the implicit slot's loan.
+            Some(_) if implicit.lent && implicit.waiting == 0 => {
+                implicit.lent = false;
+                implicit.free = true;
+                None
+            }
+            Some(b) => Some(b),
+            // Someone is blocked on the pipe: only a token reaches them.
+            None if implicit.waiting > 0 => {
+                implicit.lent = true;
+                Some(b'+')
             }
             None => {
-                if let Ok(mut free) = self.slots.implicit_free.lock() {
-                    *free = true;
-                }
+                implicit.free = true;
+                None
             }
+        };
+        drop(implicit);
+        if let Some(b) = put {
+            let _ = self.slots.server.put(b);
         }
     }
 }
 
 pub struct JobSlots {
     server: Jobserver,
-    implicit_free: Mutex<bool>,
+    implicit: Mutex<Implicit>,
     jobs: usize,
+}
+
+/// The implicit slot (make's "one job without a token") and who waits on the pipe. Workers that
+/// found it taken block reading the pipe, so a freed implicit slot would reach none of them: it is
+/// lent to them as a token instead, and the next token given back while nobody waits repays the
+/// loan (the byte is dropped and the implicit slot is free again). Tokens in the pipe or held,
+/// plus the implicit slot when not lent, always add up to the job count.
+struct Implicit {
+    free: bool,
+    /// Lent to the pipe as one extra token.
+    lent: bool,
+    /// Workers in [`JobSlots::acquire`] waiting for a token.
+    waiting: usize,
 }
 
 impl JobSlots {
     pub fn new(jobs: usize) -> io::Result<JobSlots> {
         let jobs = jobs.max(1);
-        Ok(JobSlots { server: Jobserver::new(jobs - 1)?, implicit_free: Mutex::new(true), jobs })
+        let implicit = Implicit { free: true, lent: false, waiting: 0 };
+        Ok(JobSlots { server: Jobserver::new(jobs - 1)?, implicit: Mutex::new(implicit), jobs })
     }
 
     pub fn jobs(&self) -> usize {
@@ -166,14 +194,20 @@ impl JobSlots {
     /// Blocks until a slot is free.
     pub fn acquire(&self) -> io::Result<Slot<'_>> {
         {
-            let mut free = self.implicit_free.lock().map_err(|_| io::Error::other("job slot lock poisoned"))?;
-            if *free {
-                *free = false;
+            let mut implicit = self.implicit()?;
+            if implicit.free {
+                implicit.free = false;
                 return Ok(Slot { slots: self, token: None });
             }
+            implicit.waiting += 1;
         }
-        let token = self.server.take()?;
-        Ok(Slot { slots: self, token: Some(token) })
+        let token = self.server.take();
+        self.implicit()?.waiting -= 1;
+        Ok(Slot { slots: self, token: Some(token?) })
+    }
+
+    fn implicit(&self) -> io::Result<std::sync::MutexGuard<'_, Implicit>> {
+        self.implicit.lock().map_err(|_| io::Error::other("job slot lock poisoned"))
     }
 }
 
@@ -420,12 +454,59 @@ mod tests {
         let c = slots.acquire().unwrap();
         assert!(b.token.is_some() && c.token.is_some());
         assert!(!token_available(&slots), "a fourth slot is free with -j 3");
-        assert!(!*slots.implicit_free.lock().unwrap());
+        assert!(!slots.implicit.lock().unwrap().free);
         drop(b);
         assert!(token_available(&slots), "a returned slot is not free again");
         drop(a);
-        assert!(*slots.implicit_free.lock().unwrap(), "the implicit slot was not given back");
+        assert!(slots.implicit.lock().unwrap().free, "the implicit slot was not given back");
         drop(c);
+    }
+
+    /// A worker blocked on the pipe while the implicit slot is given back gets that slot (lent to
+    /// it as a token) instead of waiting for a token holder; the loan is repaid afterwards, so the
+    /// limit stays exact. Before, the freed implicit slot reached nobody blocked on the pipe: a
+    /// build ran one job short and the limit test below could wait out its patience.
+    #[test]
+    fn the_implicit_slot_given_back_reaches_a_worker_waiting_on_the_pipe() {
+        let slots = JobSlots::new(2).unwrap();
+        let implicit = slots.acquire().unwrap();
+        let token = slots.acquire().unwrap();
+        let got = Mutex::new(None);
+        let cv = Condvar::new();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let slot = slots.acquire().unwrap();
+                *got.lock().unwrap() = Some(slot.token.is_some());
+                cv.notify_all();
+                // Held until the test has looked at the limit.
+                assert!(wait_until(&got, &cv, Option::is_none));
+            });
+            // Nothing signals that the waiter reached the pipe: look, briefly and boundedly.
+            let deadline = Instant::now() + PATIENCE;
+            while slots.implicit.lock().unwrap().waiting == 0 {
+                assert!(Instant::now() < deadline, "the third acquire never waited on the pipe");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            drop(implicit);
+            if !wait_until(&got, &cv, Option::is_some) {
+                // Free the waiter so the scope can end: the test fails, it does not hang.
+                slots.server.put(b'+').unwrap();
+                panic!("the waiter never got the freed implicit slot");
+            }
+            assert!(!token_available(&slots), "a third slot is free with -j 2");
+            *got.lock().unwrap() = None;
+            cv.notify_all();
+        });
+        // The waiter's token, given back while nobody waited, repaid the loan; the other token goes
+        // back to the pipe: one token there and the implicit slot free, as at the start.
+        drop(token);
+        let i = slots.implicit.lock().unwrap();
+        assert!(i.free && !i.lent && i.waiting == 0);
+        drop(i);
+        let a = slots.acquire().unwrap();
+        let b = slots.acquire().unwrap();
+        assert!(a.token.is_none() && b.token.is_some());
+        assert!(!token_available(&slots), "more than two slots after the loan was repaid");
     }
 
     #[test]
