@@ -7,6 +7,8 @@
 //!   its own pid namespace, and a read-only /proc (a write to `/proc/self/comm` fails with EROFS,
 //!   where the same write succeeds in a default sandbox's fresh procfs: the test's control run);
 //! - `ovm doctor` fails the strict trial and reports that the degraded mode would work;
+//! - on a kernel that allows a fresh procfs under such a mask (some do: asked of the kernel first,
+//!   with util-linux alone), the strict sandbox runs and doctor passes, still naming the over-mount;
 //! - the spec records the choice (annotation `org.ovm.proc`, a read-only bind of /proc).
 //!
 //! Needs util-linux's `unshare` and Debian's busybox-static: `scripts/setup.sh` installs both.
@@ -55,6 +57,32 @@ fn ovm_in_masked_proc(proc_mode: Option<&str>, args: &[&str]) -> Output {
     cmd.output().unwrap_or_else(|e| panic!("running unshare: {e} ({SETUP_HINT})"))
 }
 
+/// Whether this kernel refuses a fresh procfs under the imitated container mask, asked of the kernel
+/// with util-linux alone (no ovm): one more user + mount + pid namespace inside the masked one, and
+/// `--mount-proc` there. Kernels differ here (machines of this workplace have run both kinds), and
+/// ovm must do the right thing on each: fail with the fix named where the kernel refuses, and run the
+/// strict sandbox where it does not.
+fn kernel_refuses_masked_proc() -> bool {
+    let mask = masked_path();
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "--pid", "--fork", "--mount-proc", "--", "/bin/sh", "-ec"])
+        .arg(format!(
+            "mount --bind /dev/null {mask}; exec unshare --user --map-root-user --mount --pid --fork --mount-proc true"
+        ))
+        .current_dir("/")
+        .output()
+        .unwrap_or_else(|e| panic!("running unshare: {e} ({SETUP_HINT})"));
+    let refused = !out.status.success();
+    if !refused {
+        eprintln!("note: this kernel ({}) allows a fresh /proc under a mask of {mask}", kernel_release());
+    }
+    refused
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).unwrap_or_default()
+}
+
 fn sandbox_sh(proc_mode: Option<&str>, script: &str) -> Output {
     ovm_in_masked_proc(
         proc_mode,
@@ -70,6 +98,13 @@ fn text(out: &Output) -> (String, String) {
 fn a_refused_fresh_proc_fails_naming_the_flag_and_the_degraded_mode() {
     let out = sandbox_sh(None, "echo ran");
     let (stdout, stderr) = text(&out);
+    if !kernel_refuses_masked_proc() {
+        // Nothing to refuse: the strict sandbox runs, and nothing talks of a degraded mode.
+        assert_eq!(out.status.code(), Some(0), "the kernel allows a fresh /proc here:\n{stdout}{stderr}");
+        assert!(has_line(&stdout, "ran"), "{stdout}");
+        assert!(!stderr.contains("WARN") && !stderr.contains("OVM_SANDBOX_PROC"), "{stderr}");
+        return;
+    }
     assert_eq!(out.status.code(), Some(125), "the sandbox must not start:\n{stdout}{stderr}");
     assert!(!stdout.contains("ran"), "the command ran although /proc could not be made:\n{stdout}");
     assert!(stderr.contains("mounting a new /proc on /proc failed: EPERM"), "{stderr}");
@@ -138,13 +173,21 @@ fn the_degraded_mode_warns_and_still_hides_usr_etc_and_the_network() {
 fn doctor_fails_the_strict_trial_and_offers_the_degraded_mode() {
     let out = ovm_in_masked_proc(None, &["doctor"]);
     let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(1), "doctor must fail:\n{stdout}{stderr}");
-    assert!(stdout.contains("[FAIL] trial sandbox: mounting a new /proc on /proc failed: EPERM"), "{stdout}");
-    assert!(stdout.contains("--security-opt systempaths=unconfined"), "{stdout}");
-    assert!(
-        stdout.contains("[info] degraded /proc mode: a trial with OVM_SANDBOX_PROC=host-ro works"),
-        "doctor must say the degraded mode would work:\n{stdout}"
-    );
+    if kernel_refuses_masked_proc() {
+        assert_eq!(out.status.code(), Some(1), "doctor must fail:\n{stdout}{stderr}");
+        assert!(stdout.contains("[FAIL] trial sandbox: mounting a new /proc on /proc failed: EPERM"), "{stdout}");
+        assert!(stdout.contains("--security-opt systempaths=unconfined"), "{stdout}");
+        assert!(
+            stdout.contains("[info] degraded /proc mode: a trial with OVM_SANDBOX_PROC=host-ro works"),
+            "doctor must say the degraded mode would work:\n{stdout}"
+        );
+    } else {
+        // The mask is still reported (it may matter on another kernel), but the strict trial passes.
+        assert_eq!(out.status.code(), Some(0), "the kernel allows a fresh /proc here:\n{stdout}{stderr}");
+        assert!(stdout.contains(&format!("[info] /proc: over-mounts {}", masked_path())), "{stdout}");
+        assert!(stdout.contains("[ok  ] trial sandbox:") && stdout.contains("new /proc"), "{stdout}");
+        assert!(!stdout.contains("[FAIL]") && !stdout.contains("[info] degraded /proc mode"), "{stdout}");
+    }
 
     // Chosen explicitly, doctor judges the chosen sandbox, and says it is degraded.
     let out = ovm_in_masked_proc(Some("host-ro"), &["doctor"]);
