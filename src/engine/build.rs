@@ -4,7 +4,7 @@
 //! packages (strict `package` profile) and the image. Every source the stale packages need is fetched first, in parallel, so a missing
 //! download fails the run before any compiling starts (what `ovm download` does on its own).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -207,12 +207,22 @@ impl<'a> Run<'a> {
         Provided { dir: self.layout.tools(), signature }
     }
 
+    /// The output hash of every native tool staged now (one not staged is left out: a package
+    /// naming it is then stale, its signature saying `?`).
+    fn current_native(&self) -> BTreeMap<String, String> {
+        let states = StateDir::new(self.layout, Domain::Tools(self.host));
+        self.recipes
+            .of_kind(Kind::Native)
+            .filter_map(|r| Some((r.name.clone(), states.staged_hash(&r.name)?)))
+            .collect()
+    }
+
     /// What the sandboxes of `domain` build with as things stand, without building anything (for
     /// `status`, `spec`, `shell`, the fetch plan): the one place that says which domain gets what.
     pub fn equipment_now(&self, kind: &ToolchainKind, domain: Domain, arch: Arch) -> Result<Equipment, EngineError> {
         let now = self.current_toolchain(kind, arch);
         Ok(match domain {
-            Domain::Target(_) => with_tools(now.target, self.current_tools()),
+            Domain::Target(_) => with_tools(now.target, self.current_tools(), self.current_native()),
             Domain::Tools(_) => Equipment::bootstrap(now.host),
             Domain::Cross(_) => crate::toolchain::gcc::no_toolchain(self.layout)?,
             // The zig wheel is unpacked, never compiled: it builds with nothing.
@@ -221,13 +231,14 @@ impl<'a> Run<'a> {
     }
 }
 
-/// Target packages build with a toolchain and the build tools.
-fn with_tools(toolchain: Provided, tools: Provided) -> Equipment {
+/// Target packages build with a toolchain, the build tools and the native tools they name.
+fn with_tools(toolchain: Provided, tools: Provided, native: BTreeMap<String, String>) -> Equipment {
     Equipment {
         toolchain_dir: toolchain.dir,
         toolchain_sig: toolchain.signature,
         tools_dir: Some(tools.dir),
         tools_sig: tools.signature,
+        native,
     }
 }
 
@@ -325,6 +336,22 @@ fn compose_tools(run: &Run<'_>, outputs: &BTreeMap<String, String>) -> Result<Pr
         crate::fault::point("tools.composed", "tools")
     })?;
     Ok(provided)
+}
+
+/// What the tools domain builds for `targets`: every build tool, and the native tools those
+/// targets name with the native recipes these depend on (a native tool nobody asks for is not
+/// built), in dependency order.
+pub(crate) fn tools_domain_list<'r>(
+    recipes: &'r RecipeSet,
+    targets: &[&Recipe],
+) -> Result<Vec<&'r Recipe>, EngineError> {
+    let names: Vec<&str> = targets.iter().flat_map(|r| r.native.iter().map(String::as_str)).collect();
+    let native: BTreeSet<&str> = recipes.closure(&names)?.into_iter().map(|r| r.name.as_str()).collect();
+    Ok(recipes
+        .topological_order()
+        .into_iter()
+        .filter(|r| r.kind == Kind::Tools || native.contains(r.name.as_str()))
+        .collect())
 }
 
 /// The target recipes to build: the named ones and their dependencies, or all.
@@ -434,7 +461,7 @@ pub(crate) fn equip(
     what: &str,
     reports: &Mutex<Vec<PackageReport>>,
 ) -> Result<Equipment, BuildFailure> {
-    let tools: Vec<&Recipe> = run.recipes.topological_order().into_iter().filter(|r| r.kind == Kind::Tools).collect();
+    let tools = tools_domain_list(&run.recipes, targets)?;
     let tools_domain = Domain::Tools(run.host);
 
     let mut plans = kind.parts(&run.target(arch))?;
@@ -455,14 +482,16 @@ pub(crate) fn equip(
 
     let builder = Builder { run, what, reports };
     let prepared = kind.prepare(&builder, &run.target(arch))?;
-    // The build tools run on the host: they are compiled by the host's toolchain.
-    let tool_outputs = builder.build_parts(Parts {
+    // The build tools and native tools run on the host: the host's toolchain compiles them.
+    let outputs = builder.build_parts(Parts {
         domain: tools_domain,
         recipes: tools,
         equipment: Equipment::bootstrap(prepared.host),
         hint: None,
     })?;
-    Ok(with_tools(prepared.target, compose_tools(run, &tool_outputs)?))
+    let is_native = |name: &str| run.recipes.get(name).is_some_and(|r| r.kind == Kind::Native);
+    let (native, tool_outputs): (BTreeMap<_, _>, BTreeMap<_, _>) = outputs.into_iter().partition(|(n, _)| is_native(n));
+    Ok(with_tools(prepared.target, compose_tools(run, &tool_outputs)?, native))
 }
 
 /// `logs/DOMAIN/context.log`, with this run's header line.

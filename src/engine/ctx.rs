@@ -74,6 +74,7 @@ impl<'a> Ctx<'a> {
             host: self.host,
             profile: self.domain.profile(),
             jobs: self.slots.jobs(),
+            native: !recipe.native.is_empty(),
             source_date_epoch: self.source_date_epoch,
             recipe_env: &recipe_env,
         })
@@ -84,6 +85,12 @@ impl<'a> Ctx<'a> {
     /// the libraries of its libraries — and nothing undeclared.
     pub fn sysroot_deps(&self, recipe: &Recipe) -> Result<Vec<&'a Recipe>, super::EngineError> {
         Ok(self.recipes.closure(&recipe.depends)?)
+    }
+
+    /// The native tools `recipe`'s steps see: those it names and the native recipes they depend
+    /// on, in dependency order (a tool of a tool must run too: meson needs its python).
+    pub fn native_deps(&self, recipe: &Recipe) -> Result<Vec<&'a Recipe>, super::EngineError> {
+        Ok(self.recipes.closure(&recipe.native)?)
     }
 
     /// The output hashes of `recipe`'s sysroot packages, as `output_of` knows them (a package it

@@ -28,7 +28,8 @@ use super::EngineError;
 pub(crate) fn domain_of(recipe: &Recipe, arch: Arch, host: Arch) -> Domain {
     match recipe.kind {
         Kind::Target => Domain::Target(arch),
-        Kind::Tools => Domain::Tools(host),
+        // Native tools are host programs like the build tools, built in their domain.
+        Kind::Tools | Kind::Native => Domain::Tools(host),
         Kind::Toolchain if recipe.is_prebuilt() => Domain::Toolchain,
         // A part of the gcc toolchain is built for one target.
         Kind::Toolchain => Domain::Cross(arch),

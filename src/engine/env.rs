@@ -7,6 +7,7 @@ use crate::arch::Arch;
 /// Where things are inside every sandbox (docs/engine.md "The four phases" says what is bound where).
 pub const TOOLCHAIN_DIR: &str = "/ovm/toolchain";
 pub const TOOLS_DIR: &str = "/ovm/tools";
+pub const NATIVE_DIR: &str = "/ovm/native";
 pub const SRC_DIR: &str = "/ovm/src";
 pub const BUILD_DIR: &str = "/ovm/build";
 pub const DEST_DIR: &str = "/ovm/dest";
@@ -21,6 +22,9 @@ pub struct EnvSpec<'a> {
     pub host: Arch,
     pub profile: Profile,
     pub jobs: usize,
+    /// The recipe names native tools: `/ovm/native/bin` comes first on PATH. Only then, so that a
+    /// package without them keeps the environment (and signature) it had.
+    pub native: bool,
     pub source_date_epoch: u64,
     /// The recipe's `env`, applied last so a recipe can override a default (not PATH).
     pub recipe_env: &'a [(String, String)],
@@ -31,6 +35,9 @@ pub fn build_env(spec: &EnvSpec<'_>) -> Vec<(String, String)> {
     let t = spec.target.musl_triple();
     let h = spec.host.musl_triple();
     let path = match spec.profile {
+        // Declared native tools before the build tools: a recipe asking for a tool gets it, not
+        // busybox's applet of the same name.
+        Profile::Package if spec.native => format!("{NATIVE_DIR}/bin:{TOOLS_DIR}/bin:{TOOLCHAIN_DIR}/bin"),
         Profile::Package => format!("{TOOLS_DIR}/bin:{TOOLCHAIN_DIR}/bin"),
         Profile::Toolchain => format!("{TOOLCHAIN_DIR}/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"),
     };
@@ -66,7 +73,8 @@ pub fn build_env(spec: &EnvSpec<'_>) -> Vec<(String, String)> {
         ("CPPFLAGS".into(), format!("-isystem {SYSROOT_DIR}/usr/include")),
         ("LDFLAGS".into(), format!("-L{SYSROOT_DIR}/usr/lib")),
         ("PKG_CONFIG_SYSROOT_DIR".into(), SYSROOT_DIR.into()),
-        ("PKG_CONFIG_LIBDIR".into(), format!("{SYSROOT_DIR}/usr/lib/pkgconfig")),
+        // Only the sysroot's `.pc` files (architecture-independent ones live in share/).
+        ("PKG_CONFIG_LIBDIR".into(), format!("{SYSROOT_DIR}/usr/lib/pkgconfig:{SYSROOT_DIR}/usr/share/pkgconfig")),
         ("SYSROOT".into(), SYSROOT_DIR.into()),
         ("SRC".into(), SRC_DIR.into()),
         ("BUILD".into(), BUILD_DIR.into()),
@@ -133,6 +141,7 @@ mod tests {
             host: Arch::X86_64,
             profile: Profile::Package,
             jobs: 2,
+            native: false,
             source_date_epoch: 42,
             recipe_env,
         }
@@ -158,6 +167,14 @@ mod tests {
         let env = build_env(&spec(&extra));
         assert_eq!(get(&env, "CFLAGS"), Some("-O2"));
         assert_eq!(get(&env, "PATH"), Some("/ovm/tools/bin:/ovm/toolchain/bin"));
+    }
+
+    #[test]
+    fn native_tools_come_first_on_path_only_for_a_recipe_that_names_them() {
+        let env = build_env(&EnvSpec { native: true, ..spec(&[]) });
+        assert_eq!(get(&env, "PATH"), Some("/ovm/native/bin:/ovm/tools/bin:/ovm/toolchain/bin"));
+        let env = build_env(&EnvSpec { native: true, profile: Profile::Toolchain, ..spec(&[]) });
+        assert!(!get(&env, "PATH").unwrap_or_default().contains("/ovm/native"), "tools see no native dir");
     }
 
     /// `crate::recipe::STEP_ENV` is what recipe validation lets a `${NAME}` in an argument name:

@@ -62,6 +62,9 @@ pub enum EngineError {
         evidence: Option<&'static str>,
         recipe: PathBuf,
     },
+    /// A step ran a program (or a script whose interpreter) the sandbox does not have.
+    #[error("{0}")]
+    ToolMissing(Box<ToolMissing>),
     #[error("{package}: depends on `{dep}`, whose output is not staged")]
     MissingDependency { package: String, dep: String },
     #[error("{package}: {file} in sources/ is not the file the fetch recorded; run the build again to refetch")]
@@ -88,4 +91,30 @@ pub enum EngineError {
     Failed(usize),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// What [`EngineError::ToolMissing`] says: the program, how it was run, and which recipe field
+/// would put it in the sandbox.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{package}: the {step} step failed running `{tool}`{}, which is not in its sandbox; {}",
+    via.as_ref().map(|s| format!(" (the interpreter of {s})")).unwrap_or_default(),
+    match provider {
+        Some(p) => format!("add `native = [\"{p}\"]` to {} (recipes/native/{p}.toml provides it)", recipe.display()),
+        None => format!(
+            "no recipe in recipes/native/ provides it: write one, then name it in `native` in {}",
+            recipe.display()
+        ),
+    }
+)]
+pub struct ToolMissing {
+    pub package: String,
+    pub step: String,
+    pub tool: String,
+    /// The script whose `#!` line names the tool, when that is how it was run.
+    pub via: Option<String>,
+    /// The native recipe that provides it, if one does.
+    pub provider: Option<String>,
+    /// The recipe file, relative to the project.
+    pub recipe: PathBuf,
 }

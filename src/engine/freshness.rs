@@ -219,7 +219,7 @@ pub fn signatures(
 }
 
 /// What the first build step's signature carries for the whole build: style, environment, config
-/// files, toolchain, build tools, the outputs of every package of its sysroot, isolation.
+/// files, toolchain, build tools, the native tools it names, the outputs of every package of its sysroot, isolation.
 fn whole_build_inputs(
     ctx: &Ctx<'_>,
     recipe: &Recipe,
@@ -241,6 +241,11 @@ fn whole_build_inputs(
     }
     inputs.set("toolchain", &ctx.equipment.toolchain_sig);
     inputs.set("tools", &ctx.equipment.tools_sig);
+    // Only the native tools it names (and theirs): another package's tool changing rebuilds
+    // nothing here.
+    for n in ctx.native_deps(recipe)? {
+        inputs.set(format!("native.{}", n.name), ctx.equipment.native.get(&n.name).map(String::as_str).unwrap_or("?"));
+    }
     for d in ctx.sysroot_deps(recipe)? {
         inputs.set(format!("dep.{}", d.name), dep_outputs.get(&d.name).map(String::as_str).unwrap_or("?"));
     }

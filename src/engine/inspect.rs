@@ -133,6 +133,8 @@ pub struct PackageInfo {
     pub depends: Vec<String>,
     /// Every package whose output makes its sysroot: the dependencies' closure, in build order.
     pub sysroot: Vec<String>,
+    /// The native tools its steps see (`/ovm/native`): those it names and theirs, in build order.
+    pub native: Vec<String>,
     /// Packages that declare it as a dependency.
     pub required_by: Vec<String>,
     /// Packages that have it in their sysroot (its reverse closure), in build order.
@@ -293,6 +295,7 @@ pub fn info(project: &Project, pkg: &str, arch: Arch) -> Result<PackageInfo, Eng
         files: r.files.iter().map(|f| f.name.clone()).collect(),
         depends: r.depends.clone(),
         sysroot: names(&closure),
+        native: names(&run.recipes.closure(&r.native)?),
         required_by: names(&users),
         required_by_all: users_all,
         replaces: r.replaces.clone(),
@@ -369,7 +372,7 @@ fn domain_of(
 ) -> Result<Option<(Domain, Equipment)>, EngineError> {
     let domain = match r.kind {
         Kind::Target => Domain::Target(arch),
-        Kind::Tools => Domain::Tools(run.host),
+        Kind::Tools | Kind::Native => Domain::Tools(run.host),
         Kind::Toolchain => {
             // The host's parts first: they build the tools, as in `status`.
             for a in [run.host, arch] {
@@ -446,6 +449,7 @@ pub fn print_info(root: &Path, i: &PackageInfo, out: &mut dyn Write) -> io::Resu
     writeln!(out, "files:        {}", list(&i.files))?;
     writeln!(out, "depends:      {}", list(&i.depends))?;
     writeln!(out, "sysroot:      {}", list(&i.sysroot))?;
+    writeln!(out, "native:       {}", list(&i.native))?;
     writeln!(out, "required by:  {} (all: {})", list(&i.required_by), list(&i.required_by_all))?;
     writeln!(out, "replaces:     {}", list(&i.replaces))?;
     for f in &i.features {

@@ -8,7 +8,7 @@
 //! package's line) and `ovm build --dry-run` (each line's [`Line::runs`]: the tasks a build would
 //! run), so the four commands never disagree.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 use serde::Serialize;
@@ -144,7 +144,7 @@ pub fn collect_query(project: &Project, query: &Query<'_>) -> Result<Vec<Line>, 
     }
     for parts in toolchain_parts {
         let ctx = run.ctx(parts.domain, &log, parts.equipment);
-        if domain_status(&ctx, &parts.recipes, check, &mut lines)? && blocked_by.is_none() {
+        if domain_status(&ctx, &parts.recipes, check, &no_wait, &mut lines)? && blocked_by.is_none() {
             blocked_by = Some(match parts.domain {
                 Domain::Cross(a) => format!("the {a} gcc toolchain"),
                 _ => format!(
@@ -154,19 +154,36 @@ pub fn collect_query(project: &Project, query: &Query<'_>) -> Result<Vec<Line>, 
             });
         }
     }
-    let tools: Vec<&Recipe> = run.recipes.topological_order().into_iter().filter(|r| r.kind == Kind::Tools).collect();
+    let tools = super::build::tools_domain_list(&run.recipes, &target_list(&run.recipes, query.packages)?)?;
     let tools_domain = Domain::Tools(run.host);
     let ctx = run.ctx(tools_domain, &log, run.equipment_now(&kind, tools_domain, archs[0])?);
-    let stale_tools = domain_status(&ctx, &tools, check, &mut lines)?;
-    if blocked_by.is_none() && stale_tools {
-        blocked_by = Some("the build tools".into());
+    let first = lines.len();
+    domain_status(&ctx, &tools, check, &no_wait, &mut lines)?;
+    // A stale build tool holds up every target package; a stale native tool only those naming it.
+    let mut stale_native = BTreeSet::new();
+    for (l, r) in lines[first..].iter().zip(&tools) {
+        match r.kind {
+            _ if l.state.is_built() => {}
+            Kind::Native => {
+                stale_native.insert(r.name.as_str());
+            }
+            _ if blocked_by.is_none() => blocked_by = Some("the build tools".into()),
+            _ => {}
+        }
     }
+    let native_wait = |r: &Recipe| -> Result<Option<String>, EngineError> {
+        let closure = run.recipes.closure(&r.native)?;
+        Ok(closure
+            .iter()
+            .find(|n| stale_native.contains(n.name.as_str()))
+            .map(|n| format!("the native tool {}", n.name)))
+    };
 
     for a in archs {
         let targets = target_list(&run.recipes, query.packages)?;
         let ctx = run.ctx(Domain::Target(a), &log, run.equipment_now(&kind, Domain::Target(a), a)?);
         let first = lines.len();
-        let stale = domain_status(&ctx, &targets, check, &mut lines)?;
+        let stale = domain_status(&ctx, &targets, check, &native_wait, &mut lines)?;
         if let Some(b) = &blocked_by {
             for (l, r) in lines[first..].iter_mut().zip(&targets) {
                 if l.state.is_built() {
@@ -216,10 +233,19 @@ fn image_state(
 }
 
 /// Appends one line per recipe; returns whether any is not built.
+/// No package of the domain waits for anything outside it.
+fn no_wait(_: &Recipe) -> Result<Option<String>, EngineError> {
+    Ok(None)
+}
+
+/// The status lines of `list`, one domain's packages in dependency order; `waits_outside` says
+/// what outside the domain a package current in itself still waits for (a stale native tool).
+/// Returns whether any package is not built.
 fn domain_status(
     ctx: &Ctx<'_>,
     list: &[&Recipe],
     check: OutputCheck,
+    waits_outside: &dyn Fn(&Recipe) -> Result<Option<String>, EngineError>,
     lines: &mut Vec<Line>,
 ) -> Result<bool, EngineError> {
     let mut not_built: BTreeMap<&str, ()> = BTreeMap::new();
@@ -227,9 +253,12 @@ fn domain_status(
     for r in list {
         // A package current in itself still waits for a dependency that is not built; one that
         // is not built itself says why (never built, failed …), which says more.
-        let waits = r.depends.iter().find(|d| not_built.contains_key(d.as_str()));
+        let waits = match r.depends.iter().find(|d| not_built.contains_key(d.as_str())) {
+            Some(d) => Some(d.clone()),
+            None => waits_outside(r)?,
+        };
         let (state, runs) = match (package_state(ctx, r, check)?, waits) {
-            ((State::Built, _), Some(d)) => (State::Waits { on: d.clone() }, rebuild_tasks(ctx, r)),
+            ((State::Built, _), Some(d)) => (State::Waits { on: d }, rebuild_tasks(ctx, r)),
             (own, _) => own,
         };
         if !state.is_built() {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::fault;
-use crate::layout::{Profile, TaskName, WorkDirs};
+use crate::layout::{Domain, Profile, TaskName, WorkDirs};
 use crate::recipe::Recipe;
 use crate::sandbox::{self, SandboxBuilder};
 use crate::tree;
@@ -31,12 +31,13 @@ pub(super) fn run_step_task(
     let werr = |source| EngineError::Write { path: log.to_path_buf(), source };
     if step.first {
         // A fresh build: nothing from an earlier configuration may leak in.
-        for d in [&dirs.build, &dirs.dest, &dirs.sysroot, &dirs.files] {
+        for d in [&dirs.build, &dirs.dest, &dirs.sysroot, &dirs.native, &dirs.files] {
             tree::remove_all(d)?;
         }
         mkdir(&dirs.build)?;
         mkdir(&dirs.dest)?;
         compose_sysroot(ctx, recipe, dirs)?;
+        compose_native(ctx, recipe, dirs)?;
         copy_files(recipe, dirs)?;
     }
     if step.prebuilt_install {
@@ -80,6 +81,8 @@ pub fn ready_for_shell(ctx: &Ctx<'_>, recipe: &Recipe) -> Result<(), EngineError
     }
     tree::remove_all(&dirs.sysroot)?;
     compose_sysroot(ctx, recipe, &dirs)?;
+    tree::remove_all(&dirs.native)?;
+    compose_native(ctx, recipe, &dirs)?;
     tree::remove_all(&dirs.files)?;
     copy_files(recipe, &dirs)
 }
@@ -99,6 +102,26 @@ fn compose_sysroot(ctx: &Ctx<'_>, recipe: &Recipe, dirs: &WorkDirs) -> Result<()
     for d in ["usr/include", "usr/lib"] {
         mkdir(&dirs.sysroot.join(d))?;
     }
+    Ok(())
+}
+
+/// `/ovm/native`: the staged outputs of the native tools `recipe` names (and of the native recipes
+/// they depend on), from the tools domain, hard-linked into one tree like the sysroot. Made only
+/// for a recipe that names some: the others get no `/ovm/native` at all.
+fn compose_native(ctx: &Ctx<'_>, recipe: &Recipe, dirs: &WorkDirs) -> Result<(), EngineError> {
+    let natives = ctx.native_deps(recipe)?;
+    if natives.is_empty() {
+        return Ok(());
+    }
+    let mut layers = Vec::new();
+    for tool in natives {
+        let dir = ctx.layout.staging(Domain::Tools(ctx.host), &tool.name);
+        if !dir.is_dir() {
+            return Err(EngineError::MissingDependency { package: recipe.name.clone(), dep: tool.name.clone() });
+        }
+        layers.push((tool.name.clone(), dir));
+    }
+    tree::compose(&layers, &dirs.native)?;
     Ok(())
 }
 
@@ -148,6 +171,9 @@ fn step_sandbox(
         Profile::Package => {
             let tools = eq.tools_dir.as_ref().ok_or_else(|| EngineError::Internal("no build tools".into()))?;
             b = b.ro_bind(tools, env::TOOLS_DIR).ro_bind(tools.join("bin/busybox"), "/bin/sh");
+            if !recipe.native.is_empty() {
+                b = b.ro_bind(&dirs.native, env::NATIVE_DIR);
+            }
         }
         // The host's userland, read-only: the host compiler builds the tools (and gcc).
         Profile::Toolchain => b = with_host_userland(b),
@@ -203,7 +229,101 @@ fn step_failure(ctx: &Ctx<'_>, recipe: &Recipe, step: &TaskName, log: &Path, sta
             }
         }
     }
+    let missing = missing_tool(&tail, |p| fs::read(sandbox_to_host(p, &ctx.dirs(&recipe.name))?).ok());
+    // A tool the recipe names already and still missing is that tool recipe's fault: the plain
+    // failure and its log say more than advice to add what is there.
+    let provider = missing.as_ref().and_then(|m| native_provider(ctx, &m.tool));
+    if let Some(missing) = missing.filter(|_| !provider.as_ref().is_some_and(|p| recipe.native.contains(p))) {
+        return EngineError::ToolMissing(Box::new(super::error::ToolMissing {
+            package: recipe.name.clone(),
+            step: step.to_string(),
+            provider,
+            tool: missing.tool,
+            via: missing.via,
+            recipe: recipe_file,
+        }));
+    }
     EngineError::StepFailed { package: recipe.name.clone(), step: step.to_string(), status }
+}
+
+/// A program a failed step could not run, as its log tells.
+#[derive(Debug, PartialEq, Eq)]
+struct MissingTool {
+    tool: String,
+    /// The script that names `tool` on its `#!` line, when the shell reported the script.
+    via: Option<String>,
+}
+
+/// How many of a failed log's last lines may hold the "not found" that explains the failure:
+/// a configure script probing for optional programs says so early and goes on.
+const NOT_FOUND_LINES: usize = 12;
+
+/// The program behind the last "not found" near the end of a failed step's log: the shell's
+/// `sh: cmake: not found` (busybox ash, also as `/ovm/step.sh: line 3: cmake: not found`), GNU
+/// make's `make: cmake: No such file or directory` / `cmake: Command not found`, busybox env's
+/// `env: can't execute 'perl'`. A path reported not found that exists (`/ovm/src/Configure`) is a
+/// script whose interpreter is missing: `read` gives its bytes, and its `#!` line names the tool.
+fn missing_tool(tail: &str, read: impl Fn(&str) -> Option<Vec<u8>>) -> Option<MissingTool> {
+    let lines: Vec<&str> = tail.lines().collect();
+    let start = lines.len().saturating_sub(NOT_FOUND_LINES);
+    for line in lines[start..].iter().rev() {
+        let line = line.trim();
+        let named = if let Some((_, rest)) = line.split_once("can't execute '") {
+            rest.split('\'').next()
+        } else if let Some(rest) = line.strip_suffix(": not found") {
+            rest.rsplit(": ").next()
+        } else if let Some(rest) =
+            line.strip_suffix(": No such file or directory").or_else(|| line.strip_suffix(": Command not found"))
+        {
+            // make[2]: cmake: No such file or directory
+            let mut parts = rest.split(": ");
+            parts.next().filter(|first| first.starts_with("make")).and(parts.next())
+        } else {
+            None
+        };
+        let Some(name) = named.map(str::trim).filter(|n| !n.is_empty() && !n.contains(char::is_whitespace)) else {
+            continue;
+        };
+        if name.contains('/') {
+            if let Some(tool) = read(name).and_then(|bytes| interpreter(&bytes)) {
+                return Some(MissingTool { tool, via: Some(name.to_string()) });
+            }
+            continue;
+        }
+        return Some(MissingTool { tool: name.to_string(), via: None });
+    }
+    None
+}
+
+/// The program a `#!` line runs: `#!/usr/bin/perl -w` → perl, `#!/usr/bin/env python3` → python3.
+fn interpreter(script: &[u8]) -> Option<String> {
+    let first = script.strip_prefix(b"#!")?.split(|b| *b == b'\n').next()?;
+    let first = String::from_utf8_lossy(first);
+    let mut words = first.split_whitespace();
+    let program = words.next()?.rsplit('/').next()?.to_string();
+    let tool = if program == "env" { words.find(|w| !w.starts_with('-'))?.to_string() } else { program };
+    Some(tool)
+}
+
+/// A host path for a sandbox path of the package's writable trees (where scripts live).
+fn sandbox_to_host(path: &str, dirs: &WorkDirs) -> Option<PathBuf> {
+    let rel = |prefix: &str| path.strip_prefix(prefix).and_then(|r| r.strip_prefix('/'));
+    if let Some(r) = rel(env::SRC_DIR) {
+        Some(dirs.src.join(r))
+    } else {
+        rel(env::BUILD_DIR).map(|r| dirs.build.join(r))
+    }
+}
+
+/// The native recipe that provides `tool`: one of that name, or one whose staged output has
+/// `bin/TOOL` (pkgconf's `pkg-config`).
+fn native_provider(ctx: &Ctx<'_>, tool: &str) -> Option<String> {
+    let natives: Vec<&Recipe> = ctx.recipes.of_kind(crate::recipe::Kind::Native).collect();
+    if let Some(r) = natives.iter().find(|r| r.name == tool) {
+        return Some(r.name.clone());
+    }
+    let staged = |r: &&&Recipe| ctx.layout.staging(Domain::Tools(ctx.host), &r.name).join("bin").join(tool).exists();
+    natives.iter().find(staged).map(|r| r.name.clone())
 }
 
 /// Runs the step `name` of `recipe` (its `script`) in its sandbox, its output going to `log`.
@@ -276,6 +396,7 @@ fn host_command(ctx: &Ctx<'_>, recipe: &Recipe, script: &str, dirs: &WorkDirs) -
         let pairs: Vec<(&str, PathBuf)> = vec![
             (env::TOOLCHAIN_DIR, eq.toolchain_dir.clone()),
             (env::TOOLS_DIR, eq.tools_dir.clone().unwrap_or_default()),
+            (env::NATIVE_DIR, dirs.native.clone()),
             (env::SRC_DIR, dirs.src.clone()),
             (env::BUILD_DIR, dirs.build.clone()),
             (env::DEST_DIR, dirs.dest.clone()),
@@ -332,4 +453,67 @@ pub(super) fn write_log(log: &Path, text: &str) -> io::Result<()> {
         fs::create_dir_all(d)?;
     }
     fs::write(log, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(tail: &str) -> Option<MissingTool> {
+        let script = |p: &str| match p {
+            "/ovm/src/Configure" => Some(b"#!/usr/bin/env perl\n# configure\n".to_vec()),
+            "/ovm/src/gen.py" => Some(b"#! /usr/bin/python3 -u\n".to_vec()),
+            "/ovm/build/plain" => Some(b"not a script\n".to_vec()),
+            _ => None,
+        };
+        missing_tool(tail, script)
+    }
+
+    fn tool(name: &str) -> Option<MissingTool> {
+        Some(MissingTool { tool: name.into(), via: None })
+    }
+
+    #[test]
+    fn the_missing_program_is_read_from_each_way_a_build_reports_it() {
+        assert_eq!(found("+ cmake -S /ovm/src\n/ovm/step.sh: line 2: cmake: not found\n"), tool("cmake"));
+        assert_eq!(found("sh: pkg-config: not found\n"), tool("pkg-config"));
+        assert_eq!(
+            found("make[2]: bison: No such file or directory\nmake[2]: *** [Makefile:9: y.c] Error 127\n"),
+            tool("bison")
+        );
+        assert_eq!(found("make: flex: Command not found\nmake: *** [x] Error 127\n"), tool("flex"));
+        assert_eq!(found("env: can't execute 'python3': No such file or directory\n"), tool("python3"));
+    }
+
+    #[test]
+    fn a_script_reported_not_found_names_its_interpreter() {
+        let via = |t: &str, s: &str| Some(MissingTool { tool: t.into(), via: Some(s.into()) });
+        assert_eq!(found("/bin/sh: /ovm/src/Configure: not found\n"), via("perl", "/ovm/src/Configure"));
+        assert_eq!(found("sh: /ovm/src/gen.py: not found\n"), via("python3", "/ovm/src/gen.py"));
+        // A path that is no script (or not there) names nothing.
+        assert_eq!(found("sh: /ovm/build/plain: not found\n"), None);
+        assert_eq!(found("sh: /ovm/build/gone: not found\n"), None);
+    }
+
+    #[test]
+    fn only_a_not_found_near_the_end_explains_the_failure() {
+        let mut log = String::from("checking for gawk... sh: gawk: not found\n");
+        for i in 0..NOT_FOUND_LINES {
+            log.push_str(&format!("cc -c f{i}.c\n"));
+        }
+        log.push_str("f.c:1: error: expected ';'\n");
+        assert_eq!(found(&log), None, "an early probe is not the cause");
+        // Other lines ending the same way are not programs.
+        assert_eq!(found("ls: /ovm/src/x: No such file or directory\ncp: can't stat 'a b': not found\n"), None);
+    }
+
+    #[test]
+    fn sandbox_paths_map_to_the_work_dirs_and_nothing_else() {
+        let dirs = crate::layout::Layout::new("/p".into())
+            .work_dirs(crate::layout::Domain::Tools(crate::arch::Arch::X86_64), "x");
+        assert_eq!(sandbox_to_host("/ovm/src/Configure", &dirs), Some(dirs.src.join("Configure")));
+        assert_eq!(sandbox_to_host("/ovm/build/a/b", &dirs), Some(dirs.build.join("a/b")));
+        assert_eq!(sandbox_to_host("/ovm/srcx/a", &dirs), None);
+        assert_eq!(sandbox_to_host("/etc/passwd", &dirs), None);
+    }
 }

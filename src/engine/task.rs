@@ -192,6 +192,7 @@ mod tests {
             homepage: None,
             description: None,
             depends: vec![],
+            native: vec![],
             replaces: vec![],
             files: vec![],
             patches: vec![],

@@ -68,6 +68,7 @@ pub fn from_recipes(recipes: &RecipeSet, arch: &str) -> Depends {
     let titles = [
         (Kind::Target, format!("{arch} packages (in the image)")),
         (Kind::Tools, "build tools (/ovm/tools, for every target package)".to_string()),
+        (Kind::Native, "native tools (/ovm/native, for the packages that name them)".to_string()),
         (Kind::Toolchain, "toolchain parts (/ovm/toolchain, for every target package)".to_string()),
     ];
     for (kind, title) in titles {
@@ -190,6 +191,7 @@ fn node_colour(n: &Node) -> (&'static str, &'static str) {
         None => ("#fde0dd", "#b2182b"),
         Some(Kind::Target) => ("#dceaf7", "#4e79a7"),
         Some(Kind::Tools) => ("#e3f1df", "#59a14f"),
+        Some(Kind::Native) => ("#ece3f3", "#8e6bb0"),
         Some(Kind::Toolchain) => ("#fdebd6", "#f28e2b"),
     }
 }

@@ -55,6 +55,8 @@ pub struct WorkDirs {
     pub build: PathBuf,
     pub dest: PathBuf,
     pub sysroot: PathBuf,
+    /// The package's native tools, composed (bound at `/ovm/native`).
+    pub native: PathBuf,
     pub files: PathBuf,
     pub staging: PathBuf,
     pub logs: PathBuf,
@@ -260,6 +262,7 @@ impl Layout {
             build: work.join("build"),
             dest: work.join("dest"),
             sysroot: work.join("sysroot"),
+            native: work.join("native"),
             files: work.join("files"),
             work_state: work.join(".ovm-work"),
             step_script: work.join(".ovm-step.sh"),

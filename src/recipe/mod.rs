@@ -12,8 +12,10 @@
 //! loaded set is known to be consistent and its topological order cannot fail later.
 //!
 //! Recipe kinds follow the directory a file sits in: `recipes/*.toml` are target packages (they go
-//! into the initrd), `recipes/tools/*.toml` build tools for the host, `recipes/toolchain/*.toml` parts
-//! of the cross toolchain. Names are unique across all three, because users and other recipes refer
+//! into the initrd), `recipes/tools/*.toml` build tools for the host (every package sees them),
+//! `recipes/native/*.toml` build-time tools for the host that only the packages naming them in
+//! `native` see (Yocto's `-native`, Buildroot's `host-*`), `recipes/toolchain/*.toml` parts of the
+//! cross toolchain. Names are unique across all three, because users and other recipes refer
 //! to packages by bare name (`ovm download busybox`, `depends = ["zlib"]`); a host build of a target
 //! package therefore needs its own name (BitBake's `-native` convention).
 
@@ -103,7 +105,7 @@ impl RecipeError {
 }
 
 /// Which tree a recipe belongs to, from the directory its file sits in. As JSON: `"target"`,
-/// `"tools"`, `"toolchain"` (its [`Kind::name`]).
+/// `"tools"`, `"native"`, `"toolchain"` (its [`Kind::name`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
@@ -111,18 +113,22 @@ pub enum Kind {
     Target,
     /// `recipes/tools/NAME.toml`: built for the host, provides the sandbox's `/ovm/tools`.
     Tools,
+    /// `recipes/native/NAME.toml`: built for the host like the tools, but seen (at `/ovm/native`,
+    /// first on PATH) only by the target packages that name it in `native`.
+    Native,
     /// `recipes/toolchain/NAME.toml`: a part of the cross toolchain.
     Toolchain,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Target, Kind::Tools, Kind::Toolchain];
+    pub const ALL: [Kind; 4] = [Kind::Target, Kind::Tools, Kind::Native, Kind::Toolchain];
 
     /// The directory under `recipes/` holding this kind ("" for target recipes).
     pub fn subdir(self) -> &'static str {
         match self {
             Kind::Target => "",
             Kind::Tools => "tools",
+            Kind::Native => "native",
             Kind::Toolchain => "toolchain",
         }
     }
@@ -131,6 +137,7 @@ impl Kind {
         match self {
             Kind::Target => "target",
             Kind::Tools => "tools",
+            Kind::Native => "native",
             Kind::Toolchain => "toolchain",
         }
     }
@@ -154,6 +161,9 @@ pub struct Recipe {
     pub description: Option<String>,
     /// Recipes of the same kind whose staged output forms `/ovm/sysroot`.
     pub depends: Vec<String>,
+    /// `recipes/native/` recipes whose output this package's steps run (on PATH from
+    /// `/ovm/native/bin`), with the native recipes they depend on; only target recipes name them.
+    pub native: Vec<String>,
     /// Packages whose files this one replaces in the image where both install the same path
     /// (busybox's `/sbin/blkid` by util-linux's); it is layered after them. Any other path two
     /// packages share is a conflict that fails the pack.
@@ -486,7 +496,7 @@ pub struct RecipeSet {
 }
 
 impl RecipeSet {
-    /// Reads and validates `recipes/*.toml`, `recipes/tools/*.toml` and `recipes/toolchain/*.toml`.
+    /// Reads and validates `recipes/*.toml` and those of `recipes/{tools,native,toolchain}/`.
     pub fn load(project: &Project) -> Result<RecipeSet, RecipeError> {
         let ctx = validate::Context {
             root: project.root().to_path_buf(),

@@ -19,6 +19,9 @@ pub(super) struct RawRecipe {
     pub description: Option<String>,
     #[serde(default)]
     pub depends: Vec<Spanned<String>>,
+    /// Build-time tools from `recipes/native/` the steps run.
+    #[serde(default)]
+    pub native: Vec<Spanned<String>>,
     /// Packages whose files this one may replace in the image where both install the same path.
     #[serde(default)]
     pub replaces: Vec<Spanned<String>>,

@@ -37,6 +37,8 @@ pub(super) struct Loaded {
     pub depends_at: Vec<Location>,
     /// Parallel to `recipe.replaces`.
     pub replaces_at: Vec<Location>,
+    /// Parallel to `recipe.native`.
+    pub native_at: Vec<Location>,
     /// Every artifact's (file, sha256) and where its sha256 is written.
     pub artifacts_at: Vec<(String, String, Location)>,
 }
@@ -112,6 +114,32 @@ fn validate(
         }
         depends.push(dep.as_ref().clone());
         depends_at.push(doc.at(dep.span()));
+    }
+
+    let mut native = Vec::new();
+    let mut native_at = Vec::new();
+    for tool in &raw.native {
+        // A tool of a tool is its `depends` (native recipes depend on native recipes); the build
+        // tools and the toolchain are what everything else is built with, so they name none.
+        if kind != Kind::Target {
+            return Err(doc.invalid(
+                tool,
+                format!(
+                    "only target recipes name native tools; a {kind} recipe {}",
+                    if kind == Kind::Native {
+                        "lists the native recipes it needs in `depends`"
+                    } else {
+                        "is built with the host's userland"
+                    }
+                ),
+            ));
+        }
+        check_package_name(doc, tool, "native tool")?;
+        if native.contains(tool.as_ref()) {
+            return Err(doc.invalid(tool, format!("native tool `{}` is listed twice", tool.as_ref())));
+        }
+        native.push(tool.as_ref().clone());
+        native_at.push(doc.at(tool.span()));
     }
 
     let mut replaces = Vec::new();
@@ -193,6 +221,7 @@ fn validate(
         homepage: raw.homepage.map(Spanned::into_inner),
         description: raw.description,
         depends,
+        native,
         replaces,
         files,
         patches,
@@ -202,7 +231,7 @@ fn validate(
         features,
         path: path.to_path_buf(),
     };
-    Ok(Loaded { recipe, name_at: doc.at(raw.name.span()), depends_at, replaces_at, artifacts_at })
+    Ok(Loaded { recipe, name_at: doc.at(raw.name.span()), depends_at, replaces_at, native_at, artifacts_at })
 }
 
 /// `[features.NAME]`: each checked like the fields it mirrors, then resolved against the project's
@@ -843,35 +872,33 @@ pub(super) fn check_set(loaded: &[Loaded]) -> Result<(), RecipeError> {
         }
     }
     for l in loaded {
-        let depends = l.recipe.depends.iter().zip(&l.depends_at).map(|(d, at)| (d, at, "dependency"));
-        let replaces = l.recipe.replaces.iter().zip(&l.replaces_at).map(|(d, at)| (d, at, "replaced package"));
-        for (dep, at, what) in depends.chain(replaces) {
+        let own = l.recipe.kind;
+        let depends = l.recipe.depends.iter().zip(&l.depends_at).map(|(d, at)| (d, at, "dependency", own));
+        let replaces = l.recipe.replaces.iter().zip(&l.replaces_at).map(|(d, at)| (d, at, "replaced package", own));
+        let native = l.recipe.native.iter().zip(&l.native_at).map(|(d, at)| (d, at, "native tool", Kind::Native));
+        for (dep, at, what, wanted) in depends.chain(replaces).chain(native) {
+            let unknown =
+                |reason: String| RecipeError::UnknownDependency { at: at.clone(), what, name: dep.clone(), reason };
             match by_name.get(dep.as_str()) {
                 None => {
-                    let dir = match l.recipe.kind.subdir() {
+                    let dir = match wanted.subdir() {
                         "" => "recipes".to_string(),
                         sub => format!("recipes/{sub}"),
                     };
-                    return Err(RecipeError::UnknownDependency {
-                        at: at.clone(),
-                        what,
-                        name: dep.clone(),
-                        reason: format!("there is no {dir}/{dep}.toml"),
-                    });
+                    return Err(unknown(format!("there is no {dir}/{dep}.toml")));
                 }
-                Some(other) if other.recipe.kind != l.recipe.kind => {
-                    return Err(RecipeError::UnknownDependency {
-                        at: at.clone(),
-                        what,
-                        name: dep.clone(),
-                        reason: format!(
-                            "`{dep}` is a {} recipe; a {} recipe may only {} {} recipes",
-                            other.recipe.kind,
-                            l.recipe.kind,
-                            if what == "dependency" { "depend on" } else { "replace" },
-                            l.recipe.kind
-                        ),
-                    });
+                Some(other) if other.recipe.kind != wanted && what == "native tool" => {
+                    return Err(unknown(format!(
+                        "`{dep}` is a {} recipe; `native` names recipes/native/ recipes",
+                        other.recipe.kind
+                    )));
+                }
+                Some(other) if other.recipe.kind != wanted => {
+                    return Err(unknown(format!(
+                        "`{dep}` is a {} recipe; a {own} recipe may only {} {own} recipes",
+                        other.recipe.kind,
+                        if what == "dependency" { "depend on" } else { "replace" },
+                    )));
                 }
                 Some(_) => {}
             }

@@ -111,6 +111,9 @@ pub struct Equipment {
     /// `None` while the tools themselves (or a toolchain) are being built.
     pub tools_dir: Option<PathBuf>,
     pub tools_sig: String,
+    /// Target packages only: the output hash of every native tool built (`recipes/native/`, in
+    /// the tools domain); a package binds and signs the ones it names.
+    pub native: BTreeMap<String, String>,
 }
 
 impl Equipment {

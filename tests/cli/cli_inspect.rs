@@ -72,6 +72,7 @@ fn list_and_info_before_and_after_a_build() {
     assert_eq!((info["name"].as_str(), info["style"].as_str()), (Some("hello"), Some("custom")));
     assert_eq!(strs(&info["depends"]), ["libgreet"]);
     assert_eq!(strs(&info["sysroot"]), ["libgreet"]);
+    assert!(strs(&info["native"]).is_empty(), "hello names no native tool");
     let source = &info["sources"][0];
     assert!(source["sha256"].as_str().is_some_and(|s| s.len() == 64), "{source:#}");
     assert!(strs(&source["urls"]).iter().all(|u| u.starts_with("file://")), "{source:#}");

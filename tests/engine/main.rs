@@ -1,5 +1,5 @@
 //! The build engine on small test recipes: hermeticity, incremental rebuilds, parallelism,
-//! resume, named steps, injected faults, hostile inputs, the gcc toolchain's recipes and tasks.
+//! resume, named steps, native tools, injected faults, hostile inputs, the gcc toolchain's recipes and tasks.
 //!
 //! One test binary per subsystem, one module per test file: ovm and its dependencies are linked
 //! once per group instead of once per file. `cargo test --test engine` runs the group,
@@ -14,6 +14,7 @@ mod sandbox_support;
 
 mod engine_hermetic;
 mod engine_incremental;
+mod engine_native;
 mod engine_parallel;
 mod engine_real;
 mod engine_resume;

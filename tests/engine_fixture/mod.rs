@@ -102,6 +102,8 @@ pub struct Pkg {
     pub version: String,
     pub entries: Vec<Entry>,
     pub depends: Vec<String>,
+    /// `native = [...]`, written only when not empty.
+    pub native: Vec<String>,
     pub files: Vec<String>,
     pub description: String,
     /// The `[build]` table's body (TOML), `style` included.
@@ -119,6 +121,7 @@ impl Pkg {
             version: "1.0".into(),
             entries,
             depends: Vec::new(),
+            native: Vec::new(),
             files: Vec::new(),
             description: format!("{name}, a test package of the engine tests"),
             build: build.into(),
@@ -135,6 +138,17 @@ impl Pkg {
 
     pub fn depends(mut self, deps: &[&str]) -> Pkg {
         self.depends = deps.iter().map(|d| d.to_string()).collect();
+        self
+    }
+
+    pub fn native(mut self, tools: &[&str]) -> Pkg {
+        self.native = tools.iter().map(|d| d.to_string()).collect();
+        self
+    }
+
+    /// A recipe under `recipes/native/`: a build-time tool for the host.
+    pub fn native_tool(mut self) -> Pkg {
+        self.kind_dir = "native".into();
         self
     }
 
@@ -177,11 +191,13 @@ impl Pkg {
         let list = |v: &[String]| v.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>().join(", ");
         let recipe = format!(
             "name = {name_q:?}\nversion = {version:?}\nlicense = \"MIT\"\ndescription = {desc:?}\n\
-             depends = [{deps}]\nfiles = [{files}]\n\n{sources}[build]\n{build}\n",
+             depends = [{deps}]\n{native}files = [{files}]\n\n{sources}[build]\n{build}\n",
             name_q = self.name,
             version = self.version,
             desc = self.description,
             deps = list(&self.depends),
+            native =
+                if self.native.is_empty() { String::new() } else { format!("native = [{}]\n", list(&self.native)) },
             files = list(&self.files),
             build = self.build,
         );

@@ -121,6 +121,50 @@ fn dependency_on_another_kind_is_an_error() {
 }
 
 #[test]
+fn native_tools_must_be_native_recipes_named_once_by_a_target_recipe() {
+    let pkgconf = recipe("pkgconf", "");
+    let native = ("recipes/native/pkgconf.toml", pkgconf.as_str());
+    // A name no recipes/native/ recipe has.
+    let a = recipe("a", "native = [\"cmake\"]");
+    assert_error(
+        &[("recipes/a.toml", &a), native],
+        "recipes/a.toml:4:11",
+        "unknown native tool `cmake`: there is no recipes/native/cmake.toml",
+    );
+    // A target (or tools) recipe is no native tool, even of the same name.
+    let a = recipe("a", "native = [\"b\"]");
+    let b = recipe("b", "");
+    assert_error(
+        &[("recipes/a.toml", &a), ("recipes/b.toml", &b)],
+        "recipes/a.toml:4:11",
+        "`b` is a target recipe; `native` names recipes/native/ recipes",
+    );
+    let a = recipe("a", "native = [\"pkgconf\", \"pkgconf\"]");
+    assert_error(&[("recipes/a.toml", &a), native], "recipes/a.toml:4:22", "native tool `pkgconf` is listed twice");
+    // Only target recipes name them: a native recipe lists its own needs in `depends`.
+    let m4 = recipe("m4", "native = [\"pkgconf\"]");
+    assert_error(
+        &[("recipes/native/m4.toml", &m4), native],
+        "recipes/native/m4.toml:4:11",
+        "only target recipes name native tools; a native recipe lists the native recipes it needs in `depends`",
+    );
+    // A native recipe may depend on native recipes only.
+    let m4 = recipe("m4", "depends = [\"a\"]");
+    let a = recipe("a", "");
+    assert_error(
+        &[("recipes/native/m4.toml", &m4), ("recipes/a.toml", &a)],
+        "recipes/native/m4.toml:4:12",
+        "`a` is a target recipe; a native recipe may only depend on native recipes",
+    );
+
+    let a = recipe("a", "native = [\"pkgconf\"]");
+    let (_dir, project) = project(&[("recipes/a.toml", &a), native]);
+    let set = RecipeSet::load(&project).expect("valid set");
+    assert_eq!(set.require("a").unwrap().native, vec!["pkgconf".to_string()]);
+    assert_eq!(set.require("pkgconf").unwrap().kind, Kind::Native);
+}
+
+#[test]
 fn missing_patch_is_an_error() {
     let a = recipe("a", "patches = [\"fix.patch\"]");
     assert_error(&[("recipes/a.toml", &a)], "recipes/a.toml:4:12", "patch `fix.patch` not found");

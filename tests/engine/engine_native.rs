@@ -1,0 +1,113 @@
+//! Native tools (`recipes/native/`, `native = [...]`): built for the host in the tools domain, only
+//! when a package being built names them; seen, at `/ovm/native/bin` first on PATH, only by the
+//! packages that name them; part of those packages' signatures and nobody else's; and a step that
+//! runs a program the sandbox lacks fails naming it and the field that would provide it.
+
+use crate::engine_fixture;
+
+use engine_fixture::{fails, file, project, steps, Pkg};
+
+/// A native tool `name` that prints "NAME VERSION" (its source's `in.txt`).
+fn tool(name: &str, version: &str) -> Pkg {
+    let ship = format!(
+        "mkdir -p /ovm/dest/bin\n\
+         printf '#!/bin/sh\\necho \"{name} %s\"\\n' \"$(cat /ovm/src/in.txt)\" > /ovm/dest/bin/{name}\n\
+         chmod 0755 /ovm/dest/bin/{name}"
+    );
+    Pkg::new(name, vec![file("in.txt", version)], &steps(&[("ship", &ship)])).native_tool()
+}
+
+/// A target package whose one step runs `script` and then ships `usr/share/NAME.txt` from
+/// `/ovm/build/out`.
+fn user(name: &str, script: &str) -> Pkg {
+    let ship = format!("{script}\nmkdir -p /ovm/dest/usr/share\ncp /ovm/build/out /ovm/dest/usr/share/{name}.txt");
+    Pkg::new(name, vec![file("README", name)], &steps(&[("ship", &ship)]))
+}
+
+/// `pkg`'s line in `ovm status --why` output and the indented reasons under it.
+fn block_of(status: &str, pkg: &str) -> String {
+    let mut block = String::new();
+    let mut inside = false;
+    for l in status.lines() {
+        if !l.starts_with(' ') {
+            inside = l.split_whitespace().nth(1) == Some(pkg);
+        }
+        if inside {
+            block.push_str(l);
+            block.push('\n');
+        }
+    }
+    assert!(!block.is_empty(), "no status line for {pkg}:\n{status}");
+    block
+}
+
+#[test]
+fn a_native_tool_is_seen_and_signed_only_by_the_packages_that_name_it() {
+    let p = project();
+    tool("greettool", "1").write(&p, "native-seen");
+    tool("unused", "1").write(&p, "native-seen");
+    user("user", "test \"$(command -v greettool)\" = /ovm/native/bin/greettool\ngreettool > /ovm/build/out")
+        .native(&["greettool"])
+        .write(&p, "native-seen");
+    user("plain", "! command -v greettool\ntest ! -e /ovm/native\necho plain > /ovm/build/out")
+        .write(&p, "native-seen");
+    p.ok(&["build", "x86_64", "user", "plain"]);
+    assert_eq!(p.read("staging/x86_64/user/usr/share/user.txt"), "greettool 1\n");
+    assert!(p.path().join("staging/tools/greettool/bin/greettool").is_file());
+    assert!(!p.path().join("staging/tools/unused").exists(), "a native tool nobody named was built");
+    assert!(!p.path().join("toolchain/tools/bin/greettool").exists(), "a native tool joined the build tools");
+    let info: serde_json::Value =
+        serde_json::from_slice(&p.run(&["info", "user", "x86_64", "--json"]).stdout).expect("info JSON");
+    assert_eq!(info["native"], serde_json::json!(["greettool"]), "{info:#}");
+
+    // The tool changes: `status` has `user` wait for it and `plain` built, and the rebuild reruns
+    // `user` (its signature holds the tool's output hash), not `plain`.
+    tool("greettool", "2").write(&p, "native-seen");
+    let why = crate::build_support::text(&p.run(&["status", "x86_64", "--why"]));
+    assert!(block_of(&why, "greettool").contains("stale"), "{why}");
+    assert!(block_of(&why, "user").contains("waits for the native tool greettool"), "{why}");
+    assert!(block_of(&why, "plain").contains("built"), "plain waits for a tool it does not name:\n{why}");
+    p.ok(&["build", "x86_64", "user", "plain"]);
+    let ran = p.tasks_run("x86_64");
+    assert!(ran.iter().any(|t| t == "user ship"), "user was not rebuilt after its tool changed: {ran:?}");
+    assert!(!ran.iter().any(|t| t.starts_with("plain ")), "plain was rebuilt for a tool it does not name: {ran:?}");
+    assert_eq!(p.read("staging/x86_64/user/usr/share/user.txt"), "greettool 2\n");
+}
+
+#[test]
+fn a_step_running_a_missing_program_names_it_and_the_field_that_provides_it() {
+    let p = project();
+    tool("greettool", "1").write(&p, "native-missing");
+    user("needy", "greettool > /ovm/build/out").write(&p, "native-missing");
+    user("needcmake", "cmake -S /ovm/src -B /ovm/build > /ovm/build/out").write(&p, "native-missing");
+    let configure = file("Configure", "#!/usr/bin/env perl\nprint \"configured\\n\";\n");
+    let configure = engine_fixture::Entry { mode: 0o755, ..configure };
+    Pkg::new(
+        "needperl",
+        vec![configure],
+        &steps(&[(
+            "ship",
+            "/ovm/src/Configure > /ovm/build/out\nmkdir -p /ovm/dest/usr && cp /ovm/build/out /ovm/dest/usr/",
+        )]),
+    )
+    .write(&p, "native-missing");
+    let out = fails(&p, &["build", "x86_64", "needy", "needcmake", "needperl"]);
+    assert!(
+        out.contains(
+            "needy: the ship step failed running `greettool`, which is not in its sandbox; add `native = \
+             [\"greettool\"]` to recipes/needy.toml (recipes/native/greettool.toml provides it)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "needcmake: the ship step failed running `cmake`, which is not in its sandbox; no recipe in \
+             recipes/native/ provides it: write one, then name it in `native` in recipes/needcmake.toml"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("needperl: the ship step failed running `perl` (the interpreter of /ovm/src/Configure)"),
+        "{out}"
+    );
+}
