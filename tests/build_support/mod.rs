@@ -141,12 +141,12 @@ impl TestProject {
         p
     }
 
-    /// Only the toolchain and build-tool recipes of the repository (and their config files and
+    /// Only the toolchain, build-tool and native-tool recipes of the repository (and their config files and
     /// patches): the base on which tests put their own target recipes.
     pub fn with_real_tools() -> TestProject {
         let p = TestProject::empty();
         let root = repo_root();
-        for d in ["recipes/tools", "recipes/toolchain", "config", "patches"] {
+        for d in ["recipes/tools", "recipes/native", "recipes/toolchain", "config", "patches"] {
             copy_tree(&root.join(d), &p.path().join(d));
         }
         p.pin_zig();

@@ -111,3 +111,55 @@ fn a_step_running_a_missing_program_names_it_and_the_field_that_provides_it() {
         "{out}"
     );
 }
+
+/// A library package shipping `.pc` files: `NAME.pc` in usr/lib/pkgconfig and, when `data`,
+/// `NAME-data.pc` in usr/share/pkgconfig (where architecture-independent ones go).
+fn library_with_pc(name: &str, data: bool) -> Pkg {
+    let pc = format!(
+        "prefix=/usr\nincludedir=${{prefix}}/include\nlibdir=${{prefix}}/lib\n\nName: {name}\nDescription: test\n\
+         Version: 1.0\nCflags: -I${{includedir}}/{name}\nLibs: -L${{libdir}} -l{name}\n"
+    );
+    let mut ship = String::from("mkdir -p /ovm/dest/usr/lib/pkgconfig /ovm/dest/usr/share/pkgconfig\n");
+    ship.push_str(&format!("cp /ovm/src/{name}.pc /ovm/dest/usr/lib/pkgconfig/\n"));
+    if data {
+        ship.push_str(&format!(
+            "printf 'Name: {name}-data\\nDescription: d\\nVersion: 2.0\\n' > /ovm/dest/usr/share/pkgconfig/{name}-data.pc\n"
+        ));
+    }
+    Pkg::new(name, vec![file(&format!("{name}.pc"), &pc)], &steps(&[("ship", &ship)]))
+}
+
+/// The repository's pkgconf (recipes/native/pkgconf.toml), built with the host's compiler, run by a
+/// package: it finds the `.pc` files of the package's sysroot (its declared dependencies' and
+/// theirs, in lib/ and share/) and no other, with the sysroot prefixed to their paths.
+#[test]
+fn pkgconf_finds_the_pc_files_of_the_declared_dependencies_and_no_other() {
+    let p = project();
+    library_with_pc("foo", true).write(&p, "native-pkgconf");
+    library_with_pc("base", false).write(&p, "native-pkgconf");
+    library_with_pc("bar", false).write(&p, "native-pkgconf");
+    // foo <- mid <- app: base comes through mid, bar is built but undeclared.
+    library_with_pc("mid", false).depends(&["base"]).write(&p, "native-pkgconf");
+    let probe = "test \"$(command -v pkg-config)\" = /ovm/native/bin/pkg-config\n\
+                 pkg-config --cflags --libs foo base > /ovm/build/out\n\
+                 pkg-config --modversion foo-data >> /ovm/build/out\n\
+                 if pkg-config --exists bar; then echo 'bar is visible' >> /ovm/build/out; fi\n\
+                 pkg-config --list-all | cut -d' ' -f1 | sort | tr '\\n' ' ' >> /ovm/build/out";
+    user("app", probe).depends(&["foo", "mid"]).native(&["pkgconf"]).write(&p, "native-pkgconf");
+    p.ok(&["build", "x86_64", "app", "bar"]);
+    let out = p.read("staging/x86_64/app/usr/share/app.txt");
+    let mut lines = out.lines();
+    let flags = lines.next().unwrap_or_default();
+    for want in ["-I/ovm/sysroot/usr/include/foo", "-I/ovm/sysroot/usr/include/base", "-lfoo", "-lbase"] {
+        assert!(flags.split_whitespace().any(|f| f == want), "`{want}` missing from pkg-config's answer: {out}");
+    }
+    assert_eq!(lines.next(), Some("2.0"), "the share/pkgconfig .pc was not found: {out}");
+    assert_eq!(lines.next(), Some("base foo foo-data mid "), "pkg-config saw other .pc files: {out}");
+    assert!(!out.contains("bar is visible"), "{out}");
+    // The program is static: it runs in a sandbox without the host's libraries.
+    let pkgconf = p.path().join("staging/tools/pkgconf/bin/pkgconf");
+    let head = std::fs::read(&pkgconf).expect("pkgconf staged");
+    assert!(head.starts_with(b"\x7fELF"), "not an executable");
+    let readelf = std::process::Command::new("readelf").arg("-l").arg(&pkgconf).output().expect("readelf");
+    assert!(!String::from_utf8_lossy(&readelf.stdout).contains("INTERP"), "pkgconf is not static");
+}
