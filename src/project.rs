@@ -209,6 +209,9 @@ impl Default for FetchConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PackConfig {
+    /// The target packages the image holds, with everything they depend on (Yocto's
+    /// IMAGE_INSTALL); unset: every target recipe. `ovm build ARCH` builds these.
+    pub packages: Option<Vec<String>>,
     /// `gzip`, `xz`, `zstd` or `none`.
     pub compress: Compress,
     /// A directory merged over the rootfs and packages at pack time.
@@ -222,6 +225,7 @@ pub struct PackConfig {
 impl Default for PackConfig {
     fn default() -> Self {
         PackConfig {
+            packages: None,
             compress: Compress::Gzip,
             overlay: None,
             device_table: "config/device_table.txt".into(),

@@ -354,10 +354,15 @@ pub(crate) fn tools_domain_list<'r>(
         .collect())
 }
 
-/// The target recipes to build: the named ones and their dependencies, or all.
-pub(crate) fn target_list<'r>(recipes: &'r RecipeSet, packages: &[String]) -> Result<Vec<&'r Recipe>, EngineError> {
+/// The target recipes to build: the named ones and their dependencies, or the image's
+/// (`[pack] packages` and their dependencies, all target recipes when unset).
+pub(crate) fn target_list<'r>(
+    project: &Project,
+    recipes: &'r RecipeSet,
+    packages: &[String],
+) -> Result<Vec<&'r Recipe>, EngineError> {
     if packages.is_empty() {
-        Ok(recipes.topological_order().into_iter().filter(|r| r.kind == Kind::Target).collect())
+        Ok(recipes.image_packages(project.config.pack.packages.as_deref())?)
     } else {
         Ok(recipes.closure(packages)?.into_iter().filter(|r| r.kind == Kind::Target).collect())
     }
@@ -517,7 +522,7 @@ pub(crate) fn build(
     let kind = choice.kind;
     let reports = Mutex::new(Vec::new());
     let what = format!("ovm build {}{}", opts.arch, opts.packages.iter().map(|p| format!(" {p}")).collect::<String>());
-    let targets = target_list(&run.recipes, &opts.packages)?;
+    let targets = target_list(project, &run.recipes, &opts.packages)?;
 
     let equipment = equip(&run, &kind, opts.arch, &targets, &what, &reports)?;
 
@@ -692,7 +697,7 @@ mod tests {
             run.observer = recording;
             let log = open_log(p.layout(), domain, "test").unwrap();
             let ctx = run.ctx(domain, &log, Equipment::default());
-            let targets = target_list(&run.recipes, &[]).unwrap();
+            let targets = target_list(&p, &run.recipes, &[]).unwrap();
             build_domain(&ctx, &targets, &Mutex::new(Vec::new())).expect_err("b fails")
         };
 

@@ -154,7 +154,7 @@ pub fn collect_query(project: &Project, query: &Query<'_>) -> Result<Vec<Line>, 
             });
         }
     }
-    let tools = super::build::tools_domain_list(&run.recipes, &target_list(&run.recipes, query.packages)?)?;
+    let tools = super::build::tools_domain_list(&run.recipes, &target_list(project, &run.recipes, query.packages)?)?;
     let tools_domain = Domain::Tools(run.host);
     let ctx = run.ctx(tools_domain, &log, run.equipment_now(&kind, tools_domain, archs[0])?);
     let first = lines.len();
@@ -180,7 +180,7 @@ pub fn collect_query(project: &Project, query: &Query<'_>) -> Result<Vec<Line>, 
     };
 
     for a in archs {
-        let targets = target_list(&run.recipes, query.packages)?;
+        let targets = target_list(project, &run.recipes, query.packages)?;
         let ctx = run.ctx(Domain::Target(a), &log, run.equipment_now(&kind, Domain::Target(a), a)?);
         let first = lines.len();
         let stale = domain_status(&ctx, &targets, check, &native_wait, &mut lines)?;

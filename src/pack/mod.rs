@@ -280,6 +280,12 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &PackOptions) ->
                 None
             }
         };
+        // `[pack] packages` chooses what the image holds, as for `ovm build`; what else is
+        // staged (built on its own with `ovm build ARCH PKG`) stays out.
+        if let (Some(set), Some(selection)) = (&recipes, &cfg.packages) {
+            let image = set.image_packages(Some(selection)).map_err(|e| PackError::Config(e.to_string()))?;
+            names.retain(|n| image.iter().any(|r| &r.name == n));
+        }
         let order = recipes.as_ref().map(|r| r.topological_order()).unwrap_or_default();
         let rank = |name: &str| order.iter().position(|r| r.name == name).unwrap_or(usize::MAX);
         names.sort_by_cached_key(|n| (rank(n), n.clone()));

@@ -77,6 +77,8 @@ pub enum RecipeError {
     /// its content would be host data fed into a build.
     #[error("{at}: {what} `{}` resolves to {}, outside the project", path.display(), target.display())]
     Escapes { at: Location, what: &'static str, path: PathBuf, target: PathBuf },
+    #[error("{config}: [pack] packages: `{package}`: {message}")]
+    ImageSelection { config: PathBuf, package: String, message: String },
     #[error("{config}: [features] {package}: {message}")]
     FeatureSelection { config: PathBuf, package: String, message: String },
     #[error("no recipe named `{name}`{hint}")]
@@ -99,7 +101,8 @@ impl RecipeError {
             RecipeError::Read { .. }
             | RecipeError::ListDir { .. }
             | RecipeError::NotFound { .. }
-            | RecipeError::FeatureSelection { .. } => None,
+            | RecipeError::FeatureSelection { .. }
+            | RecipeError::ImageSelection { .. } => None,
         }
     }
 }
@@ -519,7 +522,20 @@ impl RecipeSet {
                 message: "no recipe of that name".into(),
             });
         }
-        RecipeSet::from_loaded(loaded)
+        let set = RecipeSet::from_loaded(loaded)?;
+        for package in project.config.pack.packages.iter().flatten() {
+            let message = match set.get(package) {
+                Some(r) if r.kind == Kind::Target => continue,
+                Some(r) => format!("a {} recipe; the image holds target packages (recipes/*.toml)", r.kind),
+                None => format!("no recipe of that name{}", set.hint(package)),
+            };
+            return Err(RecipeError::ImageSelection {
+                config: ctx.config_file.strip_prefix(&ctx.root).unwrap_or(&ctx.config_file).to_path_buf(),
+                package: package.clone(),
+                message,
+            });
+        }
+        Ok(set)
     }
 
     fn from_loaded(loaded: Vec<validate::Loaded>) -> Result<RecipeSet, RecipeError> {
@@ -559,6 +575,16 @@ impl RecipeSet {
     /// All recipes, each after every recipe it depends on (ties in name order, so stable).
     pub fn topological_order(&self) -> Vec<&Recipe> {
         self.order.iter().filter_map(|n| self.recipes.get(n)).collect()
+    }
+
+    /// The image's packages: `[pack] packages` (checked at load to name target recipes) and what
+    /// they depend on, or every target recipe when unset; in topological order.
+    pub fn image_packages(&self, selection: Option<&[String]>) -> Result<Vec<&Recipe>, RecipeError> {
+        let list = match selection {
+            None => self.topological_order(),
+            Some(names) => self.closure(names)?,
+        };
+        Ok(list.into_iter().filter(|r| r.kind == Kind::Target).collect())
     }
 
     /// The named recipes and everything they depend on, transitively, in topological order.

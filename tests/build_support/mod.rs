@@ -141,8 +141,9 @@ impl TestProject {
         p
     }
 
-    /// Only the toolchain, build-tool and native-tool recipes of the repository (and their config files and
-    /// patches): the base on which tests put their own target recipes.
+    /// Only the toolchain, build-tool and native-tool recipes of the repository (and their config
+    /// files and patches): the base on which tests put their own target recipes, all of which the
+    /// image holds (the repository's `[pack] packages` is dropped).
     pub fn with_real_tools() -> TestProject {
         let p = TestProject::empty();
         let root = repo_root();
@@ -150,6 +151,11 @@ impl TestProject {
             copy_tree(&root.join(d), &p.path().join(d));
         }
         p.pin_zig();
+        // The test's own target recipes are its image, not the repository's busybox.
+        let cfg = p.read("config/ovm.toml");
+        let all = cfg.replace("\npackages = [\"busybox\"]\n", "\n");
+        assert_ne!(cfg, all, "config/ovm.toml has no `packages = [\"busybox\"]` line to drop");
+        p.write("config/ovm.toml", &all);
         p
     }
 

@@ -597,6 +597,45 @@ fn features_follow_their_default_and_the_projects_selection() {
 }
 
 #[test]
+fn the_image_selection_names_target_recipes_and_takes_their_dependencies() {
+    let base = recipe("base", "");
+    let app = recipe("app", "depends = [\"base\"]");
+    let other = recipe("other", "");
+    let make = recipe("make", "");
+    let load = |config: &str| {
+        let files = [
+            ("recipes/base.toml", base.as_str()),
+            ("recipes/app.toml", app.as_str()),
+            ("recipes/other.toml", other.as_str()),
+            ("recipes/tools/make.toml", make.as_str()),
+            ("config/ovm.toml", config),
+        ];
+        let (dir, project) = project(&files);
+        (dir, RecipeSet::load(&project))
+    };
+    let (_d, set) = load("[pack]\npackages = [\"app\"]\n");
+    let set = set.expect("valid selection");
+    let names = |v: Vec<&ovm::recipe::Recipe>| v.into_iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(set.image_packages(Some(&["app".to_string()])).unwrap()), ["base", "app"]);
+    assert_eq!(names(set.image_packages(None).unwrap()), ["base", "app", "other"], "unset: every target recipe");
+
+    for (config, want) in [
+        (
+            "[pack]\npackages = [\"ap\"]\n",
+            "config/ovm.toml: [pack] packages: `ap`: no recipe of that name (did you mean app?)",
+        ),
+        (
+            "[pack]\npackages = [\"make\"]\n",
+            "config/ovm.toml: [pack] packages: `make`: a tools recipe; the image holds target packages (recipes/*.toml)",
+        ),
+    ] {
+        let (_d, set) = load(config);
+        let err = set.err().unwrap_or_else(|| panic!("{config} was accepted")).to_string();
+        assert_eq!(err, want);
+    }
+}
+
+#[test]
 fn a_feature_is_checked_like_the_fields_it_mirrors() {
     let base = recipe("a", "").replace("style = \"make\"", "style = \"autotools\"");
     let bad_dep = base.clone() + "\n[features.x]\ndepends = [\"nosuch\"]\ndefault = true\n";
