@@ -15,6 +15,7 @@ mod sandbox_support;
 mod engine_hermetic;
 mod engine_incremental;
 mod engine_native;
+mod engine_packages;
 mod engine_parallel;
 mod engine_real;
 mod engine_resume;
