@@ -621,6 +621,7 @@ fn pack_image(
     crate::fault::point("image.begin", "image");
     let t0 = Instant::now();
     let out = crate::pack::pack(&req).inspect_err(|_| {
+        log.failed(arch.name(), IMAGE, "pack", t0.elapsed(), log.path());
         observer.event(&Event::Failed { task, elapsed: t0.elapsed(), log: log.path() });
     })?;
     crate::fault::point("image.packed", "image");

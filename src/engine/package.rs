@@ -198,6 +198,12 @@ fn fetch(
     let t0 = Instant::now();
     ctx.log.start(ctx.domain.dir_name(), pkg, task.as_str(), &sig);
     let me = TaskRef { domain: ctx.domain, package: pkg, task: &task };
+    // context.log and the observer hear of a failure together, as of everything else.
+    let failed = |error: EngineError| {
+        ctx.log.failed(ctx.domain.dir_name(), pkg, task.as_str(), t0.elapsed(), &log);
+        ctx.observer.event(&Event::Failed { task: me, elapsed: t0.elapsed(), log: &log });
+        fail(error)
+    };
     ctx.observer.event(&Event::Started { task: me, log: &log });
     fault::point("fetch.begin", pkg);
     let mut used = Vec::new();
@@ -210,19 +216,14 @@ fn fetch(
                 used.push(f.sha256);
             }
             Err(e) => {
-                ctx.log.failed(ctx.domain.dir_name(), pkg, task.as_str(), t0.elapsed(), &log);
                 let _ = write_log(&log, &e.to_string());
-                ctx.observer.event(&Event::Failed { task: me, elapsed: t0.elapsed(), log: &log });
-                return Err(fail(EngineError::Fetch(e)));
+                return Err(failed(EngineError::Fetch(e)));
             }
         }
     }
     let stamp = Stamp::new(sigs.of(Task::FETCH), Some(StampOutput::Fetched { sha256: used.clone() }), t0.elapsed());
     fault::point("fetch.end", pkg);
-    ctx.states.write_stamp(pkg, &task, &stamp).map_err(|e| {
-        ctx.observer.event(&Event::Failed { task: me, elapsed: t0.elapsed(), log: &log });
-        fail(e.into())
-    })?;
+    ctx.states.write_stamp(pkg, &task, &stamp).map_err(|e| failed(e.into()))?;
     fault::point("fetch.stamped", pkg);
     ctx.log.done(ctx.domain.dir_name(), pkg, task.as_str(), t0.elapsed(), &sig);
     ctx.observer.event(&Event::Finished { task: me, elapsed: t0.elapsed() });
@@ -280,10 +281,8 @@ fn execute(
     ctx.states.write_stamp(pkg, name, &stamp).map_err(|e| failed(e.into(), t0))?;
     fault::point(&format!("{name}.stamped"), pkg);
     if t != plan.package() {
-        freshness::note_done(dirs, name, t == Task::UNPACK, &sig).map_err(|e| {
-            ctx.observer.event(&Event::Failed { task: me, elapsed: t0.elapsed(), log: &log });
-            fail(e)
-        })?;
+        // The work dir's record is part of the task's commit: without it, the task failed.
+        freshness::note_done(dirs, name, t == Task::UNPACK, &sig).map_err(|e| failed(e, t0))?;
     }
     ctx.log.done(ctx.domain.dir_name(), pkg, name.as_str(), t0.elapsed(), &sig);
     ctx.observer.event(&Event::Finished { task: me, elapsed: t0.elapsed() });
