@@ -79,6 +79,12 @@ impl Arch {
             .map(|(_, arch)| arch)
     }
 
+    /// The architecture a command acts on when none is named: the host's, or x86_64 on a machine
+    /// that is neither (the one place this default is decided).
+    pub fn host_or_default() -> Arch {
+        Arch::host().unwrap_or(Arch::X86_64)
+    }
+
     /// The architecture ovm itself runs on; build tools are built for it.
     pub fn host() -> Option<Arch> {
         match std::env::consts::ARCH {

@@ -48,7 +48,7 @@ pub fn list(project: &Project, arch: Option<Arch>, json: bool) -> anyhow::Result
 }
 
 pub fn info(project: &Project, pkg: &str, arch: Option<Arch>, json: bool) -> anyhow::Result<ExitCode> {
-    let arch = arch.or_else(Arch::host).unwrap_or(Arch::X86_64);
+    let arch = arch.unwrap_or_else(Arch::host_or_default);
     let info = inspect::info(project, pkg, arch)?;
     print_report(&info, json, |i, out| inspect::print_info(project.root(), i, out))
 }

@@ -391,13 +391,13 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
         }
         Command::Spec { pkg, arch } => {
             let project = cli.project(settings)?;
-            let arch = arch.get().unwrap_or(Arch::X86_64);
+            let arch = arch.get().unwrap_or_else(Arch::host_or_default);
             println!("{}", crate::engine::devshell::spec(&project, pkg, arch)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Shell { pkg, arch, cmd } => {
             let project = cli.project(settings)?;
-            let arch = arch.get().unwrap_or(Arch::X86_64);
+            let arch = arch.get().unwrap_or_else(Arch::host_or_default);
             Ok(crate::engine::devshell::shell(&project, pkg, arch, cmd, cli.quiet)?)
         }
         Command::Menuconfig { pkg, arch } => {

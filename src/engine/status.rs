@@ -124,7 +124,7 @@ pub fn collect_query(project: &Project, query: &Query<'_>) -> Result<Vec<Line>, 
             let with_state: Vec<Arch> =
                 Arch::ALL.into_iter().filter(|a| project.layout().states(Domain::Target(*a)).is_dir()).collect();
             if with_state.is_empty() {
-                vec![Arch::host().unwrap_or(Arch::X86_64)]
+                vec![Arch::host_or_default()]
             } else {
                 with_state
             }

@@ -50,7 +50,7 @@ impl Domain {
     /// The architecture the packages of this domain are compiled for.
     pub fn arch(self) -> Arch {
         match self {
-            Domain::Toolchain => Arch::host().unwrap_or(Arch::X86_64),
+            Domain::Toolchain => Arch::host_or_default(),
             Domain::Cross(a) | Domain::Tools(a) | Domain::Target(a) => a,
         }
     }
