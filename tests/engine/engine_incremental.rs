@@ -22,23 +22,6 @@ fn status_why(p: &TestProject) -> String {
     build_support::text(&out)
 }
 
-/// The line block of `pkg` in `ovm status --why` output (its line and the indented reasons).
-fn status_of(status: &str, pkg: &str) -> String {
-    let mut block = String::new();
-    let mut inside = false;
-    for l in status.lines() {
-        if !l.starts_with(' ') {
-            inside = l.split_whitespace().nth(1) == Some(pkg);
-        }
-        if inside {
-            block.push_str(l);
-            block.push('\n');
-        }
-    }
-    assert!(!block.is_empty(), "no status line for {pkg}:\n{status}");
-    block
-}
-
 fn hello_says(p: &TestProject) -> String {
     let out = Command::new(p.path().join("staging/x86_64/hello/usr/bin/hello")).output().expect("running hello");
     String::from_utf8_lossy(&out.stdout).into_owned()

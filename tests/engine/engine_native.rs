@@ -5,7 +5,7 @@
 
 use crate::engine_fixture;
 
-use engine_fixture::{fails, file, project, steps, Pkg};
+use engine_fixture::{fails, file, project, status_of, steps, Pkg};
 
 /// A native tool `name` that prints "NAME VERSION" (its source's `in.txt`).
 fn tool(name: &str, version: &str) -> Pkg {
@@ -22,23 +22,6 @@ fn tool(name: &str, version: &str) -> Pkg {
 fn user(name: &str, script: &str) -> Pkg {
     let ship = format!("{script}\nmkdir -p /ovm/dest/usr/share\ncp /ovm/build/out /ovm/dest/usr/share/{name}.txt");
     Pkg::new(name, vec![file("README", name)], &steps(&[("ship", &ship)]))
-}
-
-/// `pkg`'s line in `ovm status --why` output and the indented reasons under it.
-fn block_of(status: &str, pkg: &str) -> String {
-    let mut block = String::new();
-    let mut inside = false;
-    for l in status.lines() {
-        if !l.starts_with(' ') {
-            inside = l.split_whitespace().nth(1) == Some(pkg);
-        }
-        if inside {
-            block.push_str(l);
-            block.push('\n');
-        }
-    }
-    assert!(!block.is_empty(), "no status line for {pkg}:\n{status}");
-    block
 }
 
 #[test]
@@ -64,9 +47,9 @@ fn a_native_tool_is_seen_and_signed_only_by_the_packages_that_name_it() {
     // `user` (its signature holds the tool's output hash), not `plain`.
     tool("greettool", "2").write(&p, "native-seen");
     let why = crate::build_support::text(&p.run(&["status", "x86_64", "--why"]));
-    assert!(block_of(&why, "greettool").contains("stale"), "{why}");
-    assert!(block_of(&why, "user").contains("waits for the native tool greettool"), "{why}");
-    assert!(block_of(&why, "plain").contains("built"), "plain waits for a tool it does not name:\n{why}");
+    assert!(status_of(&why, "greettool").contains("stale"), "{why}");
+    assert!(status_of(&why, "user").contains("waits for the native tool greettool"), "{why}");
+    assert!(status_of(&why, "plain").contains("built"), "plain waits for a tool it does not name:\n{why}");
     p.ok(&["build", "x86_64", "user", "plain"]);
     let ran = p.tasks_run("x86_64");
     assert!(ran.iter().any(|t| t == "user ship"), "user was not rebuilt after its tool changed: {ran:?}");

@@ -448,3 +448,20 @@ pub fn toolchain_part(name: &str, build: String) -> Pkg {
     p.kind_dir = "toolchain".into();
     p
 }
+
+/// The line block of `pkg` in `ovm status --why` output (its line and the indented reasons).
+pub fn status_of(status: &str, pkg: &str) -> String {
+    let mut block = String::new();
+    let mut inside = false;
+    for l in status.lines() {
+        if !l.starts_with(' ') {
+            inside = l.split_whitespace().nth(1) == Some(pkg);
+        }
+        if inside {
+            block.push_str(l);
+            block.push('\n');
+        }
+    }
+    assert!(!block.is_empty(), "no status line for {pkg}:\n{status}");
+    block
+}
