@@ -71,7 +71,8 @@ pub struct RecipeEntry {
     /// The recipe file.
     pub recipe: PathBuf,
     /// One line per domain the package is built in (a target package: one per architecture);
-    /// empty: the current toolchain does not use it (gcc's parts under zig).
+    /// empty: the current toolchain does not use it (gcc's parts under zig), or no target recipe
+    /// names it (a native tool).
     pub status: Vec<Line>,
 }
 
@@ -80,7 +81,10 @@ pub struct RecipeEntry {
 pub fn list(project: &Project, arch: Option<Arch>) -> Result<RecipeList, EngineError> {
     let run = Run::new(project, 1, false)?;
     let toolchain = run.toolchain(None)?.to_string();
-    let lines = status::collect(project, arch)?;
+    // Every target recipe, in the image or not (built on its own, or not yet), and so every
+    // native tool one of them names.
+    let every_target: Vec<String> = run.recipes.of_kind(Kind::Target).map(|r| r.name.clone()).collect();
+    let lines = status::collect_query(project, &status::Query { arch, packages: &every_target, ..Default::default() })?;
     let mut recipes: Vec<RecipeEntry> = run
         .recipes
         .iter()
@@ -105,8 +109,11 @@ pub fn print_list(list: &RecipeList, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "{:<nw$}  {:<vw$}  {:<9}  STATUS", "NAME", "VERSION", "KIND")?;
     for r in &list.recipes {
         let states: Vec<String> = r.status.iter().map(|l| format!("{}: {}", l.domain, l.state.word())).collect();
-        let states =
-            if states.is_empty() { format!("unused (toolchain {})", list.toolchain) } else { states.join(", ") };
+        let states = match (states.is_empty(), r.kind) {
+            (false, _) => states.join(", "),
+            (true, Kind::Native) => "unused (no target recipe names it)".to_string(),
+            (true, _) => format!("unused (toolchain {})", list.toolchain),
+        };
         writeln!(out, "{:<nw$}  {:<vw$}  {:<9}  {states}", r.name, r.version, r.kind.name())?;
     }
     Ok(())

@@ -90,7 +90,8 @@ pub struct Line {
 pub struct Query<'a> {
     /// `None`: every architecture that has state (the host's when none has).
     pub arch: Option<Arch>,
-    /// Only these target packages and their dependencies, and no image; empty: all and the image.
+    /// Only these target packages and their dependencies, and no image; empty: the image's
+    /// packages (`[pack] packages`) and the image.
     pub packages: &'a [String],
     /// The toolchain to assess against (`ovm build --dry-run --toolchain`); `None`: the project's.
     pub toolchain: Option<&'a ToolchainKind>,
