@@ -16,6 +16,7 @@ mod sandbox_support;
 mod terminal_support;
 
 mod e2e_aarch64;
+mod e2e_set;
 mod e2e_shell;
 mod e2e_x86_64;
 mod repro_check;

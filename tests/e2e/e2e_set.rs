@@ -1,0 +1,43 @@
+//! The repository's package set in an image and at work inside the booted guest: busybox, lz4,
+//! util-linux and e2fsprogs in `[pack] packages`, built offline in the strict sandbox with zig for
+//! x86_64, booted with `ovm.test=3`, whose check (rootfs/init) runs an lz4 round trip and makes,
+//! labels, checks and identifies an ext4 file system with the image's own tools.
+
+use crate::build_support::TestProject;
+use crate::e2e_support::*;
+
+const SET: &str = "packages = [\"busybox\", \"lz4\", \"util-linux\", \"e2fsprogs\"]";
+const CHECKS: &[&str] = &[
+    "lz4 round trip",
+    "mke2fs -t ext4",
+    "tune2fs -L and e2label",
+    "e2fsck -fn",
+    "blkid finds ext4 and its label",
+    "mount is util-linux's",
+];
+
+#[test]
+fn the_package_set_boots_and_its_tools_work_in_the_guest() {
+    let p = TestProject::from_repo();
+    let config = p.read("config/ovm.toml");
+    assert!(config.contains("\npackages = [\"busybox\"]\n"), "config/ovm.toml no longer selects busybox alone");
+    p.write("config/ovm.toml", &config.replace("\npackages = [\"busybox\"]\n", &format!("\n{SET}\n")));
+    offline_ok(&p, &["build", "--sandbox", "x86_64"]);
+
+    // util-linux's programs won the paths busybox's applets also install.
+    let m = manifest(&p, "x86_64");
+    for path in ["/bin/mount", "/sbin/blkid", "/sbin/switch_root"] {
+        let e = entry(&m, path).unwrap_or_else(|| panic!("{path} is not in the image"));
+        assert_eq!(e.owner, "util-linux", "{path} comes from {}", e.owner);
+    }
+    for path in ["/usr/bin/lz4", "/sbin/mke2fs", "/sbin/e2fsck", "/etc/mke2fs.conf"] {
+        assert!(entry(&m, path).is_some(), "{path} is not in the image");
+    }
+
+    let marker = "OVM-SET-PASS x86_64";
+    let (code, out) = boot(&p, "x86_64", "ovm.test=3", marker);
+    assert_eq!(code, 0, "`ovm boot x86_64 --append ovm.test=3 --expect '{marker}'` did not pass:\n{out}");
+    for check in CHECKS {
+        assert!(out.contains(&format!("ovm-settest: ok   {check}")), "`{check}` not reported ok:\n{out}");
+    }
+}
