@@ -15,7 +15,7 @@
 //! into the initrd), `recipes/tools/*.toml` build tools for the host (every package sees them),
 //! `recipes/native/*.toml` build-time tools for the host that only the packages naming them in
 //! `native` see (Yocto's `-native`, Buildroot's `host-*`), `recipes/toolchain/*.toml` parts of the
-//! cross toolchain. Names are unique across all three, because users and other recipes refer
+//! cross toolchain. Names are unique across all four, because users and other recipes refer
 //! to packages by bare name (`ovm download busybox`, `depends = ["zlib"]`); a host build of a target
 //! package therefore needs its own name (BitBake's `-native` convention).
 
