@@ -53,6 +53,7 @@ PACKAGES=(
   graphviz          # … and depends.dot must be accepted by `dot -Tsvg` (ovm itself never needs graphviz)
   libncurses-dev    # ovm menuconfig: kconfig's menu is compiled by the host cc against ncurses, in the
                     # toolchain profile (host /usr read-only); the strict package sandbox has no ncurses
+  nginx-light       # cache tests: a real WebDAV server as the remote shared-state cache (tests/cache/)
   tmux              # cli tests: drive `ovm menuconfig` with send-keys and read the menu with capture-pane
 )
 

@@ -19,6 +19,7 @@ pub mod pack;
 pub mod patch;
 pub mod project;
 pub mod recipe;
+pub mod remote_cache;
 pub mod sandbox;
 pub mod settings;
 pub mod signature;

@@ -52,6 +52,30 @@ pub struct Config {
     /// (`"+NAME"`) or off (`"-NAME"`) against their defaults: `dropbear = ["-zlib"]`.
     pub features: std::collections::BTreeMap<String, Vec<String>>,
     pub kernel: KernelConfig,
+    pub cache: CacheConfig,
+}
+
+/// `[cache]`: remote shared-state stores behind the local one (`crate::remote_cache`; how they are
+/// used is `engine::sstate`'s). Absent: the local cache alone.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Base URLs speaking bazel-remote's HTTP protocol (bazel-remote, nginx WebDAV), asked in
+    /// order when the local cache misses. Credentials come from `OVM_CACHE_AUTH` or netrc, never
+    /// from here.
+    pub remote: Vec<String>,
+    /// Upload what this tree builds to the first remote. Off by default: a remote is read-only
+    /// unless the project says otherwise.
+    pub write: bool,
+    /// Seconds to wait for a connection, an answer or the next bytes of one before the remote
+    /// counts as down for the rest of the run.
+    pub timeout: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { remote: Vec::new(), write: false, timeout: 30 }
+    }
 }
 
 /// `[kernel]`: the kernel modules the image carries (`crate::kernel_modules` resolves them).

@@ -23,6 +23,8 @@
 //! | `container` | set by some container managers (podman, systemd-nspawn): a hint that ovm runs in one | `sandbox::HostFacts` (doctor, setup-failure hints) |
 //! | `OVM_LOG` | the log filter (tracing's `EnvFilter` syntax), over `-q` / `-v` | `main` |
 //! | `NO_COLOR` | set and not empty: no colour on a terminal (<https://no-color.org>) | `main`, `cli::progress` |
+//! | `OVM_CACHE_AUTH` | `user:password` for the remote caches of `[cache] remote` (never in the project's files) | `remote_cache::RemoteCache::new` |
+//! | `NETRC`, `HOME` | the netrc file holding a remote cache host's login (default `$HOME/.netrc`), as curl reads it | `remote_cache::RemoteCache::new` |
 //!
 //! A process ovm starts for a sandbox (`ovm __sandbox-exec`) is a new process: its `main` reads
 //! its own [`Settings`], from the environment its parent passed on.
@@ -65,6 +67,12 @@ pub struct Settings {
     pub log: Option<String>,
     /// `NO_COLOR` is set and not empty.
     pub no_color: bool,
+    /// `OVM_CACHE_AUTH`: `user:password` for the remote caches (HTTP Basic).
+    pub cache_auth: Option<Secret>,
+    /// `NETRC`: the netrc file with the remote caches' credentials (else `$HOME/.netrc`).
+    pub netrc: Option<PathBuf>,
+    /// `HOME`: where `.netrc` is looked for.
+    pub home: Option<PathBuf>,
 }
 
 /// The names of the variables, for messages and for tests that set them on a child process.
@@ -81,6 +89,32 @@ pub const TERM: &str = "TERM";
 pub const CONTAINER: &str = "container";
 pub const LOG: &str = "OVM_LOG";
 pub const NO_COLOR: &str = "NO_COLOR";
+pub const CACHE_AUTH: &str = "OVM_CACHE_AUTH";
+pub const NETRC: &str = "NETRC";
+pub const HOME: &str = "HOME";
+
+/// A value that must not appear in a log or a `{:?}` (a password): its `Debug` prints stars.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Secret {
+        Secret(s.to_string())
+    }
+}
+
+impl std::ops::Deref for Secret {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
 
 impl Settings {
     /// Reads every variable of the table once. Never fails: values that can be malformed are kept
@@ -110,6 +144,9 @@ impl Settings {
             container: text(CONTAINER),
             log: text(LOG),
             no_color: get(NO_COLOR).is_some_and(|v| !v.is_empty()),
+            cache_auth: text(CACHE_AUTH).filter(|v| !v.is_empty()).map(Secret),
+            netrc: get(NETRC).filter(|v| !v.is_empty()).map(PathBuf::from),
+            home: get(HOME).filter(|v| !v.is_empty()).map(PathBuf::from),
         }
     }
 }

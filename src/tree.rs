@@ -119,6 +119,49 @@ pub fn hash_tree(root: &Path) -> Result<String, TreeError> {
     Ok(hex(&h.finalize()))
 }
 
+/// The modification time of every entry [`archive`] writes: the archive of a tree depends on its
+/// content, names, types and modes alone, so two machines that staged the same output upload the
+/// same bytes (2023-11-14, ovm's default SOURCE_DATE_EPOCH).
+pub const ARCHIVE_MTIME: u64 = 1_700_000_000;
+
+/// Writes `root` as a tar stream (GNU format, long names included): every entry in byte order of
+/// its path, owned by 0:0, with its permission bits and [`ARCHIVE_MTIME`]; a hard-linked file is
+/// written once per name, as content. Unpacked again (`crate::unpack`), it [`hash_tree`]s as
+/// `root` did.
+pub fn archive(root: &Path, out: impl io::Write) -> Result<(), TreeError> {
+    let werr = |source| TreeError::Write { path: root.to_path_buf(), source };
+    let mut tar = tar::Builder::new(out);
+    tar.mode(tar::HeaderMode::Deterministic);
+    for (rel, (kind, md)) in walk_stat(root)? {
+        let mut h = tar::Header::new_gnu();
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(ARCHIVE_MTIME);
+        h.set_mode(md.permissions().mode() & 0o777);
+        let path = root.join(&rel);
+        match kind {
+            Kind::Dir => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_size(0);
+                tar.append_data(&mut h, &rel, io::empty()).map_err(werr)?;
+            }
+            Kind::File { .. } => {
+                let f = fs::File::open(&path).map_err(|source| TreeError::Read { path: path.clone(), source })?;
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(md.len());
+                tar.append_data(&mut h, &rel, f).map_err(werr)?;
+            }
+            Kind::Symlink(target) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                tar.append_link(&mut h, &rel, &target).map_err(werr)?;
+            }
+        }
+    }
+    let mut out = tar.into_inner().map_err(werr)?;
+    io::Write::flush(&mut out).map_err(werr)
+}
+
 /// A fingerprint of a tree's metadata only: every entry's path, type, mode, size, inode, mtime and
 /// ctime, without reading any content. It stands for [`hash_tree`] between two checks: a tree
 /// whose fingerprint is unchanged still holds the bytes it was hashed with, because any write,
@@ -328,6 +371,36 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_archive_depends_on_content_alone_and_unpacks_to_the_same_hash() {
+        let d = tempfile::tempdir().unwrap();
+        let make = |name: &str, mtime: i64| {
+            let t = d.path().join(name);
+            fs::create_dir_all(t.join("usr/lib/empty")).unwrap();
+            fs::create_dir_all(t.join("usr/bin")).unwrap();
+            fs::write(t.join("usr/bin/tool"), "#!/bin/sh\n").unwrap();
+            fs::set_permissions(t.join("usr/bin/tool"), fs::Permissions::from_mode(0o755)).unwrap();
+            let long = "n".repeat(120);
+            fs::write(t.join("usr/lib").join(&long), "x").unwrap();
+            fs::hard_link(t.join("usr/lib").join(&long), t.join("usr/lib/hard")).unwrap();
+            std::os::unix::fs::symlink(format!("../lib/{long}"), t.join("usr/bin/link")).unwrap();
+            let ts = rustix::fs::Timestamps {
+                last_access: rustix::fs::Timespec { tv_sec: mtime, tv_nsec: 0 },
+                last_modification: rustix::fs::Timespec { tv_sec: mtime, tv_nsec: 0 },
+            };
+            rustix::fs::utimensat(CWD, t.join("usr/bin/tool"), &ts, rustix::fs::AtFlags::empty()).unwrap();
+            t
+        };
+        let (a, b) = (make("a", 5), make("b", 99));
+        let (mut ta, mut tb) = (Vec::new(), Vec::new());
+        archive(&a, &mut ta).unwrap();
+        archive(&b, &mut tb).unwrap();
+        assert_eq!(ta, tb, "the same tree at other times is the same archive");
+        let out = d.path().join("out");
+        tar::Archive::new(ta.as_slice()).unpack(&out).unwrap();
+        assert_eq!(hash_tree(&out).unwrap(), hash_tree(&a).unwrap());
+    }
 
     #[test]
     fn write_atomic_keeps_the_files_permissions() {

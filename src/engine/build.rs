@@ -60,6 +60,8 @@ pub(crate) struct BuildSummary {
     pub packages: Vec<PackageReport>,
     pub image: Option<ImageReport>,
     pub elapsed: Duration,
+    /// The shared-state cache's hits, misses and uploads in this run (none without a cache).
+    pub cache: Option<super::sstate::CacheCounts>,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +120,19 @@ pub(crate) fn jobs_for(project: &Project, requested: usize) -> Result<usize, Eng
     Ok(if configured > 0 { configured } else { std::thread::available_parallelism().map_or(1, |n| n.get().min(max)) })
 }
 
+/// The remote stores of `[cache] remote` behind the local cache `local`.
+fn remote_tier(project: &Project, local: Sstate) -> Result<Sstate, EngineError> {
+    let cfg = &project.config.cache;
+    let options = crate::remote_cache::RemoteOptions { timeout: std::time::Duration::from_secs(cfg.timeout.max(1)) };
+    let stores = cfg
+        .remote
+        .iter()
+        .map(|url| crate::remote_cache::RemoteCache::new(url, &options, project.settings()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| EngineError::RemoteCache { config: project.layout().config_file(), source })?;
+    Ok(local.with_remotes(stores, cfg.write))
+}
+
 impl<'a> Run<'a> {
     pub fn new(project: &'a Project, jobs_wanted: usize, no_sandbox: bool) -> Result<Run<'a>, EngineError> {
         crate::fault::check()?;
@@ -138,7 +153,9 @@ impl<'a> Run<'a> {
             .or_else(|| project.config.build.sstate_dir.as_ref().map(|d| project.root().join(d)))
             .or_else(|| Some(project.layout().default_sstate()))
             .filter(|d| !d.as_os_str().is_empty())
-            .map(Sstate::new);
+            .map(Sstate::new)
+            .map(|s| remote_tier(project, s))
+            .transpose()?;
         let cache_dir = project.settings().build_cache_dir.clone().unwrap_or_else(|| project.layout().build_cache());
         Ok(Run {
             project,
@@ -540,7 +557,8 @@ pub(crate) fn build(
 
     let mut packages = reports.into_inner().unwrap_or_default();
     packages.sort_by(|a, b| (a.domain, &a.name).cmp(&(b.domain, &b.name)));
-    Ok(BuildSummary { packages, image, elapsed: t0.elapsed() })
+    let cache = run.sstate.as_ref().map(Sstate::counts);
+    Ok(BuildSummary { packages, image, elapsed: t0.elapsed(), cache })
 }
 
 /// The pack request for the image of `targets` and the inputs of its signature: every layer's

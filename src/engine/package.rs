@@ -135,6 +135,7 @@ pub fn run_until(
             if let Err(e) = sstate.store(&psig, &dirs.staging, &output) {
                 tracing::warn!("{pkg}: could not file the output in the shared-state cache: {e}");
             }
+            sstate.publish(&psig, pkg, &dirs.staging, &output);
         }
     }
     Ok((Outcome::Built(plan.name(start).clone()), output))
@@ -317,7 +318,8 @@ fn from_sstate(
 fn restore_from_sstate(ctx: &Ctx<'_>, sstate: &Sstate, sig: &str, pkg: &str, dirs: &WorkDirs) -> Option<String> {
     // Timed like a task: `ovm graph build` draws the restore where it happened, for as long as it took.
     let t0 = Instant::now();
-    let (cached, recorded) = sstate.lookup(sig)?;
+    let hash_of = |tree: &Path| freshness::output_hash(ctx.domain, tree).map_err(|e| e.to_string());
+    let (cached, recorded) = sstate.find(sig, pkg, &hash_of)?;
     let tmp = &dirs.sstate_restore;
     let _ = tree::remove_all(tmp);
     let restored = (|| -> Result<String, EngineError> {
@@ -332,6 +334,8 @@ fn restore_from_sstate(ctx: &Ctx<'_>, sstate: &Sstate, sig: &str, pkg: &str, dir
     match restored {
         Ok(out) => {
             ctx.log.done(ctx.domain.dir_name(), pkg, "sstate", t0.elapsed(), sig);
+            // A tree that writes to a remote makes it hold what it restored locally too.
+            sstate.publish(sig, pkg, &dirs.staging, &out);
             Some(out)
         }
         Err(e) => {

@@ -41,6 +41,9 @@ pub fn build(project: &Project, opts: &BuildOptions, quiet: bool, observer: &dyn
             } else {
                 let _ = writeln!(out, "ovm: {built} built, {cached} from cache, {reused} reused");
             }
+            if let Some(line) = summary.cache.as_ref().and_then(cache_line) {
+                let _ = writeln!(out, "ovm: cache: {line}");
+            }
             if let Some(img) = &summary.image {
                 let _ = writeln!(
                     out,
@@ -61,6 +64,28 @@ pub fn build(project: &Project, opts: &BuildOptions, quiet: bool, observer: &dyn
             ExitCode::FAILURE
         }
     }
+}
+
+/// The summary's cache line: hits by tier, misses, uploads; `None` when the run asked no cache
+/// and has no remote.
+fn cache_line(c: &super::sstate::CacheCounts) -> Option<String> {
+    let asked = c.local_hits + c.remote_hits + c.misses;
+    if asked == 0 && !c.remote {
+        return None;
+    }
+    let mb = |b: u64| b as f64 / 1e6;
+    let mut line = format!("{} hit, {} missed", c.local_hits + c.remote_hits, c.misses);
+    if c.remote {
+        line.push_str(&format!(
+            " ({} local, {} remote, {:.1} MB downloaded); {} uploaded ({:.1} MB)",
+            c.local_hits,
+            c.remote_hits,
+            mb(c.bytes_down),
+            c.uploads,
+            mb(c.bytes_up)
+        ));
+    }
+    Some(line)
 }
 
 /// A run that stopped (`ovm build`, `ovm toolchain`): each failed task's log tail and path, the

@@ -1,33 +1,167 @@
 //! The shared-state cache, after BitBake's sstate: a package's committed output, filed under the
 //! signature of its `package` task. That signature covers every input (sources, patches, config,
 //! toolchain, dependencies' outputs, engine version) and names no host path, so two project trees
-//! — another checkout, a CI job, a `ovm clean`ed tree — that would build the same bytes get them
-//! from here instead. An entry is trusted only if its content still hashes to the output recorded
-//! with it: a cache that was edited behind ovm's back is ignored, never installed.
+//! — another checkout, a CI job, a `ovm clean`ed tree, another machine — that would build the same
+//! bytes get them from here instead. An entry is trusted only if its content still hashes to the
+//! output recorded with it: a cache that was edited behind ovm's back is ignored, never installed.
 //!
-//! Layout: `DIR/<sig[..2]>/<sig>/{tree/, output}`; entries are made in a temporary directory and
-//! renamed into place, so a half-written entry is never seen.
+//! Two tiers:
+//!
+//! | tier | where | layout | written |
+//! |---|---|---|---|
+//! | local | `.cache/sstate/` or `[build] sstate_dir` | `DIR/<sig[..2]>/<sig>/{tree/, output}` | after every build (hard links) |
+//! | remote | `[cache] remote` (`crate::remote_cache`) | `/ac/<key>` → `/cas/` blobs, below | with `[cache] write = true` |
+//!
+//! A lookup asks the local tier, then each remote in order; a remote hit is verified and filed in
+//! the local tier first, so the restore itself is always local. A remote entry is:
+//! - `/ac/<key>`, key = sha256([`AC_SALT`] ‖ signature): a REAPI `ActionResult` whose output files
+//!   are `manifest.json` and `tree.tar.zst`, so bazel-remote, which checks entries, accepts it;
+//! - the manifest ([`Manifest`]: format, package, signature, output hash, the archive's tree hash);
+//! - the archive: `tree::archive` of the staged tree (deterministic), zstd-compressed.
+//!
+//! Uploads go blobs first (HEAD, PUT what is missing), the entry last, so a reader never finds an
+//! entry whose blobs were not yet there; a killed upload leaves at worst blobs nobody names.
+//! Downloads check each blob's size and sha256 (`remote_cache`), the manifest's signature, the
+//! unpacked tree's hash and then ovm's own output hash before anything is filed. Any failure — 404,
+//! 5xx, a timeout, a truncated or flipped blob, an unparsable entry, a missing blob — is a miss with
+//! one warning and the package is built; a remote that does not answer at all is not asked again in
+//! the run, and one that refuses a write (401/403) makes the run read-only.
 
 use std::fs;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
+use crate::remote_cache::{self, ActionResult, Digest, OutputFile, RemoteCache, RemoteError};
 use crate::tree::{self, TreeError};
+
+/// Salt of every action-cache key: a new format of entry gets new keys instead of misreading old ones.
+pub const AC_SALT: &str = "ovm-sstate-1\0";
+/// The manifest's `format` this version writes and reads.
+const FORMAT: u32 = 1;
+const MANIFEST: &str = "manifest.json";
+const ARCHIVE: &str = "tree.tar.zst";
+
+/// What a remote entry says about its archive (the `manifest.json` blob).
+#[derive(Debug, Serialize, Deserialize)]
+struct Manifest {
+    format: u32,
+    package: String,
+    /// The `package` task's signature the entry is filed under.
+    signature: String,
+    /// ovm's output hash of the tree (`freshness::output_hash`).
+    output: String,
+    /// `tree::hash_tree` of the unpacked archive (equal to `output` except for the zig toolchain).
+    tree: String,
+}
+
+/// Why a remote entry was not used.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteMiss {
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    #[error("the entry names no {0}")]
+    Incomplete(&'static str),
+    #[error("the entry's blob {0} is gone")]
+    BlobGone(String),
+    #[error("unreadable manifest: {0}")]
+    Manifest(String),
+    #[error("the manifest is for {what} {got}, not {want}")]
+    Mismatch { what: &'static str, want: String, got: String },
+    #[error(transparent)]
+    Unpack(#[from] crate::unpack::UnpackError),
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    #[error("{0}")]
+    Verify(String),
+}
+
+/// Counts of one run, for the build summary.
+#[derive(Debug, Default)]
+pub struct Counters {
+    local_hits: AtomicU64,
+    remote_hits: AtomicU64,
+    misses: AtomicU64,
+    uploads: AtomicU64,
+    bytes_down: AtomicU64,
+    bytes_up: AtomicU64,
+}
+
+/// A snapshot of [`Counters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheCounts {
+    pub local_hits: u64,
+    pub remote_hits: u64,
+    pub misses: u64,
+    pub uploads: u64,
+    pub bytes_down: u64,
+    pub bytes_up: u64,
+    /// Whether any remote is configured.
+    pub remote: bool,
+}
+
+/// One remote store and what this run learnt of it.
+#[derive(Debug)]
+struct Store {
+    cache: RemoteCache,
+    /// It did not answer: not asked again in this run.
+    down: AtomicBool,
+}
+
+#[derive(Debug)]
+struct Remotes {
+    stores: Vec<Store>,
+    /// Uploads to the first store are on (`[cache] write`) and were not refused yet.
+    write: AtomicBool,
+}
 
 #[derive(Debug, Clone)]
 pub struct Sstate {
     dir: PathBuf,
+    remotes: Option<Arc<Remotes>>,
+    counters: Arc<Counters>,
+}
+
+/// The action-cache key of a `package` signature.
+pub fn ac_key(sig: &str) -> String {
+    crate::digest::sha256_hex(format!("{AC_SALT}{sig}").as_bytes())
 }
 
 impl Sstate {
     pub fn new(dir: PathBuf) -> Sstate {
-        Sstate { dir }
+        Sstate { dir, remotes: None, counters: Arc::default() }
+    }
+
+    /// The same local cache with `stores` behind it; uploads to the first when `write`.
+    pub fn with_remotes(self, stores: Vec<RemoteCache>, write: bool) -> Sstate {
+        if stores.is_empty() {
+            return self;
+        }
+        let stores = stores.into_iter().map(|cache| Store { cache, down: AtomicBool::new(false) }).collect();
+        Sstate { remotes: Some(Arc::new(Remotes { stores, write: AtomicBool::new(write) })), ..self }
+    }
+
+    pub fn counts(&self) -> CacheCounts {
+        let c = &self.counters;
+        CacheCounts {
+            local_hits: c.local_hits.load(Ordering::Relaxed),
+            remote_hits: c.remote_hits.load(Ordering::Relaxed),
+            misses: c.misses.load(Ordering::Relaxed),
+            uploads: c.uploads.load(Ordering::Relaxed),
+            bytes_down: c.bytes_down.load(Ordering::Relaxed),
+            bytes_up: c.bytes_up.load(Ordering::Relaxed),
+            remote: self.remotes.is_some(),
+        }
     }
 
     fn entry(&self, sig: &str) -> PathBuf {
         self.dir.join(&sig[..sig.len().min(2)]).join(sig)
     }
 
-    /// The cached tree of `sig` and its recorded output hash, if present.
+    /// The locally cached tree of `sig` and its recorded output hash, if present.
     pub fn lookup(&self, sig: &str) -> Option<(PathBuf, String)> {
         let e = self.entry(sig);
         let output = fs::read_to_string(e.join("output")).ok()?;
@@ -35,21 +169,116 @@ impl Sstate {
         tree.is_dir().then(|| (tree, output.trim().to_string()))
     }
 
-    /// Files `staged` (already committed, hashing to `output`) under `sig`. Hard links: no copy.
-    pub fn store(&self, sig: &str, staged: &Path, output: &str) -> Result<(), TreeError> {
-        let entry = self.entry(sig);
-        if entry.exists() {
-            return Ok(());
+    /// [`lookup`](Self::lookup), else the first remote that has `sig` (filed locally once
+    /// verified; `output_hash` is ovm's hash of a tree of this domain). Counts the hit or miss.
+    pub fn find(
+        &self,
+        sig: &str,
+        pkg: &str,
+        output_hash: &dyn Fn(&Path) -> Result<String, String>,
+    ) -> Option<(PathBuf, String)> {
+        if let Some(hit) = self.lookup(sig) {
+            self.counters.local_hits.fetch_add(1, Ordering::Relaxed);
+            return Some(hit);
         }
-        let parent = entry.parent().unwrap_or(&self.dir).to_path_buf();
-        fs::create_dir_all(&parent).map_err(|source| TreeError::Write { path: parent.clone(), source })?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempdir_in(&parent)
-            .map_err(|source| TreeError::Write { path: parent.clone(), source })?;
-        tree::compose(&[("staged".into(), staged.to_path_buf())], &tmp.path().join("tree"))?;
+        for store in self.remotes.iter().flat_map(|r| &r.stores) {
+            if store.down.load(Ordering::Relaxed) {
+                continue;
+            }
+            match self.fetch(store, sig, pkg, output_hash) {
+                Ok(false) => {}
+                Ok(true) => match self.lookup(sig) {
+                    Some(hit) => {
+                        self.counters.remote_hits.fetch_add(1, Ordering::Relaxed);
+                        return Some(hit);
+                    }
+                    None => tracing::warn!("{pkg}: the shared-state entry from {} vanished locally", store.cache.url()),
+                },
+                Err(RemoteMiss::Remote(e)) if e.is_down() => {
+                    if !store.down.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            "remote cache {} is not answering ({e}); not asked again in this run",
+                            store.cache.url()
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("{pkg}: remote cache {}: entry unusable ({e}); building instead", store.cache.url())
+                }
+            }
+        }
+        self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+
+    /// Downloads, verifies and files the remote entry of `sig`; `Ok(false)` when `store` has none.
+    fn fetch(
+        &self,
+        store: &Store,
+        sig: &str,
+        pkg: &str,
+        output_hash: &dyn Fn(&Path) -> Result<String, String>,
+    ) -> Result<bool, RemoteMiss> {
+        let Some(result) = store.cache.get_action(&ac_key(sig))? else { return Ok(false) };
+        let manifest_digest = result.file(MANIFEST).ok_or(RemoteMiss::Incomplete(MANIFEST))?;
+        let archive_digest = result.file(ARCHIVE).ok_or(RemoteMiss::Incomplete(ARCHIVE))?;
+        let tmp = self.temp_entry()?;
+        let get = |digest: &Digest, name: &str| -> Result<PathBuf, RemoteMiss> {
+            let dest = tmp.path().join(name);
+            if !store.cache.get_blob(digest, &dest)? {
+                return Err(RemoteMiss::BlobGone(digest.hash.clone()));
+            }
+            self.counters.bytes_down.fetch_add(digest.size_bytes, Ordering::Relaxed);
+            Ok(dest)
+        };
+        let manifest: Manifest = serde_json::from_slice(
+            &fs::read(get(manifest_digest, MANIFEST)?).map_err(|e| RemoteMiss::Manifest(e.to_string()))?,
+        )
+        .map_err(|e| RemoteMiss::Manifest(e.to_string()))?;
+        let mismatch = |what, want: &str, got: &str| RemoteMiss::Mismatch { what, want: want.into(), got: got.into() };
+        if manifest.format != FORMAT {
+            return Err(mismatch("format", &FORMAT.to_string(), &manifest.format.to_string()));
+        }
+        if manifest.signature != sig {
+            return Err(mismatch("signature", sig, &manifest.signature));
+        }
+        if manifest.package != pkg {
+            return Err(mismatch("package", pkg, &manifest.package));
+        }
+        let archive = get(archive_digest, ARCHIVE)?;
+        let staged = tmp.path().join("tree");
+        crate::unpack::unpack(&archive, &staged, 0)?;
+        fs::create_dir_all(&staged).map_err(|source| TreeError::Write { path: staged.clone(), source })?;
+        let _ = fs::remove_file(&archive);
+        let _ = fs::remove_file(tmp.path().join(MANIFEST));
+        let tree_hash = tree::hash_tree(&staged)?;
+        if tree_hash != manifest.tree {
+            return Err(mismatch("tree hash", &manifest.tree, &tree_hash));
+        }
+        let output = output_hash(&staged).map_err(RemoteMiss::Verify)?;
+        if output != manifest.output {
+            return Err(mismatch("output hash", &manifest.output, &output));
+        }
         fs::write(tmp.path().join("output"), format!("{output}\n"))
             .map_err(|source| TreeError::Write { path: tmp.path().join("output"), source })?;
+        self.file_entry(tmp, sig)?;
+        Ok(true)
+    }
+
+    /// A temporary directory in the cache, renamed into an entry by [`file_entry`](Self::file_entry).
+    fn temp_entry(&self) -> Result<tempfile::TempDir, TreeError> {
+        fs::create_dir_all(&self.dir).map_err(|source| TreeError::Write { path: self.dir.clone(), source })?;
+        tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempdir_in(&self.dir)
+            .map_err(|source| TreeError::Write { path: self.dir.clone(), source })
+    }
+
+    /// Renames a complete temporary entry into place under `sig`.
+    fn file_entry(&self, tmp: tempfile::TempDir, sig: &str) -> Result<(), TreeError> {
+        let entry = self.entry(sig);
+        let parent = entry.parent().unwrap_or(&self.dir).to_path_buf();
+        fs::create_dir_all(&parent).map_err(|source| TreeError::Write { path: parent.clone(), source })?;
         let tmp = tmp.keep();
         if let Err(source) = fs::rename(&tmp, &entry) {
             // Another ovm filed the same signature first: theirs is as good as ours.
@@ -59,6 +288,104 @@ impl Sstate {
             }
         }
         Ok(())
+    }
+
+    /// Files `staged` (already committed, hashing to `output`) under `sig`. Hard links: no copy.
+    pub fn store(&self, sig: &str, staged: &Path, output: &str) -> Result<(), TreeError> {
+        if self.entry(sig).exists() {
+            return Ok(());
+        }
+        let tmp = self.temp_entry()?;
+        tree::compose(&[("staged".into(), staged.to_path_buf())], &tmp.path().join("tree"))?;
+        fs::write(tmp.path().join("output"), format!("{output}\n"))
+            .map_err(|source| TreeError::Write { path: tmp.path().join("output"), source })?;
+        self.file_entry(tmp, sig)
+    }
+
+    /// Uploads `staged` (the output `output` of `pkg`, signature `sig`) to the first remote when
+    /// writing is on and it lacks the entry. Never fails the build: a refusal turns writing off
+    /// for the run, any other failure is a warning.
+    pub fn publish(&self, sig: &str, pkg: &str, staged: &Path, output: &str) {
+        let Some(remotes) = &self.remotes else { return };
+        let Some(store) = remotes.stores.first() else { return };
+        if !remotes.write.load(Ordering::Relaxed) || store.down.load(Ordering::Relaxed) {
+            return;
+        }
+        match self.upload(store, sig, pkg, staged, output) {
+            Ok(None) => {}
+            Ok(Some(sent)) => {
+                self.counters.uploads.fetch_add(1, Ordering::Relaxed);
+                self.counters.bytes_up.fetch_add(sent, Ordering::Relaxed);
+            }
+            Err(RemoteMiss::Remote(e)) if e.is_denied() => {
+                if remotes.write.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "remote cache {} refused a write ({e}): read-only for the rest of this run (check OVM_CACHE_AUTH or netrc)",
+                        store.cache.url()
+                    );
+                }
+            }
+            Err(RemoteMiss::Remote(e)) if e.is_down() => {
+                if !store.down.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "remote cache {} is not answering ({e}); not asked again in this run",
+                        store.cache.url()
+                    );
+                }
+            }
+            Err(e) => tracing::warn!("{pkg}: could not upload to remote cache {}: {e}", store.cache.url()),
+        }
+    }
+
+    /// The upload itself; returns the blob bytes sent, `None` when the store had the entry.
+    fn upload(
+        &self,
+        store: &Store,
+        sig: &str,
+        pkg: &str,
+        staged: &Path,
+        output: &str,
+    ) -> Result<Option<u64>, RemoteMiss> {
+        let key = ac_key(sig);
+        if store.cache.has_action(&key)? {
+            return Ok(None);
+        }
+        let tmp = self.temp_entry()?;
+        let archive = tmp.path().join(ARCHIVE);
+        let werr = |source| TreeError::Write { path: archive.clone(), source };
+        {
+            let file = fs::File::create(&archive).map_err(werr)?;
+            let mut z = zstd::stream::write::Encoder::new(BufWriter::new(file), 3).map_err(werr)?;
+            tree::archive(staged, &mut z)?;
+            z.finish().map_err(werr)?.flush().map_err(werr)?;
+        }
+        let manifest = Manifest {
+            format: FORMAT,
+            package: pkg.to_string(),
+            signature: sig.to_string(),
+            output: output.to_string(),
+            tree: tree::hash_tree(staged)?,
+        };
+        let manifest_path = tmp.path().join(MANIFEST);
+        let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| RemoteMiss::Manifest(e.to_string()))?;
+        fs::write(&manifest_path, &bytes).map_err(|source| TreeError::Write { path: manifest_path.clone(), source })?;
+        let archive_digest = remote_cache::digest_of_file(&archive)?;
+        let manifest_digest = remote_cache::digest_of(&bytes);
+        let mut sent = 0;
+        for (digest, path) in [(&archive_digest, &archive), (&manifest_digest, &manifest_path)] {
+            if store.cache.put_blob(digest, path)? {
+                sent += digest.size_bytes;
+            }
+        }
+        let result = ActionResult {
+            output_files: vec![
+                OutputFile { path: MANIFEST.into(), digest: manifest_digest, is_executable: false },
+                OutputFile { path: ARCHIVE.into(), digest: archive_digest, is_executable: false },
+            ],
+            exit_code: 0,
+        };
+        store.cache.put_action(&key, &result)?;
+        Ok(Some(sent))
     }
 
     /// Drops a bad entry so it is not offered again.
@@ -87,5 +414,13 @@ mod tests {
         assert_eq!(tree::hash_tree(&t).unwrap(), out);
         s.evict("abcdef");
         assert!(s.lookup("abcdef").is_none());
+    }
+
+    #[test]
+    fn keys_are_salted_hex_of_the_signature() {
+        let k = ac_key("abc");
+        assert_eq!(k.len(), 64);
+        assert_ne!(k, crate::digest::sha256_hex(b"abc"));
+        assert_eq!(k, ac_key("abc"));
     }
 }

@@ -28,7 +28,7 @@ pub fn ovm_bin() -> &'static str {
     env!("CARGO_BIN_EXE_ovm")
 }
 
-fn tmp_root() -> PathBuf {
+pub fn tmp_root() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
 }
 

@@ -1,5 +1,5 @@
 //! The build engine on small test recipes: hermeticity, incremental rebuilds, parallelism,
-//! resume, named steps, native tools, injected faults, hostile inputs, the gcc toolchain's recipes and tasks.
+//! resume, named steps, native tools, the remote cache, injected faults, hostile inputs, the gcc toolchain's recipes and tasks.
 //!
 //! One test binary per subsystem, one module per test file: ovm and its dependencies are linked
 //! once per group instead of once per file. `cargo test --test engine` runs the group,
@@ -7,11 +7,14 @@
 
 #[path = "../build_support/mod.rs"]
 mod build_support;
+#[path = "../cache_support/mod.rs"]
+mod cache_support;
 #[path = "../engine_fixture/mod.rs"]
 mod engine_fixture;
 #[path = "../sandbox_support/mod.rs"]
 mod sandbox_support;
 
+mod engine_cache;
 mod engine_hermetic;
 mod engine_incremental;
 mod engine_native;

@@ -1,0 +1,211 @@
+//! The remote tier of the shared-state cache (`[cache] remote`) against a real nginx (WebDAV, the
+//! layout of bazel-remote's HTTP protocol): a fresh tree, another user, read-only, gets every
+//! package from what another tree uploaded; and every way a remote can be wrong — down, 500, too
+//! slow, a truncated body, a flipped byte in a stored blob, an entry whose blob is gone, a refused
+//! write, two writers at once — ends in a local build or a clean hit, never a failed build or a
+//! wrong staging dir.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::build_support::{self, TestProject};
+use crate::cache_support::{Fault, FaultServer, Nginx, PASSWORD, USER};
+use crate::engine_fixture::{self, bye, project, staged_hash, write_greet_set};
+
+/// `[cache]` pointing at `url`, appended to the project's config.
+fn use_remote(p: &TestProject, url: &str, write: bool, timeout: u64) {
+    let cfg = p.read("config/ovm.toml");
+    p.write("config/ovm.toml", &format!("{cfg}\n[cache]\nremote = [{url:?}]\nwrite = {write}\ntimeout = {timeout}\n"));
+}
+
+/// `ovm build x86_64 [PKG]` with the cache's credentials (or none).
+fn build(p: &TestProject, pkg: Option<&str>, auth: bool) -> (bool, String) {
+    let mut c = p.ovm();
+    if auth {
+        c.env("OVM_CACHE_AUTH", format!("{USER}:{PASSWORD}"));
+    } else {
+        c.env_remove("OVM_CACHE_AUTH");
+    }
+    c.env("NETRC", "/nonexistent");
+    let out = c.args(["build", "x86_64"]).args(pkg).output().expect("running ovm");
+    (out.status.success(), build_support::text(&out))
+}
+
+/// The `package` signature of `pkg` in `p` (from its stamp).
+fn package_sig(p: &TestProject, pkg: &str) -> String {
+    let stamp: serde_json::Value =
+        serde_json::from_str(&p.read(&format!("states/x86_64/{pkg}.package"))).expect("package stamp");
+    stamp["signature"].as_str().expect("signature").to_string()
+}
+
+/// Removes `sig`'s entry from the local cache `sstate`, so the next tree asks the remote.
+fn forget_locally(sstate: &Path, sig: &str) {
+    let _ = fs::remove_dir_all(sstate.join(&sig[..2]).join(sig));
+}
+
+/// The tasks a run started in `domain` that build: fetching a source and packing the image aside.
+fn built(p: &TestProject, domain: &str) -> Vec<String> {
+    p.tasks_run(domain).into_iter().filter(|t| !t.ends_with(" fetch") && t != "image pack").collect()
+}
+
+#[test]
+fn a_fresh_tree_of_another_user_builds_nothing_with_a_read_only_remote() {
+    let nginx = Nginx::start();
+    let a = project();
+    write_greet_set(&a, "remote-two-trees");
+    use_remote(&a, &nginx.url, true, 30);
+    let (ok, out) = build(&a, None, true);
+    assert!(ok, "{out}");
+    assert!(out.contains("uploaded"), "{out}");
+    assert!(!nginx.stored("ac").is_empty(), "tree A wrote no entry");
+
+    // Tree B: another directory, another user, its own empty local cache, read-only by config
+    // (and without credentials the server would refuse writes anyway).
+    let b = TestProject::empty();
+    build_support::copy_tree(&a.path().join("recipes"), &b.path().join("recipes"));
+    build_support::copy_tree(&a.path().join("patches"), &b.path().join("patches"));
+    build_support::copy_tree(&a.path().join("config"), &b.path().join("config"));
+    let cfg = b.read("config/ovm.toml").replace("write = true", "write = false");
+    b.write("config/ovm.toml", &cfg);
+    let user = crate::sandbox_support::unprivileged_user();
+    let home = b.path().join(".local-cache");
+    fs::create_dir_all(&home).unwrap();
+    chown_tree(b.path(), &user);
+    let mut c = crate::sandbox_support::command_as(
+        crate::sandbox_support::As::Unprivileged,
+        Path::new(build_support::ovm_bin()),
+    );
+    c.arg("-C").arg(b.path()).args(["build", "x86_64"]);
+    c.env("OVM_MIRRORS", build_support::mirror())
+        .env("OVM_SSTATE_DIR", home.join("sstate"))
+        .env("OVM_BUILD_CACHE_DIR", home.join("build-cache"))
+        .env("NETRC", "/nonexistent")
+        .env_remove("OVM_CACHE_AUTH")
+        .env_remove("SOURCE_DATE_EPOCH");
+    let out = c.output().expect("running ovm as the other user");
+    let text = build_support::text(&out);
+    assert!(out.status.success(), "tree B failed:\n{text}");
+    for domain in ["x86_64", "tools", "toolchain"] {
+        let ran = built(&b, domain);
+        assert!(ran.is_empty(), "tree B ran tasks in {domain}: {ran:?}\n{text}");
+    }
+    assert!(text.contains(" 0 missed (0 local, "), "tree B's packages did not all come from the remote:\n{text}");
+    assert_eq!(
+        engine_fixture::image_sha(&b, "x86_64"),
+        engine_fixture::image_sha(&a, "x86_64"),
+        "tree B's image differs from tree A's"
+    );
+    for pkg in ["libgreet", "hello"] {
+        assert_eq!(staged_hash(&b, "x86_64", pkg), staged_hash(&a, "x86_64", pkg), "{pkg}");
+    }
+}
+
+fn chown_tree(dir: &Path, user: &str) {
+    let st = std::process::Command::new("chown").arg("-R").arg(user).arg(dir).status().expect("chown");
+    assert!(st.success(), "chown -R {user} {}", dir.display());
+}
+
+/// Builds `bye` in a tree writing to `nginx` (the entry every case below is offered), and
+/// returns that tree and `bye`'s signature, forgotten by the local cache.
+fn seed(nginx: &Nginx, salt: &str) -> (TestProject, String) {
+    let seed = project();
+    bye().write(&seed, salt);
+    use_remote(&seed, &nginx.url, true, 30);
+    let (ok, out) = build(&seed, Some("bye"), true);
+    assert!(ok, "{out}");
+    let sig = package_sig(&seed, "bye");
+    forget_locally(&seed.sstate, &sig);
+    (seed, sig)
+}
+
+/// A tree with the seed's `bye` against `url`: it must build `bye` itself (a miss) or restore
+/// it (a hit), say so, and stage exactly the seed's output either way.
+fn expect(seed: &TestProject, salt: &str, url: &str, hit: bool, warning: &str, timeout: u64) {
+    let t = project();
+    bye().write(&t, salt);
+    use_remote(&t, url, false, timeout);
+    let (ok, out) = build(&t, Some("bye"), false);
+    assert!(ok, "a remote's fault failed the build ({url}):\n{out}");
+    let ran = built(&t, "x86_64");
+    if hit {
+        assert!(ran.is_empty(), "expected a clean hit, ran {ran:?}:\n{out}");
+    } else {
+        assert!(ran.iter().any(|r| r == "bye compile"), "expected a local build, ran {ran:?}:\n{out}");
+    }
+    assert!(out.contains(warning), "expected the warning {warning:?}:\n{out}");
+    assert_eq!(staged_hash(&t, "x86_64", "bye"), staged_hash(seed, "x86_64", "bye"));
+    assert!(!t.path().join("work/x86_64/.bye.sstate").exists(), "a restore's temporary was left");
+    forget_locally(&t.sstate, &package_sig(&t, "bye"));
+}
+
+#[test]
+fn every_broken_answer_of_a_remote_is_a_miss_then_a_local_build() {
+    let nginx = Nginx::start();
+    let salt = "remote-faults";
+    let (seed, _sig) = seed(&nginx, salt);
+
+    // The good case first: nginx itself gives a clean hit.
+    expect(&seed, salt, &nginx.url, true, "1 remote", 30);
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    expect(&seed, salt, &format!("http://{closed}"), false, "is not answering", 30);
+    let s500 = FaultServer::start(&nginx.data, Fault::Status500);
+    expect(&seed, salt, &s500.url, false, "500", 30);
+    let slow = FaultServer::start(&nginx.data, Fault::Silent(Duration::from_secs(30)));
+    expect(&seed, salt, &slow.url, false, "is not answering", 1);
+    let short = FaultServer::start(&nginx.data, Fault::TruncatedBlobs);
+    expect(&seed, salt, &short.url, false, "entry unusable", 30);
+
+    // A byte flipped in every stored blob: no sha256 matches any more.
+    let blobs = nginx.stored("cas");
+    let good: Vec<Vec<u8>> = blobs.iter().map(|b| fs::read(b).unwrap()).collect();
+    for (b, bytes) in blobs.iter().zip(&good) {
+        let mut bad = bytes.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0x40;
+        fs::write(b, &bad).unwrap();
+    }
+    expect(&seed, salt, &nginx.url, false, "corrupt", 30);
+    for (b, bytes) in blobs.iter().zip(&good) {
+        fs::write(b, bytes).unwrap();
+    }
+    expect(&seed, salt, &nginx.url, true, "1 remote", 30);
+
+    // The entry stays, its blobs are gone.
+    for b in &blobs {
+        fs::remove_file(b).unwrap();
+    }
+    expect(&seed, salt, &nginx.url, false, "is gone", 30);
+}
+
+#[test]
+fn a_refused_write_makes_the_run_read_only_and_two_writers_leave_one_good_entry() {
+    let nginx = Nginx::start();
+    let salt = "remote-writers";
+    let t = project();
+    bye().write(&t, salt);
+    use_remote(&t, &nginx.url, true, 30);
+    let (ok, out) = build(&t, Some("bye"), false);
+    assert!(ok, "{out}");
+    assert!(out.contains("refused a write") && out.contains("read-only for the rest of this run"), "{out}");
+    assert_eq!(out.matches("refused a write").count(), 1, "one warning, not one per package:\n{out}");
+    assert!(nginx.stored("ac").is_empty(), "an unauthenticated write was stored");
+    forget_locally(&t.sstate, &package_sig(&t, "bye"));
+
+    // Two trees upload the same outputs at once, both with credentials.
+    let (w1, w2) = (project(), project());
+    for w in [&w1, &w2] {
+        bye().write(w, salt);
+        use_remote(w, &nginx.url, true, 30);
+    }
+    let (r1, r2) = std::thread::scope(|s| {
+        let h1 = s.spawn(|| build(&w1, Some("bye"), true));
+        let h2 = s.spawn(|| build(&w2, Some("bye"), true));
+        (h1.join().unwrap(), h2.join().unwrap())
+    });
+    assert!(r1.0, "{}", r1.1);
+    assert!(r2.0, "{}", r2.1);
+    forget_locally(&w1.sstate, &package_sig(&w1, "bye"));
+    expect(&w1, salt, &nginx.url, true, "1 remote", 30);
+}
