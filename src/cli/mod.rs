@@ -39,6 +39,23 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// Where it is, entries, size, least recently used, the remotes, the last build's hits and misses
+    Stats,
+    /// Re-hash every entry against its recorded output; evict (and fail on) the bad ones
+    Verify,
+    /// Evict entries unused for longer than --older-than, then the least recently used beyond --max-size
+    Prune {
+        /// e.g. 30d, 12h
+        #[arg(long, value_name = "AGE")]
+        older_than: Option<humantime::Duration>,
+        /// e.g. 20G, 500M
+        #[arg(long, value_name = "SIZE")]
+        max_size: Option<crate::size::ByteSize>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print the effective configuration (defaults filled in) as TOML, which parses back
     Config,
@@ -175,6 +192,12 @@ pub enum Command {
         /// Delete toolchain/ and output/ without asking (needed when stdin is not a terminal)
         #[arg(short, long)]
         yes: bool,
+    },
+    /// The local shared-state cache: its size and last build's hits (stats), a re-hash of every
+    /// entry (verify), eviction by age or size (prune)
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
     },
     /// Print the OCI runtime spec (config.json) of PKG's compile sandbox
     Spec {
@@ -371,6 +394,24 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
         Command::List { arch, json } => inspect::list(&cli.project(settings)?, *arch, *json),
         Command::Info { pkg, arch, json } => inspect::info(&cli.project(settings)?, pkg, *arch, *json),
         Command::Completions { shell } => inspect::completions(*shell),
+        Command::Cache { action } => {
+            let project = cli.project(settings)?;
+            let action = match action {
+                CacheAction::Stats => crate::engine::cache::Action::Stats,
+                CacheAction::Verify => crate::engine::cache::Action::Verify,
+                CacheAction::Prune { older_than, max_size } => {
+                    if older_than.is_none() && max_size.is_none() {
+                        anyhow::bail!("ovm cache prune: say what to evict: --older-than AGE and/or --max-size SIZE");
+                    }
+                    crate::engine::cache::Action::Prune {
+                        older_than: older_than.map(Into::into),
+                        max_bytes: max_size.map(|s| s.0),
+                    }
+                }
+            };
+            print!("{}", crate::engine::cache::run(&project, &action)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Clean { items, yes } => {
             let project = cli.project(settings)?;
             let mut arch = None;

@@ -120,6 +120,19 @@ pub(crate) fn jobs_for(project: &Project, requested: usize) -> Result<usize, Eng
     Ok(if configured > 0 { configured } else { std::thread::available_parallelism().map_or(1, |n| n.get().min(max)) })
 }
 
+/// The project's local shared-state cache: `OVM_SSTATE_DIR`, else `[build] sstate_dir`, else
+/// `.cache/sstate`; `None` when set to the empty string.
+pub(crate) fn local_sstate(project: &Project) -> Option<Sstate> {
+    project
+        .settings()
+        .sstate_dir
+        .clone()
+        .or_else(|| project.config.build.sstate_dir.as_ref().map(|d| project.root().join(d)))
+        .or_else(|| Some(project.layout().default_sstate()))
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(Sstate::new)
+}
+
 /// The remote stores of `[cache] remote` behind the local cache `local`.
 fn remote_tier(project: &Project, local: Sstate) -> Result<Sstate, EngineError> {
     let cfg = &project.config.cache;
@@ -146,16 +159,7 @@ impl<'a> Run<'a> {
         } else {
             Isolation::Sandbox { exe: crate::sandbox::executable(project.settings())? }
         };
-        let sstate = project
-            .settings()
-            .sstate_dir
-            .clone()
-            .or_else(|| project.config.build.sstate_dir.as_ref().map(|d| project.root().join(d)))
-            .or_else(|| Some(project.layout().default_sstate()))
-            .filter(|d| !d.as_os_str().is_empty())
-            .map(Sstate::new)
-            .map(|s| remote_tier(project, s))
-            .transpose()?;
+        let sstate = local_sstate(project).map(|s| remote_tier(project, s)).transpose()?;
         let cache_dir = project.settings().build_cache_dir.clone().unwrap_or_else(|| project.layout().build_cache());
         Ok(Run {
             project,
@@ -558,6 +562,12 @@ pub(crate) fn build(
     let mut packages = reports.into_inner().unwrap_or_default();
     packages.sort_by(|a, b| (a.domain, &a.name).cmp(&(b.domain, &b.name)));
     let cache = run.sstate.as_ref().map(Sstate::counts);
+    if let Some(counts) = &cache {
+        // For `ovm cache stats`; a summary that cannot be kept must not fail the build.
+        if let Ok(json) = serde_json::to_vec_pretty(counts) {
+            let _ = tree::write_atomic(&project.layout().cache_counts(), &json);
+        }
+    }
     Ok(BuildSummary { packages, image, elapsed: t0.elapsed(), cache })
 }
 

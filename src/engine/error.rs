@@ -26,6 +26,8 @@ pub enum EngineError {
     Lock(#[from] super::lock::LockError),
     #[error(transparent)]
     Fault(#[from] crate::fault::UnknownPoint),
+    #[error("{report}")]
+    CacheCorrupt { report: String },
     #[error("{}: [cache] remote: {source}", config.display())]
     RemoteCache { config: PathBuf, source: crate::remote_cache::RemoteError },
     #[error("cannot read {path}: {source}")]

@@ -6,6 +6,7 @@
 // `progress`, `report`, `status`) and the integration tests read (`context_log`). The rest is the
 // engine's inside.
 pub mod build;
+pub mod cache;
 pub mod choice;
 pub mod clean;
 pub mod context_log;

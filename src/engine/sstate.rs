@@ -90,8 +90,9 @@ pub struct Counters {
     bytes_up: AtomicU64,
 }
 
-/// A snapshot of [`Counters`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// A snapshot of [`Counters`]; the last build's is kept in `states/cache-counts.json` for
+/// `ovm cache stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheCounts {
     pub local_hits: u64,
     pub remote_hits: u64,
@@ -116,6 +117,16 @@ struct Remotes {
     stores: Vec<Store>,
     /// Uploads to the first store are on (`[cache] write`) and were not refused yet.
     write: AtomicBool,
+}
+
+/// One local entry, as [`Sstate::entries`] lists it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub sig: String,
+    pub dir: PathBuf,
+    /// Last restored (or filed).
+    pub used: std::time::SystemTime,
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -179,6 +190,7 @@ impl Sstate {
     ) -> Option<(PathBuf, String)> {
         if let Some(hit) = self.lookup(sig) {
             self.counters.local_hits.fetch_add(1, Ordering::Relaxed);
+            self.touch(sig);
             return Some(hit);
         }
         for store in self.remotes.iter().flat_map(|r| &r.stores) {
@@ -388,6 +400,111 @@ impl Sstate {
         Ok(Some(sent))
     }
 
+    /// Marks `sig`'s entry as used now (its `output` file's mtime): [`prune`](Self::prune) drops
+    /// the least recently used first. A read-only cache is still usable, so failing is fine.
+    fn touch(&self, sig: &str) {
+        let _ = fs::File::options()
+            .write(true)
+            .open(self.entry(sig).join("output"))
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+    }
+
+    /// Every complete entry: its signature, directory, last use and size (bytes of distinct
+    /// files; hard links to staging dirs count, they are what the cache keeps alive).
+    pub fn entries(&self) -> Result<Vec<Entry>, TreeError> {
+        let mut out = Vec::new();
+        let rd = match fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(source) => return Err(TreeError::Read { path: self.dir.clone(), source }),
+        };
+        for shard in rd.flatten() {
+            let name = shard.file_name().to_string_lossy().into_owned();
+            if name.len() != 2 || !shard.path().is_dir() {
+                continue;
+            }
+            let inner = fs::read_dir(shard.path()).map_err(|source| TreeError::Read { path: shard.path(), source })?;
+            for e in inner.flatten() {
+                let sig = e.file_name().to_string_lossy().into_owned();
+                if sig.starts_with('.') {
+                    continue;
+                }
+                let dir = e.path();
+                let Ok(md) = fs::metadata(dir.join("output")) else { continue };
+                let used = md.modified().unwrap_or(std::time::UNIX_EPOCH);
+                let (bytes, _) = tree::size_of(&dir)?;
+                out.push(Entry { sig, dir, used, bytes });
+            }
+        }
+        out.sort_by(|a, b| a.used.cmp(&b.used).then_with(|| a.sig.cmp(&b.sig)));
+        Ok(out)
+    }
+
+    /// Re-hashes every entry against its recorded output (`output_hash` for the zig toolchain's
+    /// entries, whose output is not a tree hash); returns the bad ones, evicted.
+    pub fn verify(&self, other_hash: &dyn Fn(&Path) -> Option<String>) -> Result<(usize, Vec<String>), TreeError> {
+        let entries = self.entries()?;
+        let mut bad = Vec::new();
+        for e in &entries {
+            let recorded = fs::read_to_string(e.dir.join("output")).unwrap_or_default();
+            let recorded = recorded.trim();
+            let tree = e.dir.join("tree");
+            let ok =
+                tree::hash_tree(&tree).is_ok_and(|h| h == recorded) || other_hash(&tree).is_some_and(|h| h == recorded);
+            if !ok {
+                self.evict(&e.sig);
+                bad.push(e.sig.clone());
+            }
+        }
+        Ok((entries.len(), bad))
+    }
+
+    /// Evicts entries last used before `older_than` ago, then the least recently used until the
+    /// cache holds at most `max_bytes`, and temporaries a killed ovm left (a day old). Returns the
+    /// entries removed and the bytes freed.
+    pub fn prune(
+        &self,
+        older_than: Option<std::time::Duration>,
+        max_bytes: Option<u64>,
+    ) -> Result<(usize, u64), TreeError> {
+        let now = std::time::SystemTime::now();
+        let mut entries = self.entries()?;
+        let mut total: u64 = entries.iter().map(|e| e.bytes).sum();
+        let (mut removed, mut freed) = (0, 0);
+        entries.retain(|e| {
+            let old = older_than.is_some_and(|d| now.duration_since(e.used).unwrap_or_default() > d);
+            let over = max_bytes.is_some_and(|m| total > m);
+            if old || over {
+                if tree::remove_all(&e.dir).is_ok() {
+                    removed += 1;
+                    freed += e.bytes;
+                    total -= e.bytes;
+                }
+                return false;
+            }
+            true
+        });
+        let day = std::time::Duration::from_secs(86_400);
+        let list =
+            |d: &Path| -> Vec<PathBuf> { fs::read_dir(d).into_iter().flatten().flatten().map(|e| e.path()).collect() };
+        let top = list(&self.dir);
+        let nested: Vec<PathBuf> = top.iter().filter(|p| p.is_dir()).flat_map(|p| list(p)).collect();
+        for p in top.into_iter().chain(nested) {
+            let is_tmp = p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".tmp-"));
+            let stale = fs::symlink_metadata(&p)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > day);
+            if is_tmp && stale {
+                let _ = tree::remove_all(&p);
+            }
+        }
+        Ok((removed, freed))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Drops a bad entry so it is not offered again.
     pub fn evict(&self, sig: &str) {
         let _ = tree::remove_all(&self.entry(sig));
@@ -414,6 +531,40 @@ mod tests {
         assert_eq!(tree::hash_tree(&t).unwrap(), out);
         s.evict("abcdef");
         assert!(s.lookup("abcdef").is_none());
+    }
+
+    #[test]
+    fn verify_evicts_bad_entries_and_prune_drops_old_then_least_recently_used() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Sstate::new(d.path().join("sstate"));
+        let hour = std::time::Duration::from_secs(3600);
+        let now = std::time::SystemTime::now();
+        for (i, sig) in ["aa01", "bb02", "cc03"].iter().enumerate() {
+            let staged = d.path().join(sig);
+            fs::create_dir_all(&staged).unwrap();
+            fs::write(staged.join("f"), vec![b'x'; 1000]).unwrap();
+            s.store(sig, &staged, &tree::hash_tree(&staged).unwrap()).unwrap();
+            // aa01 used 3 h ago, bb02 2 h ago, cc03 1 h ago.
+            let used = now - hour * (3 - i as u32);
+            fs::File::options().write(true).open(s.entry(sig).join("output")).unwrap().set_modified(used).unwrap();
+        }
+        let entries = s.entries().unwrap();
+        assert_eq!(entries.iter().map(|e| e.sig.as_str()).collect::<Vec<_>>(), ["aa01", "bb02", "cc03"]);
+        assert!(entries.iter().all(|e| e.bytes >= 1000));
+
+        fs::write(s.entry("bb02").join("tree/f"), "flipped").unwrap();
+        let (n, bad) = s.verify(&|_| None).unwrap();
+        assert_eq!((n, bad), (3, vec!["bb02".to_string()]));
+        assert!(s.lookup("bb02").is_none());
+
+        // A hit makes cc03 the most recently used; aa01 is older than 2 h.
+        s.find("cc03", "p", &|_| Err("unused".into())).unwrap();
+        let (removed, _) = s.prune(Some(hour * 2), None).unwrap();
+        assert_eq!(removed, 1);
+        assert!(s.lookup("aa01").is_none() && s.lookup("cc03").is_some());
+        let (removed, _) = s.prune(None, Some(0)).unwrap();
+        assert_eq!(removed, 1);
+        assert!(s.entries().unwrap().is_empty());
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! | `states/D/await`                      | the failed task the next run resumes at                  |
 //! | `states/D/composed`, `states/D/joined`| the signature of a composed toolchain                    |
 //! | `states/.lock`                        | one ovm at a time per project                            |
+//! | `states/cache-counts.json`            | the last build's cache hits (`ovm cache stats`)          |
 //! | `states/toolchain.toml`               | the toolchain chosen with `ovm build --toolchain`        |
 //! | `logs/D/context.log`, `logs/D/PKG/TASK.log` | the run's log and each task's                      |
 //! | `toolchain/{zig,ARCH,T+H,tools,.none}`| the toolchains and build tools bound into sandboxes      |
@@ -216,6 +217,12 @@ impl Layout {
     pub fn lock(&self) -> PathBuf {
         self.states_root().join(".lock")
     }
+    /// The last build's shared-state hits, misses and uploads (`ovm cache stats`). Its dot keeps
+    /// it apart from the domains' directories beside it.
+    pub fn cache_counts(&self) -> PathBuf {
+        self.states_root().join("cache-counts.json")
+    }
+
     /// The toolchain recorded by `ovm build --toolchain` (`crate::engine::choice`). Its dot keeps
     /// it apart from the domains' directories beside it.
     pub fn toolchain_choice(&self) -> PathBuf {

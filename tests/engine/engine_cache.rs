@@ -13,10 +13,19 @@ use crate::build_support::{self, TestProject};
 use crate::cache_support::{Fault, FaultServer, Nginx, PASSWORD, USER};
 use crate::engine_fixture::{self, bye, project, staged_hash, write_greet_set};
 
-/// `[cache]` pointing at `url`, appended to the project's config.
+/// The config's `[cache]` pointed at `url`.
 fn use_remote(p: &TestProject, url: &str, write: bool, timeout: u64) {
     let cfg = p.read("config/ovm.toml");
-    p.write("config/ovm.toml", &format!("{cfg}\n[cache]\nremote = [{url:?}]\nwrite = {write}\ntimeout = {timeout}\n"));
+    let mut set = cfg.clone();
+    for (from, to) in [
+        ("\nremote = []\n".to_string(), format!("\nremote = [{url:?}]\n")),
+        ("\nwrite = false\n".to_string(), format!("\nwrite = {write}\n")),
+        ("\ntimeout = 30\n".to_string(), format!("\ntimeout = {timeout}\n")),
+    ] {
+        assert_eq!(set.matches(&from).count(), 1, "config/ovm.toml's [cache] has no single {from:?}");
+        set = set.replace(&from, &to);
+    }
+    p.write("config/ovm.toml", &set);
 }
 
 /// `ovm build x86_64 [PKG]` with the cache's credentials (or none).
@@ -99,6 +108,40 @@ fn a_fresh_tree_of_another_user_builds_nothing_with_a_read_only_remote() {
     for pkg in ["libgreet", "hello"] {
         assert_eq!(staged_hash(&b, "x86_64", pkg), staged_hash(&a, "x86_64", pkg), "{pkg}");
     }
+
+    // `ovm cache` on tree B's own local cache: what the build filed, checked, then evicted.
+    let cache = |args: &[&str]| {
+        let out = b.ovm().env("OVM_SSTATE_DIR", home.join("sstate")).arg("cache").args(args).output().unwrap();
+        (out.status.success(), build_support::text(&out))
+    };
+    let (ok, stats) = cache(&["stats"]);
+    assert!(ok && stats.contains("last build: 0 local hits, 5 remote hits, 0 misses"), "{stats}");
+    assert!(stats.contains("entries: 5\n") && stats.contains("(read-only)"), "{stats}");
+    assert!(cache(&["verify"]).1.contains("verified 5 entries: 5 good, 0 bad"));
+    let hello_file = walk_files(&home.join("sstate"))
+        .into_iter()
+        .find(|f| f.ends_with("usr/bin/hello"))
+        .expect("hello in the cache");
+    fs::remove_file(&hello_file).unwrap();
+    fs::write(&hello_file, "not hello").unwrap();
+    let (ok, verify) = cache(&["verify"]);
+    assert!(!ok && verify.contains("4 good, 1 bad") && verify.contains("evicted "), "{verify}");
+    let (ok, prune) = cache(&["prune", "--max-size", "1"]);
+    assert!(ok && prune.contains("pruned 4 entries"), "{prune}");
+    assert!(cache(&["stats"]).1.contains("entries: 0\n"));
+}
+
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let t = e.file_type().unwrap();
+        if t.is_dir() {
+            out.extend(walk_files(&e.path()));
+        } else if t.is_file() {
+            out.push(e.path());
+        }
+    }
+    out
 }
 
 fn chown_tree(dir: &Path, user: &str) {
