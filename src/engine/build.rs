@@ -487,6 +487,16 @@ pub(crate) fn equip(
     what: &str,
     reports: &Mutex<Vec<PackageReport>>,
 ) -> Result<Equipment, BuildFailure> {
+    // With a remote cache, the packages may all be there: then the toolchain and the build
+    // tools are neither built nor fetched (`setscene`).
+    if run.sstate.as_ref().is_some_and(Sstate::has_remotes) {
+        if let Some(equipment) = super::setscene::Setscene::new(run, kind, arch).and_then(|s| s.covers(targets)) {
+            tracing::info!(
+                "setscene: every package of this build is in the shared-state cache; the toolchain and build tools are not needed"
+            );
+            return Ok(equipment);
+        }
+    }
     let tools = tools_domain_list(&run.recipes, targets)?;
     let tools_domain = Domain::Tools(run.host);
 

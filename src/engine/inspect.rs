@@ -517,6 +517,8 @@ fn status_text(s: &State) -> String {
         State::Interrupted { task } => format!("interrupted during {task}"),
         State::Stale { task, changes } => format!("stale from {task}: {}", changes.join("; ")),
         State::Waits { on } => format!("stale: waits for {on}"),
+        State::FromCache => "from the shared-state cache".into(),
+        State::NotNeeded => "not needed (every package is in the shared-state cache)".into(),
     }
 }
 
@@ -581,6 +583,8 @@ pub fn print_plan(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
             State::Stale { changes, .. } => changes.clone(),
             State::Waits { on } if l.name == IMAGE => vec![format!("it waits for {on}")],
             State::Waits { on } => vec![format!("it waits for {on} (reruns if that comes out different)")],
+            State::FromCache => vec!["the shared-state cache has its output: restored, not built".into()],
+            State::NotNeeded => vec!["nothing needs it".into()],
         };
         writeln!(out, "  {:<dw$} {:<nw$}  {}", l.domain, l.name, l.runs.join(" "))?;
         for w in why {

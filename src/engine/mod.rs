@@ -23,6 +23,7 @@ pub(crate) mod package;
 pub mod progress;
 pub mod report;
 pub(crate) mod scheduler;
+pub(crate) mod setscene;
 pub(crate) mod sstate;
 pub(crate) mod state;
 pub mod status;

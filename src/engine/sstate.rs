@@ -231,33 +231,11 @@ impl Sstate {
         pkg: &str,
         output_hash: &dyn Fn(&Path) -> Result<String, String>,
     ) -> Result<bool, RemoteMiss> {
-        let Some(result) = store.cache.get_action(&ac_key(sig))? else { return Ok(false) };
-        let manifest_digest = result.file(MANIFEST).ok_or(RemoteMiss::Incomplete(MANIFEST))?;
-        let archive_digest = result.file(ARCHIVE).ok_or(RemoteMiss::Incomplete(ARCHIVE))?;
         let tmp = self.temp_entry()?;
-        let get = |digest: &Digest, name: &str| -> Result<PathBuf, RemoteMiss> {
-            let dest = tmp.path().join(name);
-            if !store.cache.get_blob(digest, &dest)? {
-                return Err(RemoteMiss::BlobGone(digest.hash.clone()));
-            }
-            self.counters.bytes_down.fetch_add(digest.size_bytes, Ordering::Relaxed);
-            Ok(dest)
-        };
-        let manifest: Manifest = serde_json::from_slice(
-            &fs::read(get(manifest_digest, MANIFEST)?).map_err(|e| RemoteMiss::Manifest(e.to_string()))?,
-        )
-        .map_err(|e| RemoteMiss::Manifest(e.to_string()))?;
+        let Some((result, manifest)) = self.remote_manifest(store, sig, pkg, tmp.path())? else { return Ok(false) };
+        let archive_digest = result.file(ARCHIVE).ok_or(RemoteMiss::Incomplete(ARCHIVE))?;
+        let archive = self.get_blob(store, archive_digest, &tmp.path().join(ARCHIVE))?;
         let mismatch = |what, want: &str, got: &str| RemoteMiss::Mismatch { what, want: want.into(), got: got.into() };
-        if manifest.format != FORMAT {
-            return Err(mismatch("format", &FORMAT.to_string(), &manifest.format.to_string()));
-        }
-        if manifest.signature != sig {
-            return Err(mismatch("signature", sig, &manifest.signature));
-        }
-        if manifest.package != pkg {
-            return Err(mismatch("package", pkg, &manifest.package));
-        }
-        let archive = get(archive_digest, ARCHIVE)?;
         let staged = tmp.path().join("tree");
         crate::unpack::unpack(&archive, &staged, 0)?;
         fs::create_dir_all(&staged).map_err(|source| TreeError::Write { path: staged.clone(), source })?;
@@ -275,6 +253,80 @@ impl Sstate {
             .map_err(|source| TreeError::Write { path: tmp.path().join("output"), source })?;
         self.file_entry(tmp, sig)?;
         Ok(true)
+    }
+
+    /// `store`'s entry of `sig` and its manifest (downloaded into `dir` and checked to be of this
+    /// format, signature and package); `None` when the store has no entry.
+    fn remote_manifest(
+        &self,
+        store: &Store,
+        sig: &str,
+        pkg: &str,
+        dir: &Path,
+    ) -> Result<Option<(ActionResult, Manifest)>, RemoteMiss> {
+        let Some(result) = store.cache.get_action(&ac_key(sig))? else { return Ok(None) };
+        let digest = result.file(MANIFEST).ok_or(RemoteMiss::Incomplete(MANIFEST))?;
+        let path = self.get_blob(store, digest, &dir.join(MANIFEST))?;
+        let bytes = fs::read(&path).map_err(|e| RemoteMiss::Manifest(e.to_string()))?;
+        let _ = fs::remove_file(&path);
+        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| RemoteMiss::Manifest(e.to_string()))?;
+        let mismatch = |what, want: &str, got: &str| RemoteMiss::Mismatch { what, want: want.into(), got: got.into() };
+        if manifest.format != FORMAT {
+            return Err(mismatch("format", &FORMAT.to_string(), &manifest.format.to_string()));
+        }
+        if manifest.signature != sig {
+            return Err(mismatch("signature", sig, &manifest.signature));
+        }
+        if manifest.package != pkg {
+            return Err(mismatch("package", pkg, &manifest.package));
+        }
+        Ok(Some((result, manifest)))
+    }
+
+    /// Downloads the blob `digest` to `dest` (verified by `remote_cache`); a 404 is [`RemoteMiss::BlobGone`].
+    fn get_blob(&self, store: &Store, digest: &Digest, dest: &Path) -> Result<PathBuf, RemoteMiss> {
+        if !store.cache.get_blob(digest, dest)? {
+            return Err(RemoteMiss::BlobGone(digest.hash.clone()));
+        }
+        self.counters.bytes_down.fetch_add(digest.size_bytes, Ordering::Relaxed);
+        Ok(dest.to_path_buf())
+    }
+
+    /// The output hash filed under `sig`: the local entry's, else the first remote's manifest's
+    /// (only the manifest is downloaded). What setscene needs to compute the signatures of
+    /// dependents without the output itself (BitBake's unihash from a hash-equivalence server).
+    pub fn output_of(&self, sig: &str, pkg: &str) -> Option<String> {
+        if let Some((_, output)) = self.lookup(sig) {
+            return Some(output);
+        }
+        for store in self.remotes.iter().flat_map(|r| &r.stores) {
+            if store.down.load(Ordering::Relaxed) {
+                continue;
+            }
+            let found = self
+                .temp_entry()
+                .map_err(RemoteMiss::from)
+                .and_then(|tmp| self.remote_manifest(store, sig, pkg, tmp.path()));
+            match found {
+                Ok(Some((_, manifest))) => return Some(manifest.output),
+                Ok(None) => {}
+                Err(RemoteMiss::Remote(e)) if e.is_down() => {
+                    if !store.down.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            "remote cache {} is not answering ({e}); not asked again in this run",
+                            store.cache.url()
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!("{pkg}: remote cache {}: entry unusable ({e})", store.cache.url()),
+            }
+        }
+        None
+    }
+
+    /// Whether any remote store is configured.
+    pub fn has_remotes(&self) -> bool {
+        self.remotes.is_some()
     }
 
     /// A temporary directory in the cache, renamed into an entry by [`file_entry`](Self::file_entry).

@@ -52,11 +52,22 @@ pub enum State {
     Waits {
         on: String,
     },
+    /// Not built here, and the shared-state cache (local or remote) has its output under the
+    /// signature a build would give it: the build restores it (`engine::setscene`).
+    FromCache,
+    /// A toolchain part or build tool that is not built, and need not be: every package the build
+    /// is for comes from the cache.
+    NotNeeded,
 }
 
 impl State {
     pub fn is_built(&self) -> bool {
         matches!(self, State::Built)
+    }
+
+    /// Built, or nothing to do for it: what holds up nobody.
+    pub fn is_settled(&self) -> bool {
+        matches!(self, State::Built | State::NotNeeded)
     }
 
     /// The state in one or two words (`ovm list`'s column).
@@ -67,6 +78,8 @@ impl State {
             State::Failed { .. } => "failed",
             State::Interrupted { .. } => "interrupted",
             State::Stale { .. } | State::Waits { .. } => "stale",
+            State::FromCache => "from cache",
+            State::NotNeeded => "not needed",
         }
     }
 }
@@ -133,6 +146,29 @@ pub fn collect_query(project: &Project, query: &Query<'_>) -> Result<Vec<Line>, 
     };
     let mut lines = Vec::new();
     let mut blocked_by: Option<String> = None;
+    // With a remote cache, a build may need only the caches (`engine::setscene`): per
+    // architecture, the equipment it would judge the packages with then.
+    let cached: BTreeMap<Arch, crate::toolchain::Equipment> = if run.sstate.as_ref().is_some_and(|s| s.has_remotes()) {
+        let targets = target_list(project, &run.recipes, query.packages)?;
+        archs
+            .iter()
+            .filter_map(|&a| Some((a, super::setscene::Setscene::new(&run, &kind, a)?.covers(&targets)?)))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
+    // The toolchain and the build tools are not needed when every architecture's packages are cached.
+    let tools_needed = cached.len() < archs.len();
+    let not_needed = |lines: &mut Vec<Line>, from: usize| {
+        if !tools_needed {
+            for l in &mut lines[from..] {
+                if !l.state.is_built() && !matches!(l.state, State::Failed { .. } | State::Interrupted { .. }) {
+                    l.state = State::NotNeeded;
+                    l.runs.clear();
+                }
+            }
+        }
+    };
 
     // The toolchain's parts: the host's first (they compile the build tools), then each target's.
     let mut toolchain_parts: Vec<Parts<'_>> = Vec::new();
@@ -145,7 +181,10 @@ pub fn collect_query(project: &Project, query: &Query<'_>) -> Result<Vec<Line>, 
     }
     for parts in toolchain_parts {
         let ctx = run.ctx(parts.domain, &log, parts.equipment);
-        if domain_status(&ctx, &parts.recipes, check, &no_wait, &mut lines)? && blocked_by.is_none() {
+        let first = lines.len();
+        let stale = domain_status(&ctx, &parts.recipes, check, &no_wait, &mut lines)?;
+        not_needed(&mut lines, first);
+        if stale && tools_needed && blocked_by.is_none() {
             blocked_by = Some(match parts.domain {
                 Domain::Cross(a) => format!("the {a} gcc toolchain"),
                 _ => format!(
@@ -160,11 +199,12 @@ pub fn collect_query(project: &Project, query: &Query<'_>) -> Result<Vec<Line>, 
     let ctx = run.ctx(tools_domain, &log, run.equipment_now(&kind, tools_domain, archs[0])?);
     let first = lines.len();
     domain_status(&ctx, &tools, check, &no_wait, &mut lines)?;
+    not_needed(&mut lines, first);
     // A stale build tool holds up every target package; a stale native tool only those naming it.
     let mut stale_native = BTreeSet::new();
     for (l, r) in lines[first..].iter().zip(&tools) {
         match r.kind {
-            _ if l.state.is_built() => {}
+            _ if l.state.is_settled() => {}
             Kind::Native => {
                 stale_native.insert(r.name.as_str());
             }
@@ -182,9 +222,22 @@ pub fn collect_query(project: &Project, query: &Query<'_>) -> Result<Vec<Line>, 
 
     for a in archs {
         let targets = target_list(project, &run.recipes, query.packages)?;
-        let ctx = run.ctx(Domain::Target(a), &log, run.equipment_now(&kind, Domain::Target(a), a)?);
+        let equipment = match cached.get(&a) {
+            Some(e) => e.clone(),
+            None => run.equipment_now(&kind, Domain::Target(a), a)?,
+        };
+        let ctx = run.ctx(Domain::Target(a), &log, equipment);
         let first = lines.len();
         let stale = domain_status(&ctx, &targets, check, &native_wait, &mut lines)?;
+        if cached.contains_key(&a) {
+            // Every package the build does not find current here, it restores from the cache.
+            for l in &mut lines[first..] {
+                if !l.state.is_built() {
+                    l.state = State::FromCache;
+                    l.runs = vec!["sstate".into()];
+                }
+            }
+        }
         if let Some(b) = &blocked_by {
             for (l, r) in lines[first..].iter_mut().zip(&targets) {
                 if l.state.is_built() {
@@ -339,6 +392,8 @@ pub fn print(lines: &[Line], why: bool, out: &mut dyn Write) -> bool {
             State::Failed { task, log } => format!("FAILED at {task} (log: {log})"),
             State::Interrupted { task } => format!("interrupted during {task} (its work dir will be discarded)"),
             State::Waits { on } => format!("stale: waits for {on}"),
+            State::FromCache => "from the shared-state cache (not built here; the build restores it)".to_string(),
+            State::NotNeeded => "not needed (every package is in the shared-state cache)".to_string(),
             State::Stale { task, changes } if why => {
                 let mut s = format!("stale from {task}, because:");
                 for c in changes {
