@@ -477,6 +477,16 @@ pub(crate) fn open_run<'a>(
     Ok((lock, run))
 }
 
+/// What the caller of [`equip`] will do with the equipment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Needs {
+    /// Only the packages' outputs (`ovm build`): when the caches hold them all, the toolchain
+    /// and tools may stay unbuilt (setscene).
+    Outputs,
+    /// The toolchain and tools themselves (`ovm shell` runs a compiler).
+    Tools,
+}
+
 /// Phases 1 and 2: the toolchain and the build tools, built or reused; returns what the target
 /// packages are built with. Sources of everything stale (including `targets`) are fetched first.
 pub(crate) fn equip(
@@ -486,10 +496,11 @@ pub(crate) fn equip(
     targets: &[&Recipe],
     what: &str,
     reports: &Mutex<Vec<PackageReport>>,
+    needs: Needs,
 ) -> Result<Equipment, BuildFailure> {
     // With a remote cache, the packages may all be there: then the toolchain and the build
     // tools are neither built nor fetched (`setscene`).
-    if run.sstate.as_ref().is_some_and(Sstate::has_remotes) {
+    if needs == Needs::Outputs && run.sstate.as_ref().is_some_and(Sstate::has_remotes) {
         if let Some(equipment) = super::setscene::Setscene::new(run, kind, arch).and_then(|s| s.covers(targets)) {
             tracing::info!(
                 "setscene: every package of this build is in the shared-state cache; the toolchain and build tools are not needed"
@@ -555,7 +566,7 @@ pub(crate) fn build(
     let what = format!("ovm build {}{}", opts.arch, opts.packages.iter().map(|p| format!(" {p}")).collect::<String>());
     let targets = target_list(project, &run.recipes, &opts.packages)?;
 
-    let equipment = equip(&run, &kind, opts.arch, &targets, &what, &reports)?;
+    let equipment = equip(&run, &kind, opts.arch, &targets, &what, &reports, Needs::Outputs)?;
 
     let domain = Domain::Target(opts.arch);
     let log = open_log(project.layout(), domain, &what)?;

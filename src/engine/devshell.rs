@@ -86,7 +86,7 @@ pub fn shell(project: &Project, pkg: &str, arch: Arch, cmd: &[String], quiet: bo
             let kind = run.toolchain(None)?;
             let mut wanted = deps.clone();
             wanted.push(recipe);
-            equip(&run, &kind, arch, &wanted, &what, &reports).map_err(failed)?
+            equip(&run, &kind, arch, &wanted, &what, &reports, super::build::Needs::Tools).map_err(failed)?
         }
         // Tools and toolchain parts build with what exists; building them first would be circular.
         _ => equipment_for(&run, domain, arch)?,

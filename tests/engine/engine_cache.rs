@@ -145,8 +145,15 @@ fn a_fresh_tree_of_another_user_builds_nothing_with_a_read_only_remote() {
         assert!(engine_fixture::status_of(&status, pkg).trim_end().ends_with(" built"), "{status}");
     }
     assert!(engine_fixture::status_of(&status, "zig").contains("not needed"), "{status}");
+    // `ovm shell` runs the compiler: it gets the toolchain (here from the cache) that the build
+    // did without.
+    let shell = as_b(&["shell", "hello", "--", "sh", "-c", "$CC --version"]);
+    let shell_text = build_support::text(&shell);
+    assert!(shell.status.success() && shell_text.contains("clang version"), "{shell_text}");
+    assert!(b.path().join("toolchain/zig").exists(), "{shell_text}");
 
-    // `ovm cache` on tree B's own local cache: what the build filed, checked, then evicted.
+    // `ovm cache` on tree B's own local cache: what the build and the shell filed (the two
+    // packages, the toolchain and the two build tools), checked, then evicted.
     let cache = |args: &[&str]| {
         let out = b.ovm().env("OVM_SSTATE_DIR", home.join("sstate")).arg("cache").args(args).output().unwrap();
         (out.status.success(), build_support::text(&out))
@@ -156,8 +163,8 @@ fn a_fresh_tree_of_another_user_builds_nothing_with_a_read_only_remote() {
         ok && stats.contains("last build: 0 local hits, 0 remote hits, 0 misses"),
         "the no-op build asked nothing: {stats}"
     );
-    assert!(stats.contains("entries: 2\n") && stats.contains("(read-only)"), "{stats}");
-    assert!(cache(&["verify"]).1.contains("verified 2 entries: 2 good, 0 bad"));
+    assert!(stats.contains("entries: 5\n") && stats.contains("(read-only)"), "{stats}");
+    assert!(cache(&["verify"]).1.contains("verified 5 entries: 5 good, 0 bad"));
     let hello_file = walk_files(&home.join("sstate"))
         .into_iter()
         .find(|f| f.ends_with("usr/bin/hello"))
@@ -165,9 +172,9 @@ fn a_fresh_tree_of_another_user_builds_nothing_with_a_read_only_remote() {
     fs::remove_file(&hello_file).unwrap();
     fs::write(&hello_file, "not hello").unwrap();
     let (ok, verify) = cache(&["verify"]);
-    assert!(!ok && verify.contains("1 good, 1 bad") && verify.contains("evicted "), "{verify}");
+    assert!(!ok && verify.contains("4 good, 1 bad") && verify.contains("evicted "), "{verify}");
     let (ok, prune) = cache(&["prune", "--max-size", "1"]);
-    assert!(ok && prune.contains("pruned 1 entries"), "{prune}");
+    assert!(ok && prune.contains("pruned 4 entries"), "{prune}");
     assert!(cache(&["stats"]).1.contains("entries: 0\n"));
 }
 
