@@ -79,6 +79,10 @@ pub enum RemoteMiss {
     Verify(String),
 }
 
+fn mismatch(what: &'static str, want: &str, got: &str) -> RemoteMiss {
+    RemoteMiss::Mismatch { what, want: want.into(), got: got.into() }
+}
+
 /// Counts of one run, for the build summary.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -110,6 +114,15 @@ struct Store {
     cache: RemoteCache,
     /// It did not answer: not asked again in this run.
     down: AtomicBool,
+}
+
+impl Store {
+    /// Notes that the store did not answer: one warning, and it is not asked again in the run.
+    fn went_down(&self, e: &RemoteError) {
+        if !self.down.swap(true, Ordering::Relaxed) {
+            tracing::warn!("remote cache {} is not answering ({e}); not asked again in this run", self.cache.url());
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -207,12 +220,7 @@ impl Sstate {
                     None => tracing::warn!("{pkg}: the shared-state entry from {} vanished locally", store.cache.url()),
                 },
                 Err(RemoteMiss::Remote(e)) if e.is_down() => {
-                    if !store.down.swap(true, Ordering::Relaxed) {
-                        tracing::warn!(
-                            "remote cache {} is not answering ({e}); not asked again in this run",
-                            store.cache.url()
-                        );
-                    }
+                    store.went_down(&e);
                 }
                 Err(e) => {
                     tracing::warn!("{pkg}: remote cache {}: entry unusable ({e}); building instead", store.cache.url())
@@ -235,12 +243,10 @@ impl Sstate {
         let Some((result, manifest)) = self.remote_manifest(store, sig, pkg, tmp.path())? else { return Ok(false) };
         let archive_digest = result.file(ARCHIVE).ok_or(RemoteMiss::Incomplete(ARCHIVE))?;
         let archive = self.get_blob(store, archive_digest, &tmp.path().join(ARCHIVE))?;
-        let mismatch = |what, want: &str, got: &str| RemoteMiss::Mismatch { what, want: want.into(), got: got.into() };
         let staged = tmp.path().join("tree");
         crate::unpack::unpack(&archive, &staged, 0)?;
         fs::create_dir_all(&staged).map_err(|source| TreeError::Write { path: staged.clone(), source })?;
         let _ = fs::remove_file(&archive);
-        let _ = fs::remove_file(tmp.path().join(MANIFEST));
         let tree_hash = tree::hash_tree(&staged)?;
         if tree_hash != manifest.tree {
             return Err(mismatch("tree hash", &manifest.tree, &tree_hash));
@@ -270,7 +276,6 @@ impl Sstate {
         let bytes = fs::read(&path).map_err(|e| RemoteMiss::Manifest(e.to_string()))?;
         let _ = fs::remove_file(&path);
         let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| RemoteMiss::Manifest(e.to_string()))?;
-        let mismatch = |what, want: &str, got: &str| RemoteMiss::Mismatch { what, want: want.into(), got: got.into() };
         if manifest.format != FORMAT {
             return Err(mismatch("format", &FORMAT.to_string(), &manifest.format.to_string()));
         }
@@ -311,12 +316,7 @@ impl Sstate {
                 Ok(Some((_, manifest))) => return Some(manifest.output),
                 Ok(None) => {}
                 Err(RemoteMiss::Remote(e)) if e.is_down() => {
-                    if !store.down.swap(true, Ordering::Relaxed) {
-                        tracing::warn!(
-                            "remote cache {} is not answering ({e}); not asked again in this run",
-                            store.cache.url()
-                        );
-                    }
+                    store.went_down(&e);
                 }
                 Err(e) => tracing::warn!("{pkg}: remote cache {}: entry unusable ({e})", store.cache.url()),
             }
@@ -390,12 +390,7 @@ impl Sstate {
                 }
             }
             Err(RemoteMiss::Remote(e)) if e.is_down() => {
-                if !store.down.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        "remote cache {} is not answering ({e}); not asked again in this run",
-                        store.cache.url()
-                    );
-                }
+                store.went_down(&e);
             }
             Err(e) => tracing::warn!("{pkg}: could not upload to remote cache {}: {e}", store.cache.url()),
         }
