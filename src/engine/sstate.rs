@@ -149,9 +149,10 @@ pub struct Sstate {
     counters: Arc<Counters>,
 }
 
-/// The action-cache key of a `package` signature.
-pub fn ac_key(sig: &str) -> String {
-    crate::digest::sha256_hex(format!("{AC_SALT}{sig}").as_bytes())
+/// The action-cache key of a `package` signature: the digest of the salted signature (REAPI
+/// keys are digests; the HTTP protocol uses the hash).
+pub fn ac_key(sig: &str) -> Digest {
+    remote_cache::digest_of(format!("{AC_SALT}{sig}").as_bytes())
 }
 
 impl Sstate {
@@ -617,8 +618,9 @@ mod tests {
     #[test]
     fn keys_are_salted_hex_of_the_signature() {
         let k = ac_key("abc");
-        assert_eq!(k.len(), 64);
-        assert_ne!(k, crate::digest::sha256_hex(b"abc"));
+        assert_eq!(k.hash.len(), 64);
+        assert_eq!(k.size_bytes, (AC_SALT.len() + 3) as u64);
+        assert_ne!(k.hash, crate::digest::sha256_hex(b"abc"));
         assert_eq!(k, ac_key("abc"));
     }
 }

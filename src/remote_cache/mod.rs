@@ -1,13 +1,13 @@
-//! A remote shared-state store spoken to with bazel-remote's HTTP cache protocol, which
-//! bazel-remote itself, nginx with WebDAV (`dav_methods PUT`) and HTTP gateways to object stores
-//! all serve:
+//! A remote shared-state store, in one of two protocols with the same model — an action cache
+//! mapping a key to a REAPI `ActionResult` that names content blobs by sha256:
 //!
-//! | request | what it is |
-//! |---|---|
-//! | `GET`/`HEAD /cas/<sha256>` | a content blob, named by its sha256 |
-//! | `PUT /cas/<sha256>` | stores one (blobs are uploaded before the entry naming them) |
-//! | `GET /ac/<64 hex>` | an action-cache entry: a REAPI `ActionResult` ([`reapi`]) under a key |
-//! | `PUT /ac/<64 hex>` | stores one, last |
+//! | URL | protocol | served by |
+//! |---|---|---|
+//! | `http(s)://host/prefix` | bazel-remote's HTTP cache: `GET`/`HEAD`/`PUT /ac/<key>` and `/cas/<sha256>` (`http.rs`) | bazel-remote, nginx WebDAV, HTTP gateways to object stores |
+//! | `grpc://host:port/instance` | REAPI over gRPC: ActionCache, ContentAddressableStorage, ByteStream (`grpc.rs`, cargo feature `reapi`) | BuildGrid, bazel-remote, Buildbarn, NativeLink |
+//!
+//! Blobs are uploaded before the entry naming them. The entry ([`reapi`]) is a real
+//! `ActionResult`, so servers that check entries accept it.
 //!
 //! This module moves bytes and checks that content is what it is called: a blob is accepted only
 //! with the size and sha256 its digest names (read at most that many bytes, hashed while written to
@@ -17,17 +17,19 @@
 //!
 //! Credentials never come from the project: `OVM_CACHE_AUTH` (`user:password`) or the netrc file
 //! (`NETRC`, else `~/.netrc`) entry of the server's host; a URL with a password in it is refused
-//! ([`RemoteError::CredentialsInUrl`]). They are sent as HTTP Basic auth on every request.
+//! ([`RemoteError::CredentialsInUrl`]). They are sent as HTTP Basic auth on every request (as an
+//! `authorization` header in gRPC metadata).
 
+#[cfg(feature = "reapi")]
+mod grpc;
+mod http;
 pub mod reapi;
 
-use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use reqwest::blocking::{Client, RequestBuilder, Response};
-use reqwest::StatusCode;
 use sha2::{Digest as _, Sha256};
 
 use crate::settings::Settings;
@@ -52,9 +54,9 @@ pub enum RemoteError {
     #[error("{url}: no answer within {}s", timeout.as_secs())]
     Timeout { url: String, timeout: Duration },
     #[error("{url}: the server answered {status}")]
-    Status { url: String, status: StatusCode },
-    #[error("{url}: the server refused ({status}): no permission")]
-    Denied { url: String, status: StatusCode },
+    Status { url: String, status: String },
+    #[error("{url}: the server refused ({why}): no permission")]
+    Denied { url: String, why: String },
     #[error("{url}: body of {got} bytes where the digest says {want}")]
     WrongSize { url: String, want: u64, got: u64 },
     #[error("{url}: content hashes to sha256 {got}, not {want}: the stored blob is corrupt")]
@@ -87,24 +89,26 @@ pub struct RemoteOptions {
     pub timeout: Duration,
 }
 
-/// One remote store (a base URL).
+/// One remote store: a base URL and the protocol it speaks.
 #[derive(Debug)]
 pub struct RemoteCache {
-    base: String,
-    client: Client,
-    auth: Option<(String, String)>,
-    timeout: Duration,
+    url: String,
+    backend: Backend,
+}
+
+#[derive(Debug)]
+enum Backend {
+    Http(http::HttpStore),
+    #[cfg(feature = "reapi")]
+    Grpc(grpc::GrpcStore),
 }
 
 impl RemoteCache {
-    /// The store at `url` (`http://host:port/prefix`), with the credentials `settings` hold for
-    /// its host.
+    /// The store at `url` — `http(s)://host:port/prefix` (bazel-remote's HTTP protocol) or
+    /// `grpc://host:port/instance` (REAPI) — with the credentials `settings` hold for its host.
     pub fn new(url: &str, options: &RemoteOptions, settings: &Settings) -> Result<RemoteCache, RemoteError> {
         let parsed = reqwest::Url::parse(url)
             .map_err(|e| RemoteError::BadUrl { url: url.to_string(), reason: e.to_string() })?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(RemoteError::BadUrl { url: url.to_string(), reason: format!("scheme {}", parsed.scheme()) });
-        }
         if parsed.password().is_some() || !parsed.username().is_empty() {
             return Err(RemoteError::CredentialsInUrl { url: redact(&parsed) });
         }
@@ -114,131 +118,68 @@ impl RemoteCache {
             }
             None => parsed.host_str().and_then(|h| netrc_entry(settings, h)),
         };
-        let client = Client::builder()
-            .user_agent(concat!("ovm/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(options.timeout)
-            // reqwest's blocking client bounds the wait for the headers and then each read of the
-            // body by this, not the whole transfer: a large blob on a slow line is not cut off.
-            .timeout(options.timeout)
-            .build()
-            .map_err(RemoteError::Client)?;
-        Ok(RemoteCache { base: url.trim_end_matches('/').to_string(), client, auth, timeout: options.timeout })
+        let backend = match parsed.scheme() {
+            "http" | "https" => Backend::Http(http::HttpStore::new(url, options, auth)?),
+            #[cfg(feature = "reapi")]
+            "grpc" => Backend::Grpc(grpc::GrpcStore::new(&parsed, options, auth)?),
+            #[cfg(not(feature = "reapi"))]
+            "grpc" => {
+                return Err(RemoteError::BadUrl {
+                    url: url.to_string(),
+                    reason: "this ovm was built without the `reapi` feature".into(),
+                })
+            }
+            other => {
+                return Err(RemoteError::BadUrl {
+                    url: url.to_string(),
+                    reason: format!("scheme {other}: http, https or grpc (grpcs is not supported)"),
+                })
+            }
+        };
+        Ok(RemoteCache { url: url.trim_end_matches('/').to_string(), backend })
     }
 
     /// The base URL, for messages.
     pub fn url(&self) -> &str {
-        &self.base
+        &self.url
     }
 
-    fn url_of(&self, kind: &str, key: &str) -> String {
-        format!("{}/{kind}/{key}", self.base)
-    }
-
-    fn send(&self, req: RequestBuilder, url: &str) -> Result<Response, RemoteError> {
-        let req = match &self.auth {
-            Some((u, p)) => req.basic_auth(u, Some(p)),
-            None => req,
-        };
-        req.send().map_err(|e| self.transport(url, &e))
-    }
-
-    fn transport(&self, url: &str, e: &reqwest::Error) -> RemoteError {
-        if e.is_timeout() {
-            RemoteError::Timeout { url: url.to_string(), timeout: self.timeout }
-        } else {
-            RemoteError::Unreachable { url: url.to_string(), reason: chain(e) }
+    /// The action-cache entry under `key`, `None` when the store has none.
+    pub fn get_action(&self, key: &Digest) -> Result<Option<ActionResult>, RemoteError> {
+        match &self.backend {
+            Backend::Http(h) => h.get_action(key),
+            #[cfg(feature = "reapi")]
+            Backend::Grpc(g) => g.get_action(key),
         }
-    }
-
-    fn status_error(url: &str, status: StatusCode) -> RemoteError {
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            RemoteError::Denied { url: url.to_string(), status }
-        } else {
-            RemoteError::Status { url: url.to_string(), status }
-        }
-    }
-
-    /// The action-cache entry under `key`, `None` when the store has none (404).
-    pub fn get_action(&self, key: &str) -> Result<Option<ActionResult>, RemoteError> {
-        let url = self.url_of("ac", key);
-        let resp = self.send(self.client.get(&url), &url)?;
-        match resp.status() {
-            StatusCode::NOT_FOUND => return Ok(None),
-            s if !s.is_success() => return Err(Self::status_error(&url, s)),
-            _ => {}
-        }
-        // An entry is a few hundred bytes; a megabyte is not one.
-        let mut body = Vec::new();
-        resp.take(1 << 20)
-            .read_to_end(&mut body)
-            .map_err(|e| RemoteError::Body { url: url.clone(), reason: e.to_string() })?;
-        ActionResult::decode(&body).map(Some).map_err(|source| RemoteError::BadEntry { url, source })
     }
 
     /// Whether an action-cache entry exists under `key`.
-    pub fn has_action(&self, key: &str) -> Result<bool, RemoteError> {
-        self.exists(&self.url_of("ac", key))
+    pub fn has_action(&self, key: &Digest) -> Result<bool, RemoteError> {
+        match &self.backend {
+            Backend::Http(h) => h.has_action(key),
+            #[cfg(feature = "reapi")]
+            Backend::Grpc(g) => g.get_action(key).map(|a| a.is_some()),
+        }
     }
 
     /// Whether the store holds the blob `digest`.
     pub fn has_blob(&self, digest: &Digest) -> Result<bool, RemoteError> {
-        self.exists(&self.url_of("cas", &digest.hash))
-    }
-
-    fn exists(&self, url: &str) -> Result<bool, RemoteError> {
-        let resp = self.send(self.client.head(url), url)?;
-        match resp.status() {
-            s if s.is_success() => Ok(true),
-            StatusCode::NOT_FOUND => Ok(false),
-            s => Err(Self::status_error(url, s)),
+        match &self.backend {
+            Backend::Http(h) => h.has_blob(digest),
+            #[cfg(feature = "reapi")]
+            Backend::Grpc(g) => g.has_blob(digest),
         }
     }
 
     /// Downloads the blob `digest` to `dest`, which exists afterwards only if the content has the
-    /// digest's size and sha256 (written to a temporary name beside it, renamed when verified).
-    /// Returns `false`, writing nothing, when the store has no such blob.
+    /// digest's size and sha256 ([`BlobSink`]). Returns `false`, writing nothing, when the store
+    /// has no such blob.
     pub fn get_blob(&self, digest: &Digest, dest: &Path) -> Result<bool, RemoteError> {
-        let url = self.url_of("cas", &digest.hash);
-        let resp = self.send(self.client.get(&url), &url)?;
-        match resp.status() {
-            StatusCode::NOT_FOUND => return Ok(false),
-            s if !s.is_success() => return Err(Self::status_error(&url, s)),
-            _ => {}
+        match &self.backend {
+            Backend::Http(h) => h.get_blob(digest, dest),
+            #[cfg(feature = "reapi")]
+            Backend::Grpc(g) => g.get_blob(digest, dest),
         }
-        if let Some(n) = resp.content_length().filter(|&n| n != digest.size_bytes) {
-            return Err(RemoteError::WrongSize { url, want: digest.size_bytes, got: n });
-        }
-        let dir = dest.parent().unwrap_or(Path::new("."));
-        let io = |source| RemoteError::Io { path: dest.to_path_buf(), source };
-        let mut tmp = tempfile::Builder::new().prefix(".blob-").tempfile_in(dir).map_err(io)?;
-        // One byte more than announced tells a too-long body from a right one.
-        let mut body = resp.take(digest.size_bytes.saturating_add(1));
-        let mut hasher = Sha256::new();
-        let mut got = 0u64;
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = match body.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                    return Err(RemoteError::Timeout { url, timeout: self.timeout })
-                }
-                Err(e) => return Err(RemoteError::Body { url, reason: e.to_string() }),
-            };
-            hasher.update(&buf[..n]);
-            tmp.write_all(&buf[..n]).map_err(io)?;
-            got += n as u64;
-        }
-        if got != digest.size_bytes {
-            return Err(RemoteError::WrongSize { url, want: digest.size_bytes, got });
-        }
-        let hash = crate::digest::hex(&hasher.finalize());
-        if hash != digest.hash {
-            return Err(RemoteError::WrongHash { url, want: digest.hash.clone(), got: hash });
-        }
-        tmp.persist(dest).map_err(|e| io(e.error))?;
-        Ok(true)
     }
 
     /// Uploads `path` as the blob `digest` unless the store already has it; `true` when sent.
@@ -246,24 +187,73 @@ impl RemoteCache {
         if self.has_blob(digest)? {
             return Ok(false);
         }
-        let url = self.url_of("cas", &digest.hash);
-        let file = File::open(path).map_err(|source| RemoteError::Io { path: path.to_path_buf(), source })?;
-        let body = reqwest::blocking::Body::sized(file, digest.size_bytes);
-        self.put(&url, self.client.put(&url).body(body)).map(|()| true)
+        match &self.backend {
+            Backend::Http(h) => h.put_blob(digest, path)?,
+            #[cfg(feature = "reapi")]
+            Backend::Grpc(g) => g.put_blob(digest, path)?,
+        }
+        Ok(true)
     }
 
     /// Stores the action-cache entry `result` under `key`: call it after every blob it names is up.
-    pub fn put_action(&self, key: &str, result: &ActionResult) -> Result<(), RemoteError> {
-        let url = self.url_of("ac", key);
-        self.put(&url, self.client.put(&url).body(result.encode()))
+    pub fn put_action(&self, key: &Digest, result: &ActionResult) -> Result<(), RemoteError> {
+        match &self.backend {
+            Backend::Http(h) => h.put_action(key, result),
+            #[cfg(feature = "reapi")]
+            Backend::Grpc(g) => g.put_action(key, result),
+        }
+    }
+}
+
+/// A blob on its way to `dest`: written to a temporary file beside it and hashed as it arrives;
+/// [`finish`](Self::finish) gives it its name only if size and sha256 are the digest's. More
+/// bytes than the digest's size fail at once (a server streaming without end fills no disk).
+pub(crate) struct BlobSink<'a> {
+    url: &'a str,
+    digest: &'a Digest,
+    dest: &'a Path,
+    tmp: tempfile::NamedTempFile,
+    hasher: Sha256,
+    got: u64,
+}
+
+impl<'a> BlobSink<'a> {
+    pub fn new(url: &'a str, digest: &'a Digest, dest: &'a Path) -> Result<BlobSink<'a>, RemoteError> {
+        let dir = dest.parent().unwrap_or(Path::new("."));
+        let tmp = tempfile::Builder::new()
+            .prefix(".blob-")
+            .tempfile_in(dir)
+            .map_err(|source| RemoteError::Io { path: dest.to_path_buf(), source })?;
+        Ok(BlobSink { url, digest, dest, tmp, hasher: Sha256::new(), got: 0 })
     }
 
-    fn put(&self, url: &str, req: RequestBuilder) -> Result<(), RemoteError> {
-        let resp = self.send(req, url)?;
-        match resp.status() {
-            s if s.is_success() => Ok(()),
-            s => Err(Self::status_error(url, s)),
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), RemoteError> {
+        self.got += chunk.len() as u64;
+        if self.got > self.digest.size_bytes {
+            return Err(self.wrong_size());
         }
+        self.hasher.update(chunk);
+        self.tmp.write_all(chunk).map_err(|source| RemoteError::Io { path: self.dest.to_path_buf(), source })
+    }
+
+    fn wrong_size(&self) -> RemoteError {
+        RemoteError::WrongSize { url: self.url.to_string(), want: self.digest.size_bytes, got: self.got }
+    }
+
+    pub fn finish(self) -> Result<(), RemoteError> {
+        if self.got != self.digest.size_bytes {
+            return Err(self.wrong_size());
+        }
+        let hash = crate::digest::hex(&self.hasher.finalize());
+        if hash != self.digest.hash {
+            return Err(RemoteError::WrongHash {
+                url: self.url.to_string(),
+                want: self.digest.hash.clone(),
+                got: hash,
+            });
+        }
+        self.tmp.persist(self.dest).map_err(|e| RemoteError::Io { path: self.dest.to_path_buf(), source: e.error })?;
+        Ok(())
     }
 }
 
@@ -288,7 +278,7 @@ fn redact(url: &reqwest::Url) -> String {
 }
 
 /// The error and its causes on one line ("error sending request: … : Connection refused").
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

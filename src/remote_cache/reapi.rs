@@ -1,10 +1,12 @@
 //! The three REAPI messages an action-cache entry needs (`build.bazel.remote.execution.v2`):
 //! `Digest`, `OutputFile` and `ActionResult`, encoded and decoded as protobuf by hand.
 //!
-//! Why by hand: ovm writes and reads a handful of fields of three messages. The generated types
-//! (crate `bazel-remote-apis`) bring prost and tonic, a gRPC stack this HTTP tier does not use.
-//! The encoding below is the protobuf wire format for exactly these fields; unknown fields a
-//! server or another client added are skipped on reading, as protobuf requires.
+//! Why by hand: ovm writes and reads a handful of fields of three messages, and the HTTP tier
+//! must work in a build without the `reapi` feature, whose generated types (crate
+//! `bazel-remote-apis`) come with a gRPC stack. The encoding below is the protobuf wire format for
+//! exactly these fields; unknown fields a server or another client added are skipped on reading,
+//! as protobuf requires. With the feature, a test checks it byte for byte against prost's
+//! encoding of the generated type.
 //!
 //! | message | field | number | wire type |
 //! |---|---|---|---|
@@ -260,6 +262,32 @@ mod tests {
         // field 2 LEN(13): [field 1 "a"][field 2 LEN(6): [field 1 "h"][field 2 varint 300 = ac 02]][field 4 = 1]; field 4 = 1
         let want = [0x12, 13, 0x0a, 1, b'a', 0x12, 6, 0x0a, 1, b'h', 0x10, 0xac, 0x02, 0x20, 1, 0x20, 1];
         assert_eq!(r.encode(), want);
+    }
+
+    /// The same entry encoded by prost from the generated REAPI type is the same bytes, and each
+    /// side decodes the other's.
+    #[cfg(feature = "reapi")]
+    #[test]
+    fn encodes_as_prost_does_with_the_generated_types() {
+        use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
+        use prost::Message;
+        let theirs = re::ActionResult {
+            output_files: sample()
+                .output_files
+                .iter()
+                .map(|f| re::OutputFile {
+                    path: f.path.clone(),
+                    digest: Some(re::Digest { hash: f.digest.hash.clone(), size_bytes: f.digest.size_bytes as i64 }),
+                    is_executable: f.is_executable,
+                    ..Default::default()
+                })
+                .collect(),
+            exit_code: 0,
+            ..Default::default()
+        };
+        assert_eq!(sample().encode(), theirs.encode_to_vec());
+        assert_eq!(re::ActionResult::decode(sample().encode().as_slice()).unwrap(), theirs);
+        assert_eq!(ActionResult::decode(&theirs.encode_to_vec()).unwrap(), sample());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! `tests/cache/` run the whole tier against a real nginx.)
 
 use super::*;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
@@ -116,7 +116,7 @@ fn a_blob_is_kept_only_with_its_size_and_hash() {
 
 #[test]
 fn server_failures_are_typed() {
-    let key = "a".repeat(64);
+    let key = Digest { hash: "a".repeat(64), size_bytes: 76 };
     let e = client(&serve(Answer::Full(500, b"oops".to_vec())).url, &Settings::default()).get_action(&key).unwrap_err();
     assert!(matches!(e, RemoteError::Status { .. }) && !e.is_down(), "{e}");
     let e = client(&serve(Answer::Full(401, vec![])).url, &Settings::default())
@@ -149,7 +149,7 @@ fn credentials_come_from_the_environment_or_netrc_never_the_url() {
 
     let server = serve(Answer::Full(404, vec![]));
     let settings = Settings { cache_auth: Some("ci:s3cret".into()), ..Settings::default() };
-    client(&server.url, &settings).get_action(&"b".repeat(64)).unwrap();
+    client(&server.url, &settings).get_action(&Digest { hash: "b".repeat(64), size_bytes: 76 }).unwrap();
     // Basic base64("ci:s3cret")
     assert!(server.requests.lock().unwrap()[0].contains("Y2k6czNjcmV0"), "{:?}", server.requests.lock().unwrap());
 
@@ -158,7 +158,7 @@ fn credentials_come_from_the_environment_or_netrc_never_the_url() {
     fs::write(&netrc, "machine other login x password y\nmachine 127.0.0.1\n  login ci\n  password s3cret\n").unwrap();
     let server = serve(Answer::Full(404, vec![]));
     let settings = Settings { netrc: Some(netrc), ..Settings::default() };
-    client(&server.url, &settings).get_action(&"b".repeat(64)).unwrap();
+    client(&server.url, &settings).get_action(&Digest { hash: "b".repeat(64), size_bytes: 76 }).unwrap();
     assert!(server.requests.lock().unwrap()[0].contains("Y2k6czNjcmV0"));
 }
 

@@ -1,6 +1,8 @@
 //! Remote caches for the tests: a real nginx with WebDAV (what a team would run, installed by
 //! scripts/setup.sh) on a free 127.0.0.1 port with its pid, logs, temp and data dirs in the test's
-//! own directory, and a scripted server that answers from nginx's data dir wrongly on purpose.
+//! own directory; a scripted server that answers from nginx's data dir wrongly on purpose; and a
+//! real BuildGrid (REAPI over gRPC), from PyPI into a virtualenv of the tests', where a Python ≥
+//! 3.13 exists.
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -102,7 +104,7 @@ impl Drop for Nginx {
 fn wait_listening(port: u16, log: impl Fn() -> String) {
     let t0 = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "nginx did not listen on {port}:\n{}", log());
+        assert!(t0.elapsed() < Duration::from_secs(60), "the server did not listen on {port}:\n{}", log());
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -177,5 +179,106 @@ fn answer(mut conn: TcpStream, data: &Path, fault: Fault) {
                 Ok(body) => reply(&mut conn, "200 OK", body.len(), &body),
             }
         }
+    }
+}
+
+/// A running BuildGrid (REAPI: ActionCache, CAS, ByteStream; disk storage in the test's dir) on
+/// a free 127.0.0.1 port, from PyPI into a virtualenv the tests own. BuildGrid needs Python ≥
+/// 3.13: [`BuildGrid::start`] is `None`, with the reason printed, where there is none.
+pub struct BuildGrid {
+    child: Child,
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+/// A Python ≥ 3.13: on PATH, or one of pyenv's.
+fn python_313() -> Option<PathBuf> {
+    let on_path = ["python3.14", "python3.13"].into_iter().map(PathBuf::from);
+    #[allow(clippy::disallowed_methods)] // The test's own environment, not ovm's settings.
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+    let mut pyenv: Vec<PathBuf> = std::fs::read_dir(home.join(".pyenv/versions"))
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    pyenv.sort();
+    pyenv.reverse();
+    let pyenv = pyenv.into_iter().map(|v| v.join("bin/python3"));
+    on_path.chain(pyenv).find(|p| {
+        Command::new(p)
+            .args(["-c", "import sys; sys.exit(0 if sys.version_info >= (3, 13) else 1)"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// `bgd` in a virtualenv under the test dir, made once per target dir (under a lock).
+fn bgd() -> Result<PathBuf, String> {
+    let venv = crate::build_support::tmp_root().join("buildgrid-venv");
+    let bgd = venv.join("bin/bgd");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(crate::build_support::tmp_root().join("buildgrid-venv.lock"))
+        .map_err(|e| e.to_string())?;
+    let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| e.to_string())?;
+    if bgd.exists() {
+        return Ok(bgd);
+    }
+    let python = python_313().ok_or("no Python >= 3.13 (BuildGrid 0.9 needs one): not on PATH, not in ~/.pyenv")?;
+    let run = |cmd: &mut Command| -> Result<(), String> {
+        let out = cmd.output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr)))
+        }
+    };
+    let _ = std::fs::remove_dir_all(&venv);
+    run(Command::new(&python).args(["-m", "venv"]).arg(&venv))?;
+    run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "buildgrid==0.9.1"]))?;
+    Ok(bgd)
+}
+
+impl BuildGrid {
+    pub fn start() -> Option<BuildGrid> {
+        let bgd = match bgd() {
+            Ok(b) => b,
+            Err(why) => {
+                eprintln!("SKIPPED: BuildGrid unavailable: {why}");
+                return None;
+            }
+        };
+        let dir =
+            tempfile::Builder::new().prefix("buildgrid-").tempdir_in(crate::build_support::tmp_root()).expect("dir");
+        let port = free_port();
+        let conf = format!(
+            "server:\n  - !channel\n    address: \"127.0.0.1:{port}\"\n    insecure-mode: true\n\
+             storages:\n  - !disk-storage &main-storage\n    path: {cas}\n\
+             caches:\n  - !lru-action-cache &main-action\n    storage: *main-storage\n    max-cached-refs: 4096\n\
+             \x20   allow-updates: true\n    cache-failed-actions: true\n\
+             instances:\n  - name: main\n    services:\n      - !action-cache\n        cache: *main-action\n\
+             \x20     - !cas\n        storage: *main-storage\n      - !bytestream\n        storage: *main-storage\n",
+            cas = dir.path().join("cas").display()
+        );
+        std::fs::write(dir.path().join("bgd.yml"), conf).expect("bgd.yml");
+        let log = std::fs::File::create(dir.path().join("bgd.log")).expect("bgd.log");
+        let child = Command::new(&bgd)
+            .args(["server", "start"])
+            .arg(dir.path().join("bgd.yml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("starting bgd");
+        let d = dir.path().to_path_buf();
+        wait_listening(port, || std::fs::read_to_string(d.join("bgd.log")).unwrap_or_default());
+        Some(BuildGrid { child, url: format!("grpc://127.0.0.1:{port}/main"), _dir: dir })
+    }
+}
+
+impl Drop for BuildGrid {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

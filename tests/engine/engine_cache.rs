@@ -299,3 +299,56 @@ fn a_refused_write_makes_the_run_read_only_and_two_writers_leave_one_good_entry(
     forget_locally(&w1.sstate, &package_sig(&w1, "bye"));
     expect(&w1, salt, &nginx.url, true, "1 remote", 30);
 }
+
+/// The same two trees over REAPI (`grpc://`) against a real BuildGrid: tree A uploads through
+/// ByteStream and UpdateActionResult, a fresh tree B gets every package and no toolchain, and a
+/// stopped server is a miss, then a local build.
+#[test]
+fn a_reapi_server_serves_a_fresh_tree_too() {
+    let Some(grid) = crate::cache_support::BuildGrid::start() else { return };
+    let salt = "remote-reapi";
+    let a = project();
+    write_greet_set(&a, salt);
+    use_remote(&a, &grid.url, true, 30);
+    let (ok, out) = build(&a, None, false);
+    assert!(ok, "{out}");
+    assert!(out.contains("uploaded") && !out.contains("0 uploaded"), "{out}");
+
+    let b = TestProject::empty();
+    for d in ["recipes", "patches", "config"] {
+        build_support::copy_tree(&a.path().join(d), &b.path().join(d));
+    }
+    b.write("config/ovm.toml", &b.read("config/ovm.toml").replace("write = true", "write = false"));
+    let private = b.path().join(".local-cache");
+    let out = b
+        .ovm()
+        .env("OVM_SSTATE_DIR", private.join("sstate"))
+        .env("OVM_BUILD_CACHE_DIR", private.join("build-cache"))
+        .env("NETRC", "/nonexistent")
+        .args(["build", "x86_64"])
+        .output()
+        .unwrap();
+    let text = build_support::text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("2 hit, 0 missed (0 local, 2 remote, "), "{text}");
+    for domain in ["x86_64", "tools", "toolchain"] {
+        assert!(built(&b, domain).is_empty(), "tree B built in {domain}:\n{text}");
+    }
+    assert!(!b.path().join("toolchain/zig").exists(), "{text}");
+    assert_eq!(engine_fixture::image_sha(&b, "x86_64"), engine_fixture::image_sha(&a, "x86_64"));
+
+    // The server gone: one warning, a local build.
+    drop(grid);
+    let c = project();
+    write_greet_set(&c, salt);
+    for pkg in ["libgreet", "hello"] {
+        forget_locally(&c.sstate, &package_sig(&a, pkg));
+    }
+    let cfg = c.read("config/ovm.toml");
+    let url = b.read("config/ovm.toml").lines().find(|l| l.starts_with("remote = ")).unwrap().to_string();
+    c.write("config/ovm.toml", &cfg.replace("remote = []", &url).replace("timeout = 30", "timeout = 5"));
+    let (ok, out) = build(&c, None, false);
+    assert!(ok, "{out}");
+    assert!(out.contains("is not answering"), "{out}");
+    assert!(built(&c, "x86_64").iter().any(|t| t == "hello compile"), "{out}");
+}
