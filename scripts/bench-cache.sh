@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of the remote shared-state cache, side by side in one run:
 #
-#   A. a cold tree (empty local cache) builds the x86_64 image with the zig toolchain, writing to
+#   A. a cold tree (empty local cache) builds the x86_64 image with TOOLCHAIN (zig), writing to
 #      a real nginx (WebDAV, started here on a free 127.0.0.1 port, everything in the bench dir);
 #   B. a fresh tree in another directory, its own empty local cache, read-only against the same
 #      nginx, builds the same image.
@@ -11,7 +11,8 @@
 # Target (issue 15): tree B under 60 s on this machine.
 #
 # Env: OVM_BIN (default: the release build, scripts/ovm-bin.sh), BENCH_DIR (default: a temp dir,
-#      removed at the end).
+#      removed at the end), TOOLCHAIN (zig; gcc builds the cross toolchain from source in tree A,
+#      ~15 min: the slow tier).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -67,7 +68,7 @@ build() { # DIR LOG
   local t0 t1
   t0=$(date +%s.%N)
   OVM_MIRRORS=$ROOT/sources OVM_SSTATE_DIR=$1.sstate OVM_BUILD_CACHE_DIR=$1.build-cache \
-    "$OVM_BIN" -C "$1" build --toolchain zig x86_64 > "$2" 2>&1 || { tail -30 "$2"; die "build in $1 failed"; }
+    "$OVM_BIN" -C "$1" build --toolchain "${TOOLCHAIN:-zig}" x86_64 > "$2" 2>&1 || { tail -30 "$2"; die "build in $1 failed"; }
   t1=$(date +%s.%N)
   python3 -c "print(f'{$t1-$t0:.1f}')"
 }
@@ -93,3 +94,4 @@ echo "tree B (fresh, from the cache): ${TB} s   $(grep '^ovm: cache:' "$WORK/b.l
 echo "ratio A/B: $(python3 -c "print(f'{$TA/$TB:.1f}x')")   stored on the server: $(python3 -c "print(f'{$STORED/1e6:.1f} MB')")"
 echo "tree B's tasks that built something: [$(built_tasks "$WORK/b")]"
 [ "$SHA_A" = "$SHA_B" ] && echo "initrds bit-identical: $SHA_A" || die "initrds differ: A $SHA_A, B $SHA_B"
+echo "tree B's toolchain/: [$(ls "$WORK/b/toolchain" 2>/dev/null | tr '\n' ' ')]  sources/: [$(ls "$WORK/b/sources" 2>/dev/null | tr '\n' ' ')]"
