@@ -59,10 +59,27 @@ pub fn parts(recipes: &RecipeSet) -> Result<Vec<&Recipe>, ToolchainError> {
 #[derive(Debug, Clone, Copy)]
 pub struct Gcc;
 
-/// The toolchain of `arch` as it stands (dir and recorded signature; empty when never composed).
-pub fn current(layout: &Layout, arch: Arch) -> Provided {
-    let signature = super::recorded_signature(&layout.composed_marker(Domain::Cross(arch)));
+/// The toolchain of `arch` as it stands: its dir, and the signature of its parts' outputs as
+/// `recorded` knows them (empty when they are unknown and it was never composed).
+pub fn current(layout: &Layout, arch: Arch, recorded: &dyn Fn(Domain, &str) -> Option<String>) -> Provided {
+    // The signature `compose` gives the parts' outputs when they are all known (recorded here, or
+    // in a shared-state cache for setscene), else the one the last composition recorded.
+    let outputs: Option<BTreeMap<String, String>> =
+        PARTS.iter().map(|n| Some((n.to_string(), recorded(Domain::Cross(arch), n)?))).collect();
+    let signature = match outputs {
+        Some(o) => composed_signature(&o),
+        None => super::recorded_signature(&layout.composed_marker(Domain::Cross(arch))),
+    };
     Provided { dir: layout.gcc_toolchain(arch), signature }
+}
+
+/// The signature of the toolchain composed of the parts' `outputs`.
+fn composed_signature(outputs: &BTreeMap<String, String>) -> String {
+    let mut i = Inputs::new();
+    for (name, out) in outputs {
+        i.set(format!("part.{name}"), out);
+    }
+    i.signature()
 }
 
 /// What the cross domain's sandboxes bind at /ovm/toolchain: nothing (an empty dir). The host
@@ -102,13 +119,13 @@ impl Toolchain for Gcc {
         Ok(out)
     }
 
-    fn current(&self, t: &Target<'_>, _: &dyn Fn(Domain, &str) -> Option<String>) -> Prepared {
+    fn current(&self, t: &Target<'_>, recorded: &dyn Fn(Domain, &str) -> Option<String>) -> Prepared {
         let (layout, arch, host) = (t.layout, t.arch, t.host);
-        let h = current(layout, host);
+        let h = current(layout, host, recorded);
         if arch == host {
             return Prepared { target: h.clone(), host: h };
         }
-        let a = current(layout, arch);
+        let a = current(layout, arch, recorded);
         let target =
             Provided { dir: layout.joined_toolchain(arch, host), signature: joined_signature(&a, arch, &h, host) };
         Prepared { target, host: h }
@@ -133,13 +150,9 @@ pub fn ensure<B: PartBuilder>(builder: &B, t: &Target<'_>, arch: Arch) -> Result
 
 /// Makes `toolchain/ARCH/` the union of the parts' staged outputs unless it already is.
 fn compose(layout: &Layout, arch: Arch, outputs: &BTreeMap<String, String>) -> Result<Provided, ToolchainError> {
-    let mut i = Inputs::new();
-    for (name, out) in outputs {
-        i.set(format!("part.{name}"), out);
-    }
     let layers: Vec<(String, PathBuf)> =
         PARTS.iter().map(|n| (n.to_string(), layout.staging(Domain::Cross(arch), n))).collect();
-    let provided = Provided { dir: layout.gcc_toolchain(arch), signature: i.signature() };
+    let provided = Provided { dir: layout.gcc_toolchain(arch), signature: composed_signature(outputs) };
     super::compose_marked(&layers, &provided, &layout.composed_marker(Domain::Cross(arch)), || {})?;
     Ok(provided)
 }

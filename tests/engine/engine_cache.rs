@@ -15,7 +15,11 @@ use crate::engine_fixture::{self, bye, project, staged_hash, write_greet_set};
 
 /// The config's `[cache]` pointed at `url`.
 fn use_remote(p: &TestProject, url: &str, write: bool, timeout: u64) {
-    let cfg = p.read("config/ovm.toml");
+    let mut cfg = p.read("config/ovm.toml");
+    if !cfg.contains("\n[cache]\n") {
+        // A project with a config of its own: the repository's [cache] defaults.
+        cfg.push_str("\n[cache]\nremote = []\nwrite = false\ntimeout = 30\n");
+    }
     let mut set = cfg.clone();
     for (from, to) in [
         ("\nremote = []\n".to_string(), format!("\nremote = [{url:?}]\n")),
@@ -229,48 +233,90 @@ fn expect(seed: &TestProject, salt: &str, url: &str, hit: bool, warning: &str, t
     forget_locally(&t.sstate, &package_sig(&t, "bye"));
 }
 
-#[test]
-fn every_broken_answer_of_a_remote_is_a_miss_then_a_local_build() {
+/// A seeded nginx, then a tree against what `fault` makes of it: `expect`ed to hit or to build,
+/// with `warning` in its output.
+fn fault_case(
+    salt: &str,
+    fault: impl FnOnce(&Nginx) -> (Option<FaultServer>, String),
+    hit: bool,
+    warning: &str,
+    timeout: u64,
+) {
     let nginx = Nginx::start();
-    let salt = "remote-faults";
     let (seed, _sig) = seed(&nginx, salt);
-
-    // The good case first: nginx itself gives a clean hit.
-    expect(&seed, salt, &nginx.url, true, "1 remote", 30);
-
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    expect(&seed, salt, &format!("http://{closed}"), false, "is not answering", 30);
-    let s500 = FaultServer::start(&nginx.data, Fault::Status500);
-    expect(&seed, salt, &s500.url, false, "500", 30);
-    let slow = FaultServer::start(&nginx.data, Fault::Silent(Duration::from_secs(30)));
-    expect(&seed, salt, &slow.url, false, "is not answering", 1);
-    let short = FaultServer::start(&nginx.data, Fault::TruncatedBlobs);
-    expect(&seed, salt, &short.url, false, "entry unusable", 30);
-
-    // A byte flipped in every stored blob: no sha256 matches any more.
-    let blobs = nginx.stored("cas");
-    let good: Vec<Vec<u8>> = blobs.iter().map(|b| fs::read(b).unwrap()).collect();
-    for (b, bytes) in blobs.iter().zip(&good) {
-        let mut bad = bytes.clone();
-        let mid = bad.len() / 2;
-        bad[mid] ^= 0x40;
-        fs::write(b, &bad).unwrap();
-    }
-    expect(&seed, salt, &nginx.url, false, "corrupt", 30);
-    for (b, bytes) in blobs.iter().zip(&good) {
-        fs::write(b, bytes).unwrap();
-    }
-    expect(&seed, salt, &nginx.url, true, "1 remote", 30);
-
-    // The entry stays, its blobs are gone.
-    for b in &blobs {
-        fs::remove_file(b).unwrap();
-    }
-    expect(&seed, salt, &nginx.url, false, "is gone", 30);
+    let (_server, url) = fault(&nginx);
+    expect(&seed, salt, &url, hit, warning, timeout);
 }
 
 #[test]
-fn a_refused_write_makes_the_run_read_only_and_two_writers_leave_one_good_entry() {
+fn a_good_entry_is_a_clean_hit() {
+    fault_case("remote-good", |n| (None, n.url.clone()), true, "1 remote", 30);
+}
+
+#[test]
+fn a_server_that_is_down_is_a_miss() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    fault_case("remote-down", |_| (None, format!("http://{closed}")), false, "is not answering", 30);
+}
+
+#[test]
+fn a_500_is_a_miss() {
+    let fault = |n: &Nginx| {
+        let s = FaultServer::start(&n.data, Fault::Status500);
+        let url = s.url.clone();
+        (Some(s), url)
+    };
+    fault_case("remote-500", fault, false, "500", 30);
+}
+
+#[test]
+fn a_server_slower_than_the_timeout_is_a_miss() {
+    let fault = |n: &Nginx| {
+        let s = FaultServer::start(&n.data, Fault::Silent(Duration::from_secs(30)));
+        let url = s.url.clone();
+        (Some(s), url)
+    };
+    fault_case("remote-slow", fault, false, "is not answering", 1);
+}
+
+#[test]
+fn a_truncated_body_is_a_miss() {
+    let fault = |n: &Nginx| {
+        let s = FaultServer::start(&n.data, Fault::TruncatedBlobs);
+        let url = s.url.clone();
+        (Some(s), url)
+    };
+    fault_case("remote-truncated", fault, false, "entry unusable", 30);
+}
+
+#[test]
+fn a_flipped_byte_in_a_stored_blob_is_a_miss() {
+    // A byte flipped in every stored blob: no sha256 matches any more.
+    let fault = |n: &Nginx| {
+        for b in n.stored("cas") {
+            let mut bytes = fs::read(&b).unwrap();
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 0x40;
+            fs::write(&b, &bytes).unwrap();
+        }
+        (None, n.url.clone())
+    };
+    fault_case("remote-flipped", fault, false, "corrupt", 30);
+}
+
+#[test]
+fn an_entry_whose_blobs_are_gone_is_a_miss() {
+    let fault = |n: &Nginx| {
+        for b in n.stored("cas") {
+            fs::remove_file(&b).unwrap();
+        }
+        (None, n.url.clone())
+    };
+    fault_case("remote-gone", fault, false, "is gone", 30);
+}
+
+#[test]
+fn a_refused_write_makes_the_run_read_only() {
     let nginx = Nginx::start();
     let salt = "remote-writers";
     let t = project();
@@ -282,7 +328,12 @@ fn a_refused_write_makes_the_run_read_only_and_two_writers_leave_one_good_entry(
     assert_eq!(out.matches("refused a write").count(), 1, "one warning, not one per package:\n{out}");
     assert!(nginx.stored("ac").is_empty(), "an unauthenticated write was stored");
     forget_locally(&t.sstate, &package_sig(&t, "bye"));
+}
 
+#[test]
+fn two_writers_at_once_leave_one_good_entry() {
+    let nginx = Nginx::start();
+    let salt = "remote-two-writers";
     // Two trees upload the same outputs at once, both with credentials.
     let (w1, w2) = (project(), project());
     for w in [&w1, &w2] {
@@ -351,4 +402,67 @@ fn a_reapi_server_serves_a_fresh_tree_too() {
     assert!(ok, "{out}");
     assert!(out.contains("is not answering"), "{out}");
     assert!(built(&c, "x86_64").iter().any(|t| t == "hello compile"), "{out}");
+}
+
+/// Setscene with the gcc toolchain (stand-in parts, as in toolchain_engine.rs: the real ones take
+/// ~15 min): a fresh tree whose package is cached neither builds nor fetches binutils, gcc or
+/// linux-headers, nor the build tools.
+#[test]
+fn with_the_gcc_toolchain_a_fresh_tree_never_builds_or_fetches_it() {
+    build_support::require_tool("busybox");
+    let nginx = Nginx::start();
+    let salt = "remote-gcc";
+    let a = TestProject::empty();
+    crate::toolchain_engine::write_parts(&a, salt, crate::toolchain_engine::ALL_GCC_OK);
+    let mut tools = engine_fixture::Pkg::new(
+        "busybox-tools",
+        vec![engine_fixture::file("README", "stand-in\n")],
+        &engine_fixture::steps(&[("install", "mkdir -p /ovm/dest/bin && cp /bin/busybox /ovm/dest/bin/busybox")]),
+    );
+    tools.kind_dir = "tools".into();
+    tools.write(&a, salt);
+    engine_fixture::Pkg::new(
+        "probe",
+        vec![engine_fixture::file("README", "probe\n")],
+        &engine_fixture::steps(&[(
+            "install",
+            "mkdir -p /ovm/dest/usr/share && ls /ovm/toolchain/bin > /ovm/dest/usr/share/compilers",
+        )]),
+    )
+    .write(&a, salt);
+    use_remote(&a, &nginx.url, true, 30);
+    let gcc_build = |p: &TestProject, sstate: &Path, auth: bool| {
+        let mut c = p.ovm();
+        c.env("OVM_SSTATE_DIR", sstate).env("NETRC", "/nonexistent");
+        if auth {
+            c.env("OVM_CACHE_AUTH", format!("{USER}:{PASSWORD}"));
+        }
+        let out = c.args(["build", "x86_64", "probe", "--toolchain", "gcc"]).output().unwrap();
+        (out.status.success(), build_support::text(&out))
+    };
+    let (ok, out) = gcc_build(&a, &a.path().join(".sstate"), true);
+    assert!(ok, "{out}");
+    assert!(!a.tasks_run("cross-x86_64").is_empty(), "tree A built no toolchain part:\n{out}");
+
+    let b = TestProject::empty();
+    for d in ["recipes", "config"] {
+        build_support::copy_tree(&a.path().join(d), &b.path().join(d));
+    }
+    b.write("config/ovm.toml", &b.read("config/ovm.toml").replace("write = true", "write = false"));
+    let (ok, out) = gcc_build(&b, &b.path().join(".sstate"), false);
+    assert!(ok, "{out}");
+    for domain in ["cross-x86_64", "tools", "x86_64"] {
+        assert!(built(&b, domain).is_empty(), "tree B ran {:?} in {domain}:\n{out}", b.tasks_run(domain));
+    }
+    assert!(b.tasks_run("cross-x86_64").is_empty() && b.tasks_run("tools").is_empty(), "tree B fetched a part:\n{out}");
+    assert!(out.contains("1 hit, 0 missed (0 local, 1 remote, "), "{out}");
+    assert!(!b.path().join("toolchain/x86_64").exists() && !b.path().join("staging/cross-x86_64").exists(), "{out}");
+    let fetched: Vec<String> = fs::read_dir(b.path().join("sources"))
+        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    assert!(
+        fetched.iter().all(|f| f.starts_with("probe-") || f.starts_with('.')),
+        "tree B fetched more than probe's source: {fetched:?}"
+    );
+    assert_eq!(staged_hash(&b, "x86_64", "probe"), staged_hash(&a, "x86_64", "probe"));
 }

@@ -21,7 +21,7 @@ use build_support::{text, TestProject};
 use engine_fixture::{file, steps, toolchain_part, Pkg};
 
 /// The three parts; `gcc_all_gcc` is the script of gcc's all-gcc step.
-fn write_parts(p: &TestProject, salt: &str, gcc_all_gcc: &str) {
+pub(crate) fn write_parts(p: &TestProject, salt: &str, gcc_all_gcc: &str) {
     toolchain_part(
         "binutils",
         steps(&[
@@ -70,7 +70,7 @@ fn write_parts(p: &TestProject, salt: &str, gcc_all_gcc: &str) {
     .write(p, salt);
 }
 
-const ALL_GCC_OK: &str = "echo cc1 > cc1";
+pub(crate) const ALL_GCC_OK: &str = "echo cc1 > cc1";
 const ALL_GCC_BROKEN: &str = "echo 'all-gcc: injected failure' >&2; exit 3";
 
 #[test]
