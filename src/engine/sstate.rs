@@ -10,11 +10,12 @@
 //! | tier | where | layout | written |
 //! |---|---|---|---|
 //! | local | `.cache/sstate/` or `[build] sstate_dir` | `DIR/<sig[..2]>/<sig>/{tree/, output}` | after every build (hard links) |
-//! | remote | `[cache] remote` (`crate::remote_cache`) | `/ac/<key>` → `/cas/` blobs, below | with `[cache] write = true` |
+//! | remote | `[cache] remote` (`crate::remote_cache`) | `/ac/<key>` → `/cas/` blobs, below | with `[cache] write = true`: what the tree builds, or restores from the local tier, that the first remote lacks |
 //!
 //! A lookup asks the local tier, then each remote in order; a remote hit is verified and filed in
 //! the local tier first, so the restore itself is always local. A remote entry is:
-//! - `/ac/<key>`, key = sha256([`AC_SALT`] ‖ signature): a REAPI `ActionResult` whose output files
+//! - `/ac/<key>`, key = sha256([`AC_SALT`] ‖ signature) (over gRPC, the digest of those bytes,
+//!   [`ac_key`]): a REAPI `ActionResult` whose output files
 //!   are `manifest.json` and `tree.tar.zst`, so bazel-remote, which checks entries, accepts it;
 //! - the manifest ([`Manifest`]: format, package, signature, output hash, the archive's tree hash);
 //! - the archive: `tree::archive` of the staged tree (deterministic), zstd-compressed.
