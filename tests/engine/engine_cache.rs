@@ -248,6 +248,15 @@ fn fault_case(
     expect(&seed, salt, &url, hit, warning, timeout);
 }
 
+/// A scripted server in front of the seeded nginx's data, answering as `fault` says.
+fn through(fault: Fault) -> impl FnOnce(&Nginx) -> (Option<FaultServer>, String) {
+    move |n| {
+        let s = FaultServer::start(&n.data, fault);
+        let url = s.url.clone();
+        (Some(s), url)
+    }
+}
+
 #[test]
 fn a_good_entry_is_a_clean_hit() {
     fault_case("remote-good", |n| (None, n.url.clone()), true, "1 remote", 30);
@@ -261,32 +270,17 @@ fn a_server_that_is_down_is_a_miss() {
 
 #[test]
 fn a_500_is_a_miss() {
-    let fault = |n: &Nginx| {
-        let s = FaultServer::start(&n.data, Fault::Status500);
-        let url = s.url.clone();
-        (Some(s), url)
-    };
-    fault_case("remote-500", fault, false, "500", 30);
+    fault_case("remote-500", through(Fault::Status500), false, "500", 30);
 }
 
 #[test]
 fn a_server_slower_than_the_timeout_is_a_miss() {
-    let fault = |n: &Nginx| {
-        let s = FaultServer::start(&n.data, Fault::Silent(Duration::from_secs(30)));
-        let url = s.url.clone();
-        (Some(s), url)
-    };
-    fault_case("remote-slow", fault, false, "is not answering", 1);
+    fault_case("remote-slow", through(Fault::Silent(Duration::from_secs(30))), false, "is not answering", 1);
 }
 
 #[test]
 fn a_truncated_body_is_a_miss() {
-    let fault = |n: &Nginx| {
-        let s = FaultServer::start(&n.data, Fault::TruncatedBlobs);
-        let url = s.url.clone();
-        (Some(s), url)
-    };
-    fault_case("remote-truncated", fault, false, "entry unusable", 30);
+    fault_case("remote-truncated", through(Fault::TruncatedBlobs), false, "entry unusable", 30);
 }
 
 #[test]
