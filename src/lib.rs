@@ -9,6 +9,7 @@ pub mod boot;
 pub mod cli;
 pub mod digest;
 pub mod engine;
+pub mod error_text;
 pub mod fault;
 pub mod fetch;
 pub mod file_kind;

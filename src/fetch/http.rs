@@ -23,6 +23,7 @@ use reqwest::header::{CONTENT_RANGE, RANGE};
 use reqwest::StatusCode;
 
 use super::progress::Progress;
+use crate::error_text::chain;
 
 /// How often and how patiently a URL is retried, and how large its body may be.
 #[derive(Debug, Clone)]
@@ -90,22 +91,6 @@ impl std::fmt::Display for Failure {
             ),
         }
     }
-}
-
-/// An error and its causes on one line: reqwest's own message ("error sending request") rarely
-/// says what went wrong.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cur = s.source();
-    }
-    out
 }
 
 fn classify(e: reqwest::Error) -> Failure {

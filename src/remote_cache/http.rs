@@ -9,7 +9,9 @@ use std::time::Duration;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::StatusCode;
 
-use super::{chain, ActionResult, BlobSink, Digest, RemoteError, RemoteOptions};
+use crate::error_text::chain;
+
+use super::{ActionResult, BlobSink, Digest, RemoteError, RemoteOptions};
 
 #[derive(Debug)]
 pub(super) struct HttpStore {

@@ -277,18 +277,6 @@ fn redact(url: &reqwest::Url) -> String {
     u.to_string()
 }
 
-/// The error and its causes on one line ("error sending request: … : Connection refused").
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 /// The login and password of `host` in the netrc file (`NETRC`, else `$HOME/.netrc`), or of its
 /// `default` entry; `None` when there is no file or no entry.
 fn netrc_entry(settings: &Settings, host: &str) -> Option<(String, String)> {
