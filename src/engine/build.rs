@@ -253,7 +253,7 @@ impl<'a> Run<'a> {
 }
 
 /// Target packages build with a toolchain, the build tools and the native tools they name.
-fn with_tools(toolchain: Provided, tools: Provided, native: BTreeMap<String, String>) -> Equipment {
+pub(crate) fn with_tools(toolchain: Provided, tools: Provided, native: BTreeMap<String, String>) -> Equipment {
     Equipment {
         toolchain_dir: toolchain.dir,
         toolchain_sig: toolchain.signature,
@@ -346,17 +346,22 @@ fn poisoned_by(recipe: &Recipe, error: EngineError) -> Box<Failure> {
 /// Makes `toolchain/tools/` the union of the tools' staged outputs; its signature is the hash of
 /// their output hashes (so it is known without walking the tree again).
 fn compose_tools(run: &Run<'_>, outputs: &BTreeMap<String, String>) -> Result<Provided, EngineError> {
-    let mut i = Inputs::new();
-    for (name, out) in outputs {
-        i.set(format!("tool.{name}"), out);
-    }
     let domain = Domain::Tools(run.host);
     let layers: Vec<(String, PathBuf)> = outputs.keys().map(|n| (n.clone(), run.layout.staging(domain, n))).collect();
-    let provided = Provided { dir: run.layout.tools(), signature: i.signature() };
+    let provided = Provided { dir: run.layout.tools(), signature: tools_signature(outputs) };
     crate::toolchain::compose_marked(&layers, &provided, &run.layout.composed_marker(domain), || {
         crate::fault::point("tools.composed", "tools")
     })?;
     Ok(provided)
+}
+
+/// The signature of the build tools composed of `outputs` (tool → output hash).
+pub(crate) fn tools_signature(outputs: &BTreeMap<String, String>) -> String {
+    let mut i = Inputs::new();
+    for (name, out) in outputs {
+        i.set(format!("tool.{name}"), out);
+    }
+    i.signature()
 }
 
 /// What the tools domain builds for `targets`: every build tool, and the native tools those
@@ -500,8 +505,8 @@ pub(crate) fn equip(
 ) -> Result<Equipment, BuildFailure> {
     // With a remote cache, the packages may all be there: then the toolchain and the build
     // tools are neither built nor fetched (`setscene`).
-    if needs == Needs::Outputs && run.sstate.as_ref().is_some_and(Sstate::has_remotes) {
-        if let Some(equipment) = super::setscene::Setscene::new(run, kind, arch).and_then(|s| s.covers(targets)) {
+    if needs == Needs::Outputs {
+        if let Some(equipment) = super::setscene::covered(run, kind, arch, targets) {
             tracing::info!(
                 "setscene: every package of this build is in the shared-state cache; the toolchain and build tools are not needed"
             );

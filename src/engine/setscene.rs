@@ -28,10 +28,9 @@ use std::sync::Mutex;
 use crate::arch::Arch;
 use crate::layout::Domain;
 use crate::recipe::{Kind, Recipe};
-use crate::signature::Inputs;
 use crate::toolchain::{Equipment, Provided, Toolchain, ToolchainKind};
 
-use super::build::Run;
+use super::build::{tools_signature, with_tools, Run};
 use super::context_log::ContextLog;
 use super::freshness;
 use super::task::TaskPlan;
@@ -40,8 +39,17 @@ use super::task::TaskPlan;
 /// alternative, has four).
 pub const MAX_VARIANTS: usize = 16;
 
+/// The equipment `targets` of `arch` would be built with, when a remote cache is configured and
+/// the caches hold every one of them: the build then needs neither toolchain nor build tools.
+pub(crate) fn covered(run: &Run<'_>, kind: &ToolchainKind, arch: Arch, targets: &[&Recipe]) -> Option<Equipment> {
+    if !run.sstate.as_ref().is_some_and(|s| s.has_remotes()) {
+        return None;
+    }
+    Setscene::new(run, kind, arch)?.covers(targets)
+}
+
 /// One setscene question: can `targets` of `arch` come from the caches alone?
-pub(crate) struct Setscene<'r, 'a> {
+struct Setscene<'r, 'a> {
     run: &'r Run<'a>,
     kind: &'r ToolchainKind,
     arch: Arch,
@@ -78,10 +86,10 @@ impl<'r, 'a> Setscene<'r, 'a> {
                     return None;
                 }
                 let tools_domain = Domain::Tools(self.run.host);
-                let mut tools = Inputs::new();
+                let mut tools = BTreeMap::new();
                 let mut native = BTreeMap::new();
                 for r in self.run.recipes.of_kind(Kind::Tools) {
-                    tools.set(format!("tool.{}", r.name), self.output(tools_domain, &r.name)?);
+                    tools.insert(r.name.clone(), self.output(tools_domain, &r.name)?);
                 }
                 for r in self.run.recipes.of_kind(Kind::Native) {
                     // Only the native tools some package names are asked for (by `output` below,
@@ -90,13 +98,8 @@ impl<'r, 'a> Setscene<'r, 'a> {
                         native.insert(r.name.clone(), out);
                     }
                 }
-                Equipment {
-                    toolchain_dir: now.target.dir,
-                    toolchain_sig: now.target.signature,
-                    tools_dir: Some(self.run.layout.tools()),
-                    tools_sig: tools.signature(),
-                    native,
-                }
+                let tools = Provided { dir: self.run.layout.tools(), signature: tools_signature(&tools) };
+                with_tools(now.target, tools, native)
             }
             Domain::Tools(_) => {
                 let now = now();

@@ -148,14 +148,9 @@ pub fn collect_query(project: &Project, query: &Query<'_>) -> Result<Vec<Line>, 
     let mut blocked_by: Option<String> = None;
     // With a remote cache, a build may need only the caches (`engine::setscene`): per
     // architecture, the equipment it would judge the packages with then.
-    let cached: BTreeMap<Arch, crate::toolchain::Equipment> = if run.sstate.as_ref().is_some_and(|s| s.has_remotes()) {
+    let cached: BTreeMap<Arch, crate::toolchain::Equipment> = {
         let targets = target_list(project, &run.recipes, query.packages)?;
-        archs
-            .iter()
-            .filter_map(|&a| Some((a, super::setscene::Setscene::new(&run, &kind, a)?.covers(&targets)?)))
-            .collect()
-    } else {
-        BTreeMap::new()
+        archs.iter().filter_map(|&a| Some((a, super::setscene::covered(&run, &kind, a, &targets)?))).collect()
     };
     // The toolchain and the build tools are not needed when every architecture's packages are cached.
     let tools_needed = cached.len() < archs.len();
