@@ -208,25 +208,15 @@ impl Sstate {
             self.touch(sig);
             return Some(hit);
         }
-        for store in self.remotes.iter().flat_map(|r| &r.stores) {
-            if store.down.load(Ordering::Relaxed) {
-                continue;
-            }
-            match self.fetch(store, sig, pkg, output_hash) {
-                Ok(false) => {}
-                Ok(true) => match self.lookup(sig) {
-                    Some(hit) => {
-                        self.counters.remote_hits.fetch_add(1, Ordering::Relaxed);
-                        return Some(hit);
-                    }
-                    None => tracing::warn!("{pkg}: the shared-state entry from {} vanished locally", store.cache.url()),
-                },
-                Err(RemoteMiss::Remote(e)) if e.is_down() => {
-                    store.went_down(&e);
+        let fetched = self
+            .ask_remotes(pkg, "building instead", |store| Ok(self.fetch(store, sig, pkg, output_hash)?.then_some(())));
+        if fetched.is_some() {
+            match self.lookup(sig) {
+                Some(hit) => {
+                    self.counters.remote_hits.fetch_add(1, Ordering::Relaxed);
+                    return Some(hit);
                 }
-                Err(e) => {
-                    tracing::warn!("{pkg}: remote cache {}: entry unusable ({e}); building instead", store.cache.url())
-                }
+                None => tracing::warn!("{pkg}: the shared-state entry from a remote cache vanished locally"),
             }
         }
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
@@ -306,21 +296,30 @@ impl Sstate {
         if let Some((_, output)) = self.lookup(sig) {
             return Some(output);
         }
+        self.ask_remotes(pkg, "its output unknown", |store| {
+            let tmp = self.temp_entry()?;
+            Ok(self.remote_manifest(store, sig, pkg, tmp.path())?.map(|(_, manifest)| manifest.output))
+        })
+    }
+
+    /// `ask` of each remote store that has not gone down, in order, until one answers `Some`. A
+    /// store that does not answer is noted down; any other failure is one warning, ending in
+    /// `then` (what the caller does instead), and the next store is asked.
+    fn ask_remotes<T>(
+        &self,
+        pkg: &str,
+        then: &str,
+        ask: impl Fn(&Store) -> Result<Option<T>, RemoteMiss>,
+    ) -> Option<T> {
         for store in self.remotes.iter().flat_map(|r| &r.stores) {
             if store.down.load(Ordering::Relaxed) {
                 continue;
             }
-            let found = self
-                .temp_entry()
-                .map_err(RemoteMiss::from)
-                .and_then(|tmp| self.remote_manifest(store, sig, pkg, tmp.path()));
-            match found {
-                Ok(Some((_, manifest))) => return Some(manifest.output),
+            match ask(store) {
+                Ok(Some(found)) => return Some(found),
                 Ok(None) => {}
-                Err(RemoteMiss::Remote(e)) if e.is_down() => {
-                    store.went_down(&e);
-                }
-                Err(e) => tracing::warn!("{pkg}: remote cache {}: entry unusable ({e})", store.cache.url()),
+                Err(RemoteMiss::Remote(e)) if e.is_down() => store.went_down(&e),
+                Err(e) => tracing::warn!("{pkg}: remote cache {}: entry unusable ({e}); {then}", store.cache.url()),
             }
         }
         None
