@@ -58,6 +58,14 @@ impl Arch {
         }
     }
 
+    /// The ELF header's `e_machine` of this architecture's programs (`EM_X86_64`, `EM_AARCH64`).
+    pub fn elf_machine(self) -> u16 {
+        match self {
+            Arch::X86_64 => 62,
+            Arch::Aarch64 => 183,
+        }
+    }
+
     /// Linux's ARCH= for kbuild trees.
     pub fn kernel_arch(self) -> &'static str {
         match self {

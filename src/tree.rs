@@ -222,12 +222,12 @@ pub fn commit_then(fresh: &Path, staged: &Path, exchanged: impl FnOnce()) -> Res
 }
 
 /// Clears the setuid and setgid bits of everything below `root` (symlinks are not followed);
-/// returns how many entries had them. A build step runs as root in its user namespace, which maps
+/// returns the entries that had them. A build step runs as root in its user namespace, which maps
 /// to the user running ovm — root, in CI — so a `chmod 4755` inside would leave a setuid-root
 /// program in the project for any local user to run. The image never needs the bits from here:
 /// the packer clears them anyway, and only the device table grants them.
-pub fn clear_setid(root: &Path) -> Result<usize, TreeError> {
-    let mut cleared = 0;
+pub fn clear_setid(root: &Path) -> Result<Vec<PathBuf>, TreeError> {
+    let mut cleared = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let rd = match fs::read_dir(&dir) {
@@ -246,7 +246,7 @@ pub fn clear_setid(root: &Path) -> Result<usize, TreeError> {
             if mode & 0o6000 != 0 {
                 fs::set_permissions(&path, fs::Permissions::from_mode(mode & 0o1777))
                     .map_err(|source| TreeError::Write { path: path.clone(), source })?;
-                cleared += 1;
+                cleared.push(path.clone());
             }
             if md.is_dir() {
                 stack.push(path);
@@ -427,11 +427,11 @@ mod tests {
         fs::set_permissions(root.join("bin/su"), fs::Permissions::from_mode(0o6755)).unwrap();
         fs::set_permissions(root.join("bin"), fs::Permissions::from_mode(0o2755)).unwrap();
         std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
-        assert_eq!(clear_setid(&root).unwrap(), 2);
+        assert_eq!(clear_setid(&root).unwrap().len(), 2);
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
         assert_eq!((mode(&root.join("bin/su")), mode(&root.join("bin"))), (0o755, 0o755));
         assert_eq!(mode(&outside), 0o4755);
-        assert_eq!(clear_setid(&d.path().join("missing")).unwrap(), 0);
+        assert!(clear_setid(&d.path().join("missing")).unwrap().is_empty());
     }
     use std::os::unix::fs::symlink;
 

@@ -611,10 +611,7 @@ pub(crate) fn image_plan(
     let mut layers: Vec<crate::pack::Layer> =
         req.layers.iter().filter(|l| matches!(l.kind, crate::pack::LayerKind::Rootfs)).cloned().collect();
     for r in targets {
-        layers.push(
-            crate::pack::Layer::package(r.name.clone(), project.layout().staging(Domain::Target(arch), &r.name), false)
-                .replacing(r.replaces.clone()),
-        );
+        layers.push(crate::pack::Layer::of_recipe(project, arch, r));
     }
     for kind in [crate::pack::LayerKind::KernelModules, crate::pack::LayerKind::Overlay] {
         layers.extend(req.layers.iter().filter(|l| l.kind == kind).cloned());

@@ -26,6 +26,21 @@ pub enum EngineError {
     Lock(#[from] super::lock::LockError),
     #[error(transparent)]
     Fault(#[from] crate::fault::UnknownPoint),
+    #[error(transparent)]
+    Split(#[from] crate::split::SplitError),
+    #[error(transparent)]
+    QaRead(#[from] crate::qa::QaError),
+    /// QA checks failed: every finding, then how to waive one.
+    #[error(
+        "{package}: QA failed:\n  {}\n(fix the recipe, or waive a check with its reason in {}: [package.waive] CHECK = \"why\")",
+        findings.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "),
+        recipe.display()
+    )]
+    Qa { package: String, recipe: PathBuf, findings: Vec<crate::qa::Finding> },
+    #[error(
+        "{package}: {file} is still not stripped after the strip step (its log says what the toolchain's objcopy did)"
+    )]
+    NotStripped { package: String, file: String },
     #[error("{report}")]
     CacheCorrupt { report: String },
     #[error("{}: [cache] remote: {source}", config.display())]

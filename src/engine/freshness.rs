@@ -210,7 +210,11 @@ pub fn signatures(
                     whole_build_inputs(ctx, recipe, dep_outputs, &mut inputs)?;
                 }
             }
-            TaskKind::Package => {}
+            TaskKind::Package => {
+                if ctx.domain.splits() {
+                    inputs.set("package", recipe.package.describe());
+                }
+            }
         }
         prev_sig = inputs.signature();
         all.push(Some(inputs));

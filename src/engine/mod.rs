@@ -20,6 +20,7 @@ pub mod inspect;
 pub(crate) mod lock;
 pub mod menuconfig;
 pub(crate) mod package;
+mod packaging;
 pub mod progress;
 pub mod report;
 pub(crate) mod scheduler;

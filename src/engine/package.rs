@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::fault;
 use crate::fetch::Variant;
-use crate::layout::{Domain, TaskName, WorkDirs};
+use crate::layout::{TaskName, WorkDirs};
 use crate::recipe::Recipe;
 use crate::tree;
 
@@ -391,25 +391,21 @@ fn run_task(
             let ran = step::run_step_task(ctx, recipe, &def.name, s, dirs, log);
             // Before anything else sees the step's files, failed or not: see `clear_setid`.
             let cleared = tree::clear_setid(&dirs.work)?;
-            if cleared > 0 {
-                tracing::info!("{}: cleared setuid/setgid bits on {cleared} file(s) of {}", recipe.name, def.name);
+            if !cleared.is_empty() {
+                tracing::info!(
+                    "{}: cleared setuid/setgid bits on {} file(s) of {}",
+                    recipe.name,
+                    cleared.len(),
+                    def.name
+                );
             }
             ran?;
+            if ctx.domain.splits() {
+                super::packaging::setuid_check(recipe, dirs, &cleared, ctx.root())?;
+            }
             Ok(None)
         }
-        TaskKind::Package => {
-            // Checked where the steps left it, before the commit: an output that is refused (a
-            // FIFO, a socket or a device node in DESTDIR) never reaches staging, which keeps the
-            // previous good output, so neither `ovm pack` nor a dependent can pick it up. The hash
-            // is of relative paths, so the one of DESTDIR is the staged tree's.
-            let hash = freshness::output_hash(ctx.domain, &dirs.dest)?;
-            if ctx.domain == Domain::Toolchain {
-                // Identified by its wheel's RECORD, which reads no directory: walk it here.
-                tree::check_types(&dirs.dest)?;
-            }
-            tree::commit_then(&dirs.dest, &dirs.staging, || fault::point("package.exchanged", &recipe.name))?;
-            Ok(Some(StampOutput::Staged { hash }))
-        }
+        TaskKind::Package => super::packaging::run(ctx, recipe, &def.name, dirs, log).map(Some),
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::fault;
-use crate::layout::{Domain, Profile, TaskName, WorkDirs};
+use crate::layout::{Domain, Part, Profile, TaskName, WorkDirs};
 use crate::recipe::Recipe;
 use crate::sandbox::{self, SandboxBuilder};
 use crate::tree;
@@ -94,7 +94,18 @@ fn compose_sysroot(ctx: &Ctx<'_>, recipe: &Recipe, dirs: &WorkDirs) -> Result<()
         if !dir.is_dir() {
             return Err(EngineError::MissingDependency { package: recipe.name.clone(), dep: dep.name.clone() });
         }
-        layers.push((dep.name.clone(), dir));
+        if !ctx.domain.splits() {
+            layers.push((dep.name.clone(), dir));
+            continue;
+        }
+        // What a dependent compiles and links against: the runtime and development packages,
+        // never the debug info, manuals or message catalogues.
+        for part in [Part::Runtime, Part::Dev] {
+            let dir = ctx.layout.staged_part(ctx.domain, &dep.name, part);
+            if dir.is_dir() {
+                layers.push((part.package_name(&dep.name), dir));
+            }
+        }
     }
     tree::compose(&layers, &dirs.sysroot)?;
     // Always there, even empty: `-L/ovm/sysroot/usr/lib` into a missing directory makes every
@@ -326,8 +337,9 @@ fn native_provider(ctx: &Ctx<'_>, tool: &str) -> Option<String> {
     natives.iter().find(staged).map(|r| r.name.clone())
 }
 
-/// Runs the step `name` of `recipe` (its `script`) in its sandbox, its output going to `log`.
-fn run_step(
+/// Runs the step `name` of `recipe` (its `script`) in its sandbox, its output going to `log`;
+/// also the package task's strip script.
+pub(super) fn run_step(
     ctx: &Ctx<'_>,
     recipe: &Recipe,
     name: &TaskName,

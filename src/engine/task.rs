@@ -185,6 +185,7 @@ mod tests {
 
     fn recipe(build: Option<Build>) -> Recipe {
         Recipe {
+            package: Default::default(),
             name: "p".into(),
             kind: if build.is_some() { Kind::Target } else { Kind::Toolchain },
             version: "1".into(),

@@ -55,6 +55,13 @@ impl Domain {
         }
     }
 
+    /// Whether its packages' outputs are split into parts (`split`): the target's are, because
+    /// images and sysroots take different parts of them; a build tool or a toolchain part is
+    /// used whole.
+    pub fn splits(self) -> bool {
+        matches!(self, Domain::Target(_))
+    }
+
     pub fn profile(self) -> Profile {
         match self {
             Domain::Target(_) => Profile::Package,

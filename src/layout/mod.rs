@@ -26,6 +26,7 @@
 //! and a marker share a file.
 
 mod domain;
+mod part;
 mod task_name;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +34,7 @@ use std::path::{Path, PathBuf};
 use crate::arch::Arch;
 
 pub use domain::{Domain, Profile};
+pub use part::Part;
 pub use task_name::{InvalidTaskName, TaskId, TaskName, MAX_NAME_LEN};
 
 /// The project configuration file, relative to the project root.
@@ -59,6 +61,9 @@ pub struct WorkDirs {
     /// The package's native tools, composed (bound at `/ovm/native`).
     pub native: PathBuf,
     pub files: PathBuf,
+    /// The split packages the package task makes from `dest` (a target package's), committed
+    /// whole to `staging`.
+    pub package: PathBuf,
     pub staging: PathBuf,
     pub logs: PathBuf,
     /// The signatures of the tasks done in this work dir.
@@ -175,6 +180,11 @@ impl Layout {
             _ => self.staging_of(domain).join(pkg),
         }
     }
+    /// One split package of a target recipe's staged output (`staging/ARCH/PKG/PART/`); the other
+    /// domains' outputs are not split (`Domain::splits`).
+    pub fn staged_part(&self, domain: Domain, pkg: &str, part: Part) -> PathBuf {
+        self.staging(domain, pkg).join(part.name())
+    }
     pub fn states(&self, domain: Domain) -> PathBuf {
         self.states_root().join(domain.dir_name())
     }
@@ -271,6 +281,7 @@ impl Layout {
             sysroot: work.join("sysroot"),
             native: work.join("native"),
             files: work.join("files"),
+            package: work.join("package"),
             work_state: work.join(".ovm-work"),
             step_script: work.join(".ovm-step.sh"),
             sstate_restore: self.work_of(domain).join(format!(".{pkg}.sstate")),

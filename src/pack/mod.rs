@@ -28,7 +28,7 @@ pub mod pargz;
 pub mod table;
 pub mod tree;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -109,6 +109,15 @@ pub enum PackError {
         staging.display()
     )]
     NothingBuilt { arch: Arch, staging: PathBuf },
+    /// The image QA checks (`qa::check_image`) failed for files of these packages.
+    #[error(
+        "image QA failed:\n  {}\n(fix the package, or waive the check with its reason in its recipe: [package.waive] \
+         CHECK = \"why\")",
+        findings.iter().map(|(owner, f)| format!("{owner}: {f}")).collect::<Vec<_>>().join("\n  ")
+    )]
+    Qa { findings: Vec<(String, crate::qa::Finding)> },
+    #[error(transparent)]
+    QaRead(#[from] crate::qa::QaError),
 }
 
 /// What a layer is; decides who wins when two layers provide the same path (see `tree`).
@@ -134,14 +143,28 @@ pub struct Layer {
     /// The packages whose files this one may replace where both install the same path (its
     /// recipe's `replaces`); any other shared path is a conflict.
     pub replaces: Vec<String>,
+    /// The image QA checks its recipe waives for its files (`qa::check_image`).
+    pub waive: BTreeSet<crate::qa::Check>,
 }
 
 impl Layer {
     pub fn rootfs(dir: impl Into<PathBuf>) -> Layer {
-        Layer { name: "rootfs".into(), dir: dir.into(), kind: LayerKind::Rootfs, replaces: Vec::new() }
+        Layer {
+            name: "rootfs".into(),
+            dir: dir.into(),
+            kind: LayerKind::Rootfs,
+            replaces: Vec::new(),
+            waive: BTreeSet::new(),
+        }
     }
     pub fn package(name: impl Into<String>, dir: impl Into<PathBuf>, allow_override: bool) -> Layer {
-        Layer { name: name.into(), dir: dir.into(), kind: LayerKind::Package { allow_override }, replaces: Vec::new() }
+        Layer {
+            name: name.into(),
+            dir: dir.into(),
+            kind: LayerKind::Package { allow_override },
+            replaces: Vec::new(),
+            waive: BTreeSet::new(),
+        }
     }
     /// The layer of `plan`, in `dir` (which [`pack`] writes if it does not exist).
     /// The same layer, allowed to replace the files of `packages` (see [`Layer::replaces`]).
@@ -149,16 +172,35 @@ impl Layer {
         self.replaces = packages;
         self
     }
+    /// The same layer, its files exempt from the image QA checks `waive` names.
+    pub fn waiving(mut self, waive: BTreeSet<crate::qa::Check>) -> Layer {
+        self.waive = waive;
+        self
+    }
+    /// A target package's layer: its runtime part, replacing and waiving what its recipe says.
+    pub fn of_recipe(project: &Project, arch: Arch, recipe: &crate::recipe::Recipe) -> Layer {
+        let dir = project.layout().staged_part(Domain::Target(arch), &recipe.name, crate::layout::Part::Runtime);
+        Layer::package(recipe.name.clone(), dir, false)
+            .replacing(recipe.replaces.clone())
+            .waiving(recipe.package.waive.keys().copied().collect())
+    }
     pub fn kernel_modules(dir: impl Into<PathBuf>) -> Layer {
         Layer {
             name: KERNEL_MODULES_LAYER.into(),
             dir: dir.into(),
             kind: LayerKind::KernelModules,
             replaces: Vec::new(),
+            waive: BTreeSet::new(),
         }
     }
     pub fn overlay(dir: impl Into<PathBuf>) -> Layer {
-        Layer { name: "overlay".into(), dir: dir.into(), kind: LayerKind::Overlay, replaces: Vec::new() }
+        Layer {
+            name: "overlay".into(),
+            dir: dir.into(),
+            kind: LayerKind::Overlay,
+            replaces: Vec::new(),
+            waive: BTreeSet::new(),
+        }
     }
 }
 
@@ -290,9 +332,13 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &PackOptions) ->
         let rank = |name: &str| order.iter().position(|r| r.name == name).unwrap_or(usize::MAX);
         names.sort_by_cached_key(|n| (rank(n), n.clone()));
         for name in names {
-            let dir = project.layout().staging(Domain::Target(arch), &name);
-            let replaces = recipes.as_ref().and_then(|r| r.get(&name)).map(|r| r.replaces.clone()).unwrap_or_default();
-            layers.push(Layer::package(name, dir, false).replacing(replaces));
+            match recipes.as_ref().and_then(|r| r.get(&name)) {
+                Some(r) => layers.push(Layer::of_recipe(project, arch, r)),
+                None => {
+                    let dir = project.layout().staged_part(Domain::Target(arch), &name, crate::layout::Part::Runtime);
+                    layers.push(Layer::package(name, dir, false));
+                }
+            }
         }
     }
     let kernel_modules = kernel_modules_plan(project, arch)?;
@@ -393,6 +439,7 @@ pub fn pack(req: &PackRequest) -> Result<PackOutcome, PackError> {
     };
     let tree = Tree::assemble(&req.layers, &table)?;
     tracing::debug!(entries = tree.entries.len(), layers = req.layers.len(), "assembled the image tree");
+    image_qa(&tree, &req.layers)?;
 
     let out_err = |path: &Path| {
         let path = path.to_path_buf();
@@ -450,6 +497,40 @@ pub fn pack(req: &PackRequest) -> Result<PackOutcome, PackError> {
         }
     }
     Ok(PackOutcome { image: image_path, manifest: manifest_path, sha256, size, entries: manifest.entries.len() })
+}
+
+/// The image QA checks over the assembled tree. A finding counts against the package that
+/// installed the file, unless its recipe waives that check; the skeleton, the overlay and the
+/// kernel modules are the project's own files and not checked (a script there may well be meant
+/// for an interpreter a package adds later).
+fn image_qa(tree: &Tree, layers: &[Layer]) -> Result<(), PackError> {
+    use crate::qa::ImageEntry;
+    let mut view = std::collections::BTreeMap::new();
+    for (rel, node) in &tree.entries {
+        let entry = match &node.kind {
+            Kind::Dir => ImageEntry::Dir,
+            Kind::File { source, .. } => ImageEntry::File { source: source.clone() },
+            Kind::Symlink { target } => ImageEntry::Link { target: String::from_utf8_lossy(target).into_owned() },
+            _ => ImageEntry::Other,
+        };
+        view.insert(display_path(rel), entry);
+    }
+    let owner_of = |path: &str| -> Option<&Layer> {
+        let rel = path.strip_prefix('/').unwrap_or(path).as_bytes();
+        let node = tree.entries.get(rel)?;
+        layers.iter().find(|l| l.name == node.owner && matches!(l.kind, LayerKind::Package { .. }))
+    };
+    let mut findings = Vec::new();
+    for f in crate::qa::check_image(&view)? {
+        if let Some(layer) = owner_of(&f.file).filter(|l| !l.waive.contains(&f.check)) {
+            findings.push((layer.name.clone(), f));
+        }
+    }
+    if findings.is_empty() {
+        Ok(())
+    } else {
+        Err(PackError::Qa { findings })
+    }
 }
 
 /// Streams the tree as newc entries into `out`; returns the manifest rows in archive order.

@@ -502,7 +502,7 @@ mod tests {
     use std::os::unix::fs::{symlink, PermissionsExt};
 
     fn layer(name: &str, dir: &Path, kind: LayerKind) -> Layer {
-        Layer { name: name.into(), dir: dir.to_path_buf(), kind, replaces: Vec::new() }
+        Layer { name: name.into(), dir: dir.to_path_buf(), kind, replaces: Vec::new(), waive: Default::default() }
     }
 
     fn write(path: &Path, text: &str, mode: u32) {

@@ -184,8 +184,35 @@ pub struct Recipe {
     /// `[features.NAME]`, resolved for this project: `depends` and the build's arguments above
     /// already hold what the enabled ones add.
     pub features: BTreeMap<String, Feature>,
+    /// `[package]`: stripping, split rules and waived QA checks (target recipes only).
+    pub package: Packaging,
     /// The recipe file.
     pub path: PathBuf,
+}
+
+/// How a target recipe's install becomes its packages (`[package]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packaging {
+    /// Strip programs and libraries, keeping their debug info in `PKG-dbg` (default on).
+    pub strip: bool,
+    /// The recipe's split patterns, tried before the defaults.
+    pub rules: crate::split::Rules,
+    /// QA checks this package may fail, each with the recipe's reason.
+    pub waive: crate::qa::Waivers,
+}
+
+impl Default for Packaging {
+    fn default() -> Packaging {
+        Packaging { strip: true, rules: crate::split::Rules::default(), waive: Default::default() }
+    }
+}
+
+impl Packaging {
+    /// What the package task's signature holds of it.
+    pub fn describe(&self) -> String {
+        let waived: Vec<&str> = self.waive.keys().map(|c| c.name()).collect();
+        format!("strip={};rules={};waive={}", self.strip, self.rules.describe(), waived.join(","))
+    }
 }
 
 /// An optional part of a package (Yocto's PACKAGECONFIG), as this project has it.

@@ -36,6 +36,28 @@ pub(super) struct RawRecipe {
     /// `[features.NAME]`: optional parts, on or off per project (Yocto's PACKAGECONFIG).
     #[serde(default)]
     pub features: BTreeMap<Spanned<String>, RawFeature>,
+    /// `[package]`: how the install is stripped, split and checked.
+    pub package: Option<Spanned<RawPackage>>,
+}
+
+/// `[package]`: strip or not, extra split patterns per part, QA checks waived.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPackage {
+    pub strip: Option<bool>,
+    #[serde(default)]
+    pub runtime: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub dev: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub dbg: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub doc: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub locale: Vec<Spanned<String>>,
+    /// QA check name → why this package may fail it.
+    #[serde(default)]
+    pub waive: BTreeMap<Spanned<String>, Spanned<String>>,
 }
 
 /// One `[features.NAME]`.

@@ -212,6 +212,7 @@ fn validate(
     }
 
     let limits = convert_limits(doc, raw.limits)?;
+    let package = convert_package(doc, kind, raw.package)?;
     let features = apply_features(ctx, doc, &name, raw.features, &mut depends, &mut depends_at, build.as_mut())?;
     let recipe = Recipe {
         name,
@@ -229,6 +230,7 @@ fn validate(
         build,
         limits,
         features,
+        package,
         path: path.to_path_buf(),
     };
     Ok(Loaded { recipe, name_at: doc.at(raw.name.span()), depends_at, replaces_at, native_at, artifacts_at })
@@ -325,6 +327,54 @@ fn apply_features(
             name.to_string(),
             Feature { description: f.description, default: f.default, enabled, depends: feature_depends },
         );
+    }
+    Ok(out)
+}
+
+/// `[package]`: only a target recipe's output is split and checked; every pattern must parse and
+/// every waived check must exist and say why.
+fn convert_package(
+    doc: &Doc,
+    kind: Kind,
+    raw: Option<Spanned<super::raw::RawPackage>>,
+) -> Result<super::Packaging, RecipeError> {
+    let mut out = super::Packaging::default();
+    let Some(raw) = raw else { return Ok(out) };
+    if kind != Kind::Target {
+        return Err(doc.invalid(
+            &raw,
+            format!("[package] is for target recipes: a {kind} recipe's output is used whole, not split or checked"),
+        ));
+    }
+    let raw = raw.into_inner();
+    if let Some(strip) = raw.strip {
+        out.strip = strip;
+    }
+    use crate::split::{Part, Pattern};
+    for (part, list) in [
+        (Part::Runtime, raw.runtime),
+        (Part::Dev, raw.dev),
+        (Part::Dbg, raw.dbg),
+        (Part::Doc, raw.doc),
+        (Part::Locale, raw.locale),
+    ] {
+        for p in list {
+            let pattern = Pattern::parse(p.as_ref()).map_err(|e| doc.invalid(&p, format!("package.{part}: {e}")))?;
+            out.rules.recipe.push((part, pattern));
+        }
+    }
+    for (name, reason) in raw.waive {
+        let Some(check) = crate::qa::Check::parse(name.as_ref()) else {
+            let known: Vec<&str> = crate::qa::Check::ALL.iter().map(|c| c.name()).collect();
+            return Err(doc.invalid(
+                &name,
+                format!("package.waive: no QA check is named `{}` (the checks: {})", name.as_ref(), known.join(", ")),
+            ));
+        };
+        if reason.as_ref().trim().is_empty() {
+            return Err(doc.invalid(&reason, format!("package.waive.{check}: say why this package may fail it")));
+        }
+        out.waive.insert(check, reason.into_inner());
     }
     Ok(out)
 }

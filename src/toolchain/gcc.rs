@@ -183,9 +183,12 @@ pub fn write_sdk(
     // The toolchain never ships a file of that name; the map keeps it in path order with the rest.
     entries.insert(format!("{top}/{SDK_SETUP}"), SdkEntry::Generated(sdk_setup_script(arch)));
     for r in recipes.topological_order().into_iter().filter(|r| r.kind == Kind::Target) {
-        let staged = project.layout().staging(Domain::Target(arch), &r.name);
-        if staged.is_dir() {
-            collect(&staged, &format!("{top}/{sysroot}"), &mut entries)?;
+        // What the image's programs link against: runtime and development packages.
+        for part in [crate::layout::Part::Runtime, crate::layout::Part::Dev] {
+            let staged = project.layout().staged_part(Domain::Target(arch), &r.name, part);
+            if staged.is_dir() {
+                collect(&staged, &format!("{top}/{sysroot}"), &mut entries)?;
+            }
         }
     }
     let out_dir = project.layout().output(arch);

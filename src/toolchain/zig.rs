@@ -233,19 +233,24 @@ zig=$bin/../@ZIG@
 "#;
 
 // `zig cc` with the target fixed (an explicit -target also means a baseline CPU, never the build
-// machine's). The loop rebuilds "$@" without the dropped flags and keeps every other argument intact,
+// machine's), and, when it links, a GNU build-id (as gcc's `--enable-linker-build-id` gives):
+// the package step files each program's debug info under it. Only when it links: `-c` with a
+// linker flag draws clang's "argument unused" warning, an error under -Werror; a query of the
+// compiler (`-v`, `--version`, `-print-*`) does not link either. The loop rebuilds "$@" without the dropped flags and keeps every other argument intact,
 // spaces and all.
 const CC_BODY: &str = r#"n=$#
+link=--build-id=sha1
 while [ "$n" -gt 0 ]; do
 	a=$1
 	shift
 	n=$((n - 1))
 	case $a in
 	@DROPPED@) ;;
+	-c | -S | -E | -M | -MM | -v | --version | -dump* | -print-* | --print-*) link= ; set -- "$@" "$a" ;;
 	*) set -- "$@" "$a" ;;
 	esac
 done
-exec "$zig" @ZIGCMD@ -target @TRIPLE@ "$@"
+exec "$zig" @ZIGCMD@ -target @TRIPLE@ ${link:+"-Wl,$link"} "$@"
 "#;
 
 const STRIP_BODY: &str = r#"mode=--strip-all

@@ -159,14 +159,15 @@ fn an_undeclared_dependency_is_invisible_until_declared() {
         .depends(deps)
     };
     p.ok(&["build", "x86_64", "libgreet"]);
-    assert!(p.path().join("staging/x86_64/libgreet/usr/include/greet.h").is_file());
+    assert!(p.path().join("staging/x86_64/libgreet/dev/usr/include/greet.h").is_file());
 
     user(&[]).write(&p, "undeclared");
     fails_not_found(&p, "greeter", "greet.h");
 
     user(&["libgreet"]).write(&p, "undeclared");
     p.ok(&["build", "x86_64", "greeter"]);
-    let out = std::process::Command::new(p.path().join("staging/x86_64/greeter/usr/bin/greeter")).output().unwrap();
+    let out =
+        std::process::Command::new(p.path().join("staging/x86_64/greeter/runtime/usr/bin/greeter")).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello\n");
 }
 
@@ -197,7 +198,7 @@ cp step-shell make-shell src-dir "$DESTDIR/usr/share/probe/"
 
     let out = p.ok(&["build", "--no-sandbox", "x86_64"]);
     assert!(out.contains("--no-sandbox: packages build on the host"), "no warning about --no-sandbox:\n{out}");
-    let got = |f: &str| p.read(&format!("staging/x86_64/probe/usr/share/probe/{f}")).trim().to_string();
+    let got = |f: &str| p.read(&format!("staging/x86_64/probe/runtime/usr/share/probe/{f}")).trim().to_string();
     let exe = |f: &str| std::fs::canonicalize(got(f)).unwrap();
     let tools_busybox = std::fs::canonicalize(p.path().join("toolchain/tools/bin/sh")).unwrap();
     assert_eq!(exe("step-shell"), tools_busybox, "the step's script ran with another shell");

@@ -23,7 +23,8 @@ fn status_why(p: &TestProject) -> String {
 }
 
 fn hello_says(p: &TestProject) -> String {
-    let out = Command::new(p.path().join("staging/x86_64/hello/usr/bin/hello")).output().expect("running hello");
+    let out =
+        Command::new(p.path().join("staging/x86_64/hello/runtime/usr/bin/hello")).output().expect("running hello");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -126,7 +127,7 @@ fn each_kind_of_edit_reruns_exactly_what_it_affects() {
         tasks_sorted(&p, "x86_64"),
         expect(&[chain("hello", &["install", "package"]), vec!["image pack".into()]])
     );
-    assert!(p.path().join("staging/x86_64/hello/usr/bin/hi").is_symlink());
+    assert!(p.path().join("staging/x86_64/hello/runtime/usr/bin/hi").is_symlink());
 
     // An input whose change leaves libgreet's output byte-identical: libgreet reruns, and that is
     // all (early cutoff: hello's inputs are libgreet's output, not its signatures).
@@ -143,7 +144,7 @@ fn each_kind_of_edit_reruns_exactly_what_it_affects() {
     // made again. (Staged files share inodes with the shared-state cache's copy, so that copy is
     // damaged too; it fails its own hash check and is dropped, and bye is rebuilt.)
     let bye_before = staged_hash(&p, "x86_64", "bye");
-    fs::write(p.path().join("staging/x86_64/bye/usr/bin/bye"), "damaged").unwrap();
+    fs::write(p.path().join("staging/x86_64/bye/runtime/usr/bin/bye"), "damaged").unwrap();
     let out = p.ok(&["build", "x86_64"]);
     let bye_line = out.lines().find(|l| l.split_whitespace().nth(1) == Some("bye")).unwrap_or_default();
     assert!(bye_line.contains("built") || bye_line.contains("from the shared-state cache"), "{out}");
@@ -255,7 +256,7 @@ fn clean_forgets_a_package_an_arch_or_everything() {
         assert!(!exists(rel), "{rel} survived");
     }
     assert!(!exists("states/x86_64/hello.package") && !exists("states/x86_64/image.pack"));
-    assert!(exists("states/x86_64/libgreet.package") && exists("staging/x86_64/libgreet/usr/lib/libgreet.a"));
+    assert!(exists("states/x86_64/libgreet.package") && exists("staging/x86_64/libgreet/dev/usr/lib/libgreet.a"));
     let status = build_support::text(&p.run(&["status", "x86_64"]));
     let hello_line = status.lines().find(|l| l.split_whitespace().nth(1) == Some("hello")).unwrap();
     assert!(hello_line.contains("never built"), "{status}");

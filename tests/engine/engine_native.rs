@@ -35,7 +35,7 @@ fn a_native_tool_is_seen_and_signed_only_by_the_packages_that_name_it() {
     user("plain", "! command -v greettool\ntest ! -e /ovm/native\necho plain > /ovm/build/out")
         .write(&p, "native-seen");
     p.ok(&["build", "x86_64", "user", "plain"]);
-    assert_eq!(p.read("staging/x86_64/user/usr/share/user.txt"), "greettool 1\n");
+    assert_eq!(p.read("staging/x86_64/user/runtime/usr/share/user.txt"), "greettool 1\n");
     assert!(p.path().join("staging/tools/greettool/bin/greettool").is_file());
     assert!(!p.path().join("staging/tools/unused").exists(), "a native tool nobody named was built");
     assert!(!p.path().join("toolchain/tools/bin/greettool").exists(), "a native tool joined the build tools");
@@ -54,7 +54,7 @@ fn a_native_tool_is_seen_and_signed_only_by_the_packages_that_name_it() {
     let ran = p.tasks_run("x86_64");
     assert!(ran.iter().any(|t| t == "user ship"), "user was not rebuilt after its tool changed: {ran:?}");
     assert!(!ran.iter().any(|t| t.starts_with("plain ")), "plain was rebuilt for a tool it does not name: {ran:?}");
-    assert_eq!(p.read("staging/x86_64/user/usr/share/user.txt"), "greettool 2\n");
+    assert_eq!(p.read("staging/x86_64/user/runtime/usr/share/user.txt"), "greettool 2\n");
 }
 
 #[test]
@@ -130,7 +130,7 @@ fn pkgconf_finds_the_pc_files_of_the_declared_dependencies_and_no_other() {
                  pkg-config --list-all | cut -d' ' -f1 | sort | tr '\\n' ' ' >> /ovm/build/out";
     user("app", probe).depends(&["foo", "mid"]).native(&["pkgconf"]).write(&p, "native-pkgconf");
     p.ok(&["build", "x86_64", "app", "bar"]);
-    let out = p.read("staging/x86_64/app/usr/share/app.txt");
+    let out = p.read("staging/x86_64/app/runtime/usr/share/app.txt");
     let mut lines = out.lines();
     let flags = lines.next().unwrap_or_default();
     for want in ["-I/ovm/sysroot/usr/include/foo", "-I/ovm/sysroot/usr/include/base", "-lfoo", "-lbase"] {

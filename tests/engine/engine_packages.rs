@@ -37,7 +37,7 @@ fn the_image_holds_the_selected_packages_and_what_they_depend_on() {
 
     // Built on its own, it is staged but stays out of the image: `ovm build` and `ovm pack` alike.
     p.ok(&["build", "x86_64", "bye"]);
-    assert!(p.path().join("staging/x86_64/bye/usr/bin/bye").is_file());
+    assert!(p.path().join("staging/x86_64/bye/runtime/usr/bin/bye").is_file());
     p.ok(&["build", "x86_64"]);
     assert!(!manifest_has(&p, "/usr/bin/bye"), "{}", p.read("output/x86_64/manifest.txt"));
     p.ok(&["pack", "x86_64"]);

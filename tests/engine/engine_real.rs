@@ -38,17 +38,17 @@ fn hello_with_its_library_builds_for_both_arches_and_runs() {
                 assert!(log.exists(), "{} missing", log.display());
             }
         }
-        assert!(p.path().join(format!("staging/{arch}/libgreet/usr/include/greet.h")).is_file());
-        assert!(p.path().join(format!("staging/{arch}/libgreet/usr/lib/libgreet.a")).is_file());
+        assert!(p.path().join(format!("staging/{arch}/libgreet/dev/usr/include/greet.h")).is_file());
+        assert!(p.path().join(format!("staging/{arch}/libgreet/dev/usr/lib/libgreet.a")).is_file());
     }
 
     let expected = "Hello, ovm! (libgreet 1.0)\n";
-    let x86 = p.path().join("staging/x86_64/hello/usr/bin/hello");
+    let x86 = p.path().join("staging/x86_64/hello/runtime/usr/bin/hello");
     assert_eq!(run(&mut Command::new(&x86)), expected);
     let info = run(Command::new("file").arg("-b").arg(&x86));
     assert!(info.contains("x86-64") && info.contains("statically linked"), "file says: {info}");
 
-    let arm = p.path().join("staging/aarch64/hello/usr/bin/hello");
+    let arm = p.path().join("staging/aarch64/hello/runtime/usr/bin/hello");
     let info = run(Command::new("file").arg("-b").arg(&arm));
     assert!(info.contains("ARM aarch64") && info.contains("statically linked"), "file says: {info}");
     assert_eq!(run(Command::new("qemu-aarch64").arg(&arm)), expected);

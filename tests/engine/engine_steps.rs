@@ -44,7 +44,7 @@ fn named_steps_run_in_order_each_stamped_and_logged() {
         assert!(p.path().join("states/x86_64").join(format!("stepped.{step}")).is_file(), "no stamp for {step}");
         assert!(p.path().join("logs/x86_64/stepped").join(format!("{step}.log")).is_file(), "no log for {step}");
     }
-    assert_eq!(p.read("staging/x86_64/stepped/usr/share/out.txt"), "two\n");
+    assert_eq!(p.read("staging/x86_64/stepped/runtime/usr/share/out.txt"), "two\n");
 
     p.ok(&["build", "x86_64", "stepped"]);
     assert!(p.tasks_run("x86_64").is_empty(), "second build ran {:?}", p.tasks_run("x86_64"));
@@ -64,7 +64,7 @@ fn a_failing_step_is_named_by_await_and_the_fixed_rerun_completes() {
     stepped(STEPS_OK).write(&p, "named-steps-fail");
     p.ok(&["build", "x86_64", "stepped"]);
     assert!(!p.path().join("states/x86_64/await").exists(), "await left behind");
-    assert_eq!(p.read("staging/x86_64/stepped/usr/share/out.txt"), "two\n");
+    assert_eq!(p.read("staging/x86_64/stepped/runtime/usr/share/out.txt"), "two\n");
 }
 
 #[test]
@@ -82,7 +82,7 @@ fn editing_a_step_restarts_at_unpack_and_status_names_it() {
         p.tasks_run("x86_64"),
         ["stepped unpack", "stepped patch", "stepped first", "stepped second", "stepped ship", "stepped package"]
     );
-    assert_eq!(p.read("staging/x86_64/stepped/usr/share/result.txt"), "two\n");
+    assert_eq!(p.read("staging/x86_64/stepped/runtime/usr/share/result.txt"), "two\n");
 
     // A middle step's change too: it never reruns on a tree it already wrote to.
     stepped(&STEPS_OK.replace("s/one/two/", "s/one/three/").replace("out.txt\"", "result.txt\""))
@@ -92,7 +92,7 @@ fn editing_a_step_restarts_at_unpack_and_status_names_it() {
         p.tasks_run("x86_64"),
         ["stepped unpack", "stepped patch", "stepped first", "stepped second", "stepped ship", "stepped package"]
     );
-    assert_eq!(p.read("staging/x86_64/stepped/usr/share/result.txt"), "three\n");
+    assert_eq!(p.read("staging/x86_64/stepped/runtime/usr/share/result.txt"), "three\n");
 }
 
 /// A runaway step (a bounded fork bomb) under the recipe's `[limits]` ends with an error naming the
@@ -122,7 +122,7 @@ fn a_fork_bomb_step_fails_naming_the_pids_limit_and_commits_nothing() {
     stepped(&bomb.replace("while [ $i -lt 2000 ]", "while [ $i -lt 8 ]").replace("sleep 9873", "true"))
         .write(&p, "fork-bomb");
     p.ok(&["build", "x86_64", "stepped"]);
-    assert_eq!(p.read("staging/x86_64/stepped/usr/a"), "one\n");
+    assert_eq!(p.read("staging/x86_64/stepped/runtime/usr/a"), "one\n");
 }
 
 /// make -k: a failing package stops only what depends on it. Here `afail` fails and comes first
@@ -137,7 +137,11 @@ fn a_failure_stops_only_its_dependents_and_the_rest_is_built() {
     Pkg::new("zok", vec![file("in.txt", "one\n")], STEPS_OK).write(&p, "keep-going");
     let out = fails(&p, &["build", "-j", "1", "x86_64", "afail", "bdep", "zok"]);
     assert!(out.contains("afail failed at second"), "{out}");
-    assert_eq!(p.read("staging/x86_64/zok/usr/share/out.txt"), "two\n", "the independent package was not built");
+    assert_eq!(
+        p.read("staging/x86_64/zok/runtime/usr/share/out.txt"),
+        "two\n",
+        "the independent package was not built"
+    );
     assert!(!p.path().join("staging/x86_64/bdep").exists(), "a package whose dependency failed was built");
     let ran = p.tasks_run("x86_64");
     assert!(ran.iter().any(|t| t == "zok package") && !ran.iter().any(|t| t.starts_with("bdep ")), "{ran:?}");

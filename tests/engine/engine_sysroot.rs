@@ -30,7 +30,11 @@ fn the_sysroot_is_the_closure_of_the_declared_dependencies_and_nothing_else() {
                      mkdir -p /ovm/dest/usr/share && cp /ovm/build/seen /ovm/dest/usr/share/seen.txt";
     pkg("top", "top\n", top_check).depends(&["mid"]).write(&p, "sysroot-closure");
     p.ok(&["build", "x86_64", "top", "other"]);
-    assert_eq!(p.read("staging/x86_64/top/usr/share/seen.txt"), "base 1\nmid\n", "top did not see base through mid");
+    assert_eq!(
+        p.read("staging/x86_64/top/runtime/usr/share/seen.txt"),
+        "base 1\nmid\n",
+        "top did not see base through mid"
+    );
 
     // base changes: top's inputs include base's output, so it rebuilds and sees the new one.
     pkg("base", "base 2\n", "true").write(&p, "sysroot-closure");
@@ -38,5 +42,5 @@ fn the_sysroot_is_the_closure_of_the_declared_dependencies_and_nothing_else() {
     let ran = p.tasks_run("x86_64");
     assert!(ran.iter().any(|t| t == "top check"), "top was not rebuilt after base changed: {ran:?}");
     assert!(!ran.iter().any(|t| t.starts_with("other ")), "other was rebuilt: {ran:?}");
-    assert_eq!(p.read("staging/x86_64/top/usr/share/seen.txt"), "base 2\nmid\n");
+    assert_eq!(p.read("staging/x86_64/top/runtime/usr/share/seen.txt"), "base 2\nmid\n");
 }

@@ -206,7 +206,7 @@ fn a_staged_file_removed_and_a_damaged_image_are_noticed_and_made_again() {
     let bye_before = staged_hash(&p, "x86_64", "bye");
     let image_before = image_sha(&p, "x86_64");
 
-    std::fs::remove_file(p.path().join("staging/x86_64/bye/usr/bin/bye")).unwrap();
+    std::fs::remove_file(p.path().join("staging/x86_64/bye/runtime/usr/bin/bye")).unwrap();
     p.ok(&["build", "x86_64"]);
     assert_eq!(staged_hash(&p, "x86_64", "bye"), bye_before);
     assert_eq!(image_sha(&p, "x86_64"), image_before);
@@ -215,7 +215,7 @@ fn a_staged_file_removed_and_a_damaged_image_are_noticed_and_made_again() {
     // the size and the mtime (written in place, mtime put back) must still be noticed.
     p.ok(&["build", "x86_64"]);
     assert!(p.tasks_run("x86_64").is_empty());
-    let bin = p.path().join("staging/x86_64/bye/usr/bin/bye");
+    let bin = p.path().join("staging/x86_64/bye/runtime/usr/bin/bye");
     let mtime = std::fs::metadata(&bin).unwrap().modified().unwrap();
     let mut bytes = std::fs::read(&bin).unwrap();
     bytes[0] ^= 0xff;

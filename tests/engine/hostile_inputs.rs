@@ -186,7 +186,7 @@ fn an_install_step_has_nothing_writable_outside_its_own_directories() {
         "$DESTDIR/../escape".into(),
         "$DESTDIR/../../escape".into(),
         format!("{host}/escape"),
-        format!("{host}/staging/x86_64/bye/escape"),
+        format!("{host}/staging/x86_64/bye/runtime/escape"),
     ];
     let attempts: String = targets
         .iter()
@@ -221,10 +221,10 @@ fn an_install_step_has_nothing_writable_outside_its_own_directories() {
         );
     }
     assert!(writable.contains(&"/ovm/dest"), "{log}");
-    for escaped in [p.path().join("escape"), p.path().join("staging/x86_64/bye/escape"), "/escape".into()] {
+    for escaped in [p.path().join("escape"), p.path().join("staging/x86_64/bye/runtime/escape"), "/escape".into()] {
         assert!(!escaped.exists(), "{} exists", escaped.display());
     }
-    assert_eq!(p.read("staging/x86_64/evil/usr/share/evil-ok"), "inside\n");
+    assert_eq!(p.read("staging/x86_64/evil/runtime/usr/share/evil-ok"), "inside\n");
     let bye = |m: BTreeMap<String, String>| -> BTreeMap<String, String> {
         m.into_iter().filter(|(k, _)| k.starts_with("staging/x86_64/bye")).collect()
     };
@@ -270,16 +270,23 @@ fn a_setuid_binary_loses_the_bit_unless_the_device_table_grants_it() {
                    chmod 4755 \"$DESTDIR/usr/bin/suid\"\n\
                    chmod 2755 \"$DESTDIR/usr/bin/sgid\"\n\
                    ls -l \"$DESTDIR/usr/bin\"";
-    custom("suid", install).write(&p, "setuid");
+    custom("suid", install)
+        .toml(
+            "[package.waive]\nsetuid = \"the bits are dropped; the device table grants them in the image\"\n\
+               shebang = \"the image of this test has no /bin/sh: the scripts are never run\"\n",
+        )
+        .write(&p, "setuid");
     p.ok(&["build", "x86_64"]);
     let log = p.read("logs/x86_64/suid/install.log");
     assert!(log.contains("-rwsr-xr-x") && log.contains("-rwxr-sr-x"), "the bits were not set inside:\n{log}");
     // Not on the host either: a setuid file owned by whoever ran ovm (root, in CI) must not sit in
     // the project for anyone to run.
     for f in ["suid", "sgid"] {
-        let mode =
-            std::fs::metadata(p.path().join("staging/x86_64/suid/usr/bin").join(f)).unwrap().permissions().mode();
-        assert_eq!(mode & 0o7000, 0, "staging/x86_64/suid/usr/bin/{f} has mode {mode:o}");
+        let mode = std::fs::metadata(p.path().join("staging/x86_64/suid/runtime/usr/bin").join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7000, 0, "staging/x86_64/suid/runtime/usr/bin/{f} has mode {mode:o}");
     }
     let image = p.path().join("output/x86_64/initrd.cpio.gz");
     assert_eq!(manifest_mode(&p, "/usr/bin/suid"), "0755");
@@ -635,7 +642,7 @@ fn a_fifo_left_in_destdir_never_reaches_staging_or_the_image() {
         m.into_iter().filter(|(k, _)| k.starts_with("staging/") || k.starts_with("output/")).collect()
     };
     let before = kept(snapshot(&p));
-    assert!(before.contains_key("staging/x86_64/evil/usr/bin/evil"), "{before:?}");
+    assert!(before.contains_key("staging/x86_64/evil/runtime/usr/bin/evil"), "{before:?}");
 
     custom(
         "evil",
@@ -654,7 +661,7 @@ fn a_fifo_left_in_destdir_never_reaches_staging_or_the_image() {
     let log = out.lines().find_map(|l| l.strip_prefix("log: ")).unwrap_or_else(|| panic!("no log named:\n{out}"));
     let logged = std::fs::read_to_string(log).unwrap_or_else(|e| panic!("the log named, {log}: {e}\n{out}"));
     assert!(logged.contains("is a FIFO"), "{log}:\n{logged}");
-    assert!(!p.path().join("staging/x86_64/evil/usr/bin/pipe").exists());
+    assert!(!p.path().join("staging/x86_64/evil/runtime/usr/bin/pipe").exists());
     assert_unchanged(&before, &kept(snapshot(&p)), "the refused output");
 
     // `ovm pack` packs what staging holds: the previous good output, no FIFO.
@@ -743,7 +750,7 @@ fn a_step_spec_is_on_no_command_line_and_may_exceed_the_argument_limit() {
     }
     assert!(status.success(), "{status}:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
     assert!(std::fs::read_to_string(&log).unwrap().contains(&format!("token={secret}")));
-    assert_eq!(p.read("staging/x86_64/bigspec/usr/share/big-ok"), "big\n");
+    assert_eq!(p.read("staging/x86_64/bigspec/runtime/usr/share/big-ok"), "big\n");
 }
 
 /// Attack: a failing step that printed one 20 MB line had the failure report copy all of it to

@@ -19,6 +19,7 @@ mod engine_hermetic;
 mod engine_incremental;
 mod engine_native;
 mod engine_packages;
+mod engine_packaging;
 mod engine_parallel;
 mod engine_real;
 mod engine_resume;

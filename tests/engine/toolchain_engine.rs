@@ -250,7 +250,7 @@ fn build_with_gcc_equips_tools_with_the_host_toolchain_and_targets_with_both() {
         !tools_saw.contains("aarch64-linux-musl"),
         "the build tools must not depend on the target's toolchain:\n{tools_saw}"
     );
-    let probe_saw = p.read("staging/aarch64/probe/usr/share/compilers");
+    let probe_saw = p.read("staging/aarch64/probe/runtime/usr/share/compilers");
     for tool in ["aarch64-linux-musl-gcc", "aarch64-linux-musl-cc", "x86_64-linux-musl-cc"] {
         assert!(probe_saw.lines().any(|l| l == tool), "{tool} missing from the target's toolchain:\n{probe_saw}");
     }
@@ -261,7 +261,7 @@ fn build_with_gcc_equips_tools_with_the_host_toolchain_and_targets_with_both() {
     p.ok(&["build", "x86_64", "probe", "--toolchain", "gcc"]);
     assert_eq!(p.tasks_run("tools"), Vec::<String>::new(), "x86_64 reuses the build tools made for aarch64");
     assert_eq!(p.tasks_run("cross-x86_64"), Vec::<String>::new());
-    let probe_saw = p.read("staging/x86_64/probe/usr/share/compilers");
+    let probe_saw = p.read("staging/x86_64/probe/runtime/usr/share/compilers");
     assert!(probe_saw.contains("x86_64-linux-musl-cc") && !probe_saw.contains("aarch64"), "{probe_saw}");
 
     // A changed gcc recipe (another compiler comes out) rebuilds gcc alone among the parts, then

@@ -112,6 +112,8 @@ pub struct Pkg {
     pub kind_dir: String,
     /// More tarball sources: (dest inside /ovm/src, entries).
     pub extra: Vec<(String, Vec<Entry>)>,
+    /// TOML appended after `[build]` (a `[package]` table).
+    pub tail: String,
 }
 
 impl Pkg {
@@ -127,6 +129,7 @@ impl Pkg {
             build: build.into(),
             kind_dir: String::new(),
             extra: Vec::new(),
+            tail: String::new(),
         }
     }
 
@@ -149,6 +152,12 @@ impl Pkg {
     /// A recipe under `recipes/native/`: a build-time tool for the host.
     pub fn native_tool(mut self) -> Pkg {
         self.kind_dir = "native".into();
+        self
+    }
+
+    /// More TOML after the `[build]` table, such as `[package]`.
+    pub fn toml(mut self, tail: &str) -> Pkg {
+        self.tail = tail.into();
         self
     }
 
@@ -191,7 +200,7 @@ impl Pkg {
         let list = |v: &[String]| v.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>().join(", ");
         let recipe = format!(
             "name = {name_q:?}\nversion = {version:?}\nlicense = \"MIT\"\ndescription = {desc:?}\n\
-             depends = [{deps}]\n{native}files = [{files}]\n\n{sources}[build]\n{build}\n",
+             depends = [{deps}]\n{native}files = [{files}]\n\n{sources}[build]\n{build}\n{tail}\n",
             name_q = self.name,
             version = self.version,
             desc = self.description,
@@ -200,6 +209,7 @@ impl Pkg {
                 if self.native.is_empty() { String::new() } else { format!("native = [{}]\n", list(&self.native)) },
             files = list(&self.files),
             build = self.build,
+            tail = self.tail,
         );
         let dir = if self.kind_dir.is_empty() { "recipes".to_string() } else { format!("recipes/{}", self.kind_dir) };
         p.write(&format!("{dir}/{}.toml", self.name), &recipe);

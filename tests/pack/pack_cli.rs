@@ -15,8 +15,8 @@ fn packs_staging_in_name_order_and_prints_the_sha256() {
     let proj = new_project();
     let p = proj.path();
     write(&p.join("rootfs/init"), b"#!/bin/sh\n", 0o755);
-    write(&p.join("staging/aarch64/zlib/usr/lib/libz.a"), b"z", 0o644);
-    write(&p.join("staging/aarch64/busybox/bin/busybox"), b"bb", 0o755);
+    write(&p.join("staging/aarch64/zlib/runtime/usr/lib/libz.a"), b"z", 0o644);
+    write(&p.join("staging/aarch64/busybox/runtime/bin/busybox"), b"bb", 0o755);
     std::fs::create_dir_all(p.join("staging/aarch64/.musl.tmp/junk")).unwrap();
     let out = ovm_in(p, &["pack", "aarch64", "-j", "1"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -35,8 +35,8 @@ fn packs_staging_in_name_order_and_prints_the_sha256() {
 fn a_file_from_two_packages_is_an_error_naming_both() {
     let proj = new_project();
     let p = proj.path();
-    write(&p.join("staging/x86_64/busybox/bin/sh"), b"1", 0o755);
-    write(&p.join("staging/x86_64/dash/bin/sh"), b"2", 0o755);
+    write(&p.join("staging/x86_64/busybox/runtime/bin/sh"), b"1", 0o755);
+    write(&p.join("staging/x86_64/dash/runtime/bin/sh"), b"2", 0o755);
     let out = ovm_in(p, &["pack", "x86_64"]);
     assert_eq!(out.status.code(), Some(1));
     let msg = text(&out);
@@ -130,14 +130,20 @@ fn a_fifo_in_a_staged_package_is_not_shipped() {
     let proj = new_project();
     let p = proj.path();
     write(&p.join("rootfs/init"), b"#!/bin/sh\n", 0o755);
-    write(&p.join("staging/x86_64/evil/usr/bin/tool"), b"x", 0o755);
-    nix::unistd::mkfifo(&p.join("staging/x86_64/evil/usr/bin/pipe"), nix::sys::stat::Mode::from_bits_truncate(0o644))
-        .unwrap();
+    write(&p.join("staging/x86_64/evil/runtime/usr/bin/tool"), b"x", 0o755);
+    nix::unistd::mkfifo(
+        &p.join("staging/x86_64/evil/runtime/usr/bin/pipe"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
     let out = ovm_in(p, &["pack", "x86_64"]);
     let msg = text(&out);
     assert_eq!(out.status.code(), Some(1), "{msg}");
     assert!(
-        msg.contains(&format!("package evil: {} is a fifo", p.join("staging/x86_64/evil/usr/bin/pipe").display())),
+        msg.contains(&format!(
+            "package evil: {} is a fifo",
+            p.join("staging/x86_64/evil/runtime/usr/bin/pipe").display()
+        )),
         "{msg}"
     );
     assert!(!p.join("output/x86_64/initrd.cpio.gz").exists());

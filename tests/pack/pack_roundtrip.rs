@@ -116,9 +116,9 @@ fn packed_project() -> (tempfile::TempDir, Manifest, std::path::PathBuf) {
     let proj = new_project();
     let p = proj.path();
     sample_tree(&p.join("rootfs"));
-    write(&p.join("staging/x86_64/alpha/usr/bin/alpha"), b"#!/bin/sh\n", 0o755);
-    write(&p.join("staging/x86_64/alpha/etc/motd"), b"package motd, hidden by rootfs\n", 0o644);
-    write(&p.join("staging/x86_64/beta/usr/lib/libbeta.so"), &noise(9, 3000), 0o755);
+    write(&p.join("staging/x86_64/alpha/runtime/usr/bin/alpha"), b"#!/bin/sh\n", 0o755);
+    write(&p.join("staging/x86_64/alpha/runtime/etc/motd"), b"package motd, hidden by rootfs\n", 0o644);
+    write(&p.join("staging/x86_64/beta/runtime/usr/lib/libbeta.so"), &noise(9, 3000), 0o755);
     write(&p.join("overlay/etc/issue"), b"overlay issue\n", 0o644);
     let mut table = std::fs::read_to_string(p.join("config/device_table.txt")).unwrap();
     table.push_str(

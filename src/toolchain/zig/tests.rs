@@ -69,7 +69,24 @@ fn cc_fixes_the_target_and_drops_only_the_lld_incompatible_flags() {
         tc.path(),
     );
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(lines(&out), ["cc", "-target", "aarch64-linux-musl", "-O2", "-DMSG=\"a b\"", "", "-Wl,--gc-sections"]);
+    assert_eq!(
+        lines(&out),
+        ["cc", "-target", "aarch64-linux-musl", "-Wl,--build-id=sha1", "-O2", "-DMSG=\"a b\"", "", "-Wl,--gc-sections"]
+    );
+}
+
+/// A link gets a GNU build-id (the package step files debug info under it); a compile or a query
+/// of the compiler gets no linker flag, which clang would call unused.
+#[test]
+fn cc_asks_for_a_build_id_only_when_it_links() {
+    let tc = fake_toolchain();
+    let cc = tc.path().join("bin/x86_64-linux-musl-cc");
+    let link = run(&cc, &["-o", "x", "x.o"], tc.path());
+    assert_eq!(lines(&link), ["cc", "-target", "x86_64-linux-musl", "-Wl,--build-id=sha1", "-o", "x", "x.o"]);
+    for args in [&["-c", "x.c"][..], &["-E", "x.c"], &["--version"], &["-print-file-name=libc.a"]] {
+        let out = run(&cc, args, tc.path());
+        assert!(!lines(&out).iter().any(|l| l.contains("build-id")), "{args:?}: {:?}", lines(&out));
+    }
 }
 
 #[test]

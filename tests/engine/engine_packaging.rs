@@ -1,0 +1,310 @@
+//! The package step on real compiled packages (zig toolchain, strict sandbox): an install is
+//! split into `PKG`, `PKG-dev`, `PKG-dbg`, `PKG-doc` and `PKG-locale`; programs are stripped with
+//! their debug info kept under their build-id; the image takes the runtime packages only and a
+//! dependent's sysroot the runtime and development ones. And every QA check, package and image,
+//! tripped by a recipe of its own, with the file and the reason in the message.
+
+use crate::build_support::{self, require_tool, TestProject};
+use crate::engine_fixture::*;
+
+use std::process::Command;
+
+fn readelf(args: &[&str], file: &std::path::Path) -> String {
+    let out = Command::new("readelf").args(args).arg(file).output().expect("running readelf");
+    assert!(out.status.success(), "readelf {args:?} {}: {}", file.display(), build_support::text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn build_id(file: &std::path::Path) -> String {
+    let notes = readelf(&["-n"], file);
+    notes
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Build ID: "))
+        .unwrap_or_else(|| panic!("{} has no build-id:\n{notes}", file.display()))
+        .to_string()
+}
+
+const TOOL_C: &str =
+    "#include <stdio.h>\n#include \"tool.h\"\nint main(void) { printf(\"tool %d\\n\", tool_answer()); return 0; }\n";
+const LIB_C: &str = "#include \"tool.h\"\nint tool_answer(void) { return 42; }\n";
+
+/// `tool`: a program built with -g, its library (header, archive, .pc), a manual page, a message
+/// catalogue and a `tool-config` script the recipe files under `-dev`.
+fn tool() -> Pkg {
+    Pkg::new(
+        "tool",
+        vec![
+            file("tool.c", TOOL_C),
+            file("lib.c", LIB_C),
+            file("tool.h", "int tool_answer(void);\n"),
+            file("tool.pc", "prefix=/usr\nName: tool\nVersion: 1.0\nDescription: t\nLibs: -ltool\n"),
+            file("tool.1", ".TH TOOL 1\n"),
+            file("tool.mo", "catalogue"),
+            file("tool-config", "echo -ltool\n"),
+        ],
+        r#"style = "custom"
+compile = '''
+$CC -g -O1 -c /ovm/src/lib.c -o lib.o
+$AR rcs libtool.a lib.o
+$CC -g -O1 -static -I/ovm/src -o tool /ovm/src/tool.c lib.o
+'''
+install = '''
+cd "$DESTDIR"
+mkdir -p usr/bin usr/include usr/lib/pkgconfig usr/share/man/man1 usr/share/locale/de/LC_MESSAGES
+cp /ovm/build/tool usr/bin/tool
+cp /ovm/src/tool-config usr/bin/tool-config
+cp /ovm/src/tool.h usr/include/
+cp /ovm/build/libtool.a usr/lib/
+cp /ovm/src/tool.pc usr/lib/pkgconfig/
+cp /ovm/src/tool.1 usr/share/man/man1/
+cp /ovm/src/tool.mo usr/share/locale/de/LC_MESSAGES/
+'''"#,
+    )
+    .toml("[package]\ndev = [\"usr/bin/*-config\"]\n")
+}
+
+/// `user`: compiles against tool's header and archive from its sysroot, and says what else it saw.
+fn user() -> Pkg {
+    Pkg::new(
+        "user",
+        vec![file("user.c", "#include <tool.h>\nint main(void) { return tool_answer() == 42 ? 0 : 1; }\n")],
+        r#"style = "custom"
+compile = '''
+$CC $CPPFLAGS -static -o user /ovm/src/user.c $LDFLAGS -ltool
+for d in usr/share/man usr/lib/debug usr/share/locale usr/bin/tool-config; do if [ -e "$SYSROOT/$d" ]; then echo "$d"; fi; done > seen
+'''
+install = '''
+mkdir -p "$DESTDIR/usr/bin" "$DESTDIR/usr/share/user"
+cp user "$DESTDIR/usr/bin/user"
+cp seen "$DESTDIR/usr/share/user/seen"
+'''"#,
+    )
+    .depends(&["tool"])
+    .toml("[package]\nstrip = false\n")
+}
+
+#[test]
+fn an_install_is_split_stripped_and_its_debug_info_kept_under_the_build_id() {
+    require_tool("readelf");
+    let p = project();
+    tool().write(&p, "split");
+    user().write(&p, "split");
+    p.ok(&["build", "x86_64"]);
+
+    let staged = |rel: &str| p.path().join("staging/x86_64/tool").join(rel);
+    for rel in [
+        "runtime/usr/bin/tool",
+        "dev/usr/bin/tool-config",
+        "dev/usr/include/tool.h",
+        "dev/usr/lib/libtool.a",
+        "dev/usr/lib/pkgconfig/tool.pc",
+        "doc/usr/share/man/man1/tool.1",
+        "locale/usr/share/locale/de/LC_MESSAGES/tool.mo",
+    ] {
+        assert!(staged(rel).is_file(), "{rel} is not where the split puts it");
+    }
+    assert!(!staged("runtime/usr/include").exists() && !staged("runtime/usr/bin/tool-config").exists());
+
+    // The program is stripped, with a debuglink; its debug file carries the DWARF, under its
+    // build-id, and readelf reads the same build-id from both.
+    let program = staged("runtime/usr/bin/tool");
+    let sections = readelf(&["-S", "-W"], &program);
+    assert!(!sections.contains(".symtab") && !sections.contains(".debug_"), "not stripped:\n{sections}");
+    assert!(sections.contains(".gnu_debuglink"), "no debuglink:\n{sections}");
+    let id = build_id(&program);
+    let debug = staged(&format!("dbg/usr/lib/debug/.build-id/{}/{}.debug", &id[..2], &id[2..]));
+    assert!(debug.is_file(), "no debug file for build-id {id} at {}", debug.display());
+    assert_eq!(build_id(&debug), id, "the debug file belongs to another build");
+    assert!(readelf(&["-S", "-W"], &debug).contains(".debug_info"), "the debug file has no DWARF");
+    let out = Command::new(&program).output().expect("running the stripped tool");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "tool 42\n");
+    let log = p.read("logs/x86_64/tool/package.log");
+    assert!(log.contains("stripped usr/bin/tool") && log.contains("tool-dev: 4 file(s)"), "{log}");
+
+    // `strip = false` keeps the symbols, and there is no -dbg package.
+    let user_bin = p.path().join("staging/x86_64/user/runtime/usr/bin/user");
+    assert!(readelf(&["-S", "-W"], &user_bin).contains(".symtab"));
+    assert!(!p.path().join("staging/x86_64/user/dbg").exists());
+
+    // The dependent saw the runtime and development packages, not the docs, locales or debug info.
+    let seen = p.read("staging/x86_64/user/runtime/usr/share/user/seen");
+    assert_eq!(seen, "usr/bin/tool-config\n", "user's sysroot held more or less than tool and tool-dev");
+
+    // The image: runtime packages only.
+    let manifest = p.read("output/x86_64/manifest.txt");
+    let paths: Vec<&str> = manifest.lines().filter_map(|l| l.split('\t').next()).collect();
+    assert!(paths.contains(&"/usr/bin/tool") && paths.contains(&"/usr/bin/user"), "{manifest}");
+    for banned in [
+        "/usr/include",
+        "/usr/lib/libtool.a",
+        "/usr/lib/pkgconfig",
+        "/usr/share/man",
+        "/usr/share/locale",
+        "/usr/lib/debug",
+        "/usr/bin/tool-config",
+    ] {
+        assert!(!paths.iter().any(|p| p.starts_with(banned)), "{banned} is in the image:\n{manifest}");
+    }
+
+    // A change to the split rules alone reruns the package task, from the same install.
+    let recipe = p.read("recipes/tool.toml").replace("dev = [\"usr/bin/*-config\"]", "doc = [\"usr/bin/*-config\"]");
+    p.write("recipes/tool.toml", &recipe);
+    p.ok(&["build", "x86_64", "tool"]);
+    assert_eq!(p.tasks_run("x86_64"), vec!["tool package".to_string()]);
+    assert!(staged("doc/usr/bin/tool-config").is_file() && !staged("dev/usr/bin/tool-config").exists());
+    assert_eq!(build_id(&staged("runtime/usr/bin/tool")), id);
+}
+
+/// One QA case: a package whose install trips `check`, and what the message must say.
+struct Case {
+    name: &'static str,
+    compile: &'static str,
+    install: &'static str,
+    waive: &'static str,
+    check: &'static str,
+    says: &'static [&'static str],
+}
+
+const FOO_SO: &str = "printf 'int foo(void){return 0;}\\n' > foo.c\n\
+    printf 'int foo(void);\\nint main(void){return foo();}\\n' > m.c\n\
+    $CC -shared -fPIC -Wl,-soname,libfoo.so foo.c -o libfoo.so\n";
+
+const CASES: &[Case] = &[
+    Case {
+        name: "qa-host-path",
+        compile: "true",
+        install: "mkdir -p \"$DESTDIR/usr/share\"; echo 'builddir=/ovm/build/x' > \"$DESTDIR/usr/share/paths\"",
+        waive: "",
+        check: "host-path",
+        says: &["/usr/share/paths", "/ovm/build", "path of the build sandbox"],
+    },
+    Case {
+        name: "qa-arch",
+        compile: "printf 'int main(void){return 0;}\\n' > a.c; aarch64-linux-musl-cc -static a.c -o arm",
+        install: "mkdir -p \"$DESTDIR/usr/bin\"; cp arm \"$DESTDIR/usr/bin/arm\"",
+        waive: "",
+        check: "arch",
+        says: &["/usr/bin/arm", "machine 183", "target's 62"],
+    },
+    Case {
+        name: "qa-rpath",
+        compile: "FOO_SO $CC m.c -L. -lfoo -Wl,-rpath,/opt/lib -o m",
+        install: "mkdir -p \"$DESTDIR/usr/bin\"; cp m \"$DESTDIR/usr/bin/m\"",
+        waive: "",
+        check: "rpath",
+        says: &["/usr/bin/m", "RPATH/RUNPATH /opt/lib"],
+    },
+    Case {
+        name: "qa-setuid",
+        compile: "true",
+        install: "mkdir -p \"$DESTDIR/usr/bin\"; echo data > \"$DESTDIR/usr/bin/s\"; chmod 4755 \"$DESTDIR/usr/bin/s\"",
+        waive: "",
+        check: "setuid",
+        says: &["/usr/bin/s", "setuid or setgid"],
+    },
+    Case {
+        name: "qa-wrong-place",
+        compile: "true",
+        install: "mkdir -p \"$DESTDIR/usr/etc\"; echo x > \"$DESTDIR/usr/etc/x.conf\"",
+        waive: "",
+        check: "wrong-place",
+        says: &["/usr/etc/x.conf", "under /usr/etc"],
+    },
+    Case {
+        name: "qa-interpreter",
+        compile: "FOO_SO $CC m.c -L. -lfoo -o m",
+        install: "mkdir -p \"$DESTDIR/usr/bin\" \"$DESTDIR/usr/lib\"; cp m \"$DESTDIR/usr/bin/m\"; cp libfoo.so \"$DESTDIR/usr/lib/\"",
+        waive: "",
+        check: "interpreter",
+        says: &["/usr/bin/m", "/lib/ld-musl-x86_64.so.1", "does not contain"],
+    },
+    Case {
+        name: "qa-libraries",
+        compile: "FOO_SO $CC m.c -L. -lfoo -o m",
+        install: "mkdir -p \"$DESTDIR/usr/bin\"; cp m \"$DESTDIR/usr/bin/m\"",
+        waive: "interpreter = \"the loader comes with the real image, not this test's\"",
+        check: "libraries",
+        says: &["/usr/bin/m", "needs libfoo.so"],
+    },
+    Case {
+        name: "qa-shebang",
+        compile: "true",
+        install: "mkdir -p \"$DESTDIR/usr/bin\"; printf '#!/bin/bash\\necho hi\\n' > \"$DESTDIR/usr/bin/b\"",
+        waive: "",
+        check: "shebang",
+        says: &["/usr/bin/b", "script for /bin/bash"],
+    },
+];
+
+fn case_pkg(c: &Case, waive_it: bool) -> Pkg {
+    let mut waive = c.waive.to_string();
+    if waive_it {
+        waive.push_str(&format!("\n{} = \"this test waives what it tripped\"", c.check));
+    }
+    let tail = if waive.trim().is_empty() { String::new() } else { format!("[package.waive]\n{waive}\n") };
+    Pkg::new(
+        c.name,
+        vec![file("README", "a QA test package\n")],
+        &format!(
+            "style = \"custom\"\ncompile = '''\n{}\n'''\ninstall = '''\n{}\n'''",
+            c.compile.replace("FOO_SO ", FOO_SO),
+            c.install
+        ),
+    )
+    .toml(&tail)
+}
+
+/// Each check fails its package (or, for the image checks, the pack) with the file and the
+/// reason; the same recipe waiving the check by name builds.
+#[test]
+fn every_qa_check_trips_on_its_recipe_names_file_and_reason_and_can_be_waived() {
+    let p = project();
+    for c in CASES {
+        case_pkg(c, false).write(&p, "qa");
+        let image_check = ["interpreter", "libraries", "shebang"].contains(&c.check);
+        let out = if image_check {
+            // The package itself passes; the image it goes into does not.
+            p.ok(&["build", "x86_64", c.name]);
+            p.run(&["pack", "x86_64"])
+        } else {
+            p.run(&["build", "x86_64", c.name])
+        };
+        let text = build_support::text(&out);
+        assert!(!out.status.success(), "{}: passed QA:\n{text}", c.name);
+        assert!(text.contains(&format!("[{}]", c.check)), "{}: the check is not named:\n{text}", c.name);
+        for want in c.says {
+            assert!(text.contains(want), "{}: no {want:?} in:\n{text}", c.name);
+        }
+        if image_check {
+            assert!(text.contains(&format!("{}: ", c.name)), "{}: the package is not named:\n{text}", c.name);
+        } else {
+            assert!(!p.path().join("staging/x86_64").join(c.name).exists(), "{}: a failed package was staged", c.name);
+            assert!(text.contains(&format!("recipes/{}.toml", c.name)), "{}: the recipe is not named:\n{text}", c.name);
+        }
+
+        case_pkg(c, true).write(&p, "qa");
+        p.ok(&["build", "x86_64", c.name]);
+        if image_check {
+            p.ok(&["pack", "x86_64"]);
+        }
+        // Out of the way of the next case's image.
+        std::fs::remove_dir_all(p.path().join("staging/x86_64").join(c.name)).expect("removing the staged case");
+        std::fs::remove_file(p.path().join(format!("recipes/{}.toml", c.name))).expect("removing the case");
+    }
+}
+
+/// A waiver names a check that exists and says why.
+#[test]
+fn a_waiver_of_an_unknown_check_or_without_a_reason_is_a_recipe_error() {
+    let p = TestProject::with_real_tools();
+    let base = || Pkg::new("w", vec![file("README", "x\n")], "style = \"custom\"\ninstall = \"true\"");
+    base().toml("[package.waive]\nrpaths = \"typo\"\n").write(&p, "waive");
+    let text = build_support::text(&p.run(&["list"]));
+    assert!(
+        text.contains("recipes/w.toml") && text.contains("no QA check is named `rpaths`") && text.contains("rpath,"),
+        "{text}"
+    );
+    base().toml("[package.waive]\nrpath = \" \"\n").write(&p, "waive");
+    let text = build_support::text(&p.run(&["list"]));
+    assert!(text.contains("package.waive.rpath: say why"), "{text}");
+}
