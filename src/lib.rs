@@ -12,6 +12,7 @@ pub mod elf;
 pub mod engine;
 pub mod error_text;
 pub mod fault;
+pub mod feed;
 pub mod fetch;
 pub mod file_kind;
 pub mod graph;

@@ -129,15 +129,24 @@ pub const ARCHIVE_MTIME: u64 = 1_700_000_000;
 /// written once per name, as content. Unpacked again (`crate::unpack`), it [`hash_tree`]s as
 /// `root` did.
 pub fn archive(root: &Path, out: impl io::Write) -> Result<(), TreeError> {
+    archive_at(root, out, ARCHIVE_MTIME)
+}
+
+/// [`archive`] with every entry dated `mtime` (a package feed's SOURCE_DATE_EPOCH).
+pub fn archive_at(root: &Path, out: impl io::Write, mtime: u64) -> Result<(), TreeError> {
     let werr = |source| TreeError::Write { path: root.to_path_buf(), source };
     let mut tar = tar::Builder::new(out);
     tar.mode(tar::HeaderMode::Deterministic);
-    for (rel, (kind, md)) in walk_stat(root)? {
+    let header = |mode: u32| {
         let mut h = tar::Header::new_gnu();
         h.set_uid(0);
         h.set_gid(0);
-        h.set_mtime(ARCHIVE_MTIME);
-        h.set_mode(md.permissions().mode() & 0o777);
+        h.set_mtime(mtime);
+        h.set_mode(mode & 0o777);
+        h
+    };
+    for (rel, (kind, md)) in walk_stat(root)? {
+        let mut h = header(md.permissions().mode());
         let path = root.join(&rel);
         match kind {
             Kind::Dir => {

@@ -578,9 +578,11 @@ pub(crate) fn build(
     let ctx = run.ctx(domain, &log, equipment);
     let outputs = build_domain(&ctx, &targets, &reports)?;
 
-    // The image, unless only some packages were asked for.
+    // The image and its package feed, unless only some packages were asked for.
     let image = if opts.packages.is_empty() {
-        Some(pack_image(project, opts.arch, &targets, &outputs, &log, run.observer)?)
+        let image = pack_image(project, opts.arch, &targets, &outputs, &log, run.observer)?;
+        write_feed(project, opts.arch, &targets, &outputs, &log, run.observer)?;
+        Some(image)
     } else {
         None
     };
@@ -686,6 +688,58 @@ fn pack_image(
     };
     states.write_stamp(IMAGE, &TaskName::pack(), &Stamp::new(inputs, Some(output), t0.elapsed()))?;
     Ok(ImageReport { path: out.image, manifest: out.manifest, size: out.size, sha256: out.sha256, repacked: true })
+}
+
+/// Bumped when what the feed holds for the same packages changes.
+const FEED_FORMAT: &str = "1";
+
+/// Writes `output/ARCH/feed/` (`crate::feed`) for the packages of the image, unless it is there
+/// as the last run wrote it for the same packages. Its signature holds every package's output
+/// hash and the recipe fields its control files carry.
+fn write_feed(
+    project: &Project,
+    arch: Arch,
+    targets: &[&Recipe],
+    outputs: &BTreeMap<String, String>,
+    log: &ContextLog,
+    observer: &dyn Observer,
+) -> Result<(), EngineError> {
+    let mut inputs = Inputs::new();
+    inputs.set("engine", ENGINE_VERSION).set("format", FEED_FORMAT);
+    inputs.set("source_date_epoch", project.source_date_epoch().to_string());
+    for r in targets {
+        let p = format!("package.{}", r.name);
+        inputs.set(format!("{p}.output"), outputs.get(&r.name).cloned().unwrap_or_default());
+        inputs.set(format!("{p}.version"), &r.version).set(format!("{p}.license"), &r.license);
+        inputs.set(format!("{p}.description"), r.description.clone().unwrap_or_default());
+        inputs.set(format!("{p}.homepage"), r.homepage.clone().unwrap_or_default());
+        inputs.set(format!("{p}.depends"), r.depends.join(","));
+    }
+    let sig = inputs.signature();
+    let dir = project.layout().feed(arch);
+    let states = StateDir::new(project.layout(), Domain::Target(arch));
+    if let Some(stamp) = states.stamp(IMAGE, &TaskName::feed())? {
+        let intact = || matches!(&stamp.output, Some(StampOutput::Staged { hash }) if tree::hash_tree(&dir).is_ok_and(|h| h == *hash));
+        if stamp.signature == sig && intact() {
+            return Ok(());
+        }
+    }
+    let feed = TaskName::feed();
+    let task = TaskRef { domain: Domain::Target(arch), package: IMAGE, task: &feed };
+    log.start(arch.name(), IMAGE, "feed", &sig);
+    observer.event(&Event::Started { task, log: log.path() });
+    let t0 = Instant::now();
+    let written = crate::feed::packages(project.layout(), arch, targets)
+        .and_then(|packages| crate::feed::write(&packages, arch, &dir, project.source_date_epoch()))
+        .inspect_err(|_| {
+            log.failed(arch.name(), IMAGE, "feed", t0.elapsed(), log.path());
+            observer.event(&Event::Failed { task, elapsed: t0.elapsed(), log: log.path() });
+        })?;
+    log.done(arch.name(), IMAGE, "feed", t0.elapsed(), &sig);
+    observer.event(&Event::Finished { task, elapsed: t0.elapsed() });
+    let hash = tree::hash_tree(&written.dir)?;
+    states.write_stamp(IMAGE, &feed, &Stamp::new(inputs, Some(StampOutput::Staged { hash }), t0.elapsed()))?;
+    Ok(())
 }
 
 /// The image a pack stamp describes, if it is still there with the recorded size and hash.

@@ -76,6 +76,7 @@ impl<'a> Ctx<'a> {
             jobs: self.slots.jobs(),
             native: !recipe.native.is_empty(),
             source_date_epoch: self.source_date_epoch,
+            source_map: self.domain.splits().then(|| format!("/usr/src/debug/{}-{}", recipe.name, recipe.version)),
             recipe_env: &recipe_env,
         })
     }

@@ -26,6 +26,10 @@ pub struct EnvSpec<'a> {
     /// package without them keeps the environment (and signature) it had.
     pub native: bool,
     pub source_date_epoch: u64,
+    /// Where a target package's sources are said to be in what it builds (`__FILE__`, debug
+    /// info): `/usr/src/debug/NAME-VERSION`, as OpenEmbedded maps them, instead of the sandbox's
+    /// `/ovm/src` and `/ovm/build`, which the package step's QA refuses in an output.
+    pub source_map: Option<String>,
     /// The recipe's `env`, applied last so a recipe can override a default (not PATH).
     pub recipe_env: &'a [(String, String)],
 }
@@ -70,7 +74,7 @@ pub fn build_env(spec: &EnvSpec<'_>) -> Vec<(String, String)> {
         ("HOSTCC".into(), format!("{h}-cc")),
         ("HOSTCXX".into(), format!("{h}-c++")),
         ("CFLAGS".into(), "-Os".into()),
-        ("CPPFLAGS".into(), format!("-isystem {SYSROOT_DIR}/usr/include")),
+        ("CPPFLAGS".into(), cppflags(spec.source_map.as_deref())),
         ("LDFLAGS".into(), format!("-L{SYSROOT_DIR}/usr/lib")),
         ("PKG_CONFIG_SYSROOT_DIR".into(), SYSROOT_DIR.into()),
         // Only the sysroot's `.pc` files (architecture-independent ones live in share/).
@@ -85,6 +89,17 @@ pub fn build_env(spec: &EnvSpec<'_>) -> Vec<(String, String)> {
         ("ZIG_LOCAL_CACHE_DIR".into(), format!("{CACHE_DIR}/zig")),
     ];
     with_recipe_env(env, spec.recipe_env, &["PATH"])
+}
+
+/// The preprocessor's flags: the sysroot's headers, and (`-ffile-prefix-map`, which gcc and clang
+/// apply to `__FILE__` and debug info alike) the source and build dirs mapped to `source_map`.
+/// CPPFLAGS rather than CFLAGS: a recipe sets its own optimisation in CFLAGS far more often.
+fn cppflags(source_map: Option<&str>) -> String {
+    let mut flags = format!("-isystem {SYSROOT_DIR}/usr/include");
+    if let Some(to) = source_map {
+        flags.push_str(&format!(" -ffile-prefix-map={SRC_DIR}={to} -ffile-prefix-map={BUILD_DIR}={to}/build"));
+    }
+    flags
 }
 
 /// `env` with the recipe's own variables set over it (a recipe's value wins), except the names in
@@ -143,6 +158,7 @@ mod tests {
             jobs: 2,
             native: false,
             source_date_epoch: 42,
+            source_map: None,
             recipe_env,
         }
     }

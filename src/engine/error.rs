@@ -29,6 +29,8 @@ pub enum EngineError {
     #[error(transparent)]
     Split(#[from] crate::split::SplitError),
     #[error(transparent)]
+    Feed(#[from] crate::feed::FeedError),
+    #[error(transparent)]
     QaRead(#[from] crate::qa::QaError),
     /// QA checks failed: every finding, then how to waive one.
     #[error(

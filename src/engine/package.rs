@@ -412,8 +412,9 @@ fn run_task(
 /// Prints a failure: the last lines (each cut to a bounded length),
 /// then where the rest is.
 ///
-/// A source that could not be fetched is the exception: its log holds the same list of places
+/// A source that could not be fetched is an exception: its log holds the same list of places
 /// tried as the error, with apt's own output, which stays there (see `fetch::AttemptKind::Apt`).
+/// Failed QA checks are the other: the error lists every finding.
 pub fn report_failure(f: &Failure, out: &mut dyn Write) {
     let error = match &f.error {
         EngineError::Fetch(e) => e.for_console(),
@@ -424,7 +425,8 @@ pub fn report_failure(f: &Failure, out: &mut dyn Write) {
     } else {
         let _ = writeln!(out, "ovm: {} stopped before {} could start: {error}", f.package, f.task);
     }
-    if matches!(f.error, EngineError::Fetch(_)) {
+    // The log of these holds what the error already says (the places tried, the QA findings).
+    if matches!(f.error, EngineError::Fetch(_) | EngineError::Qa { .. }) {
         let _ = writeln!(out, "log: {}", f.log.display());
         return;
     }

@@ -111,7 +111,6 @@ fn run_in(
     }
     let hash = freshness::output_hash(ctx.domain, &dirs.package)?;
     tree::commit_then(&dirs.package, &dirs.staging, || fault::point("package.exchanged", &recipe.name))?;
-    tree::remove_all(&dirs.package)?;
     Ok(StampOutput::Staged { hash })
 }
 

@@ -131,6 +131,10 @@ impl Layout {
     pub fn output(&self, arch: Arch) -> PathBuf {
         self.output_root().join(arch.name())
     }
+    /// The package feed of ARCH's image: `.ipk` files and their `Packages` index.
+    pub fn feed(&self, arch: Arch) -> PathBuf {
+        self.output(arch).join("feed")
+    }
     /// `ovm graph`'s pictures of ARCH's build, image and dependencies.
     pub fn graphs(&self, arch: Arch) -> PathBuf {
         self.output(arch).join("graphs")

@@ -73,6 +73,10 @@ impl TaskName {
     pub fn pack() -> TaskName {
         TaskName::builtin("pack")
     }
+    /// The package feed's task (`states/ARCH/image.feed`).
+    pub fn feed() -> TaskName {
+        TaskName::builtin("feed")
+    }
 
     pub fn as_str(&self) -> &str {
         &self.0

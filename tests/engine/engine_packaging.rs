@@ -308,3 +308,103 @@ fn a_waiver_of_an_unknown_check_or_without_a_reason_is_a_recipe_error() {
     let text = build_support::text(&p.run(&["list"]));
     assert!(text.contains("package.waive.rpath: say why"), "{text}");
 }
+
+/// The `Packages` index as field maps, by package name.
+fn index(text: &str) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for stanza in text.split("\n\n").filter(|s| !s.trim().is_empty()) {
+        let fields: std::collections::BTreeMap<String, String> =
+            stanza.lines().filter_map(|l| l.split_once(": ")).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        out.insert(fields["Package"].clone(), fields);
+    }
+    out
+}
+
+/// The feed: one `.ipk` per non-empty part, each read by `dpkg-deb`; its `Packages` index says
+/// what `dpkg-scanpackages` says of the same files, field by field; a second project building the
+/// same recipes writes the same bytes.
+#[test]
+fn the_feed_is_read_by_dpkg_indexed_as_dpkg_scanpackages_does_and_reproducible() {
+    require_tool("dpkg-deb");
+    require_tool("dpkg-scanpackages");
+    let feed_of = |p: &TestProject| {
+        tool().write(p, "feed");
+        user().write(p, "feed");
+        p.ok(&["build", "x86_64"]);
+        p.path().join("output/x86_64/feed")
+    };
+    let p = project();
+    let feed = feed_of(&p);
+    let mut names: Vec<String> =
+        std::fs::read_dir(&feed).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "Packages",
+            "Packages.gz",
+            "tool-dbg_1.0_x86_64.ipk",
+            "tool-dev_1.0_x86_64.ipk",
+            "tool-doc_1.0_x86_64.ipk",
+            "tool-locale_1.0_x86_64.ipk",
+            "tool_1.0_x86_64.ipk",
+            "user_1.0_x86_64.ipk",
+        ]
+    );
+    let dpkg = |args: &[&str], file: &str| {
+        let out = Command::new("dpkg-deb").args(args).arg(feed.join(file)).output().expect("dpkg-deb");
+        assert!(out.status.success(), "dpkg-deb {args:?} {file}: {}", build_support::text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let info = dpkg(&["--info"], "tool-dev_1.0_x86_64.ipk");
+    for want in [
+        "Package: tool-dev",
+        "Version: 1.0",
+        "Depends: tool (= 1.0)",
+        "Architecture: x86_64",
+        "License: MIT",
+        "Source: tool",
+    ] {
+        assert!(info.contains(want), "no {want:?} in dpkg-deb --info:\n{info}");
+    }
+    let contents = dpkg(&["--contents"], "tool-dev_1.0_x86_64.ipk");
+    for want in ["usr/include/tool.h", "usr/lib/libtool.a", "usr/lib/pkgconfig/tool.pc", "usr/bin/tool-config"] {
+        assert!(contents.contains(want), "no {want} in dpkg-deb --contents:\n{contents}");
+    }
+    assert!(dpkg(&["--contents"], "tool_1.0_x86_64.ipk").contains("usr/bin/tool\n"));
+    assert!(dpkg(&["--contents"], "tool-dbg_1.0_x86_64.ipk").contains("usr/lib/debug/.build-id/"));
+    assert!(dpkg(&["--field"], "user_1.0_x86_64.ipk").contains("Depends: tool\n"), "user runs with tool");
+
+    let scanned = Command::new("dpkg-scanpackages")
+        .args(["-t", "ipk", "."])
+        .current_dir(&feed)
+        .output()
+        .expect("dpkg-scanpackages");
+    assert!(scanned.status.success(), "{}", build_support::text(&scanned));
+    let theirs = index(&String::from_utf8_lossy(&scanned.stdout));
+    let ours = index(&p.read("output/x86_64/feed/Packages"));
+    assert_eq!(ours.keys().collect::<Vec<_>>(), theirs.keys().collect::<Vec<_>>());
+    for (name, fields) in &ours {
+        for (k, v) in fields {
+            let (their_key, their_value) = match k.as_str() {
+                "SHA256sum" => ("SHA256", theirs[name].get("SHA256").cloned()),
+                "Filename" => {
+                    ("Filename", theirs[name].get("Filename").map(|f| f.trim_start_matches("./").to_string()))
+                }
+                k => (k, theirs[name].get(k).cloned()),
+            };
+            assert_eq!(their_value.as_deref(), Some(v.as_str()), "{name}: {k} (dpkg-scanpackages' {their_key})");
+        }
+    }
+    let gz = std::fs::read(feed.join("Packages.gz")).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut text).unwrap();
+    assert_eq!(text, p.read("output/x86_64/feed/Packages"));
+
+    // The same recipes in another project: the same feed, byte for byte.
+    let q = project();
+    let again = feed_of(&q);
+    for name in &names {
+        assert!(std::fs::read(feed.join(name)).unwrap() == std::fs::read(again.join(name)).unwrap(), "{name} differs");
+    }
+}
