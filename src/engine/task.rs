@@ -14,7 +14,8 @@
 //! | first step  | do_configure / Build/Configure | style, script, environment, config files, toolchain,    |
 //! |             |                                | build tools, dependencies' output hashes, isolation     |
 //! | later steps | do_compile, do_install …       | script                                                  |
-//! | package     | do_package / Package/install   | — (its product, the staged tree's hash, is the *output*) |
+//! | package     | do_package / Package/install   | a target's `[package]` (its product, the staged tree's  |
+//! |             |                                | hash, is the *output*)                                  |
 //!
 //! Fields that cannot change the bytes produced (description, homepage, URLs, -j) are deliberately
 //! not inputs: editing them rebuilds nothing.
