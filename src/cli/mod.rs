@@ -119,6 +119,15 @@ pub enum Command {
         #[arg(long)]
         allow_empty: bool,
     },
+    /// Write output/ARCH/legal-info/: the license texts, exact source archives and patches of the
+    /// image's packages, and a manifest (Buildroot's legal-info); the packages must be built
+    LegalInfo {
+        /// x86_64 (amd64) or aarch64 (arm64)
+        arch: Arch,
+        /// Fail at once if another ovm holds this project's lock, instead of waiting
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Boot the initrd in qemu on the serial console; with --expect, pass/fail by exit code
     /// (0 pass, 10 timeout, 11 kernel panic, 12 marker missing, 13 qemu failed)
     Boot {
@@ -350,6 +359,17 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
                 );
             }
             println!("{}  {}", out.sha256, out.image.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::LegalInfo { arch, no_wait } => {
+            let project = cli.project(settings)?;
+            // The staged packages must not change while they are read.
+            let _lock = crate::engine::build::lock_project(&project, *no_wait)?;
+            let info = crate::engine::legal::legal_info(&project, *arch)?;
+            if !info.without_license_files.is_empty() && !cli.quiet {
+                eprintln!("ovm: no license file named by: {}", info.without_license_files.join(", "));
+            }
+            println!("{} ({} packages)", info.dir.display(), info.packages);
             Ok(ExitCode::SUCCESS)
         }
         Command::Boot { arch, kernel, initrd, append, disks, timeout, expect, grace, memory } => {

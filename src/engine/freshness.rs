@@ -213,6 +213,7 @@ pub fn signatures(
             TaskKind::Package => {
                 if ctx.domain.splits() {
                     inputs.set("package", recipe.package.describe());
+                    inputs.set("license_files", recipe.license_files.join(","));
                 }
             }
         }

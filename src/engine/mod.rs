@@ -17,6 +17,7 @@ pub(crate) mod env;
 mod error;
 pub(crate) mod freshness;
 pub mod inspect;
+pub mod legal;
 pub(crate) mod lock;
 pub mod menuconfig;
 pub(crate) mod package;

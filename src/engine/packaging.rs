@@ -94,7 +94,9 @@ fn run_in(
     }
     let cx = qa::PackageContext { machine, project: ctx.root() };
     let waived = recipe.package.waive.keys().copied().collect();
-    let findings = qa::unwaived(qa::check_package(&dirs.package, &cx)?, &waived);
+    let mut findings = qa::check_package(&dirs.package, &cx)?;
+    findings.extend(copy_licenses(recipe, dirs)?);
+    let findings = qa::unwaived(findings, &waived);
     for (check, why) in &recipe.package.waive {
         report.push_str(&format!("QA check {check} waived: {why}\n"));
     }
@@ -112,6 +114,31 @@ fn run_in(
     let hash = freshness::output_hash(ctx.domain, &dirs.package)?;
     tree::commit_then(&dirs.package, &dirs.staging, || fault::point("package.exchanged", &recipe.name))?;
     Ok(StampOutput::Staged { hash })
+}
+
+/// Copies the recipe's license texts from the source tree into `package/licenses/` (where `ovm
+/// legal-info` and the SBOM find them, also after a restore from the shared-state cache, which
+/// has no source tree); each one missing is a finding.
+fn copy_licenses(recipe: &Recipe, dirs: &WorkDirs) -> Result<Vec<qa::Finding>, EngineError> {
+    let mut missing = Vec::new();
+    let to_dir = dirs.package.join(crate::layout::LICENSES_DIR);
+    for rel in &recipe.license_files {
+        let from = dirs.src.join(rel);
+        if !from.is_file() {
+            missing.push(qa::Finding {
+                check: qa::Check::LicenseFile,
+                file: rel.clone(),
+                reason: "is named in license_files but is no file of the unpacked source tree".into(),
+            });
+            continue;
+        }
+        let to = to_dir.join(rel);
+        if let Some(parent) = to.parent() {
+            step::mkdir(parent)?;
+        }
+        std::fs::copy(&from, &to).map_err(|source| EngineError::Write { path: to.clone(), source })?;
+    }
+    Ok(missing)
 }
 
 /// Appends `text` to `log` (the strip script's output may be there already).

@@ -187,6 +187,7 @@ mod tests {
     fn recipe(build: Option<Build>) -> Recipe {
         Recipe {
             package: Default::default(),
+            license_files: Vec::new(),
             name: "p".into(),
             kind: if build.is_some() { Kind::Target } else { Kind::Toolchain },
             version: "1".into(),

@@ -43,6 +43,9 @@ pub const CONFIG_FILE: &str = "config/ovm.toml";
 /// The name the image goes by in a target domain's state (`states/ARCH/image.pack`), its context
 /// log and `ovm status`: no package may take it.
 pub const IMAGE: &str = "image";
+/// The directory of a target package's staged output holding its license texts: no `Part` is
+/// named so.
+pub const LICENSES_DIR: &str = "licenses";
 
 /// The paths of one project, from its root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +134,10 @@ impl Layout {
     pub fn output(&self, arch: Arch) -> PathBuf {
         self.output_root().join(arch.name())
     }
+    /// `ovm legal-info ARCH`'s output: license texts, sources, patches, a manifest.
+    pub fn legal_info(&self, arch: Arch) -> PathBuf {
+        self.output(arch).join("legal-info")
+    }
     /// The package feed of ARCH's image: `.ipk` files and their `Packages` index.
     pub fn feed(&self, arch: Arch) -> PathBuf {
         self.output(arch).join("feed")
@@ -183,6 +190,10 @@ impl Layout {
             Domain::Toolchain => self.toolchain_root().join(pkg),
             _ => self.staging_of(domain).join(pkg),
         }
+    }
+    /// The license texts of a target recipe's staged output (`license_files`), beside its parts.
+    pub fn staged_licenses(&self, domain: Domain, pkg: &str) -> PathBuf {
+        self.staging(domain, pkg).join(LICENSES_DIR)
     }
     /// One split package of a target recipe's staged output (`staging/ARCH/PKG/PART/`); the other
     /// domains' outputs are not split (`Domain::splits`).

@@ -12,6 +12,7 @@
 //! | `interpreter` | image        | a dynamically linked ELF whose loader (`PT_INTERP`) the image lacks   |
 //! | `libraries`   | image        | a `DT_NEEDED` library found in none of the image's library dirs        |
 //! | `shebang`     | image        | a script whose `#!` interpreter the image lacks                       |
+//! | `license-file`| package      | a file the recipe's `license_files` names that the source tree lacks  |
 //!
 //! The package checks read the staged parts other than `dbg`, and of an ELF file or a static
 //! library only what is loaded at run time: debug info names its sources by their build paths,
@@ -45,10 +46,11 @@ pub enum Check {
     Interpreter,
     Libraries,
     Shebang,
+    LicenseFile,
 }
 
 impl Check {
-    pub const ALL: [Check; 8] = [
+    pub const ALL: [Check; 9] = [
         Check::HostPath,
         Check::Arch,
         Check::Rpath,
@@ -57,6 +59,7 @@ impl Check {
         Check::Interpreter,
         Check::Libraries,
         Check::Shebang,
+        Check::LicenseFile,
     ];
 
     pub fn name(self) -> &'static str {
@@ -69,6 +72,7 @@ impl Check {
             Check::Interpreter => "interpreter",
             Check::Libraries => "libraries",
             Check::Shebang => "shebang",
+            Check::LicenseFile => "license-file",
         }
     }
 

@@ -160,6 +160,10 @@ pub struct Recipe {
     pub version: String,
     /// SPDX expression.
     pub license: String,
+    /// The license texts, relative to the unpacked source tree (`/ovm/src`): copied into the
+    /// staged output by the package step (a missing one is a QA finding), shipped by `ovm
+    /// legal-info`.
+    pub license_files: Vec<String>,
     pub homepage: Option<String>,
     pub description: Option<String>,
     /// Recipes of the same kind whose staged output forms `/ovm/sysroot`.

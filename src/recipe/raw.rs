@@ -17,6 +17,9 @@ pub(super) struct RawRecipe {
     pub license: Spanned<String>,
     pub homepage: Option<Spanned<String>>,
     pub description: Option<String>,
+    /// The license texts in the unpacked source tree (Buildroot's LICENSE_FILES).
+    #[serde(default)]
+    pub license_files: Vec<Spanned<String>>,
     #[serde(default)]
     pub depends: Vec<Spanned<String>>,
     /// Build-time tools from `recipes/native/` the steps run.

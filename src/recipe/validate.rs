@@ -213,12 +213,25 @@ fn validate(
 
     let limits = convert_limits(doc, raw.limits)?;
     let package = convert_package(doc, kind, raw.package)?;
+    let mut license_files = Vec::new();
+    for f in &raw.license_files {
+        let rel = Path::new(f.as_ref());
+        let plain = rel.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+        if f.as_ref().is_empty() || !plain {
+            return Err(doc.invalid(f, "license_files: a path inside the unpacked source tree (`COPYING`, `doc/LICENSE`), without `..` or a leading `/`".into()));
+        }
+        if license_files.contains(f.as_ref()) {
+            return Err(doc.invalid(f, format!("license_files: `{}` is listed twice", f.as_ref())));
+        }
+        license_files.push(f.as_ref().clone());
+    }
     let features = apply_features(ctx, doc, &name, raw.features, &mut depends, &mut depends_at, build.as_mut())?;
     let recipe = Recipe {
         name,
         kind,
         version: raw.version.into_inner(),
         license: raw.license.into_inner(),
+        license_files,
         homepage: raw.homepage.map(Spanned::into_inner),
         description: raw.description,
         depends,

@@ -34,6 +34,41 @@ fn the_package_set_boots_and_its_tools_work_in_the_guest() {
         assert!(entry(&m, path).is_some(), "{path} is not in the image");
     }
 
+    // The image holds runtime packages only, stripped (docs/packages.md): no headers, static
+    // libraries, .pc files, manuals or debug info, and no ELF with symbols.
+    let mut elves = 0;
+    for e in &m.entries {
+        let path = String::from_utf8_lossy(&e.path).into_owned();
+        let dev_or_doc = path.starts_with("/usr/include/")
+            || path.ends_with(".a")
+            || path.ends_with(".la")
+            || path.ends_with(".pc")
+            || path.contains("/share/man/")
+            || path.starts_with("/usr/lib/debug/");
+        assert!(!dev_or_doc, "{path} ({}) is in the image", e.owner);
+        if e.kind != ovm::pack::manifest::EntryType::File || e.owner == "rootfs" {
+            continue;
+        }
+        let staged = p.path().join("staging/x86_64").join(&e.owner).join("runtime").join(&path[1..]);
+        let data = std::fs::read(&staged).unwrap_or_else(|err| panic!("{}: {err}", staged.display()));
+        if let Some(f) = ovm::elf::read(&data).unwrap_or_else(|err| panic!("{path}: {err}")) {
+            assert!(!f.unstripped, "{path} ({}) is not stripped", e.owner);
+            elves += 1;
+        }
+    }
+    assert!(elves >= 8, "only {elves} ELF files in the image");
+    // e2fsck's debug info is in e2fsprogs-dbg, under the build-id the stripped program carries.
+    let e2fsck = std::fs::read(p.path().join("staging/x86_64/e2fsprogs/runtime/sbin/e2fsck")).unwrap();
+    let id = ovm::elf::read(&e2fsck).unwrap().unwrap().build_id.expect("e2fsck has a build-id");
+    let debug =
+        p.path().join(format!("staging/x86_64/e2fsprogs/dbg/usr/lib/debug/.build-id/{}/{}.debug", &id[..2], &id[2..]));
+    let debug = ovm::elf::read(&std::fs::read(&debug).unwrap_or_else(|err| panic!("{}: {err}", debug.display())))
+        .unwrap()
+        .unwrap();
+    assert_eq!(debug.build_id.as_deref(), Some(id.as_str()));
+    eprintln!("e2e_set: the x86_64 image of {SET} is {} bytes gzipped, {elves} ELF files", m.image.size);
+    assert!(m.image.size < 2_000_000, "the image is {} bytes", m.image.size);
+
     let marker = "OVM-SET-PASS x86_64";
     let (code, out) = boot(&p, "x86_64", "ovm.test=3", marker);
     assert_eq!(code, 0, "`ovm boot x86_64 --append ovm.test=3 --expect '{marker}'` did not pass:\n{out}");

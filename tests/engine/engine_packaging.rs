@@ -408,3 +408,60 @@ fn the_feed_is_read_by_dpkg_indexed_as_dpkg_scanpackages_does_and_reproducible()
         assert!(std::fs::read(feed.join(name)).unwrap() == std::fs::read(again.join(name)).unwrap(), "{name} differs");
     }
 }
+
+const LICENSED_BUILD: &str = r#"style = "custom"
+install = '''
+mkdir -p "$DESTDIR/usr/share"
+cp /ovm/src/data "$DESTDIR/usr/share/licensed-data"
+'''"#;
+
+/// `ovm legal-info`: each package's license texts as its build kept them, its exact source
+/// archives and patches, and a manifest; a license file the source tree lacks fails the package.
+#[test]
+fn legal_info_ships_every_license_text_source_and_patch_of_the_image() {
+    let p = project();
+    let licensed = |files: &[&str]| {
+        Pkg::new(
+            "licensed",
+            vec![
+                file("COPYING", "The licensed license, version 1.\n"),
+                file("doc/NOTICE", "notice\n"),
+                file("data", "a\n"),
+            ],
+            LICENSED_BUILD,
+        )
+        .license_files(files)
+    };
+    licensed(&["COPYING", "doc/NOTICE"]).write(&p, "legal");
+    p.write("patches/licensed-1.0.patch", "--- a/data\n+++ b/data\n@@ -1 +1 @@\n-a\n+b\n");
+    Pkg::new("unlicensed", vec![file("x", "x\n")], "style = \"custom\"\ninstall = \"true\"").write(&p, "legal");
+    p.ok(&["build", "x86_64"]);
+    let out = p.ok(&["legal-info", "x86_64"]);
+    assert!(out.contains("output/x86_64/legal-info (2 packages)"), "{out}");
+    let legal = |rel: &str| p.path().join("output/x86_64/legal-info").join(rel);
+    let read = |rel: &str| std::fs::read_to_string(legal(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    assert_eq!(read("licenses/licensed-1.0/COPYING"), "The licensed license, version 1.\n");
+    assert_eq!(read("licenses/licensed-1.0/doc/NOTICE"), "notice\n");
+    assert!(read("sources/licensed-1.0/patches/licensed-1.0.patch").contains("+b"));
+    let recipe = p.read("recipes/licensed.toml");
+    let tarball = recipe.lines().find_map(|l| l.strip_prefix("url = \"file://")).unwrap().trim_end_matches('"');
+    let name = std::path::Path::new(tarball).file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(std::fs::read(legal(&format!("sources/licensed-1.0/{name}"))).unwrap(), std::fs::read(tarball).unwrap());
+    let csv = read("manifest.csv");
+    assert!(csv.starts_with("package,version,license,license files,source archives,source site\n"), "{csv}");
+    assert!(csv.contains(&format!("licensed,1.0,MIT,COPYING doc/NOTICE,{name},file://{tarball}\n")), "{csv}");
+    let readme = read("README");
+    assert!(readme.contains("name no license file") && readme.contains("unlicensed"), "{readme}");
+
+    // A license file the source tree does not have is a QA finding of the package.
+    licensed(&["COPYING", "LICENSE.md"]).write(&p, "legal");
+    let out = p.run(&["build", "x86_64", "licensed"]);
+    let text = build_support::text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "LICENSE.md: is named in license_files but is no file of the unpacked source tree [license-file]"
+        ),
+        "{text}"
+    );
+}

@@ -114,6 +114,8 @@ pub struct Pkg {
     pub extra: Vec<(String, Vec<Entry>)>,
     /// TOML appended after `[build]` (a `[package]` table).
     pub tail: String,
+    /// `license_files = [...]`, written only when not empty.
+    pub license_files: Vec<String>,
 }
 
 impl Pkg {
@@ -130,6 +132,7 @@ impl Pkg {
             kind_dir: String::new(),
             extra: Vec::new(),
             tail: String::new(),
+            license_files: Vec::new(),
         }
     }
 
@@ -152,6 +155,11 @@ impl Pkg {
     /// A recipe under `recipes/native/`: a build-time tool for the host.
     pub fn native_tool(mut self) -> Pkg {
         self.kind_dir = "native".into();
+        self
+    }
+
+    pub fn license_files(mut self, files: &[&str]) -> Pkg {
+        self.license_files = files.iter().map(|d| d.to_string()).collect();
         self
     }
 
@@ -200,7 +208,7 @@ impl Pkg {
         let list = |v: &[String]| v.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>().join(", ");
         let recipe = format!(
             "name = {name_q:?}\nversion = {version:?}\nlicense = \"MIT\"\ndescription = {desc:?}\n\
-             depends = [{deps}]\n{native}files = [{files}]\n\n{sources}[build]\n{build}\n{tail}\n",
+             {licenses}depends = [{deps}]\n{native}files = [{files}]\n\n{sources}[build]\n{build}\n{tail}\n",
             name_q = self.name,
             version = self.version,
             desc = self.description,
@@ -210,6 +218,11 @@ impl Pkg {
             files = list(&self.files),
             build = self.build,
             tail = self.tail,
+            licenses = if self.license_files.is_empty() {
+                String::new()
+            } else {
+                format!("license_files = [{}]\n", list(&self.license_files))
+            },
         );
         let dir = if self.kind_dir.is_empty() { "recipes".to_string() } else { format!("recipes/{}", self.kind_dir) };
         p.write(&format!("{dir}/{}.toml", self.name), &recipe);
