@@ -25,6 +25,7 @@ pub mod qa;
 pub mod recipe;
 pub mod remote_cache;
 pub mod sandbox;
+pub mod sbom;
 pub mod settings;
 pub mod signature;
 pub mod size;

@@ -677,6 +677,7 @@ fn pack_image(
         log.failed(arch.name(), IMAGE, "pack", t0.elapsed(), log.path());
         observer.event(&Event::Failed { task, elapsed: t0.elapsed(), log: log.path() });
     })?;
+    write_sbom(project, arch, targets, &req, &out)?;
     crate::fault::point("image.packed", "image");
     log.done(arch.name(), IMAGE, "pack", t0.elapsed(), &sig);
     observer.event(&Event::Finished { task, elapsed: t0.elapsed() });
@@ -690,8 +691,98 @@ fn pack_image(
     Ok(ImageReport { path: out.image, manifest: out.manifest, size: out.size, sha256: out.sha256, repacked: true })
 }
 
+/// Writes `output/ARCH/sbom.spdx.json` (`crate::sbom`) for the image just packed: its files from
+/// the manifest (each read from the layer that put it there), the sources each package's fetch
+/// recorded (the primary when a restore from the cache left no fetch stamp).
+fn write_sbom(
+    project: &Project,
+    arch: Arch,
+    targets: &[&Recipe],
+    req: &crate::pack::PackRequest,
+    out: &crate::pack::PackOutcome,
+) -> Result<(), EngineError> {
+    let text = std::fs::read_to_string(&out.manifest)
+        .map_err(|source| EngineError::Read { path: out.manifest.clone(), source })?;
+    let manifest = crate::pack::manifest::Manifest::parse(&text)
+        .map_err(|e| EngineError::Internal(format!("{}: {e}", out.manifest.display())))?;
+    let layers: BTreeMap<&str, &std::path::Path> =
+        req.layers.iter().map(|l| (l.name.as_str(), l.dir.as_path())).collect();
+    let mut files = Vec::new();
+    for e in &manifest.entries {
+        use crate::pack::manifest::EntryType;
+        if !matches!(e.kind, EntryType::File | EntryType::Hardlink) {
+            continue;
+        }
+        let Some(dir) = layers.get(e.owner.as_str()) else { continue };
+        let path = String::from_utf8_lossy(&e.path).into_owned();
+        files.push(crate::sbom::ImageFile {
+            source: dir.join(path.trim_start_matches('/')),
+            path,
+            owner: e.owner.clone(),
+        });
+    }
+    let states = StateDir::new(project.layout(), Domain::Target(arch));
+    let mut sources = BTreeMap::new();
+    for r in targets {
+        let fetched = match states.stamp(&r.name, &TaskName::fetch()).ok().flatten().and_then(|s| s.output) {
+            Some(StampOutput::Fetched { sha256 }) => sha256,
+            _ => Vec::new(),
+        };
+        let used = r
+            .sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let a = fetched.get(i).and_then(|sha| s.artifacts().find(|a| &a.sha256 == sha)).unwrap_or(&s.primary);
+                crate::sbom::SourceUsed {
+                    file: a.file.clone(),
+                    sha256: a.sha256.clone(),
+                    location: super::legal::artifact_site(a),
+                }
+            })
+            .collect();
+        sources.insert(r.name.clone(), used);
+    }
+    let input = crate::sbom::Input {
+        arch,
+        image_name: out.image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        image_sha256: out.sha256.clone(),
+        created: project.source_date_epoch(),
+        recipes: targets,
+        sources,
+        files,
+        project: project.root().to_path_buf(),
+    };
+    let doc = crate::sbom::document(&input)?;
+    let path = project.layout().sbom(arch);
+    tree::write_atomic(&path, doc.as_bytes()).map_err(|source| EngineError::Write { path, source })
+}
+
 /// Bumped when what the feed holds for the same packages changes.
 const FEED_FORMAT: &str = "1";
+
+/// What the feed of `targets` is made of: every package's output hash and the recipe fields its
+/// control files carry, SOURCE_DATE_EPOCH, the feed's format.
+pub(crate) fn feed_inputs(project: &Project, targets: &[&Recipe], outputs: &BTreeMap<String, String>) -> Inputs {
+    let mut inputs = Inputs::new();
+    inputs.set("engine", ENGINE_VERSION).set("format", FEED_FORMAT);
+    inputs.set("source_date_epoch", project.source_date_epoch().to_string());
+    for r in targets {
+        let p = format!("package.{}", r.name);
+        inputs.set(format!("{p}.output"), outputs.get(&r.name).cloned().unwrap_or_default());
+        inputs.set(format!("{p}.version"), &r.version).set(format!("{p}.license"), &r.license);
+        inputs.set(format!("{p}.description"), r.description.clone().unwrap_or_default());
+        inputs.set(format!("{p}.homepage"), r.homepage.clone().unwrap_or_default());
+        inputs.set(format!("{p}.depends"), r.depends.join(","));
+    }
+    inputs
+}
+
+/// Whether `output/ARCH/feed/` still holds what the feed stamp recorded.
+pub(crate) fn feed_intact(project: &Project, arch: Arch, stamp: &Stamp) -> bool {
+    let dir = project.layout().feed(arch);
+    matches!(&stamp.output, Some(StampOutput::Staged { hash }) if tree::hash_tree(&dir).is_ok_and(|h| h == *hash))
+}
 
 /// Writes `output/ARCH/feed/` (`crate::feed`) for the packages of the image, unless it is there
 /// as the last run wrote it for the same packages. Its signature holds every package's output
@@ -704,23 +795,12 @@ fn write_feed(
     log: &ContextLog,
     observer: &dyn Observer,
 ) -> Result<(), EngineError> {
-    let mut inputs = Inputs::new();
-    inputs.set("engine", ENGINE_VERSION).set("format", FEED_FORMAT);
-    inputs.set("source_date_epoch", project.source_date_epoch().to_string());
-    for r in targets {
-        let p = format!("package.{}", r.name);
-        inputs.set(format!("{p}.output"), outputs.get(&r.name).cloned().unwrap_or_default());
-        inputs.set(format!("{p}.version"), &r.version).set(format!("{p}.license"), &r.license);
-        inputs.set(format!("{p}.description"), r.description.clone().unwrap_or_default());
-        inputs.set(format!("{p}.homepage"), r.homepage.clone().unwrap_or_default());
-        inputs.set(format!("{p}.depends"), r.depends.join(","));
-    }
+    let inputs = feed_inputs(project, targets, outputs);
     let sig = inputs.signature();
     let dir = project.layout().feed(arch);
     let states = StateDir::new(project.layout(), Domain::Target(arch));
     if let Some(stamp) = states.stamp(IMAGE, &TaskName::feed())? {
-        let intact = || matches!(&stamp.output, Some(StampOutput::Staged { hash }) if tree::hash_tree(&dir).is_ok_and(|h| h == *hash));
-        if stamp.signature == sig && intact() {
+        if stamp.signature == sig && feed_intact(project, arch, &stamp) {
             return Ok(());
         }
     }
@@ -746,7 +826,9 @@ fn write_feed(
 pub(crate) fn existing_image(stamp: &Stamp) -> Option<ImageReport> {
     let Some(StampOutput::Image { path, manifest, size, sha256 }) = &stamp.output else { return None };
     let bytes = std::fs::read(path).ok()?;
-    let intact = bytes.len() as u64 == *size && sha256_hex(&bytes) == *sha256 && manifest.exists();
+    // The SBOM is written with the image: one without the other is repacked.
+    let sbom = manifest.with_file_name(crate::layout::SBOM_NAME);
+    let intact = bytes.len() as u64 == *size && sha256_hex(&bytes) == *sha256 && manifest.exists() && sbom.exists();
     intact.then(|| ImageReport {
         path: path.clone(),
         manifest: manifest.clone(),

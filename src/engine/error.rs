@@ -30,6 +30,8 @@ pub enum EngineError {
     Split(#[from] crate::split::SplitError),
     #[error(transparent)]
     Feed(#[from] crate::feed::FeedError),
+    #[error(transparent)]
+    Sbom(#[from] crate::sbom::SbomError),
     #[error("{package} is not built for {arch} (or was built before it kept its license files): run `ovm build {arch}` first")]
     NotBuilt { package: String, arch: String },
     #[error("{package}: its source {file} (or an accepted alternative) is not in sources/ with its sha256: run `ovm download {package}`")]

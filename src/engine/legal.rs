@@ -49,16 +49,21 @@ pub(crate) fn source_file(project: &Project, s: &Source) -> Result<(String, Path
 
 /// Where a source comes from, for people: its first URL, else its Debian or PyPI origin.
 pub(crate) fn source_site(s: &Source) -> String {
-    if let Some(url) = s.primary.urls.first() {
+    artifact_site(&s.primary)
+}
+
+/// Where one accepted set of bytes comes from: its first URL, else its Debian or PyPI origin.
+pub(crate) fn artifact_site(a: &crate::recipe::Artifact) -> String {
+    if let Some(url) = a.urls.first() {
         return url.clone();
     }
-    if let Some(d) = &s.primary.debian {
-        return format!("Debian source package {}", d.package);
+    if let Some(d) = &a.debian {
+        return format!("Debian source package {} ({})", d.package, d.file);
     }
-    if let Some(p) = &s.primary.pypi {
-        return format!("PyPI {} {}", p.package, p.version);
+    if let Some(p) = &a.pypi {
+        return format!("PyPI {} {} ({})", p.package, p.version, p.file);
     }
-    String::new()
+    "NOASSERTION".into()
 }
 
 fn csv_field(s: &str) -> String {

@@ -251,7 +251,11 @@ pub fn collect_query(project: &Project, query: &Query<'_>) -> Result<Vec<Line>, 
         } else {
             image_state(project, a, &targets, &outputs, &ctx.states)?
         };
-        let runs = if image.is_built() { Vec::new() } else { vec![TaskName::pack().to_string()] };
+        let runs = match &image {
+            State::Built => Vec::new(),
+            State::Stale { task, .. } if task == "feed" => vec![TaskName::feed().to_string()],
+            _ => vec![TaskName::pack().to_string(), TaskName::feed().to_string()],
+        };
         lines.push(Line { domain: a.name().into(), name: IMAGE.into(), state: image, runs });
     }
     Ok(lines)
@@ -272,12 +276,34 @@ fn image_state(
             changes: inputs.diff(&s.inputs).iter().map(ToString::to_string).collect(),
         },
         Some(s) => match super::build::existing_image(&s) {
-            Some(_) => State::Built,
+            Some(_) => feed_state(project, arch, targets, outputs, states)?,
             None => State::Stale {
                 task: "pack".into(),
                 changes: vec!["the image in output/ is missing or was changed".into()],
             },
         },
+    })
+}
+
+/// The image's package feed, once the image itself is built: `Built`, or stale at `feed`.
+fn feed_state(
+    project: &Project,
+    arch: Arch,
+    targets: &[&Recipe],
+    outputs: &BTreeMap<String, String>,
+    states: &StateDir,
+) -> Result<State, EngineError> {
+    let inputs = super::build::feed_inputs(project, targets, outputs);
+    Ok(match states.stamp(IMAGE, &TaskName::feed())? {
+        None => State::Stale { task: "feed".into(), changes: vec!["the package feed was never written".into()] },
+        Some(s) if s.signature != inputs.signature() => State::Stale {
+            task: "feed".into(),
+            changes: inputs.diff(&s.inputs).iter().map(ToString::to_string).collect(),
+        },
+        Some(s) if !super::build::feed_intact(project, arch, &s) => {
+            State::Stale { task: "feed".into(), changes: vec!["the feed in output/ is missing or was changed".into()] }
+        }
+        Some(_) => State::Built,
     })
 }
 

@@ -18,7 +18,8 @@
 //! |             |                                | hash, is the *output*)                                  |
 //!
 //! Fields that cannot change the bytes produced (description, homepage, URLs, -j) are deliberately
-//! not inputs: editing them rebuilds nothing.
+//! not inputs: editing them rebuilds no package (the feed's control files carry the description
+//! and homepage, so the feed is written again).
 
 use crate::arch::Arch;
 use crate::layout::TaskName;

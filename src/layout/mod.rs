@@ -43,6 +43,8 @@ pub const CONFIG_FILE: &str = "config/ovm.toml";
 /// The name the image goes by in a target domain's state (`states/ARCH/image.pack`), its context
 /// log and `ovm status`: no package may take it.
 pub const IMAGE: &str = "image";
+/// The image's SPDX document, next to it in `output/ARCH/`.
+pub const SBOM_NAME: &str = "sbom.spdx.json";
 /// The directory of a target package's staged output holding its license texts: no `Part` is
 /// named so.
 pub const LICENSES_DIR: &str = "licenses";
@@ -133,6 +135,10 @@ impl Layout {
     }
     pub fn output(&self, arch: Arch) -> PathBuf {
         self.output_root().join(arch.name())
+    }
+    /// The SPDX 2.3 SBOM of ARCH's image.
+    pub fn sbom(&self, arch: Arch) -> PathBuf {
+        self.output(arch).join(SBOM_NAME)
     }
     /// `ovm legal-info ARCH`'s output: license texts, sources, patches, a manifest.
     pub fn legal_info(&self, arch: Arch) -> PathBuf {

@@ -11,7 +11,8 @@
 //! | locale   | `PKG-locale` | message catalogues and locale data                             | nothing by default |
 //!
 //! A recipe's own patterns (`[package] dev = ["usr/bin/*-config"]`) are tried before the
-//! defaults, in recipe order: the first rule that matches a path decides its part. A pattern is a
+//! defaults, part by part in the table's order and in recipe order within a part: the first rule
+//! that matches a path decides its part. A pattern is a
 //! path relative to DESTDIR where `*` and `?` stay within one path component and a `**` component
 //! matches any number of them.
 //!
@@ -104,7 +105,8 @@ fn match_component(pat: &[u8], s: &[u8]) -> bool {
 /// The rules one recipe splits by: its own, then the defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Rules {
-    /// The recipe's `[package]` patterns, in recipe order.
+    /// The recipe's `[package]` patterns: part by part (runtime, dev, dbg, doc, locale), each
+    /// part's in recipe order.
     pub recipe: Vec<(Part, Pattern)>,
 }
 
@@ -141,10 +143,11 @@ impl Rules {
         if let Some((part, _)) = self.recipe.iter().find(|(_, p)| p.matches(path)) {
             return *part;
         }
-        for (part, pat) in DEFAULTS {
-            if Pattern::parse(pat).is_ok_and(|p| p.matches(path)) {
-                return *part;
-            }
+        static PARSED: std::sync::LazyLock<Vec<(Part, Pattern)>> = std::sync::LazyLock::new(|| {
+            DEFAULTS.iter().filter_map(|(part, p)| Pattern::parse(p).ok().map(|p| (*part, p))).collect()
+        });
+        if let Some((part, _)) = PARSED.iter().find(|(_, p)| p.matches(path)) {
+            return *part;
         }
         let name = path.rsplit('/').next().unwrap_or(path);
         if link && name.starts_with("lib") && name.ends_with(".so") {
@@ -376,6 +379,13 @@ mod tests {
 
     fn pat(s: &str) -> Pattern {
         Pattern::parse(s).unwrap()
+    }
+
+    #[test]
+    fn every_default_rule_parses() {
+        for (_, p) in DEFAULTS {
+            assert!(Pattern::parse(p).is_ok(), "{p}");
+        }
     }
 
     #[test]

@@ -168,8 +168,9 @@ fn join(layout: &Layout, arch: Arch, target: &Provided, host: Arch, h: &Provided
     Ok(provided)
 }
 
-/// `output/ARCH/ovm-sdk-ARCH.tar.gz`: the composed toolchain, with the staged target packages of
-/// `arch` (if any were built) merged into its sysroot. Written to a temporary name, then renamed.
+/// `output/ARCH/ovm-sdk-ARCH.tar.gz`: the composed toolchain, with the runtime and development
+/// packages of the image's recipes (`[pack] packages` and their dependencies, those built for
+/// `arch`) merged into its sysroot. Written to a temporary name, then renamed.
 pub fn write_sdk(
     project: &Project,
     recipes: &RecipeSet,
@@ -182,8 +183,9 @@ pub fn write_sdk(
     collect(&built.dir, &top, &mut entries)?;
     // The toolchain never ships a file of that name; the map keeps it in path order with the rest.
     entries.insert(format!("{top}/{SDK_SETUP}"), SdkEntry::Generated(sdk_setup_script(arch)));
-    for r in recipes.topological_order().into_iter().filter(|r| r.kind == Kind::Target) {
-        // What the image's programs link against: runtime and development packages.
+    // The image's packages (Yocto's populate_sdk follows the image): an application compiles
+    // against exactly the libraries the image ships, with their headers.
+    for r in recipes.image_packages(project.config.pack.packages.as_deref())? {
         for part in [crate::layout::Part::Runtime, crate::layout::Part::Dev] {
             let staged = project.layout().staged_part(Domain::Target(arch), &r.name, part);
             if staged.is_dir() {

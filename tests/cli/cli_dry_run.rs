@@ -90,7 +90,7 @@ fn a_dry_run_plans_what_the_build_then_runs_and_writes_nothing() {
     let of = |name: &str| lines.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone());
     assert_eq!(of("x86_64 libgreet"), Some(strings(ALL_TASKS)));
     assert_eq!(of("x86_64 hello"), Some(strings(ALL_TASKS)));
-    assert_eq!(of("x86_64 image"), Some(strings(&["pack"])));
+    assert_eq!(of("x86_64 image"), Some(strings(&["pack", "feed"])));
 
     p.ok(&["build", "x86_64"]);
 
@@ -111,8 +111,11 @@ fn a_dry_run_plans_what_the_build_then_runs_and_writes_nothing() {
     let (_, lines) = work(&p, &["x86_64"]);
     assert_eq!(
         lines,
-        [("x86_64 hello".to_string(), strings(FROM_UNPACK)), ("x86_64 image".to_string(), strings(&["pack"]))]
+        [("x86_64 hello".to_string(), strings(FROM_UNPACK)), ("x86_64 image".to_string(), strings(&["pack", "feed"]))]
     );
     p.ok(&["build", "x86_64"]);
-    assert_eq!(tasks_sorted(&p, "x86_64"), expect(&[chain("hello", FROM_UNPACK), vec!["image pack".into()]]));
+    assert_eq!(
+        tasks_sorted(&p, "x86_64"),
+        expect(&[chain("hello", FROM_UNPACK), vec!["image feed".into(), "image pack".into()]])
+    );
 }

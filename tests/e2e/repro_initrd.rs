@@ -27,7 +27,8 @@
 //! (the unpacked zig wheel) and the host build tools may come from the run's shared cache: they are
 //! not part of the image.
 //!
-//! On a mismatch the test prints `scripts/repro-check.sh`'s report (first differing file).
+//! On a mismatch the test prints `scripts/repro-check.sh`'s report (first differing file). The
+//! image's SBOM and package feed are compared byte for byte as well.
 
 use crate::build_support;
 use crate::sandbox_support;
@@ -61,7 +62,7 @@ fn assert_banner_dated_by_epoch(project: &Path, arch: &str) {
     let date =
         Command::new("date").args(["-u", "-d", &format!("@{epoch}"), "+%Y-%m-%d %H:%M:%S UTC"]).output().unwrap();
     let banner = format!("BusyBox v1.35.0 ({})", String::from_utf8_lossy(&date.stdout).trim());
-    let binary = fs::read(project.join("staging").join(arch).join("busybox/bin/busybox")).unwrap();
+    let binary = fs::read(project.join("staging").join(arch).join("busybox/runtime/bin/busybox")).unwrap();
     assert!(
         binary.windows(banner.len()).any(|w| w == banner.as_bytes()),
         "{}: {arch} busybox does not carry the banner `{banner}`",
@@ -96,6 +97,21 @@ fn assert_busybox_compiled(project: &Path, arch: &str, who: &str) {
         ran.iter().any(|t| t == "busybox compile"),
         "build {who} did not compile busybox for {arch} (restored from a cache?); tasks run: {ran:?}"
     );
+}
+
+/// The files a build writes beside the image: `output/ARCH/sbom.spdx.json` and every file of
+/// `output/ARCH/feed/`, relative to the project.
+fn written_with_the_image(project: &Path, arch: &str) -> Vec<String> {
+    let mut out = vec![format!("output/{arch}/sbom.spdx.json")];
+    let feed = project.join("output").join(arch).join("feed");
+    let mut names: Vec<String> = fs::read_dir(&feed)
+        .unwrap_or_else(|e| panic!("{}: {e}", feed.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.iter().any(|n| n.ends_with(".ipk")) && names.contains(&"Packages".to_string()), "{names:?}");
+    out.extend(names.into_iter().map(|n| format!("output/{arch}/feed/{n}")));
+    out
 }
 
 /// `scripts/repro-check.sh ARCH A B`: exit status and report.
@@ -294,6 +310,13 @@ fn initrd_is_bit_identical_across_user_path_time_umask_locale_and_host() {
         assert_eq!(same, sha_a == sha_b, "scripts/repro-check.sh disagrees with the hashes:\n{report}");
         if !same {
             failures.push(format!("{arch}: the initrds differ (A {sha_a}, B {sha_b}):\n{report}"));
+        }
+        // The image's SBOM and its package feed: the same bytes too.
+        for rel in written_with_the_image(a.path(), arch) {
+            let (fa, fb) = (fs::read(a.path().join(&rel)), fs::read(b.project.join(&rel)));
+            if fa.as_ref().ok() != fb.as_ref().ok() {
+                failures.push(format!("{rel} differs between A and B"));
+            }
         }
     }
     assert!(failures.is_empty(), "the build is not reproducible:\n{}", failures.join("\n"));

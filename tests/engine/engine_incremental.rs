@@ -44,12 +44,7 @@ fn each_kind_of_edit_reruns_exactly_what_it_affects() {
     p.ok(&["build", "x86_64"]);
     assert_eq!(
         tasks_sorted(&p, "x86_64"),
-        expect(&[
-            chain("libgreet", ALL_TASKS),
-            chain("hello", ALL_TASKS),
-            chain("bye", ALL_TASKS),
-            vec!["image pack".into()]
-        ])
+        expect(&[chain("libgreet", ALL_TASKS), chain("hello", ALL_TASKS), chain("bye", ALL_TASKS), image_tasks()])
     );
     assert_eq!(hello_says(&p), "Hello, ovm! (libgreet 1.0)\n");
 
@@ -59,11 +54,16 @@ fn each_kind_of_edit_reruns_exactly_what_it_affects() {
     nothing_ran_in(&p, &["toolchain", "tools", "x86_64"]);
     p.ok(&["status", "x86_64"]);
 
-    // description is not an input.
+    // description is no input of a package, only of the feed, whose control files carry it.
     edit(&p, "recipes/hello.toml", "hello, a test package", "hello, a re-described test package");
-    p.ok(&["status", "x86_64"]);
+    let status = p.run(&["status", "x86_64"]);
+    let text = build_support::text(&status);
+    assert!(text.contains("image            stale from feed (package.hello.description"), "{text}");
+    assert!(text.contains("x86_64     hello            built"), "{text}");
     p.ok(&["build", "x86_64"]);
-    nothing_ran_in(&p, &["toolchain", "tools", "x86_64"]);
+    nothing_ran_in(&p, &["toolchain", "tools"]);
+    assert_eq!(p.tasks_run("x86_64"), ["image feed"]);
+    assert!(p.read("output/x86_64/feed/Packages").contains("hello, a re-described test package"));
 
     // A patch: libgreet, hello (its dependency's output changed), the image.
     p.write("patches/libgreet/0001-greeting.patch", &greet_patch("Howdy"));
@@ -74,7 +74,7 @@ fn each_kind_of_edit_reruns_exactly_what_it_affects() {
     p.ok(&["build", "x86_64"]);
     assert_eq!(
         tasks_sorted(&p, "x86_64"),
-        expect(&[chain("libgreet", FROM_UNPACK), chain("hello", FROM_UNPACK), vec!["image pack".into()]])
+        expect(&[chain("libgreet", FROM_UNPACK), chain("hello", FROM_UNPACK), image_tasks()])
     );
     assert_eq!(hello_says(&p), "Howdy, ovm! (libgreet 1.0)\n");
 
@@ -86,7 +86,7 @@ fn each_kind_of_edit_reruns_exactly_what_it_affects() {
     p.ok(&["build", "x86_64"]);
     assert_eq!(
         tasks_sorted(&p, "x86_64"),
-        expect(&[chain("libgreet", FROM_UNPACK), chain("hello", FROM_UNPACK), vec!["image pack".into()]])
+        expect(&[chain("libgreet", FROM_UNPACK), chain("hello", FROM_UNPACK), image_tasks()])
     );
     assert_eq!(hello_says(&p), "Howdy, ovm? (libgreet 1.0)\n");
 
@@ -96,7 +96,7 @@ fn each_kind_of_edit_reruns_exactly_what_it_affects() {
     let h = status_of(&why, "hello");
     assert!(h.contains("stale from configure") && h.contains("env.HELLO_NAME changed (ovm → world)"), "{why}");
     p.ok(&["build", "x86_64"]);
-    assert_eq!(tasks_sorted(&p, "x86_64"), expect(&[chain("hello", FROM_UNPACK), vec!["image pack".into()]]));
+    assert_eq!(tasks_sorted(&p, "x86_64"), expect(&[chain("hello", FROM_UNPACK), image_tasks()]));
     assert_eq!(hello_says(&p), "Howdy, world? (libgreet 1.0)\n");
 
     // A recipe field, build.make_args: part of libgreet's make command lines, so its compile is
@@ -109,7 +109,7 @@ fn each_kind_of_edit_reruns_exactly_what_it_affects() {
     p.ok(&["build", "x86_64"]);
     assert_eq!(
         tasks_sorted(&p, "x86_64"),
-        expect(&[chain("libgreet", FROM_UNPACK), chain("hello", FROM_UNPACK), vec!["image pack".into()]])
+        expect(&[chain("libgreet", FROM_UNPACK), chain("hello", FROM_UNPACK), image_tasks()])
     );
     assert_eq!(hello_says(&p), "Howdy, world? (libgreet 1.1)\n");
 
@@ -123,10 +123,7 @@ fn each_kind_of_edit_reruns_exactly_what_it_affects() {
     let why = status_why(&p);
     assert!(status_of(&why, "hello").contains("stale from install") && why.contains("script.install changed"), "{why}");
     p.ok(&["build", "x86_64"]);
-    assert_eq!(
-        tasks_sorted(&p, "x86_64"),
-        expect(&[chain("hello", &["install", "package"]), vec!["image pack".into()]])
-    );
+    assert_eq!(tasks_sorted(&p, "x86_64"), expect(&[chain("hello", &["install", "package"]), image_tasks()]));
     assert!(p.path().join("staging/x86_64/hello/runtime/usr/bin/hi").is_symlink());
 
     // An input whose change leaves libgreet's output byte-identical: libgreet reruns, and that is
@@ -198,7 +195,7 @@ fn a_toolchain_change_rebuilds_the_tools_and_every_package() {
         expect(&[chain("hostbox", FROM_UNPACK)]),
         "the tools are the toolchain's products"
     );
-    assert_eq!(tasks_sorted(&p, "x86_64"), expect(&[chain("bye", ALL_TASKS), vec!["image pack".into()]]));
+    assert_eq!(tasks_sorted(&p, "x86_64"), expect(&[chain("bye", ALL_TASKS), image_tasks()]));
     p.ok(&["build", "x86_64"]);
     nothing_ran_in(&p, &["tools", "x86_64"]);
 
@@ -266,7 +263,7 @@ fn clean_forgets_a_package_an_arch_or_everything() {
     // and repacks; libgreet and bye are not touched.
     let out = p.ok(&["build", "x86_64"]);
     assert!(out.contains("hello") && out.contains("from the shared-state cache"), "{out}");
-    assert_eq!(tasks_sorted(&p, "x86_64"), vec!["hello fetch", "image pack"]);
+    assert_eq!(tasks_sorted(&p, "x86_64"), vec!["hello fetch", "image feed", "image pack"]);
     assert_eq!(staged_hash(&p, "x86_64", "hello"), hello_before);
 
     // One architecture: everything of x86_64, nothing of the tools or the toolchain.

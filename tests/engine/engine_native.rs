@@ -128,7 +128,11 @@ fn pkgconf_finds_the_pc_files_of_the_declared_dependencies_and_no_other() {
                  pkg-config --modversion foo-data >> /ovm/build/out\n\
                  if pkg-config --exists bar; then echo 'bar is visible' >> /ovm/build/out; fi\n\
                  pkg-config --list-all | cut -d' ' -f1 | sort | tr '\\n' ' ' >> /ovm/build/out";
-    user("app", probe).depends(&["foo", "mid"]).native(&["pkgconf"]).write(&p, "native-pkgconf");
+    user("app", probe)
+        .depends(&["foo", "mid"])
+        .native(&["pkgconf"])
+        .toml("[package.waive]\nhost-path = \"app.txt records pkg-config's answer, sysroot paths and all, for the test to read\"\n")
+        .write(&p, "native-pkgconf");
     p.ok(&["build", "x86_64", "app", "bar"]);
     let out = p.read("staging/x86_64/app/runtime/usr/share/app.txt");
     let mut lines = out.lines();

@@ -128,10 +128,10 @@ fn zlib_and_lz4_build_static_for_both_arches_and_work() {
     for (arch, machine, runner) in [("x86_64", "x86-64", None), ("aarch64", "ARM aarch64", Some("qemu-aarch64"))] {
         p.ok(&["build", arch, "zlib", "lz4", "zround"]);
         let staging = p.path().join("staging").join(arch);
-        for f in ["zlib/usr/lib/libz.a", "zlib/usr/include/zlib.h", "zlib/usr/lib/pkgconfig/zlib.pc"] {
+        for f in ["zlib/dev/usr/lib/libz.a", "zlib/dev/usr/include/zlib.h", "zlib/dev/usr/lib/pkgconfig/zlib.pc"] {
             assert!(staging.join(f).is_file(), "{arch}: {f} missing");
         }
-        for f in ["lz4/usr/lib/liblz4.a", "lz4/usr/include/lz4.h", "lz4/usr/lib/pkgconfig/liblz4.pc"] {
+        for f in ["lz4/dev/usr/lib/liblz4.a", "lz4/dev/usr/include/lz4.h", "lz4/dev/usr/lib/pkgconfig/liblz4.pc"] {
             assert!(staging.join(f).is_file(), "{arch}: {f} missing");
         }
         let programs = static_and_clean(&p, &staging, machine);
@@ -148,12 +148,12 @@ fn zlib_and_lz4_build_static_for_both_arches_and_work() {
                 None => Command::new(path),
             }
         };
-        let said = run(&mut exe("zround/usr/bin/zround"));
+        let said = run(&mut exe("zround/runtime/usr/bin/zround"));
         assert!(said.starts_with("zlib 1.2.13: 60 -> "), "{arch}: {said}");
         let packed = p.path().join(format!("lz4-{arch}.lz4"));
         let back = p.path().join(format!("lz4-{arch}.back"));
-        run(exe("lz4/usr/bin/lz4").arg("-q").arg("-f").arg(&input).arg(&packed));
-        run(exe("lz4/usr/bin/lz4").arg("-d").arg("-q").arg("-f").arg(&packed).arg(&back));
+        run(exe("lz4/runtime/usr/bin/lz4").arg("-q").arg("-f").arg(&input).arg(&packed));
+        run(exe("lz4/runtime/usr/bin/lz4").arg("-d").arg("-q").arg("-f").arg(&packed).arg(&back));
         assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&input).unwrap(), "{arch}: lz4 round trip");
         assert!(std::fs::metadata(&packed).unwrap().len() < 1000, "{arch}: 40 KB of repeats did not compress");
     }
@@ -172,16 +172,16 @@ fn util_linux_and_e2fsprogs_build_static_and_make_check_and_identify_an_ext4_ima
     edit(&p, "recipes/e2fsprogs.toml", "[build]\n", &format!("[build]\nenv = {{ OVM_TEST_NONCE = \"{nonce}\" }}\n"));
     p.ok(&["build", "x86_64", "popt", "util-linux", "e2fsprogs"]);
     let staging = p.path().join("staging/x86_64");
-    for f in ["popt/usr/lib/libpopt.a", "popt/usr/lib/pkgconfig/popt.pc", "popt/usr/include/popt.h"] {
+    for f in ["popt/dev/usr/lib/libpopt.a", "popt/dev/usr/lib/pkgconfig/popt.pc", "popt/dev/usr/include/popt.h"] {
         assert!(staging.join(f).is_file(), "{f} missing");
     }
     for lib in ["blkid", "uuid", "mount"] {
-        assert!(staging.join(format!("util-linux/usr/lib/lib{lib}.a")).is_file(), "lib{lib}.a missing");
-        assert!(staging.join(format!("util-linux/usr/lib/pkgconfig/{lib}.pc")).is_file(), "{lib}.pc missing");
+        assert!(staging.join(format!("util-linux/dev/usr/lib/lib{lib}.a")).is_file(), "lib{lib}.a missing");
+        assert!(staging.join(format!("util-linux/dev/usr/lib/pkgconfig/{lib}.pc")).is_file(), "{lib}.pc missing");
     }
     let programs = static_and_clean(&p, &staging, "x86-64");
     for want in
-        ["util-linux/bin/mount", "util-linux/sbin/blkid", "util-linux/sbin/switch_root", "e2fsprogs/sbin/mke2fs"]
+        ["util-linux/runtime/bin/mount", "util-linux/runtime/sbin/blkid", "util-linux/runtime/sbin/switch_root", "e2fsprogs/runtime/sbin/mke2fs"]
     {
         assert!(programs.iter().any(|e| e.ends_with(want)), "{want} is not among the programs: {programs:?}");
     }
@@ -194,12 +194,12 @@ fn util_linux_and_e2fsprogs_build_static_and_make_check_and_identify_an_ext4_ima
     let image = p.path().join("ext4.img");
     std::fs::File::create(&image).and_then(|f| f.set_len(8 << 20)).expect("image file");
     let tool = |rel: &str| Command::new(staging.join(rel));
-    run(tool("e2fsprogs/sbin/mke2fs").args(["-q", "-F", "-t", "ext4"]).arg(&image));
-    run(tool("e2fsprogs/sbin/tune2fs").args(["-L", "ovmtest"]).arg(&image));
-    let fsck = run(tool("e2fsprogs/sbin/e2fsck").arg("-fn").arg(&image));
+    run(tool("e2fsprogs/runtime/sbin/mke2fs").args(["-q", "-F", "-t", "ext4"]).arg(&image));
+    run(tool("e2fsprogs/runtime/sbin/tune2fs").args(["-L", "ovmtest"]).arg(&image));
+    let fsck = run(tool("e2fsprogs/runtime/sbin/e2fsck").arg("-fn").arg(&image));
     assert!(fsck.contains("11/2048 files"), "a fresh filesystem holds 11 inodes: {fsck}");
-    let blkid = run(tool("util-linux/sbin/blkid").arg(&image));
+    let blkid = run(tool("util-linux/runtime/sbin/blkid").arg(&image));
     assert!(blkid.contains("TYPE=\"ext4\"") && blkid.contains("LABEL=\"ovmtest\""), "{blkid}");
-    let label = run(tool("e2fsprogs/sbin/e2label").arg(&image));
+    let label = run(tool("e2fsprogs/runtime/sbin/e2label").arg(&image));
     assert_eq!(label.trim(), "ovmtest");
 }

@@ -465,3 +465,104 @@ fn legal_info_ships_every_license_text_source_and_patch_of_the_image() {
         "{text}"
     );
 }
+
+/// pyspdxtools and ntia-checker, pinned, in a virtualenv under the test dir (made once, under a
+/// lock): Debian packages neither.
+fn spdx_tools() -> std::path::PathBuf {
+    let venv = build_support::tmp_root().join("spdx-venv");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(build_support::tmp_root().join("spdx-venv.lock"))
+        .expect("venv lock");
+    let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).expect("flock");
+    if venv.join("bin/ntia-checker").exists() {
+        return venv;
+    }
+    let _ = std::fs::remove_dir_all(&venv);
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        assert!(out.status.success(), "{cmd:?}: {}", build_support::text(&out));
+    };
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+    run(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "--quiet",
+        "spdx-tools==0.8.5",
+        "ntia-conformance-checker==6.0.0",
+    ]));
+    venv
+}
+
+/// The image's SBOM: SPDX 2.3 that pyspdxtools validates and ntia-checker finds conformant,
+/// naming each package with its license, source (sha256 and location), patch and files; the same
+/// image gives the same document.
+#[test]
+fn the_sbom_validates_names_sources_patches_and_files_and_is_reproducible() {
+    let venv = spdx_tools();
+    let p = project();
+    tool().license_files(&["tool.h"]).write(&p, "sbom");
+    user().write(&p, "sbom");
+    p.write(
+        "patches/tool-1.0.patch",
+        "--- a/tool.h\n+++ b/tool.h\n@@ -1 +1,2 @@\n+/* patched */\n int tool_answer(void);\n",
+    );
+    p.ok(&["build", "x86_64"]);
+    let sbom = p.path().join("output/x86_64/sbom.spdx.json");
+
+    let tool_run = |bin: &str, args: &[&str]| {
+        let out = Command::new(venv.join("bin").join(bin)).args(args).arg(&sbom).output().expect(bin);
+        let text = build_support::text(&out);
+        assert!(out.status.success(), "{bin} {args:?} rejects the SBOM:\n{text}");
+        text
+    };
+    tool_run("pyspdxtools", &["-i"]);
+    let ntia = tool_run("ntia-checker", &["--comply", "ntia"]);
+    assert!(ntia.contains("Conformant: True"), "{ntia}");
+
+    let doc: serde_json::Value = serde_json::from_str(&p.read("output/x86_64/sbom.spdx.json")).unwrap();
+    assert_eq!(doc["spdxVersion"], "SPDX-2.3");
+    let packages = doc["packages"].as_array().unwrap();
+    let package =
+        |name: &str| packages.iter().find(|p| p["name"] == name).unwrap_or_else(|| panic!("no package {name}"));
+    let tool_pkg = package("tool");
+    assert_eq!(tool_pkg["versionInfo"], "1.0");
+    assert_eq!(tool_pkg["licenseDeclared"], "MIT");
+    let recipe = p.read("recipes/tool.toml");
+    let url = recipe.lines().find_map(|l| l.strip_prefix("url = \"")).unwrap().trim_end_matches('"');
+    let sha = recipe.lines().find_map(|l| l.strip_prefix("sha256 = \"")).unwrap().trim_end_matches('"');
+    // A file:// URL is no download location in SPDX's grammar: NOASSERTION, and said in sourceInfo.
+    let source = packages
+        .iter()
+        .find(|p| p["primaryPackagePurpose"] == "SOURCE" && p["sourceInfo"] == format!("fetched from {url}"))
+        .expect("tool's source");
+    assert_eq!(source["downloadLocation"], "NOASSERTION");
+    assert_eq!(source["checksums"][0]["checksumValue"], sha);
+    let rels = doc["relationships"].as_array().unwrap();
+    let related = |from: &str, kind: &str| -> Vec<String> {
+        rels.iter()
+            .filter(|r| r["spdxElementId"] == from && r["relationshipType"] == kind)
+            .map(|r| r["relatedSpdxElement"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let generated = related("SPDXRef-Package-tool", "GENERATED_FROM");
+    assert!(generated.contains(&source["SPDXID"].as_str().unwrap().to_string()), "{generated:?}");
+    let files = doc["files"].as_array().unwrap();
+    let file = |name: &str| files.iter().find(|f| f["fileName"] == name).unwrap_or_else(|| panic!("no file {name}"));
+    assert!(generated.contains(&file("./patches/tool-1.0.patch")["SPDXID"].as_str().unwrap().to_string()));
+    let bin = file("./usr/bin/tool");
+    assert!(related("SPDXRef-Package-tool", "CONTAINS").contains(&bin["SPDXID"].as_str().unwrap().to_string()));
+    let bytes = std::fs::read(p.path().join("staging/x86_64/tool/runtime/usr/bin/tool")).unwrap();
+    assert_eq!(bin["checksums"][1]["checksumValue"], sha256(&bytes));
+    assert!(related("SPDXRef-Package-user", "DEPENDS_ON").contains(&"SPDXRef-Package-tool".to_string()));
+
+    // Another project with the same recipes (the same source URLs) and patch: the same SBOM,
+    // byte for byte.
+    let q = project();
+    for rel in ["recipes/tool.toml", "recipes/user.toml", "patches/tool-1.0.patch"] {
+        q.write(rel, &p.read(rel));
+    }
+    q.ok(&["build", "x86_64"]);
+    assert!(p.read("output/x86_64/sbom.spdx.json") == q.read("output/x86_64/sbom.spdx.json"), "the SBOMs differ");
+}

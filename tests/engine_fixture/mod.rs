@@ -378,6 +378,12 @@ pub fn tasks_sorted(p: &TestProject, domain: &str) -> Vec<String> {
     v
 }
 
+/// The image's tasks after a package output changed: the pack and the package feed, sorted as
+/// [`tasks_sorted`] has them.
+pub fn image_tasks() -> Vec<String> {
+    vec!["image feed".into(), "image pack".into()]
+}
+
 /// `pkg: task task …` for each package, tasks in the order of the chain.
 pub fn chain(pkg: &str, tasks: &[&str]) -> Vec<String> {
     tasks.iter().map(|t| format!("{pkg} {t}")).collect()
