@@ -113,7 +113,7 @@ cp hello /ovm/dest/usr/bin/hello
 '''
 EOF
   off build --sandbox "$a" hello
-  bin="$work/staging/$a/hello/usr/bin/hello"
+  bin="$work/staging/$a/hello/runtime/usr/bin/hello"
   file -b "$bin"
   if [ "$a" = "$host" ]; then "$bin"; else "qemu-$a" "$bin"; fi
   rm -f "$work/recipes/hello.toml"

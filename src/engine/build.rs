@@ -667,28 +667,50 @@ fn pack_image(
             }
         }
     }
-    log.start(arch.name(), IMAGE, "pack", &sig);
     let pack = TaskName::pack();
-    let task = TaskRef { domain: Domain::Target(arch), package: IMAGE, task: &pack };
-    observer.event(&Event::Started { task, log: log.path() });
-    crate::fault::point("image.begin", "image");
-    let t0 = Instant::now();
-    let out = crate::pack::pack(&req).inspect_err(|_| {
-        log.failed(arch.name(), IMAGE, "pack", t0.elapsed(), log.path());
-        observer.event(&Event::Failed { task, elapsed: t0.elapsed(), log: log.path() });
+    let (out, took) = image_task(arch, &pack, &sig, log, observer, || {
+        crate::fault::point("image.begin", "image");
+        let out = crate::pack::pack(&req)?;
+        write_sbom(project, arch, targets, &req, &out)?;
+        crate::fault::point("image.packed", "image");
+        Ok(out)
     })?;
-    write_sbom(project, arch, targets, &req, &out)?;
-    crate::fault::point("image.packed", "image");
-    log.done(arch.name(), IMAGE, "pack", t0.elapsed(), &sig);
-    observer.event(&Event::Finished { task, elapsed: t0.elapsed() });
     let output = StampOutput::Image {
         path: out.image.clone(),
         manifest: out.manifest.clone(),
         size: out.size,
         sha256: out.sha256.clone(),
     };
-    states.write_stamp(IMAGE, &TaskName::pack(), &Stamp::new(inputs, Some(output), t0.elapsed()))?;
+    states.write_stamp(IMAGE, &pack, &Stamp::new(inputs, Some(output), took))?;
     Ok(ImageReport { path: out.image, manifest: out.manifest, size: out.size, sha256: out.sha256, repacked: true })
+}
+
+/// Runs one of the image's tasks (`pack`, `feed`) as `work`, its start and its end or failure
+/// told to the context log and the observer; returns what it made and how long it took.
+fn image_task<T>(
+    arch: Arch,
+    name: &TaskName,
+    sig: &str,
+    log: &ContextLog,
+    observer: &dyn Observer,
+    work: impl FnOnce() -> Result<T, EngineError>,
+) -> Result<(T, Duration), EngineError> {
+    let task = TaskRef { domain: Domain::Target(arch), package: IMAGE, task: name };
+    log.start(arch.name(), IMAGE, name.as_str(), sig);
+    observer.event(&Event::Started { task, log: log.path() });
+    let t0 = Instant::now();
+    match work() {
+        Ok(made) => {
+            log.done(arch.name(), IMAGE, name.as_str(), t0.elapsed(), sig);
+            observer.event(&Event::Finished { task, elapsed: t0.elapsed() });
+            Ok((made, t0.elapsed()))
+        }
+        Err(e) => {
+            log.failed(arch.name(), IMAGE, name.as_str(), t0.elapsed(), log.path());
+            observer.event(&Event::Failed { task, elapsed: t0.elapsed(), log: log.path() });
+            Err(e)
+        }
+    }
 }
 
 /// Writes `output/ARCH/sbom.spdx.json` (`crate::sbom`) for the image just packed: its files from
@@ -805,20 +827,12 @@ fn write_feed(
         }
     }
     let feed = TaskName::feed();
-    let task = TaskRef { domain: Domain::Target(arch), package: IMAGE, task: &feed };
-    log.start(arch.name(), IMAGE, "feed", &sig);
-    observer.event(&Event::Started { task, log: log.path() });
-    let t0 = Instant::now();
-    let written = crate::feed::packages(project.layout(), arch, targets)
-        .and_then(|packages| crate::feed::write(&packages, arch, &dir, project.source_date_epoch()))
-        .inspect_err(|_| {
-            log.failed(arch.name(), IMAGE, "feed", t0.elapsed(), log.path());
-            observer.event(&Event::Failed { task, elapsed: t0.elapsed(), log: log.path() });
-        })?;
-    log.done(arch.name(), IMAGE, "feed", t0.elapsed(), &sig);
-    observer.event(&Event::Finished { task, elapsed: t0.elapsed() });
+    let (written, took) = image_task(arch, &feed, &sig, log, observer, || {
+        let packages = crate::feed::packages(project.layout(), arch, targets)?;
+        Ok(crate::feed::write(&packages, arch, &dir, project.source_date_epoch())?)
+    })?;
     let hash = tree::hash_tree(&written.dir)?;
-    states.write_stamp(IMAGE, &feed, &Stamp::new(inputs, Some(StampOutput::Staged { hash }), t0.elapsed()))?;
+    states.write_stamp(IMAGE, &feed, &Stamp::new(inputs, Some(StampOutput::Staged { hash }), took))?;
     Ok(())
 }
 

@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::arch::Arch;
 use crate::project::Project;
 use crate::recipe::{Kind, Recipe};
+use crate::signature::Inputs;
 
 use crate::layout::{Domain, TaskName, IMAGE};
 use crate::toolchain::{Parts, Toolchain, ToolchainKind};
@@ -24,7 +25,7 @@ use super::build::{image_plan, target_list, Run};
 use super::context_log::ContextLog;
 use super::ctx::Ctx;
 use super::freshness::{self, OutputCheck, Verdict};
-use super::state::StateDir;
+use super::state::{Stamp, StateDir};
 use super::task::Task;
 use super::EngineError;
 
@@ -269,42 +270,35 @@ fn image_state(
     states: &StateDir,
 ) -> Result<State, EngineError> {
     let (_, inputs) = image_plan(project, arch, targets, outputs)?;
-    Ok(match states.stamp(IMAGE, &TaskName::pack())? {
-        None => State::NeverBuilt,
-        Some(s) if s.signature != inputs.signature() => State::Stale {
-            task: "pack".into(),
-            changes: inputs.diff(&s.inputs).iter().map(ToString::to_string).collect(),
-        },
-        Some(s) => match super::build::existing_image(&s) {
-            Some(_) => feed_state(project, arch, targets, outputs, states)?,
-            None => State::Stale {
-                task: "pack".into(),
-                changes: vec!["the image in output/ is missing or was changed".into()],
-            },
-        },
-    })
+    let pack = states.stamp(IMAGE, &TaskName::pack())?;
+    let Some(pack) = pack else { return Ok(State::NeverBuilt) };
+    let intact = |s: &Stamp| super::build::existing_image(s).is_some();
+    let state = stamp_state("pack", &inputs, &pack, intact, "the image in output/ is missing or was changed");
+    if !state.is_built() {
+        return Ok(state);
+    }
+    // The image is built; its package feed may still be stale.
+    let inputs = super::build::feed_inputs(project, targets, outputs);
+    let Some(feed) = states.stamp(IMAGE, &TaskName::feed())? else {
+        return Ok(State::Stale { task: "feed".into(), changes: vec!["the package feed was never written".into()] });
+    };
+    let intact = |s: &Stamp| super::build::feed_intact(project, arch, s);
+    Ok(stamp_state("feed", &inputs, &feed, intact, "the feed in output/ is missing or was changed"))
 }
 
-/// The image's package feed, once the image itself is built: `Built`, or stale at `feed`.
-fn feed_state(
-    project: &Project,
-    arch: Arch,
-    targets: &[&Recipe],
-    outputs: &BTreeMap<String, String>,
-    states: &StateDir,
-) -> Result<State, EngineError> {
-    let inputs = super::build::feed_inputs(project, targets, outputs);
-    Ok(match states.stamp(IMAGE, &TaskName::feed())? {
-        None => State::Stale { task: "feed".into(), changes: vec!["the package feed was never written".into()] },
-        Some(s) if s.signature != inputs.signature() => State::Stale {
-            task: "feed".into(),
-            changes: inputs.diff(&s.inputs).iter().map(ToString::to_string).collect(),
-        },
-        Some(s) if !super::build::feed_intact(project, arch, &s) => {
-            State::Stale { task: "feed".into(), changes: vec!["the feed in output/ is missing or was changed".into()] }
+/// An image task's state from its stamp: stale with the inputs that changed, stale because what it
+/// made is gone (`missing`), or built.
+fn stamp_state(task: &str, inputs: &Inputs, stamp: &Stamp, intact: impl Fn(&Stamp) -> bool, missing: &str) -> State {
+    if stamp.signature != inputs.signature() {
+        State::Stale {
+            task: task.into(),
+            changes: inputs.diff(&stamp.inputs).iter().map(ToString::to_string).collect(),
         }
-        Some(_) => State::Built,
-    })
+    } else if !intact(stamp) {
+        State::Stale { task: task.into(), changes: vec![missing.into()] }
+    } else {
+        State::Built
+    }
 }
 
 /// Appends one line per recipe; returns whether any is not built.

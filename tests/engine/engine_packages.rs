@@ -180,9 +180,12 @@ fn util_linux_and_e2fsprogs_build_static_and_make_check_and_identify_an_ext4_ima
         assert!(staging.join(format!("util-linux/dev/usr/lib/pkgconfig/{lib}.pc")).is_file(), "{lib}.pc missing");
     }
     let programs = static_and_clean(&p, &staging, "x86-64");
-    for want in
-        ["util-linux/runtime/bin/mount", "util-linux/runtime/sbin/blkid", "util-linux/runtime/sbin/switch_root", "e2fsprogs/runtime/sbin/mke2fs"]
-    {
+    for want in [
+        "util-linux/runtime/bin/mount",
+        "util-linux/runtime/sbin/blkid",
+        "util-linux/runtime/sbin/switch_root",
+        "e2fsprogs/runtime/sbin/mke2fs",
+    ] {
         assert!(programs.iter().any(|e| e.ends_with(want)), "{want} is not among the programs: {programs:?}");
     }
     // util-linux's libraries, found through pkg-config, not e2fsprogs' private copies.
