@@ -16,6 +16,7 @@ pub mod feed;
 pub mod fetch;
 pub mod file_kind;
 pub mod graph;
+pub mod image;
 pub mod kernel_modules;
 pub mod layout;
 pub mod pack;

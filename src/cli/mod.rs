@@ -66,6 +66,10 @@ pub enum Command {
         /// Only these packages (and their dependencies); no image is packed
         #[arg(value_name = "PKG")]
         packages: Vec<String>,
+        /// Build and pack the image images/NAME.toml (its install list, from the package feed)
+        /// into output/ARCH/images/NAME/ instead of the default image
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["packages", "dry_run"])]
+        image: Option<String>,
         /// Build every package in the strict sandbox (the default)
         #[arg(long, overrides_with = "no_sandbox")]
         sandbox: bool,
@@ -481,7 +485,7 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
             let display = progress::Display::new(progress::Mode::chosen(cli.quiet, settings), *jobs);
             Ok(crate::engine::cross::report(&project, *arch, &opts, cli.quiet, &display))
         }
-        Command::Build { arch, packages, sandbox: _, no_sandbox, jobs, toolchain, no_wait, dry_run, json } => {
+        Command::Build { arch, packages, image, sandbox: _, no_sandbox, jobs, toolchain, no_wait, dry_run, json } => {
             let project = cli.project(settings)?;
             let opts = crate::engine::build::BuildOptions {
                 arch: *arch,
@@ -490,6 +494,7 @@ pub fn run(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
                 no_sandbox: *no_sandbox,
                 no_wait: *no_wait,
                 toolchain: toolchain.clone(),
+                image: image.clone(),
             };
             if *dry_run {
                 return inspect::dry_run(&project, &opts, *json);

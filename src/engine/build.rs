@@ -45,6 +45,8 @@ pub struct BuildOptions {
     pub no_wait: bool,
     /// `--toolchain`: overrides `[toolchain] kind`, and is recorded as the project's choice.
     pub toolchain: Option<ToolchainKind>,
+    /// `--image NAME`: build and pack `images/NAME.toml` instead of the default image.
+    pub image: Option<String>,
 }
 
 /// One package's line in the summary.
@@ -569,7 +571,11 @@ pub(crate) fn build(
     let kind = choice.kind;
     let reports = Mutex::new(Vec::new());
     let what = format!("ovm build {}{}", opts.arch, opts.packages.iter().map(|p| format!(" {p}")).collect::<String>());
-    let targets = target_list(project, &run.recipes, &opts.packages)?;
+    let named = opts.image.as_deref().map(|n| crate::image::load(project, n)).transpose().map_err(EngineError::from)?;
+    let targets = match &named {
+        Some(def) => target_list(project, &run.recipes, &super::image::recipes_for(def, &run.recipes)?)?,
+        None => target_list(project, &run.recipes, &opts.packages)?,
+    };
 
     let equipment = equip(&run, &kind, opts.arch, &targets, &what, &reports, Needs::Outputs)?;
 
@@ -579,7 +585,16 @@ pub(crate) fn build(
     let outputs = build_domain(&ctx, &targets, &reports)?;
 
     // The image and its package feed, unless only some packages were asked for.
-    let image = if opts.packages.is_empty() {
+    let image = if let Some(def) = &named {
+        let out = super::image::pack_named(&ctx, project, opts.arch, def, &targets)?;
+        Some(ImageReport {
+            path: out.image,
+            manifest: out.manifest,
+            size: out.size,
+            sha256: out.sha256,
+            repacked: true,
+        })
+    } else if opts.packages.is_empty() {
         let image = pack_image(project, opts.arch, &targets, &outputs, &log, run.observer)?;
         write_feed(project, opts.arch, &targets, &outputs, &log, run.observer)?;
         Some(image)

@@ -32,6 +32,12 @@ pub enum EngineError {
     Feed(#[from] crate::feed::FeedError),
     #[error(transparent)]
     Sbom(#[from] crate::sbom::SbomError),
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
+    #[error("{}: `{package}` {why}", image.display())]
+    ImagePackage { image: PathBuf, package: String, why: String },
+    #[error("{}: the postprocess command `{command}` failed; its output is in {}", image.display(), log.display())]
+    Postprocess { image: PathBuf, command: String, log: PathBuf },
     #[error("{package} is not built for {arch} (or was built before it kept its license files): run `ovm build {arch}` first")]
     NotBuilt { package: String, arch: String },
     #[error("{package}: its source {file} (or an accepted alternative) is not in sources/ with its sha256: run `ovm download {package}`")]

@@ -16,6 +16,7 @@ pub mod devshell;
 pub(crate) mod env;
 mod error;
 pub(crate) mod freshness;
+mod image;
 pub mod inspect;
 pub mod legal;
 pub(crate) mod lock;

@@ -107,6 +107,10 @@ impl Layout {
     pub fn rootfs(&self) -> PathBuf {
         self.root.join("rootfs")
     }
+    /// The named images' definitions, `images/NAME.toml`.
+    pub fn images_dir(&self) -> PathBuf {
+        self.root.join("images")
+    }
     /// The download cache, shared by all architectures.
     pub fn sources(&self) -> PathBuf {
         self.root.join("sources")
@@ -143,6 +147,10 @@ impl Layout {
     /// `ovm legal-info ARCH`'s output: license texts, sources, patches, a manifest.
     pub fn legal_info(&self, arch: Arch) -> PathBuf {
         self.output(arch).join("legal-info")
+    }
+    /// Where `ovm build ARCH --image NAME` packs: `output/ARCH/images/NAME/`.
+    pub fn image_output(&self, arch: Arch, name: &str) -> PathBuf {
+        self.output(arch).join("images").join(name)
     }
     /// The package feed of ARCH's image: `.ipk` files and their `Packages` index.
     pub fn feed(&self, arch: Arch) -> PathBuf {

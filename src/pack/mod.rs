@@ -28,9 +28,10 @@ pub mod pargz;
 pub mod table;
 pub mod tree;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -222,6 +223,9 @@ pub struct PackRequest {
     pub source_date_epoch: u64,
     /// Where `initrd.cpio.*` and `manifest.txt` go (created if missing).
     pub output_dir: PathBuf,
+    /// The owner the manifest names per path, over the layers' names: an image packed from one
+    /// post-processed tree still says which package each file came from ([`owners_after`]).
+    pub owners: Option<BTreeMap<Vec<u8>, String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -365,6 +369,7 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &PackOptions) ->
         threads: opts.threads.unwrap_or(cfg.threads),
         source_date_epoch: project.source_date_epoch(),
         output_dir: project.layout().output(arch),
+        owners: None,
     })
 }
 
@@ -437,9 +442,16 @@ pub fn pack(req: &PackRequest) -> Result<PackOutcome, PackError> {
         Some(path) => DeviceTable::load(path)?,
         None => DeviceTable::default(),
     };
-    let tree = Tree::assemble(&req.layers, &table)?;
+    let mut tree = Tree::assemble(&req.layers, &table)?;
     tracing::debug!(entries = tree.entries.len(), layers = req.layers.len(), "assembled the image tree");
     image_qa(&tree, &req.layers)?;
+    if let Some(owners) = &req.owners {
+        for (path, node) in tree.entries.iter_mut() {
+            if let Some(owner) = owners.get(path) {
+                node.owner = owner.clone();
+            }
+        }
+    }
 
     let out_err = |path: &Path| {
         let path = path.to_path_buf();
@@ -498,6 +510,84 @@ pub fn pack(req: &PackRequest) -> Result<PackOutcome, PackError> {
     }
     Ok(PackOutcome { image: image_path, manifest: manifest_path, sha256, size, entries: manifest.entries.len() })
 }
+
+/// The image QA checks over `layers` as they would be packed (for an image whose files a
+/// postprocess command changes before the pack: the checks see the packages' own files).
+pub fn check_layers(layers: &[Layer], device_table: Option<&Path>) -> Result<(), PackError> {
+    let table = match device_table {
+        Some(path) => DeviceTable::load(path)?,
+        None => DeviceTable::default(),
+    };
+    image_qa(&Tree::assemble(layers, &table)?, layers)
+}
+
+/// What an entry is, for telling whether a postprocess command changed it.
+fn identity(kind: &Kind, mode: u32) -> Result<String, PackError> {
+    Ok(match kind {
+        Kind::Dir => format!("dir {mode:o}"),
+        Kind::File { source, .. } => {
+            let sha = crate::digest::sha256_file(source).map_err(|e| PackError::ReadFile {
+                path: source.clone(),
+                owner: "image".into(),
+                source: e,
+            })?;
+            format!("file {mode:o} {sha}")
+        }
+        Kind::Symlink { target } => format!("link {}", String::from_utf8_lossy(target)),
+        other => other.describe().to_string(),
+    })
+}
+
+/// Assembles `layers` (without a device table) into a real directory tree at `dest`: directories
+/// and files with their modes (copies: a command may change them, never the staged packages),
+/// symlinks; device nodes are the final pack's. Returns each path's owner and what it was.
+pub fn materialize(layers: &[Layer], dest: &Path) -> Result<BTreeMap<Vec<u8>, (String, String)>, PackError> {
+    let tree = Tree::assemble(layers, &DeviceTable::default())?;
+    let werr = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| PackError::Output { path, source }
+    };
+    let mut out = BTreeMap::new();
+    for (rel, node) in &tree.entries {
+        let to = dest.join(std::ffi::OsStr::from_bytes(rel));
+        match &node.kind {
+            Kind::Dir => std::fs::create_dir_all(&to).map_err(werr(&to))?,
+            Kind::File { source, .. } => {
+                std::fs::copy(source, &to).map_err(werr(&to))?;
+            }
+            Kind::Symlink { target } => {
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &to).map_err(werr(&to))?
+            }
+            _ => continue,
+        }
+        if !matches!(node.kind, Kind::Symlink { .. }) {
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(node.mode)).map_err(werr(&to))?;
+        }
+        out.insert(rel.clone(), (node.owner.clone(), identity(&node.kind, node.mode)?));
+    }
+    Ok(out)
+}
+
+/// The owners of `tree`'s entries after a postprocess command: what is as [`materialize`] left it
+/// keeps its owner, anything new or changed is `postprocess`'s.
+pub fn owners_after(
+    tree: &Path,
+    before: &BTreeMap<Vec<u8>, (String, String)>,
+) -> Result<BTreeMap<Vec<u8>, String>, PackError> {
+    let now = Tree::assemble(&[Layer::rootfs(tree)], &DeviceTable::default())?;
+    let mut out = BTreeMap::new();
+    for (rel, node) in &now.entries {
+        let same = match before.get(rel) {
+            Some((owner, was)) if *was == identity(&node.kind, node.mode)? => owner.clone(),
+            _ => POSTPROCESS_OWNER.to_string(),
+        };
+        out.insert(rel.clone(), same);
+    }
+    Ok(out)
+}
+
+/// The owner the manifest records for what an image's postprocess commands made or changed.
+pub const POSTPROCESS_OWNER: &str = "postprocess";
 
 /// The image QA checks over the assembled tree. A finding counts against the package that
 /// installed the file, unless its recipe waives that check; the skeleton, the overlay and the

@@ -566,3 +566,63 @@ fn the_sbom_validates_names_sources_patches_and_files_and_is_reproducible() {
     q.ok(&["build", "x86_64"]);
     assert!(p.read("output/x86_64/sbom.spdx.json") == q.read("output/x86_64/sbom.spdx.json"), "the SBOMs differ");
 }
+
+/// `ovm build ARCH --image NAME`: an install list resolved through the feed's Depends, an exclude
+/// that keeps a package out, debug packages, postprocess commands in the strict sandbox, two
+/// images sharing a package built once, and the errors of a bad list.
+#[test]
+fn images_from_install_lists_resolve_exclude_share_packages_and_postprocess_in_the_sandbox() {
+    let p = project();
+    tool().write(&p, "images");
+    user().write(&p, "images");
+    p.write(
+        "images/rescue.toml",
+        "description = \"user and what it needs, no debug info of tool\"\ninstall = [\"user\"]\ndebug = true\n\
+         exclude = [\"tool-dbg\"]\ncompress = \"xz\"\n\
+         postprocess = [\"mkdir -p $ROOTFS/etc && echo postprocessed > $ROOTFS/etc/motd\", \
+         \"test ! -e /usr && test ! -e /ovm/src && test -x $ROOTFS/usr/bin/user\"]\n",
+    );
+    p.write("images/debug.toml", "install = [\"tool\", \"tool-dev\"]\ndebug = true\n");
+    let out = p.ok(&["build", "x86_64", "--image", "rescue"]);
+    assert!(out.contains("output/x86_64/images/rescue/initrd.cpio.xz"), "{out}");
+    let manifest = p.read("output/x86_64/images/rescue/manifest.txt");
+    let owner = |m: &str, path: &str| -> Option<String> {
+        m.lines()
+            .find(|l| l.split('\t').next() == Some(path))
+            .map(|l| l.split('\t').nth(7).unwrap_or_default().to_string())
+    };
+    assert_eq!(owner(&manifest, "/usr/bin/user").as_deref(), Some("user"), "{manifest}");
+    assert_eq!(owner(&manifest, "/usr/bin/tool").as_deref(), Some("tool"), "user depends on tool:\n{manifest}");
+    assert_eq!(owner(&manifest, "/etc/motd").as_deref(), Some("postprocess"), "{manifest}");
+    assert!(!manifest.contains("/usr/lib/debug"), "tool-dbg is excluded:\n{manifest}");
+    assert!(!manifest.contains("/usr/include"), "no -dev package was asked for:\n{manifest}");
+    let log = p.read("logs/x86_64/image-rescue/postprocess.log");
+    assert!(log.is_empty(), "{log}");
+
+    // A second image sharing tool: nothing is built again.
+    p.ok(&["build", "x86_64", "--image", "debug"]);
+    assert!(p.tasks_run("x86_64").iter().all(|t| !t.starts_with("tool ")), "{:?}", p.tasks_run("x86_64"));
+    let manifest = p.read("output/x86_64/images/debug/manifest.txt");
+    assert_eq!(owner(&manifest, "/usr/include/tool.h").as_deref(), Some("tool-dev"), "{manifest}");
+    assert!(
+        manifest.lines().any(|l| l.starts_with("/usr/lib/debug/.build-id/") && l.contains("\ttool-dbg")),
+        "{manifest}"
+    );
+    assert!(owner(&manifest, "/usr/bin/user").is_none(), "user is not in this image:\n{manifest}");
+    // The default image is untouched by either.
+    assert!(!p.path().join("output/x86_64/initrd.cpio.gz").exists());
+
+    // What a list cannot ask for, named.
+    p.write("images/bad.toml", "install = [\"user\"]\nexclude = [\"tool\"]\n");
+    let text = build_support::text(&p.run(&["build", "x86_64", "--image", "bad"]));
+    assert!(text.contains("images/bad.toml: `tool` is excluded, but user depends on it"), "{text}");
+    p.write("images/bad.toml", "install = [\"zlib\"]\n");
+    let text = build_support::text(&p.run(&["build", "x86_64", "--image", "bad"]));
+    assert!(text.contains("`zlib` no target recipe makes it"), "{text}");
+    let text = build_support::text(&p.run(&["build", "x86_64", "--image", "nope"]));
+    assert!(text.contains("no image named `nope`") && text.contains("images: bad, debug, rescue"), "{text}");
+    p.write("images/bad.toml", "install = [\"user\"]\npostprocess = [\"echo failing; exit 3\"]\n");
+    let text = build_support::text(&p.run(&["build", "x86_64", "--image", "bad"]));
+    assert!(text.contains("the postprocess command `echo failing; exit 3` failed"), "{text}");
+    assert!(p.read("logs/x86_64/image-bad/postprocess.log").contains("failing"));
+}

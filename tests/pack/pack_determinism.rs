@@ -25,6 +25,7 @@ fn request(tree: &Path, out: &Path, compress: Compression, threads: usize) -> Pa
         threads,
         source_date_epoch: 1_700_000_000,
         output_dir: out.to_path_buf(),
+        owners: None,
     }
 }
 

@@ -1,0 +1,228 @@
+//! `ovm build ARCH --image NAME`: an image from an install list (`crate::image`), made of the
+//! feed's packages rather than whole recipes.
+//!
+//! 1. **recipes** — each installed package's recipe (a recipe's name is its runtime package;
+//!    `zlib-dev` is zlib's), with what they depend on, built as `ovm build ARCH PKG…` would;
+//! 2. **resolve** — from the feed's metadata (`feed::packages`): the install list, then each
+//!    package's `Depends` transitively, then (`debug = true`) each runtime package's `-dbg`; a
+//!    package excluded but depended on, or one that does not exist (an empty part), is an error
+//!    naming it;
+//! 3. **layers** — `rootfs/`, each package's part directory (recipe dependency order, then part),
+//!    the kernel modules, the overlay; the image QA checks run on them;
+//! 4. **postprocess** — with commands, the layers are assembled into a copy, each command runs in
+//!    the strict sandbox with that tree read-write at `$ROOTFS` (no network, no host /usr, the
+//!    build tools' busybox as its shell), and the image is packed from the result; the manifest
+//!    still names each file's package, or `postprocess` for what the commands made or changed;
+//! 5. **pack** — into `output/ARCH/images/NAME/` (image and manifest).
+//!
+//! Several images share packages: they are built once, in the target domain, whichever image
+//! asks. A named image is packed on every `ovm build --image` (it keeps no stamp yet).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use crate::arch::Arch;
+use crate::feed;
+use crate::image::ImageDef;
+use crate::layout::{Domain, Part};
+use crate::pack::{self, Layer, LayerKind};
+use crate::project::Project;
+use crate::recipe::{Kind, Recipe, RecipeSet};
+
+use super::ctx::{Ctx, Isolation};
+use super::EngineError;
+
+/// The recipe of package `name`: a target recipe of that name, else the one whose part it names.
+fn recipe_of<'r>(recipes: &'r RecipeSet, name: &str) -> Option<(&'r Recipe, Part)> {
+    if let Some(r) = recipes.get(name).filter(|r| r.kind == Kind::Target) {
+        return Some((r, Part::Runtime));
+    }
+    Part::ALL.into_iter().filter(|p| *p != Part::Runtime).find_map(|part| {
+        let base = name.strip_suffix(&format!("-{part}"))?;
+        recipes.get(base).filter(|r| r.kind == Kind::Target).map(|r| (r, part))
+    })
+}
+
+/// The recipes to build for `def`: those of its installed packages.
+pub(crate) fn recipes_for(def: &ImageDef, recipes: &RecipeSet) -> Result<Vec<String>, EngineError> {
+    let mut out = Vec::new();
+    for name in &def.install {
+        let Some((r, _)) = recipe_of(recipes, name) else {
+            return Err(EngineError::ImagePackage {
+                image: def.path.clone(),
+                package: name.clone(),
+                why: "no target recipe makes it (a recipe's name is its runtime package; NAME-dev, -dbg, -doc, \
+                      -locale its parts)"
+                    .into(),
+            });
+        };
+        if !out.contains(&r.name) {
+            out.push(r.name.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// A `Depends` entry without its version constraint: `tool (= 1.0)` → `tool`.
+fn dependency_name(dep: &str) -> &str {
+    dep.split_whitespace().next().unwrap_or(dep)
+}
+
+/// The packages `def` installs, resolved against `available` (the feed's packages).
+pub(crate) fn resolve<'p>(
+    def: &ImageDef,
+    available: &'p [feed::Package],
+) -> Result<Vec<&'p feed::Package>, EngineError> {
+    let by_name: BTreeMap<&str, &feed::Package> = available.iter().map(|p| (p.name.as_str(), p)).collect();
+    let err = |package: &str, why: String| EngineError::ImagePackage {
+        image: def.path.clone(),
+        package: package.into(),
+        why,
+    };
+    let mut chosen: BTreeMap<&str, &feed::Package> = BTreeMap::new();
+    let mut todo: Vec<(String, Option<String>)> = def.install.iter().rev().map(|n| (n.clone(), None)).collect();
+    while let Some((name, wanted_by)) = todo.pop() {
+        if chosen.contains_key(name.as_str()) {
+            continue;
+        }
+        if def.exclude.contains(&name) {
+            let by = wanted_by.unwrap_or_default();
+            return Err(err(&name, format!("is excluded, but {by} depends on it")));
+        }
+        let Some(p) = by_name.get(name.as_str()) else {
+            return Err(err(&name, "is no package of the built recipes (an empty part makes no package: a static library's runtime part, for one)".into()));
+        };
+        chosen.insert(p.name.as_str(), p);
+        for d in p.depends.iter().rev() {
+            todo.push((dependency_name(d).to_string(), Some(p.name.clone())));
+        }
+    }
+    if def.debug {
+        let runtime: Vec<&str> = chosen.values().filter(|p| p.part == Part::Runtime).map(|p| p.name.as_str()).collect();
+        for r in runtime {
+            let dbg = Part::Dbg.package_name(r);
+            if let Some(p) = by_name.get(dbg.as_str()).filter(|_| !def.exclude.contains(&dbg)) {
+                chosen.insert(p.name.as_str(), p);
+            }
+        }
+    }
+    Ok(chosen.into_values().collect())
+}
+
+/// Packs the image `def` of `targets` (built, dependency order).
+pub(crate) fn pack_named(
+    ctx: &Ctx<'_>,
+    project: &Project,
+    arch: Arch,
+    def: &ImageDef,
+    targets: &[&Recipe],
+) -> Result<pack::PackOutcome, EngineError> {
+    let available = feed::packages(project.layout(), arch, targets)?;
+    let mut chosen = resolve(def, &available)?;
+    let rank = |p: &feed::Package| (targets.iter().position(|r| r.name == p.recipe).unwrap_or(usize::MAX), p.part);
+    chosen.sort_by_key(|p| rank(p));
+    let opts = pack::PackOptions { compress: def.compress, overlay: def.overlay.clone(), threads: None };
+    let mut req = pack::request_for_project(project, arch, &opts)?;
+    let by_recipe: BTreeMap<&str, &&Recipe> = targets.iter().map(|r| (r.name.as_str(), r)).collect();
+    let mut layers: Vec<Layer> = req.layers.iter().filter(|l| l.kind == LayerKind::Rootfs).cloned().collect();
+    for p in &chosen {
+        let mut layer = Layer::package(p.name.clone(), p.dir.clone(), false);
+        if let Some(r) = by_recipe.get(p.recipe.as_str()) {
+            layer = layer.waiving(r.package.waive.keys().copied().collect());
+            if p.part == Part::Runtime {
+                layer = layer.replacing(r.replaces.clone());
+            }
+        }
+        layers.push(layer);
+    }
+    layers
+        .extend(req.layers.iter().filter(|l| matches!(l.kind, LayerKind::KernelModules | LayerKind::Overlay)).cloned());
+    req.layers = layers;
+    req.output_dir = project.layout().image_output(arch, &def.name);
+    if def.postprocess.is_empty() {
+        return Ok(pack::pack(&req)?);
+    }
+    pack::check_layers(&req.layers, req.device_table.as_deref())?;
+    let work = project.layout().work_of(Domain::Target(arch)).join(format!(".image-{}", def.name));
+    crate::tree::remove_all(&work)?;
+    let tree = work.join("rootfs");
+    let before = pack::materialize(&req.layers, &tree)?;
+    let log = project.layout().logs(Domain::Target(arch)).join(format!("image-{}", def.name)).join("postprocess.log");
+    for (i, cmd) in def.postprocess.iter().enumerate() {
+        postprocess(ctx, def, i, cmd, &tree, &log)?;
+    }
+    let after = pack::owners_after(&tree, &before)?;
+    req.layers = vec![Layer::rootfs(&tree)];
+    req.owners = Some(after);
+    let out = pack::pack(&req)?;
+    crate::tree::remove_all(&work)?;
+    Ok(out)
+}
+
+/// Runs one postprocess command over `tree`: in the strict sandbox (or, with `--no-sandbox`, on the
+/// host with `$ROOTFS` the tree's path), its output appended to `log`.
+fn postprocess(
+    ctx: &Ctx<'_>,
+    def: &ImageDef,
+    index: usize,
+    cmd: &str,
+    tree: &Path,
+    log: &Path,
+) -> Result<(), EngineError> {
+    if let Some(d) = log.parent() {
+        fs::create_dir_all(d).map_err(|source| EngineError::Write { path: d.to_path_buf(), source })?;
+    }
+    let out = fs::OpenOptions::new()
+        .create(true)
+        .append(index > 0)
+        .write(true)
+        .truncate(index == 0)
+        .open(log)
+        .map_err(|source| EngineError::Write { path: log.to_path_buf(), source })?;
+    let err_out = out.try_clone().map_err(|source| EngineError::Write { path: log.to_path_buf(), source })?;
+    let tools = ctx.equipment.tools_dir.clone().ok_or_else(|| EngineError::Internal("no build tools".into()))?;
+    let epoch = ctx.source_date_epoch.to_string();
+    let mut command = match &ctx.isolation {
+        Isolation::Sandbox { exe } => {
+            let args = vec!["/bin/sh".to_string(), "-e".to_string(), "-c".to_string(), cmd.to_string()];
+            let spec = crate::sandbox::SandboxBuilder::new(args)
+                .ro_bind(&tools, "/ovm/tools")
+                .ro_bind(tools.join("bin/busybox"), "/bin/sh")
+                .rw_bind(tree, "/ovm/rootfs")
+                .tmpfs("/tmp")
+                .cwd("/ovm/rootfs")
+                .hostname("ovm")
+                .proc_mode(crate::sandbox::ProcMode::chosen(ctx.settings)?)
+                .env("PATH", "/ovm/tools/bin")
+                .env("ROOTFS", "/ovm/rootfs")
+                .env("HOME", "/tmp")
+                .env("LC_ALL", "C")
+                .env("SOURCE_DATE_EPOCH", &epoch)
+                .build()?;
+            crate::sandbox::command_with_exe(exe, &spec)?
+        }
+        Isolation::Host => {
+            let mut c = std::process::Command::new(tools.join("bin/sh"));
+            c.env_clear()
+                .args(["-e", "-c", cmd])
+                .current_dir(tree)
+                .env("PATH", format!("{}:/usr/bin:/bin", tools.join("bin").display()))
+                .env("ROOTFS", tree)
+                .env("HOME", "/tmp")
+                .env("LC_ALL", "C")
+                .env("SOURCE_DATE_EPOCH", &epoch);
+            c
+        }
+    };
+    let status = command
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err_out)
+        .status()
+        .map_err(|source| EngineError::Spawn { what: format!("postprocess of image {}", def.name), source })?;
+    if !status.success() {
+        return Err(EngineError::Postprocess { image: def.path.clone(), command: cmd.into(), log: log.to_path_buf() });
+    }
+    Ok(())
+}
