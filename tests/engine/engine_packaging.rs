@@ -599,6 +599,20 @@ fn images_from_install_lists_resolve_exclude_share_packages_and_postprocess_in_t
     let log = p.read("logs/x86_64/image-rescue/postprocess.log");
     assert!(log.is_empty(), "{log}");
 
+    // Reproducible: another project with the same recipes and image packs the same bytes.
+    let q = project();
+    for rel in ["recipes/tool.toml", "recipes/user.toml", "images/rescue.toml"] {
+        q.write(rel, &p.read(rel));
+    }
+    q.ok(&["build", "x86_64", "--image", "rescue"]);
+    for f in ["initrd.cpio.xz", "manifest.txt"] {
+        let (a, b) = (
+            p.path().join("output/x86_64/images/rescue").join(f),
+            q.path().join("output/x86_64/images/rescue").join(f),
+        );
+        assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(), "{f} differs between two projects");
+    }
+
     // A second image sharing tool: nothing is built again.
     p.ok(&["build", "x86_64", "--image", "debug"]);
     assert!(p.tasks_run("x86_64").iter().all(|t| !t.starts_with("tool ")), "{:?}", p.tasks_run("x86_64"));
