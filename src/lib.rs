@@ -19,6 +19,7 @@ pub mod graph;
 pub mod image;
 pub mod kernel_modules;
 pub mod layout;
+pub mod listing;
 pub mod pack;
 pub mod patch;
 pub mod project;

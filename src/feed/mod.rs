@@ -75,25 +75,8 @@ type Listed = (String, PathBuf, fs::Metadata);
 
 /// The regular files and links below `dir`, relative, in byte order.
 fn files(dir: &Path) -> Result<Vec<Listed>, FeedError> {
-    let mut out = Vec::new();
-    let mut stack = vec![(String::new(), dir.to_path_buf())];
-    while let Some((rel_dir, d)) = stack.pop() {
-        let rd = fs::read_dir(&d).map_err(|source| FeedError::Read { path: d.clone(), source })?;
-        for e in rd {
-            let e = e.map_err(|source| FeedError::Read { path: d.clone(), source })?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            let rel = if rel_dir.is_empty() { name } else { format!("{rel_dir}/{name}") };
-            let path = e.path();
-            let md = fs::symlink_metadata(&path).map_err(|source| FeedError::Read { path: path.clone(), source })?;
-            if md.is_dir() {
-                stack.push((rel, path));
-            } else {
-                out.push((rel, path, md));
-            }
-        }
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
+    let all = crate::listing::entries(dir).map_err(|e| FeedError::Read { path: e.path, source: e.source })?;
+    Ok(all.into_iter().filter(|e| !e.meta.is_dir()).map(|e| (e.rel, e.path, e.meta)).collect())
 }
 
 /// A shared library's file name, when `rel` is one in a library directory.

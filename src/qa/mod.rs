@@ -153,7 +153,8 @@ pub fn check_package(staged: &Path, cx: &PackageContext<'_>) -> Result<Vec<Findi
         if !root.is_dir() {
             continue;
         }
-        for (rel, path, meta) in walk(&root)? {
+        let listed = crate::listing::entries(&root).map_err(|e| QaError::Read { path: e.path, source: e.source })?;
+        for crate::listing::Entry { rel, path, meta } in listed {
             let file = match part {
                 Part::Runtime => format!("/{rel}"),
                 p => format!("/{rel} ({p})"),
@@ -235,30 +236,6 @@ pub fn setuid_findings(files: &[String]) -> Vec<Finding> {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
-}
-
-type Walked = (String, PathBuf, fs::Metadata);
-
-/// Every entry below `root`, relative paths in byte order.
-fn walk(root: &Path) -> Result<Vec<Walked>, QaError> {
-    let mut out = Vec::new();
-    let mut stack = vec![(String::new(), root.to_path_buf())];
-    while let Some((rel_dir, dir)) = stack.pop() {
-        let rd = fs::read_dir(&dir).map_err(|source| QaError::Read { path: dir.clone(), source })?;
-        for e in rd {
-            let e = e.map_err(|source| QaError::Read { path: dir.clone(), source })?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            let rel = if rel_dir.is_empty() { name } else { format!("{rel_dir}/{name}") };
-            let path = e.path();
-            let meta = fs::symlink_metadata(&path).map_err(|source| QaError::Read { path: path.clone(), source })?;
-            if meta.is_dir() {
-                stack.push((rel.clone(), path.clone()));
-            }
-            out.push((rel, path, meta));
-        }
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
 }
 
 /// One entry of an assembled image, as the image checks see it.

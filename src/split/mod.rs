@@ -163,37 +163,8 @@ impl Rules {
     }
 }
 
-/// A file or link below `root`, by its relative path, in byte order.
-struct Entry {
-    rel: String,
-    path: PathBuf,
-    meta: fs::Metadata,
-}
-
-fn walk(root: &Path) -> Result<Vec<Entry>, SplitError> {
-    let mut out = Vec::new();
-    let mut stack = vec![String::new()];
-    while let Some(rel_dir) = stack.pop() {
-        let dir = root.join(&rel_dir);
-        let rd = fs::read_dir(&dir).map_err(|source| SplitError::Read { path: dir.clone(), source })?;
-        let mut names = Vec::new();
-        for e in rd {
-            let e = e.map_err(|source| SplitError::Read { path: dir.clone(), source })?;
-            names.push(e.file_name().to_string_lossy().into_owned());
-        }
-        names.sort();
-        for name in names.into_iter().rev() {
-            let rel = if rel_dir.is_empty() { name } else { format!("{rel_dir}/{name}") };
-            let path = root.join(&rel);
-            let meta = fs::symlink_metadata(&path).map_err(|source| SplitError::Read { path: path.clone(), source })?;
-            if meta.is_dir() {
-                stack.push(rel.clone());
-            }
-            out.push(Entry { rel, path, meta });
-        }
-    }
-    out.sort_by(|a, b| a.rel.cmp(&b.rel));
-    Ok(out)
+fn walk(root: &Path) -> Result<Vec<crate::listing::Entry>, SplitError> {
+    crate::listing::entries(root).map_err(|e| SplitError::Read { path: e.path, source: e.source })
 }
 
 /// One ELF to strip: where it is, where its debug file goes, its mode, and the other names
