@@ -129,11 +129,23 @@ pub const ARCHIVE_MTIME: u64 = 1_700_000_000;
 /// written once per name, as content. Unpacked again (`crate::unpack`), it [`hash_tree`]s as
 /// `root` did.
 pub fn archive(root: &Path, out: impl io::Write) -> Result<(), TreeError> {
-    archive_at(root, out, ARCHIVE_MTIME)
+    archive_at(root, out, ARCHIVE_MTIME, Modes::AsStaged)
 }
 
-/// [`archive`] with every entry dated `mtime` (a package feed's SOURCE_DATE_EPOCH).
-pub fn archive_at(root: &Path, out: impl io::Write, mtime: u64) -> Result<(), TreeError> {
+/// Which permission bits [`archive_at`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Modes {
+    /// The entries' own (what a restore must give back).
+    AsStaged,
+    /// What [`hash_tree`] sees of them, and the image gets: directories 0755, files 0755 with any
+    /// execute bit else 0644, symlinks 0777. The umask and the user that built a tree then change
+    /// nothing (a package feed).
+    Normalised,
+}
+
+/// [`archive`] with every entry dated `mtime` (a package feed's SOURCE_DATE_EPOCH) and its modes
+/// as `modes` says.
+pub fn archive_at(root: &Path, out: impl io::Write, mtime: u64, modes: Modes) -> Result<(), TreeError> {
     let werr = |source| TreeError::Write { path: root.to_path_buf(), source };
     let mut tar = tar::Builder::new(out);
     tar.mode(tar::HeaderMode::Deterministic);
@@ -146,7 +158,15 @@ pub fn archive_at(root: &Path, out: impl io::Write, mtime: u64) -> Result<(), Tr
         h
     };
     for (rel, (kind, md)) in walk_stat(root)? {
-        let mut h = header(md.permissions().mode());
+        let raw = md.permissions().mode();
+        let mode = match (modes, &kind) {
+            (Modes::AsStaged, _) => raw,
+            (Modes::Normalised, Kind::Dir) => 0o755,
+            (Modes::Normalised, Kind::File { .. }) if raw & 0o111 != 0 => 0o755,
+            (Modes::Normalised, Kind::File { .. }) => 0o644,
+            (Modes::Normalised, Kind::Symlink(_)) => 0o777,
+        };
+        let mut h = header(mode);
         let path = root.join(&rel);
         match kind {
             Kind::Dir => {

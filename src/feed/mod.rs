@@ -15,8 +15,9 @@
 //! `-dev` packages of the declared dependencies too.
 //!
 //! Every byte is a function of the staged packages and SOURCE_DATE_EPOCH: the tar entries are
-//! sorted and owned by 0:0 with that time (`tree::archive_at`), the gzip headers hold no name and
-//! no time, the `ar` headers no time either. The feed is written to a temporary directory and
+//! sorted and owned by 0:0 with that time and the image's modes, whatever the umask of the build
+//! (`tree::archive_at`, `Modes::Normalised`), the gzip headers hold no name and no time, the `ar`
+//! headers no time either. The feed is written to a temporary directory and
 //! exchanged with the old one whole, so a reader sees one feed or the other.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -208,11 +209,11 @@ fn ar_member(out: &mut Vec<u8>, name: &str, data: &[u8]) {
 pub fn ipk(p: &Package, arch: Arch, mtime: u64) -> Result<Vec<u8>, FeedError> {
     let werr = |source| FeedError::Write { path: p.dir.clone(), source };
     let mut data_tar = Vec::new();
-    tree::archive_at(&p.dir, &mut data_tar, mtime)?;
+    tree::archive_at(&p.dir, &mut data_tar, mtime, tree::Modes::Normalised)?;
     let control_dir = tempfile::tempdir().map_err(werr)?;
     fs::write(control_dir.path().join("control"), control(p, arch)).map_err(werr)?;
     let mut control_tar = Vec::new();
-    tree::archive_at(control_dir.path(), &mut control_tar, mtime)?;
+    tree::archive_at(control_dir.path(), &mut control_tar, mtime, tree::Modes::Normalised)?;
     let mut out = b"!<arch>\n".to_vec();
     ar_member(&mut out, "debian-binary", b"2.0\n");
     ar_member(&mut out, "control.tar.gz", &gzip(&control_tar).map_err(werr)?);
@@ -294,6 +295,27 @@ mod tests {
             "Package: tool-dev\nVersion: 1.0\nDepends: tool (= 1.0)\nSource: tool\nLicense: MIT\n\
              Architecture: x86_64\nInstalled-Size: 3\nDescription: a tool (development files)\n"
         );
+    }
+
+    /// Built under another umask, the same package has other permission bits on disk; its .ipk is
+    /// the same (the repro test caught a feed that differed between a root and a user build).
+    #[test]
+    fn an_ipk_does_not_depend_on_the_umask_of_the_build() {
+        use std::os::unix::fs::PermissionsExt;
+        let make = |file_mode: u32, dir_mode: u32| {
+            let d = tempfile::tempdir().unwrap();
+            fs::create_dir_all(d.path().join("usr/bin")).unwrap();
+            fs::write(d.path().join("usr/bin/t"), "#!/bin/sh\n").unwrap();
+            fs::write(d.path().join("usr/bin/data"), "d").unwrap();
+            fs::set_permissions(d.path().join("usr/bin/t"), fs::Permissions::from_mode(file_mode | 0o100)).unwrap();
+            fs::set_permissions(d.path().join("usr/bin/data"), fs::Permissions::from_mode(file_mode)).unwrap();
+            fs::set_permissions(d.path().join("usr/bin"), fs::Permissions::from_mode(dir_mode)).unwrap();
+            let bytes = ipk(&pkg(d.path()), Arch::X86_64, 1).unwrap();
+            (d, bytes)
+        };
+        let (_a, a) = make(0o644, 0o755);
+        let (_b, b) = make(0o664, 0o775);
+        assert!(a == b, "the umask changed the package");
     }
 
     #[test]
