@@ -137,10 +137,21 @@ pub fn archive(root: &Path, out: impl io::Write) -> Result<(), TreeError> {
 pub enum Modes {
     /// The entries' own (what a restore must give back).
     AsStaged,
-    /// What [`hash_tree`] sees of them, and the image gets: directories 0755, files 0755 with any
-    /// execute bit else 0644, symlinks 0777. The umask and the user that built a tree then change
-    /// nothing (a package feed).
+    /// [`normalised_mode`]: the umask and the user that built a tree then change nothing (a
+    /// package feed).
     Normalised,
+}
+
+/// The permission bits an image gives an entry, whatever the umask and the user that made it:
+/// directories 0755, files 0755 with any execute bit else 0644, symlinks 0777 (the pack and the
+/// package feed both use it; [`hash_tree`] sees no more than the execute bit either).
+pub fn normalised_mode(dir: bool, symlink: bool, raw: u32) -> u32 {
+    match (dir, symlink) {
+        (true, _) => 0o755,
+        (_, true) => 0o777,
+        _ if raw & 0o111 != 0 => 0o755,
+        _ => 0o644,
+    }
 }
 
 /// [`archive`] with every entry dated `mtime` (a package feed's SOURCE_DATE_EPOCH) and its modes
@@ -159,12 +170,9 @@ pub fn archive_at(root: &Path, out: impl io::Write, mtime: u64, modes: Modes) ->
     };
     for (rel, (kind, md)) in walk_stat(root)? {
         let raw = md.permissions().mode();
-        let mode = match (modes, &kind) {
-            (Modes::AsStaged, _) => raw,
-            (Modes::Normalised, Kind::Dir) => 0o755,
-            (Modes::Normalised, Kind::File { .. }) if raw & 0o111 != 0 => 0o755,
-            (Modes::Normalised, Kind::File { .. }) => 0o644,
-            (Modes::Normalised, Kind::Symlink(_)) => 0o777,
+        let mode = match modes {
+            Modes::AsStaged => raw,
+            Modes::Normalised => normalised_mode(kind == Kind::Dir, matches!(kind, Kind::Symlink(_)), raw),
         };
         let mut h = header(mode);
         let path = root.join(&rel);

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 use crate::arch::Arch;
 use crate::layout::{Domain, Layout, Part};
+use crate::listing::Entry;
 use crate::recipe::Recipe;
 use crate::tree;
 
@@ -71,13 +72,10 @@ fn part_words(part: Part) -> &'static str {
     }
 }
 
-/// A file or link of a package: its relative path, its path, its metadata.
-type Listed = (String, PathBuf, fs::Metadata);
-
 /// The regular files and links below `dir`, relative, in byte order.
-fn files(dir: &Path) -> Result<Vec<Listed>, FeedError> {
+fn files(dir: &Path) -> Result<Vec<Entry>, FeedError> {
     let all = crate::listing::entries(dir).map_err(|e| FeedError::Read { path: e.path, source: e.source })?;
-    Ok(all.into_iter().filter(|e| !e.meta.is_dir()).map(|e| (e.rel, e.path, e.meta)).collect())
+    Ok(all.into_iter().filter(|e| !e.meta.is_dir()).collect())
 }
 
 /// A shared library's file name, when `rel` is one in a library directory.
@@ -90,7 +88,7 @@ fn library_name(rel: &str) -> Option<&str> {
 /// The feed's packages for the target packages `recipes` (dependency order) of `arch`.
 pub fn packages(layout: &Layout, arch: Arch, recipes: &[&Recipe]) -> Result<Vec<Package>, FeedError> {
     let domain = Domain::Target(arch);
-    let mut found: Vec<(Package, Vec<Listed>)> = Vec::new();
+    let mut found: Vec<(Package, Vec<Entry>)> = Vec::new();
     for r in recipes {
         for part in Part::ALL {
             let dir = layout.staged_part(domain, &r.name, part);
@@ -101,7 +99,7 @@ pub fn packages(layout: &Layout, arch: Arch, recipes: &[&Recipe]) -> Result<Vec<
             if list.is_empty() {
                 continue;
             }
-            let installed_size = list.iter().filter(|(_, _, md)| md.is_file()).map(|(_, _, md)| md.len()).sum();
+            let installed_size = list.iter().filter(|e| e.meta.is_file()).map(|e| e.meta.len()).sum();
             let base = r.description.clone().unwrap_or_else(|| r.name.clone());
             found.push((
                 Package {
@@ -124,8 +122,8 @@ pub fn packages(layout: &Layout, arch: Arch, recipes: &[&Recipe]) -> Result<Vec<
     let mut provider: BTreeMap<String, String> = BTreeMap::new();
     for (p, list) in &found {
         if p.part == Part::Runtime {
-            for (rel, _, _) in list {
-                if let Some(lib) = library_name(rel) {
+            for e in list {
+                if let Some(lib) = library_name(&e.rel) {
                     provider.entry(lib.to_string()).or_insert_with(|| p.name.clone());
                 }
             }
@@ -133,16 +131,13 @@ pub fn packages(layout: &Layout, arch: Arch, recipes: &[&Recipe]) -> Result<Vec<
     }
     let by_recipe: BTreeMap<&str, &Recipe> = recipes.iter().map(|r| (r.name.as_str(), *r)).collect();
     let mut out = Vec::new();
-    for (mut p, list) in found.clone() {
+    for (mut p, list) in found {
         let mut deps = BTreeSet::new();
-        let declared = by_recipe.get(p.recipe.as_str()).map(|r| r.depends.clone()).unwrap_or_default();
+        let declared = by_recipe.get(p.recipe.as_str()).map(|r| r.depends.as_slice()).unwrap_or_default();
         match p.part {
             Part::Runtime => {
                 deps.extend(declared.iter().filter(|d| names.contains(*d)).cloned());
-                for (_, path, md) in &list {
-                    if !md.is_file() {
-                        continue;
-                    }
+                for Entry { path, .. } in list.iter().filter(|e| e.meta.is_file()) {
                     let data = fs::read(path).map_err(|source| FeedError::Read { path: path.clone(), source })?;
                     if let Some(f) =
                         crate::elf::read(&data).map_err(|source| FeedError::Elf { path: path.clone(), source })?

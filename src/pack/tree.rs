@@ -421,10 +421,9 @@ fn precedence(kind: LayerKind) -> u8 {
 /// Modes as the layers' owners meant them, independent of umask and of who built them.
 fn normalised_mode(kind: &Kind, raw: u32) -> u32 {
     match kind {
-        Kind::Dir => 0o755,
-        Kind::File { .. } if raw & 0o111 != 0 => 0o755,
-        Kind::File { .. } => 0o644,
-        Kind::Symlink { .. } => 0o777,
+        Kind::Dir => crate::tree::normalised_mode(true, false, raw),
+        Kind::File { .. } => crate::tree::normalised_mode(false, false, raw),
+        Kind::Symlink { .. } => crate::tree::normalised_mode(false, true, raw),
         // Device nodes and fifos in a layer were made on purpose by whoever owns it (root): keep
         // their permission bits, but never setuid/setgid/sticky.
         Kind::CharDev { .. } | Kind::BlockDev { .. } | Kind::Fifo => raw & 0o777,

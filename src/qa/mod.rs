@@ -178,25 +178,22 @@ pub fn check_package(staged: &Path, cx: &PackageContext<'_>) -> Result<Vec<Findi
             } else {
                 continue;
             };
+            let elf_err = |source| QaError::Elf { path: path.clone(), source };
+            let parsed = if meta.is_file() { elf::read(&bytes).map_err(elf_err)? } else { None };
             // An ELF file or a static library is searched in what it loads: its debug info names
             // the build paths by design (it is how a debugger finds the sources).
-            let searched = match meta.is_file() {
-                true => {
-                    crate::elf::loaded_bytes(&bytes).map_err(|source| QaError::Elf { path: path.clone(), source })?
+            let searched = match &parsed {
+                Some(f) => f.loaded.iter().map(|r| &bytes[r.clone()]).collect(),
+                None if meta.is_file() => {
+                    elf::loaded_bytes(&bytes).map_err(elf_err)?.unwrap_or_else(|| vec![&bytes[..]])
                 }
-                false => None,
+                None => vec![&bytes[..]],
             };
-            let searched = searched.unwrap_or_else(|| vec![&bytes[..]]);
             if let Some((_, what)) = needles.iter().find(|(n, _)| searched.iter().any(|b| contains(b, n))) {
                 let how = if meta.file_type().is_symlink() { "points at" } else { "contains" };
                 out.push(Finding { check: Check::HostPath, file: file.clone(), reason: format!("{how} {what}") });
             }
-            if !meta.is_file() {
-                continue;
-            }
-            let Some(f) = elf::read(&bytes).map_err(|source| QaError::Elf { path: path.clone(), source })? else {
-                continue;
-            };
+            let Some(f) = parsed else { continue };
             if f.machine != cx.machine {
                 out.push(Finding {
                     check: Check::Arch,
