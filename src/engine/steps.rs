@@ -72,15 +72,52 @@ fn join_args(args: &[String]) -> String {
     args.iter().map(|a| format!(" {}", shell_word(a))).collect()
 }
 
+/// What a style's default steps are made of, besides the style and the step.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Defaults<'a> {
+    pub configure_args: &'a [String],
+    pub make_args: &'a [String],
+    /// The recipe file (in /ovm/files) a kbuild tree starts its .config from.
+    pub kconfig: Option<&'a str>,
+    /// `cmake` style: generate for ninja (the recipe names the ninja native tool) instead of make.
+    pub ninja: bool,
+}
+
+/// Where the `cmake` style's configure step writes its toolchain file.
+pub const CMAKE_TOOLCHAIN_FILE: &str = "/ovm/build/ovm-toolchain.cmake";
+
+/// The `cmake` style's toolchain file, as a shell here-document that expands the step's
+/// environment when the step runs: the compilers and binutils of the sandbox's toolchain, the
+/// preprocessor flags (the sysroot's headers, the source-path mapping: CMake reads CFLAGS and
+/// LDFLAGS from the environment but not CPPFLAGS), and every find_* confined to /ovm/sysroot
+/// except programs, which are the build machine's (the native tools on PATH).
+fn cmake_toolchain_file() -> String {
+    format!(
+        r#"cat > {CMAKE_TOOLCHAIN_FILE} <<OVM_TOOLCHAIN
+set(CMAKE_SYSTEM_NAME Linux)
+set(CMAKE_SYSTEM_PROCESSOR ${{TARGET%%-*}})
+set(CMAKE_C_COMPILER "$CC")
+set(CMAKE_CXX_COMPILER "$CXX")
+set(CMAKE_AR "$(command -v "$AR")" CACHE FILEPATH "")
+set(CMAKE_RANLIB "$(command -v "$RANLIB")" CACHE FILEPATH "")
+set(CMAKE_NM "$(command -v "$NM")" CACHE FILEPATH "")
+set(CMAKE_STRIP "$(command -v "$STRIP")" CACHE FILEPATH "")
+set(CMAKE_OBJCOPY "$(command -v "$OBJCOPY")" CACHE FILEPATH "")
+set(CMAKE_C_FLAGS_INIT "$CPPFLAGS")
+set(CMAKE_CXX_FLAGS_INIT "$CPPFLAGS")
+set(CMAKE_FIND_ROOT_PATH "$SYSROOT")
+set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
+set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
+set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
+set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
+OVM_TOOLCHAIN
+"#
+    )
+}
+
 /// The default script of `step` for `style`; `None` when the style has nothing to do for it.
-/// `kconfig` is the recipe file (in /ovm/files) a kbuild tree starts its .config from.
-pub fn default_script(
-    style: Style,
-    step: Step,
-    configure_args: &[String],
-    make_args: &[String],
-    kconfig: Option<&str>,
-) -> Option<String> {
+pub fn default_script(style: Style, step: Step, d: Defaults<'_>) -> Option<String> {
+    let Defaults { configure_args, make_args, kconfig, ninja } = d;
     let make = format!("make{}", join_args(make_args));
     match (style, step) {
         // /etc and /var, not /usr/etc and /usr/var: where an initrd's programs look for their
@@ -111,6 +148,23 @@ pub fn default_script(
         (Style::Kbuild, Step::Install) => Some(format!(
             "{make} -C /ovm/src O=/ovm/build ARCH=\"$ARCH\" CROSS_COMPILE=\"$CROSS_COMPILE\" CONFIG_PREFIX=/ovm/dest install"
         )),
+        // /usr with lib (not lib64) and the same /etc and /var as autotools; the recipe's
+        // arguments come last. make joins the engine's jobserver through MAKEFLAGS; ninja does
+        // not know it and gets the job count instead.
+        (Style::Cmake, Step::Configure) => Some(format!(
+            "{}cmake -S /ovm/src -B /ovm/build -G {} -DCMAKE_TOOLCHAIN_FILE={CMAKE_TOOLCHAIN_FILE} \
+             -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_INSTALL_LIBDIR=lib -DCMAKE_INSTALL_SYSCONFDIR=/etc \
+             -DCMAKE_INSTALL_LOCALSTATEDIR=/var{}",
+            cmake_toolchain_file(),
+            if ninja { "Ninja" } else { "'Unix Makefiles'" },
+            join_args(configure_args)
+        )),
+        (Style::Cmake, Step::Compile) if ninja => {
+            Some(format!("cmake --build /ovm/build -- -j\"$JOBS\"{}", join_args(make_args)))
+        }
+        (Style::Cmake, Step::Compile) if make_args.is_empty() => Some("cmake --build /ovm/build".into()),
+        (Style::Cmake, Step::Compile) => Some(format!("cmake --build /ovm/build --{}", join_args(make_args))),
+        (Style::Cmake, Step::Install) => Some("DESTDIR=/ovm/dest cmake --install /ovm/build".into()),
         (Style::Custom, _) => None,
     }
 }
@@ -129,10 +183,20 @@ mod tests {
 
     #[test]
     fn autotools_defaults_cross_compile_into_destdir() {
-        let c = default_script(Style::Autotools, Step::Configure, &["--disable-nls".into()], &[], None).unwrap();
+        let c = default_script(
+            Style::Autotools,
+            Step::Configure,
+            Defaults { configure_args: &["--disable-nls".into()], ..Defaults::default() },
+        )
+        .unwrap();
         assert!(c.starts_with("/ovm/src/configure --host=\"$TARGET\""), "{c}");
         assert!(c.ends_with("--prefix=/usr --sysconfdir=/etc --localstatedir=/var --disable-nls"), "{c}");
-        let i = default_script(Style::Autotools, Step::Install, &[], &["V=1".into()], None).unwrap();
+        let i = default_script(
+            Style::Autotools,
+            Step::Install,
+            Defaults { make_args: &["V=1".into()], ..Defaults::default() },
+        )
+        .unwrap();
         assert_eq!(i, "make V=1 DESTDIR=/ovm/dest install");
     }
 
@@ -150,9 +214,67 @@ mod tests {
         assert_eq!(String::from_utf8_lossy(&out.stdout), "CC=x86_64-linux-musl-cc $(id) `id`\n");
     }
 
+    /// The cmake style writes its toolchain file, then configures, builds and installs; what the
+    /// shell makes of the toolchain file is checked with the step's variables set.
+    #[test]
+    fn cmake_defaults_write_a_toolchain_file_and_pick_the_generator() {
+        let args = ["-DBUILD_SHARED_LIBS=OFF".to_string()];
+        let c =
+            default_script(Style::Cmake, Step::Configure, Defaults { configure_args: &args, ..Defaults::default() })
+                .unwrap();
+        assert!(c.contains("-G 'Unix Makefiles' -DCMAKE_TOOLCHAIN_FILE=/ovm/build/ovm-toolchain.cmake"), "{c}");
+        assert!(c.ends_with("-DCMAKE_INSTALL_LOCALSTATEDIR=/var -DBUILD_SHARED_LIBS=OFF"), "{c}");
+        let n = default_script(Style::Cmake, Step::Configure, Defaults { ninja: true, ..Defaults::default() }).unwrap();
+        assert!(n.contains(" -G Ninja "), "{n}");
+        let b = |ninja, make_args: &[String]| {
+            default_script(Style::Cmake, Step::Compile, Defaults { ninja, make_args, ..Defaults::default() }).unwrap()
+        };
+        assert_eq!(b(false, &[]), "cmake --build /ovm/build");
+        assert_eq!(b(false, &["V=1".into()]), "cmake --build /ovm/build -- V=1");
+        assert_eq!(b(true, &[]), "cmake --build /ovm/build -- -j\"$JOBS\"");
+        let i = default_script(Style::Cmake, Step::Install, Defaults::default()).unwrap();
+        assert_eq!(i, "DESTDIR=/ovm/dest cmake --install /ovm/build");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tc.cmake");
+        let script = cmake_toolchain_file().replace(CMAKE_TOOLCHAIN_FILE, &file.to_string_lossy());
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "mkdir -p bin && for t in ar ranlib nm strip objcopy; do touch bin/x-$t; chmod +x bin/x-$t; done\n\
+                          PATH=\"$PWD/bin:$PATH\"\n{script}"
+            ))
+            .current_dir(dir.path())
+            .env("TARGET", "aarch64-linux-musl")
+            .env("CC", "aarch64-linux-musl-cc")
+            .env("CXX", "aarch64-linux-musl-c++")
+            .env("CPPFLAGS", "-isystem /ovm/sysroot/usr/include")
+            .env("SYSROOT", "/ovm/sysroot")
+            .envs(["AR", "RANLIB", "NM", "STRIP", "OBJCOPY"].map(|v| (v, format!("x-{}", v.to_lowercase()))))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let tc = std::fs::read_to_string(&file).unwrap();
+        let bin = dir.path().join("bin");
+        for line in [
+            "set(CMAKE_SYSTEM_PROCESSOR aarch64)".to_string(),
+            "set(CMAKE_C_COMPILER \"aarch64-linux-musl-cc\")".into(),
+            format!("set(CMAKE_AR \"{}/x-ar\" CACHE FILEPATH \"\")", bin.display()),
+            "set(CMAKE_C_FLAGS_INIT \"-isystem /ovm/sysroot/usr/include\")".into(),
+            "set(CMAKE_FIND_ROOT_PATH \"/ovm/sysroot\")".into(),
+        ] {
+            assert!(tc.lines().any(|l| l == line), "`{line}` not in:\n{tc}");
+        }
+    }
+
     #[test]
     fn kbuild_starts_from_the_recipe_config_file() {
-        let c = default_script(Style::Kbuild, Step::Configure, &[], &[], Some("busybox.config")).unwrap();
+        let c = default_script(
+            Style::Kbuild,
+            Step::Configure,
+            Defaults { kconfig: Some("busybox.config"), ..Defaults::default() },
+        )
+        .unwrap();
         assert!(c.starts_with("cp /ovm/files/busybox.config /ovm/build/.config\n"), "{c}");
         assert!(c.contains("O=/ovm/build") && c.contains("oldconfig"));
     }
@@ -160,7 +282,7 @@ mod tests {
     #[test]
     fn custom_style_has_no_defaults() {
         for step in Step::ALL {
-            assert_eq!(default_script(Style::Custom, step, &[], &[], None), None);
+            assert_eq!(default_script(Style::Custom, step, Defaults::default()), None);
         }
     }
 }

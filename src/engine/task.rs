@@ -177,7 +177,14 @@ pub fn default_or_snippet(recipe: &Recipe, step: Step, arch: Arch) -> Option<Str
         return Some(s.clone());
     }
     let kconfig = recipe.kconfig_file().map(|f| f.name.as_str());
-    steps::default_script(build.style, step, &build.configure_args_for(arch), &build.make_args_for(arch), kconfig)
+    let (configure_args, make_args) = (build.configure_args_for(arch), build.make_args_for(arch));
+    let defaults = steps::Defaults {
+        configure_args: &configure_args,
+        make_args: &make_args,
+        kconfig,
+        ninja: recipe.native.iter().any(|n| n == "ninja"),
+    };
+    steps::default_script(build.style, step, defaults)
 }
 
 #[cfg(test)]

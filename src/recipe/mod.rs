@@ -380,6 +380,10 @@ pub enum Style {
     Make,
     /// Linux/busybox-style Kconfig trees (`make oldconfig`, `make`, `make install`).
     Kbuild,
+    /// CMake projects: a toolchain file for the sandbox's cross compiler and sysroot, `cmake`
+    /// with `configure_args`, `cmake --build`, `cmake --install` into DESTDIR. Needs the cmake
+    /// native tool (and generates for ninja when the recipe names that one too).
+    Cmake,
     /// No default steps: only the recipe's snippets run.
     Custom,
 }
@@ -390,6 +394,7 @@ impl Style {
             Style::Autotools => "autotools",
             Style::Make => "make",
             Style::Kbuild => "kbuild",
+            Style::Cmake => "cmake",
             Style::Custom => "custom",
         }
     }
@@ -401,9 +406,11 @@ pub struct Build {
     pub style: Style,
     /// Extra environment for every step.
     pub env: BTreeMap<String, String>,
-    /// `autotools` only: appended to `./configure --host=$TARGET --prefix=/usr`.
+    /// `autotools`: appended to `./configure --host=$TARGET --prefix=/usr`; `cmake`: appended to
+    /// the `cmake` configure command (`-DOPTION=VALUE` …).
     pub configure_args: Vec<String>,
-    /// Appended to every make call of the style.
+    /// Appended to every make call of the style (`cmake`: to the build tool's command line, make's
+    /// or ninja's).
     pub make_args: Vec<String>,
     /// Shell snippets replacing the style's step; each runs as `/bin/sh -e` on the snippet (a file in
     /// the sandbox, never a command-line argument) in `/ovm/build`.

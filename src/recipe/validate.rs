@@ -181,6 +181,26 @@ fn validate(
         sources.push(source);
     }
 
+    if let Some(style) = raw.build.as_ref().map(|b| &b.as_ref().style).filter(|s| *s.as_ref() == Style::Cmake) {
+        // The style's steps run `cmake` from /ovm/native, which only target recipes get, and
+        // only with the tool named: say so here rather than as "cmake: not found" mid-build.
+        if kind != Kind::Target {
+            return Err(doc.invalid(
+                style,
+                format!(
+                    "style = \"cmake\" is for target recipes: a {kind} recipe has no /ovm/native to run cmake from"
+                ),
+            ));
+        }
+        if !native.iter().any(|n| n == "cmake") {
+            return Err(doc.invalid(
+                style,
+                "style = \"cmake\" runs cmake: add `native = [\"cmake\"]` (recipes/native/cmake.toml provides it)"
+                    .into(),
+            ));
+        }
+    }
+
     let mut build = match raw.build {
         Some(b) => Some(convert_build(doc, b)?),
         None if kind == Kind::Toolchain => None,
@@ -815,8 +835,10 @@ fn convert_configure_args(
     raw: Option<Spanned<Vec<String>>>,
 ) -> Result<Vec<String>, RecipeError> {
     match raw {
-        Some(args) if style != Style::Autotools => Err(doc
-            .invalid(&args, format!("configure_args is only used by style = \"autotools\", not \"{}\"", style.name()))),
+        Some(args) if !matches!(style, Style::Autotools | Style::Cmake) => Err(doc.invalid(
+            &args,
+            format!("configure_args is only used by style = \"autotools\" or \"cmake\", not \"{}\"", style.name()),
+        )),
         Some(args) => Ok(args.into_inner()),
         None => Ok(Vec::new()),
     }

@@ -63,6 +63,7 @@ fn a_step_running_a_missing_program_names_it_and_the_field_that_provides_it() {
     tool("greettool", "1").write(&p, "native-missing");
     user("needy", "greettool > /ovm/build/out").write(&p, "native-missing");
     user("needcmake", "cmake -S /ovm/src -B /ovm/build > /ovm/build/out").write(&p, "native-missing");
+    user("needmeson", "meson setup /ovm/build /ovm/src > /ovm/build/out").write(&p, "native-missing");
     let configure = file("Configure", "#!/usr/bin/env perl\nprint \"configured\\n\";\n");
     let configure = engine_fixture::Entry { mode: 0o755, ..configure };
     Pkg::new(
@@ -74,7 +75,7 @@ fn a_step_running_a_missing_program_names_it_and_the_field_that_provides_it() {
         )]),
     )
     .write(&p, "native-missing");
-    let out = fails(&p, &["build", "x86_64", "needy", "needcmake", "needperl"]);
+    let out = fails(&p, &["build", "x86_64", "needy", "needcmake", "needmeson", "needperl"]);
     assert!(
         out.contains(
             "needy: the ship step failed running `greettool`, which is not in its sandbox; add `native = \
@@ -84,8 +85,15 @@ fn a_step_running_a_missing_program_names_it_and_the_field_that_provides_it() {
     );
     assert!(
         out.contains(
-            "needcmake: the ship step failed running `cmake`, which is not in its sandbox; no recipe in \
-             recipes/native/ provides it: write one, then name it in `native` in recipes/needcmake.toml"
+            "needcmake: the ship step failed running `cmake`, which is not in its sandbox; add `native = \
+             [\"cmake\"]` to recipes/needcmake.toml (recipes/native/cmake.toml provides it)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "needmeson: the ship step failed running `meson`, which is not in its sandbox; no recipe in \
+             recipes/native/ provides it: write one, then name it in `native` in recipes/needmeson.toml"
         ),
         "{out}"
     );
@@ -149,4 +157,86 @@ fn pkgconf_finds_the_pc_files_of_the_declared_dependencies_and_no_other() {
     assert!(head.starts_with(b"\x7fELF"), "not an executable");
     let readelf = std::process::Command::new("readelf").arg("-l").arg(&pkgconf).output().expect("readelf");
     assert!(!String::from_utf8_lossy(&readelf.stdout).contains("INTERP"), "pkgconf is not static");
+}
+
+/// A static C library `base` built by hand (header, `libbase.a`), for the CMake projects below.
+fn base_library() -> Pkg {
+    let ship = "$CC $CFLAGS -c /ovm/src/base.c -o base.o\n$AR rcs libbase.a base.o\n\
+                mkdir -p /ovm/dest/usr/include /ovm/dest/usr/lib\n\
+                cp /ovm/src/base.h /ovm/dest/usr/include/\ncp libbase.a /ovm/dest/usr/lib/";
+    Pkg::new(
+        "base",
+        vec![
+            file("base.h", "const char *base_greeting(void);\n"),
+            file("base.c", "#include \"base.h\"\nconst char *base_greeting(void) { return \"from base\"; }\n"),
+        ],
+        &steps(&[("ship", ship)]),
+    )
+}
+
+/// A CMake project `name`: a program linking `base`, found with find_path/find_library (so only
+/// in the sysroot), built with the recipe's `configure_args`; it also installs what CMake found.
+fn cmake_app(name: &str, tools: &[&str]) -> Pkg {
+    let lists = format!(
+        "cmake_minimum_required(VERSION 3.18)\nproject({name} C)\n\
+         find_path(BASE_INC base.h REQUIRED)\nfind_library(BASE_LIB base REQUIRED)\n\
+         add_executable({name} main.c)\ntarget_include_directories({name} PRIVATE ${{BASE_INC}})\n\
+         target_compile_definitions({name} PRIVATE WORD=\"${{WORD}}\")\n\
+         target_link_libraries({name} ${{BASE_LIB}})\ntarget_link_options({name} PRIVATE -static)\n\
+         include(GNUInstallDirs)\ninstall(TARGETS {name})\n\
+         file(WRITE ${{CMAKE_BINARY_DIR}}/found.txt \"${{BASE_INC}} ${{BASE_LIB}} ${{CMAKE_CROSSCOMPILING}} \
+         ${{CMAKE_SYSTEM_PROCESSOR}} ${{CMAKE_GENERATOR}} ${{CMAKE_INSTALL_FULL_SYSCONFDIR}}\\n\")\n\
+         install(FILES ${{CMAKE_BINARY_DIR}}/found.txt DESTINATION share/{name})\n"
+    );
+    let main = "#include <stdio.h>\n#include \"base.h\"\n\
+                int main(void) { printf(\"%s %s\\n\", WORD, base_greeting()); return 0; }\n";
+    Pkg::new(
+        name,
+        vec![file("CMakeLists.txt", &lists), file("main.c", main)],
+        "style = \"cmake\"\nconfigure_args = [\"-DWORD=${TARGET}\"]\n",
+    )
+    .depends(&["base"])
+    .native(tools)
+    .toml("[package.waive]\nhost-path = \"found.txt records the sysroot paths CMake found, for the test to read\"\n")
+}
+
+/// `style = "cmake"` with the repository's cmake and ninja (recipes/native/): the toolchain file
+/// points CMake at the sandbox's cross compiler, finds headers and libraries in the sysroot only,
+/// expands `${TARGET}` in `configure_args`, installs into DESTDIR under /usr; with ninja named,
+/// the project is generated for ninja. The programs are static and run.
+#[test]
+#[ignore = "slow tier: builds CMake from source (scripts/slow-cmake.sh runs it)"]
+fn the_cmake_style_cross_builds_against_the_sysroot_with_make_or_ninja() {
+    let p = project();
+    base_library().write(&p, "native-cmake");
+    cmake_app("withmake", &["cmake"]).write(&p, "native-cmake");
+    cmake_app("withninja", &["cmake", "ninja"]).write(&p, "native-cmake");
+    p.ok(&["build", "x86_64", "withmake", "withninja"]);
+    for (name, generator) in [("withmake", "Unix Makefiles"), ("withninja", "Ninja")] {
+        let found = p.read(&format!("staging/x86_64/{name}/runtime/usr/share/{name}/found.txt"));
+        assert_eq!(
+            found,
+            format!("/ovm/sysroot/usr/include /ovm/sysroot/usr/lib/libbase.a TRUE x86_64 {generator} /etc\n"),
+            "{name}"
+        );
+        let program = p.path().join(format!("staging/x86_64/{name}/runtime/usr/bin/{name}"));
+        let out = std::process::Command::new(&program).output().expect("running the program");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "x86_64-linux-musl from base\n", "{name}");
+        let readelf = std::process::Command::new("readelf").arg("-lh").arg(&program).output().expect("readelf");
+        let text = String::from_utf8_lossy(&readelf.stdout);
+        assert!(!text.contains("INTERP") && text.contains("X86-64"), "{name} is not a static x86_64 program:\n{text}");
+    }
+    for tool in ["cmake", "ninja"] {
+        let bin = p.path().join(format!("staging/tools/{tool}/bin/{tool}"));
+        let readelf = std::process::Command::new("readelf").arg("-l").arg(&bin).output().expect("readelf");
+        assert!(readelf.status.success(), "{tool} is not an ELF program");
+        assert!(!String::from_utf8_lossy(&readelf.stdout).contains("INTERP"), "{tool} is not static");
+    }
+    assert!(p.path().join("staging/tools/cmake/share/cmake-3.25/Modules/CMakeDetermineCCompiler.cmake").is_file());
+    // Only the package naming ninja has it in its signature.
+    let info = |name: &str| -> serde_json::Value {
+        serde_json::from_slice(&p.run(&["info", name, "x86_64", "--json"]).stdout).expect("info JSON")
+    };
+    assert_eq!(info("withmake")["native"], serde_json::json!(["cmake"]));
+    assert_eq!(info("withninja")["native"], serde_json::json!(["cmake", "ninja"]));
 }

@@ -204,8 +204,12 @@ fn name_must_match_the_file_name() {
 
 #[test]
 fn unknown_build_style_lists_the_choices() {
-    let a = recipe("a", "").replace("style = \"make\"", "style = \"cmake\"");
-    assert_error(&[("recipes/a.toml", &a)], "recipes/a.toml:10:9", "unknown variant `cmake`");
+    let a = recipe("a", "").replace("style = \"make\"", "style = \"meson\"");
+    assert_error(
+        &[("recipes/a.toml", &a)],
+        "recipes/a.toml:10:9",
+        "unknown variant `meson`, expected one of `autotools`, `make`, `kbuild`, `cmake`, `custom`",
+    );
 }
 
 #[test]
@@ -240,6 +244,33 @@ fn configure_args_only_for_autotools() {
         "recipes/a.toml:11:18",
         "configure_args is only used by style = \"autotools\"",
     );
+}
+
+/// `style = "cmake"` runs cmake from /ovm/native: a target recipe naming the tool, with
+/// `configure_args` as for autotools; anything else is an error at the style.
+#[test]
+fn the_cmake_style_needs_the_cmake_native_tool_and_takes_configure_args() {
+    let cmake = recipe("cmake", "");
+    let native = ("recipes/native/cmake.toml", cmake.as_str());
+    let styled = |r: String| r.replace("style = \"make\"", "style = \"cmake\"\nconfigure_args = [\"-DX=${TARGET}\"]");
+    let a = styled(recipe("a", ""));
+    assert_error(
+        &[("recipes/a.toml", &a), native],
+        "recipes/a.toml:10:9",
+        "style = \"cmake\" runs cmake: add `native = [\"cmake\"]` (recipes/native/cmake.toml provides it)",
+    );
+    let t = styled(recipe("t", ""));
+    assert_error(
+        &[("recipes/native/t.toml", &t), native],
+        "recipes/native/t.toml:10:9",
+        "style = \"cmake\" is for target recipes: a native recipe has no /ovm/native to run cmake from",
+    );
+    let a = styled(recipe("a", "native = [\"cmake\"]"));
+    let (_d, p) = project(&[("recipes/a.toml", &a), native]);
+    let set = RecipeSet::load(&p).expect("a cmake-style recipe naming cmake loads");
+    let build = set.get("a").and_then(|r| r.build.as_ref()).expect("a has a [build]");
+    assert_eq!(build.style, ovm::recipe::Style::Cmake);
+    assert_eq!(build.configure_args, ["-DX=${TARGET}"]);
 }
 
 #[test]

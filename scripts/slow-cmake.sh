@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# CMake-built packages (slow tier, never run by CI: CMake itself, built from source as the
+# `cmake` native tool, is over a thousand C and C++ files). From an empty
+# copy of this project's inputs, offline, with the zig toolchain:
+#   1. `ovm build --sandbox HOST json-c`: the build tools, the cmake and ninja native tools, and
+#      json-c with `style = "cmake"` generating for ninja; json-c's static library, headers and
+#      json-c.pc are staged, the library is for the right machine and no output holds a host path;
+#   2. the engine test of the cmake style (`engine_native::the_cmake_style_…`, ignored by a plain
+#      `cargo test`), with the same shared-state directory: CMake is not built twice.
+#
+# usage: scripts/slow-cmake.sh
+#   MIRROR=dir  sources mirror (default: this repository's sources/, filled by `ovm download`)
+#   KEEP=1      keep the scratch project
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+ovm=$("$root/scripts/ovm-bin.sh")
+host=$(uname -m)
+if [ -z "${MIRROR:-}" ]; then
+  "$ovm" -C "$root" download >/dev/null
+  MIRROR="$root/sources"
+fi
+mkdir -p "$root/target/slow-cmake"
+work=$(mktemp -d "$root/target/slow-cmake/project-XXXX")
+sstate="$root/target/slow-cmake/sstate"
+if [ -z "${KEEP:-}" ]; then trap 'rm -rf "$work"' EXIT; fi
+for d in recipes config patches rootfs; do cp -a "$root/$d" "$work/$d"; done
+cp "$ovm" "$work/.ovm"
+ovm="$work/.ovm"
+t_start=$(date +%s)
+phase() { echo "slow-cmake: [$(($(date +%s) - t_start))s] $*"; }
+fail() { echo "slow-cmake: FAIL: $*" >&2; exit 1; }
+off() { OVM_SSTATE_DIR="$sstate" OVM_MIRRORS="$MIRROR" unshare --net -- "$ovm" -C "$work" "$@"; }
+
+phase "ovm build --sandbox --toolchain zig $host json-c (build tools, cmake, ninja, json-c)"
+off build --sandbox --toolchain zig "$host" json-c
+for t in cmake ninja json-c; do
+  # The seconds of each task of the three, from the build's context log.
+  grep -h " $t " "$work/logs/"*/context.log 2>/dev/null | grep -o "$t [a-z-]* .*" | tail -n 8 || true
+done
+staged="$work/staging/$host/json-c"
+for f in dev/usr/lib/libjson-c.a dev/usr/include/json-c/json.h dev/usr/lib/pkgconfig/json-c.pc \
+  licenses/COPYING; do
+  [ -e "$staged/$f" ] || fail "json-c: $f is not staged"
+  echo "  $f"
+done
+arch=$(readelf -h "$staged/dev/usr/lib/libjson-c.a" | sed -n 's/^ *Machine: *//p' | sort -u)
+echo "  libjson-c.a: $arch"
+case "$host:$arch" in x86_64:*X86-64* | aarch64:*AArch64*) ;; *) fail "libjson-c.a is for $arch" ;; esac
+if grep -rl -e /ovm/ -e "$work" "$staged" "$work/staging/tools/cmake/bin" >/dev/null; then
+  fail "a host or sandbox path is in json-c's output: $(grep -rl -e /ovm/ -e "$work" "$staged" | head -n 3)"
+fi
+for t in cmake ninja; do
+  readelf -l "$work/staging/tools/$t/bin/$t" | grep -q INTERP && fail "$t is not static"
+  echo "  $t: $("$work/staging/tools/$t/bin/$t" --version | head -n 1), static"
+done
+
+phase "the engine test of the cmake style, sharing this sstate"
+(cd "$root" && OVM_TEST_SSTATE_DIR="$sstate" cargo test --quiet --test engine -- --ignored --exact \
+  engine_native::the_cmake_style_cross_builds_against_the_sysroot_with_make_or_ninja)
+phase "PASS"
