@@ -13,23 +13,10 @@
 #   KEEP=1      keep the scratch project
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-ovm=$("$root/scripts/ovm-bin.sh")
-host=$(uname -m)
-if [ -z "${MIRROR:-}" ]; then
-  "$ovm" -C "$root" download >/dev/null
-  MIRROR="$root/sources"
-fi
-mkdir -p "$root/target/slow-cmake"
-work=$(mktemp -d "$root/target/slow-cmake/project-XXXX")
+# shellcheck source=scripts/slow-common.sh
+. "$(dirname "$0")/slow-common.sh"
+slow_project slow-cmake
 sstate="$root/target/slow-cmake/sstate"
-if [ -z "${KEEP:-}" ]; then trap 'rm -rf "$work"' EXIT; fi
-for d in recipes config patches rootfs; do cp -a "$root/$d" "$work/$d"; done
-cp "$ovm" "$work/.ovm"
-ovm="$work/.ovm"
-t_start=$(date +%s)
-phase() { echo "slow-cmake: [$(($(date +%s) - t_start))s] $*"; }
-fail() { echo "slow-cmake: FAIL: $*" >&2; exit 1; }
 off() { OVM_SSTATE_DIR="$sstate" OVM_MIRRORS="$MIRROR" unshare --net -- "$ovm" -C "$work" "$@"; }
 
 phase "ovm build --sandbox --toolchain zig $host json-c (build tools, cmake, ninja, json-c)"

@@ -13,26 +13,14 @@
 #   KEEP=1      keep the scratch project and the unpacked SDK
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-ovm=$("$root/scripts/ovm-bin.sh")
-host=$(uname -m)
-if [ -z "${MIRROR:-}" ]; then
-  "$ovm" -C "$root" download >/dev/null
-  MIRROR="$root/sources"
-fi
-mkdir -p "$root/target/slow-sdk"
-work=$(mktemp -d "$root/target/slow-sdk/project-XXXX")
+# shellcheck source=scripts/slow-common.sh
+. "$(dirname "$0")/slow-common.sh"
+slow_project slow-sdk
 elsewhere=$(mktemp -d "${TMPDIR:-/tmp}/ovm-sdk-elsewhere-XXXX")
-if [ -z "${KEEP:-}" ]; then trap 'rm -rf "$work" "$elsewhere"' EXIT; fi
-for d in recipes config patches rootfs; do cp -a "$root/$d" "$work/$d"; done
-cp "$ovm" "$work/.ovm"
-ovm="$work/.ovm"
+on_exit "$elsewhere"
 grep -q '^kind = "gcc"$' "$work/config/ovm.toml" || { echo "slow-sdk: the default toolchain is not gcc" >&2; exit 1; }
 sed -i 's/^packages = \["busybox"\]$/packages = ["busybox", "zlib"]/' "$work/config/ovm.toml"
 grep -q '^packages = \["busybox", "zlib"\]$' "$work/config/ovm.toml" || { echo "slow-sdk: no [pack] packages line" >&2; exit 1; }
-t_start=$(date +%s)
-phase() { echo "slow-sdk: [$(($(date +%s) - t_start))s] $*"; }
-fail() { echo "slow-sdk: FAIL: $*" >&2; exit 1; }
 off() { OVM_MIRRORS="$MIRROR" unshare --net -- "$ovm" -C "$work" "$@"; }
 
 phase "ovm build --sandbox $host zlib (gcc toolchain, build tools, zlib)"

@@ -11,6 +11,8 @@ use crate::e2e_support::*;
 /// it in the image. json-c, the other one, needs the cmake native tool, which takes too long to
 /// build for every run: scripts/slow-cmake.sh builds it.
 const SET: &str = "packages = [\"busybox\", \"lz4\", \"util-linux\", \"e2fsprogs\", \"dropbear\", \"lvm2\", \"popt\"]";
+/// e_machine of x86_64 (the ELF specification's EM_X86_64).
+const EM_X86_64: u16 = 62;
 const CHECKS: &[&str] = &[
     "lz4 round trip",
     "mke2fs -t ext4 -L",
@@ -45,6 +47,8 @@ fn the_package_set_boots_and_its_tools_work_in_the_guest() {
     // The image holds runtime packages only, stripped (docs/packages.md): no headers, static
     // libraries, .pc files, manuals or debug info, and no ELF with symbols.
     let mut elves = 0;
+    let repo = crate::build_support::repo_root().to_string_lossy().into_owned();
+    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
     for e in &m.entries {
         let path = String::from_utf8_lossy(&e.path).into_owned();
         let dev_or_doc = path.starts_with("/usr/include/")
@@ -59,12 +63,19 @@ fn the_package_set_boots_and_its_tools_work_in_the_guest() {
         }
         let staged = p.path().join("staging/x86_64").join(&e.owner).join("runtime").join(&path[1..]);
         let data = std::fs::read(&staged).unwrap_or_else(|err| panic!("{}: {err}", staged.display()));
+        // No path of the machine that built it: the project's, the repository's, the sandbox's.
+        for host in [p.path().to_string_lossy().into_owned(), repo.clone(), "/ovm/".into()] {
+            assert!(!contains(&data, host.as_bytes()), "{path} ({}) contains `{host}`", e.owner);
+        }
         if let Some(f) = ovm::elf::read(&data).unwrap_or_else(|err| panic!("{path}: {err}")) {
             assert!(!f.unstripped, "{path} ({}) is not stripped", e.owner);
+            assert_eq!(f.machine, EM_X86_64, "{path} ({}) is not an x86_64 program", e.owner);
+            assert_eq!(f.interpreter, None, "{path} ({}) is not static", e.owner);
+            assert!(f.needed.is_empty(), "{path} ({}) needs {:?}", e.owner, f.needed);
             elves += 1;
         }
     }
-    assert!(elves >= 8, "only {elves} ELF files in the image");
+    assert!(elves >= 10, "only {elves} ELF files in the image");
     // e2fsck's debug info is in e2fsprogs-dbg, under the build-id the stripped program carries.
     let e2fsck = std::fs::read(p.path().join("staging/x86_64/e2fsprogs/runtime/sbin/e2fsck")).unwrap();
     let id = ovm::elf::read(&e2fsck).unwrap().unwrap().build_id.expect("e2fsck has a build-id");
