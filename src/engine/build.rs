@@ -758,24 +758,14 @@ fn write_sbom(
             owner: e.owner.clone(),
         });
     }
-    let states = StateDir::new(project.layout(), Domain::Target(arch));
     let mut sources = BTreeMap::new();
     for r in targets {
-        let fetched = match states.stamp(&r.name, &TaskName::fetch()).ok().flatten().and_then(|s| s.output) {
-            Some(StampOutput::Fetched { sha256 }) => sha256,
-            _ => Vec::new(),
-        };
-        let used = r
-            .sources
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let a = fetched.get(i).and_then(|sha| s.artifacts().find(|a| &a.sha256 == sha)).unwrap_or(&s.primary);
-                crate::sbom::SourceUsed {
-                    file: a.file.clone(),
-                    sha256: a.sha256.clone(),
-                    location: super::legal::artifact_site(a),
-                }
+        let used = super::legal::sources_used(project, arch, r)
+            .into_iter()
+            .map(|a| crate::sbom::SourceUsed {
+                file: a.file.clone(),
+                sha256: a.sha256.clone(),
+                location: super::legal::artifact_site(a),
             })
             .collect();
         sources.insert(r.name.clone(), used);

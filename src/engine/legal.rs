@@ -15,11 +15,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::arch::Arch;
-use crate::layout::Domain;
+use crate::layout::{Domain, TaskName};
 use crate::project::Project;
-use crate::recipe::{Recipe, RecipeSet, Source};
+use crate::recipe::{Artifact, Recipe, RecipeSet};
 use crate::tree;
 
+use super::state::{StampOutput, StateDir};
 use super::EngineError;
 
 /// What `ovm legal-info` wrote.
@@ -31,25 +32,35 @@ pub struct LegalInfo {
     pub without_license_files: Vec<String>,
 }
 
-/// The source archive of `s` that is in `sources/` with its declared sha256 (the variant the build
-/// could have used), as (file name, path).
-pub(crate) fn source_file(project: &Project, s: &Source) -> Result<(String, PathBuf), EngineError> {
-    for a in s.artifacts() {
-        let path = project.layout().sources().join(&a.file);
-        if path.is_file() {
-            let sha =
-                crate::digest::sha256_file(&path).map_err(|source| EngineError::Read { path: path.clone(), source })?;
-            if sha == a.sha256 {
-                return Ok((a.file.clone(), path));
-            }
-        }
-    }
-    Err(EngineError::LegalSourceMissing { package: s.recipe.clone(), file: s.primary.file.clone() })
+/// The bytes of each source of `r` that its `arch` build used: the variant (primary or an
+/// alternative) its fetch stamp recorded, else the primary. legal-info ships these and the SBOM
+/// names these, so the two never disagree about which archive a package came from.
+pub(crate) fn sources_used<'r>(project: &Project, arch: Arch, r: &'r Recipe) -> Vec<&'r Artifact> {
+    let states = StateDir::new(project.layout(), Domain::Target(arch));
+    let fetched = match states.stamp(&r.name, &TaskName::fetch()).ok().flatten().and_then(|s| s.output) {
+        Some(StampOutput::Fetched { sha256 }) => sha256,
+        _ => Vec::new(),
+    };
+    r.sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| fetched.get(i).and_then(|sha| s.artifacts().find(|a| &a.sha256 == sha)).unwrap_or(&s.primary))
+        .collect()
 }
 
-/// Where a source comes from, for people: its first URL, else its Debian or PyPI origin.
-pub(crate) fn source_site(s: &Source) -> String {
-    artifact_site(&s.primary)
+/// `a` in `sources/`, checked against its sha256.
+fn archive(project: &Project, package: &str, a: &Artifact) -> Result<PathBuf, EngineError> {
+    let path = project.layout().sources().join(&a.file);
+    let missing = || EngineError::LegalSourceMissing { package: package.into(), file: a.file.clone() };
+    if !path.is_file() {
+        return Err(missing());
+    }
+    let sha = crate::digest::sha256_file(&path).map_err(|source| EngineError::Read { path: path.clone(), source })?;
+    if sha == a.sha256 {
+        Ok(path)
+    } else {
+        Err(missing())
+    }
 }
 
 /// Where one accepted set of bytes comes from: its first URL, else its Debian or PyPI origin.
@@ -109,17 +120,18 @@ pub fn legal_info(project: &Project, arch: Arch) -> Result<LegalInfo, EngineErro
         if r.license_files.is_empty() {
             without.push(r.name.clone());
         }
+        let used = sources_used(project, arch, r);
         let mut archives = Vec::new();
-        for s in &r.sources {
-            let (file, path) = source_file(project, s)?;
-            copy(&path, &tmp.path().join("sources").join(&id).join(&file))?;
-            archives.push(file);
+        for a in &used {
+            let path = archive(project, &r.name, a)?;
+            copy(&path, &tmp.path().join("sources").join(&id).join(&a.file))?;
+            archives.push(a.file.clone());
         }
         for p in &r.patches {
             let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             copy(p, &tmp.path().join("sources").join(&id).join("patches").join(&name))?;
         }
-        let site = r.sources.first().map(source_site).unwrap_or_default();
+        let site = used.first().map(|a| artifact_site(a)).unwrap_or_default();
         let row = [&r.name, &r.version, &r.license, &r.license_files.join(" "), &archives.join(" "), &site];
         csv.push_str(&row.map(|f| csv_field(f)).join(","));
         csv.push('\n');
