@@ -81,17 +81,14 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    /// The packages whose staged outputs make `recipe`'s sysroot, in dependency order: its declared
-    /// dependencies and theirs, transitively (Yocto's recipe-sysroot) — a static link chain needs
-    /// the libraries of its libraries — and nothing undeclared.
+    /// `recipe`'s sysroot packages ([`RecipeSet::sysroot_of`]).
     pub fn sysroot_deps(&self, recipe: &Recipe) -> Result<Vec<&'a Recipe>, super::EngineError> {
-        Ok(self.recipes.closure(&recipe.depends)?)
+        Ok(self.recipes.sysroot_of(recipe)?)
     }
 
-    /// The native tools `recipe`'s steps see: those it names and the native recipes they depend
-    /// on, in dependency order (a tool of a tool must run too: meson needs its python).
+    /// The native tools `recipe`'s steps see ([`RecipeSet::native_of`]).
     pub fn native_deps(&self, recipe: &Recipe) -> Result<Vec<&'a Recipe>, super::EngineError> {
-        Ok(self.recipes.closure(&recipe.native)?)
+        Ok(self.recipes.native_of(recipe)?)
     }
 
     /// The output hashes of `recipe`'s sysroot packages, as `output_of` knows them (a package it

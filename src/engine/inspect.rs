@@ -248,7 +248,7 @@ pub fn info(project: &Project, pkg: &str, arch: Arch) -> Result<PackageInfo, Eng
     let run = Run::new(project, 1, false)?;
     let r = run.recipes.require(pkg)?;
     let kind = run.toolchain(None)?;
-    let closure = run.recipes.closure(&r.depends)?;
+    let closure = run.recipes.sysroot_of(r)?;
     let users: Vec<&Recipe> =
         run.recipes.topological_order().into_iter().filter(|u| u.depends.contains(&r.name)).collect();
     let mut users_all = Vec::new();
@@ -302,7 +302,7 @@ pub fn info(project: &Project, pkg: &str, arch: Arch) -> Result<PackageInfo, Eng
         files: r.files.iter().map(|f| f.name.clone()).collect(),
         depends: r.depends.clone(),
         sysroot: names(&closure),
-        native: names(&run.recipes.closure(&r.native)?),
+        native: names(&run.recipes.native_of(r)?),
         required_by: names(&users),
         required_by_all: users_all,
         replaces: r.replaces.clone(),

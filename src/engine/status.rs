@@ -209,7 +209,7 @@ pub fn collect_query(project: &Project, query: &Query<'_>) -> Result<Vec<Line>, 
         }
     }
     let native_wait = |r: &Recipe| -> Result<Option<String>, EngineError> {
-        let closure = run.recipes.closure(&r.native)?;
+        let closure = run.recipes.native_of(r)?;
         Ok(closure
             .iter()
             .find(|n| stale_native.contains(n.name.as_str()))

@@ -625,6 +625,19 @@ impl RecipeSet {
         Ok(list.into_iter().filter(|r| r.kind == Kind::Target).collect())
     }
 
+    /// The packages whose staged outputs make `r`'s sysroot, in dependency order: its declared
+    /// dependencies and theirs, transitively (Yocto's recipe-sysroot) — a static link chain needs
+    /// the libraries of its libraries — and nothing undeclared.
+    pub fn sysroot_of(&self, r: &Recipe) -> Result<Vec<&Recipe>, RecipeError> {
+        self.closure(&r.depends)
+    }
+
+    /// The native tools `r`'s steps see: those it names and the native recipes they depend on, in
+    /// dependency order (a tool of a tool must run too).
+    pub fn native_of(&self, r: &Recipe) -> Result<Vec<&Recipe>, RecipeError> {
+        self.closure(&r.native)
+    }
+
     /// The named recipes and everything they depend on, transitively, in topological order.
     pub fn closure<S: AsRef<str>>(&self, names: &[S]) -> Result<Vec<&Recipe>, RecipeError> {
         let mut wanted = std::collections::BTreeSet::new();

@@ -105,56 +105,31 @@ fn validate(
         check_url(doc, homepage, "homepage", &["http", "https"])?;
     }
 
-    let mut depends = Vec::new();
-    let mut depends_at = Vec::new();
-    for dep in &raw.depends {
-        check_package_name(doc, dep, "dependency")?;
-        if depends.contains(dep.as_ref()) {
-            return Err(doc.invalid(dep, format!("dependency `{}` is listed twice", dep.as_ref())));
-        }
-        depends.push(dep.as_ref().clone());
-        depends_at.push(doc.at(dep.span()));
-    }
-
-    let mut native = Vec::new();
-    let mut native_at = Vec::new();
-    for tool in &raw.native {
+    let (mut depends, mut depends_at) = name_list(doc, &raw.depends, "dependency", |_| Ok(()))?;
+    let (native, native_at) = name_list(doc, &raw.native, "native tool", |tool| {
         // A tool of a tool is its `depends` (native recipes depend on native recipes); the build
         // tools and the toolchain are what everything else is built with, so they name none.
-        if kind != Kind::Target {
-            return Err(doc.invalid(
-                tool,
-                format!(
-                    "only target recipes name native tools; a {kind} recipe {}",
-                    if kind == Kind::Native {
-                        "lists the native recipes it needs in `depends`"
-                    } else {
-                        "is built with the host's userland"
-                    }
-                ),
-            ));
+        if kind == Kind::Target {
+            return Ok(());
         }
-        check_package_name(doc, tool, "native tool")?;
-        if native.contains(tool.as_ref()) {
-            return Err(doc.invalid(tool, format!("native tool `{}` is listed twice", tool.as_ref())));
-        }
-        native.push(tool.as_ref().clone());
-        native_at.push(doc.at(tool.span()));
-    }
-
-    let mut replaces = Vec::new();
-    let mut replaces_at = Vec::new();
-    for r in &raw.replaces {
-        check_package_name(doc, r, "replaced package")?;
+        Err(doc.invalid(
+            tool,
+            format!(
+                "only target recipes name native tools; a {kind} recipe {}",
+                if kind == Kind::Native {
+                    "lists the native recipes it needs in `depends`"
+                } else {
+                    "is built with the host's userland"
+                }
+            ),
+        ))
+    })?;
+    let (replaces, replaces_at) = name_list(doc, &raw.replaces, "replaced package", |r| {
         if r.as_ref() == &name {
             return Err(doc.invalid(r, "a package cannot replace itself".into()));
         }
-        if replaces.contains(r.as_ref()) {
-            return Err(doc.invalid(r, format!("replaced package `{}` is listed twice", r.as_ref())));
-        }
-        replaces.push(r.as_ref().clone());
-        replaces_at.push(doc.at(r.span()));
-    }
+        Ok(())
+    })?;
 
     let files = resolve_files(ctx, doc, &raw.files)?;
     let patches = resolve_patches(ctx, doc, &name, raw.version.as_ref(), &raw.patches)?;
@@ -869,6 +844,29 @@ fn check_expansions(
         }
     }
     Ok(())
+}
+
+/// A list of package names (`depends`, `native`, `replaces`): each passes `check` first, then is
+/// a valid package name listed once; returned with where each one is, for the errors that need
+/// every recipe (an unknown name, one of the wrong kind).
+fn name_list(
+    doc: &Doc,
+    raw: &[Spanned<String>],
+    what: &str,
+    check: impl Fn(&Spanned<String>) -> Result<(), RecipeError>,
+) -> Result<(Vec<String>, Vec<Location>), RecipeError> {
+    let mut names: Vec<String> = Vec::new();
+    let mut at = Vec::new();
+    for n in raw {
+        check(n)?;
+        check_package_name(doc, n, what)?;
+        if names.contains(n.as_ref()) {
+            return Err(doc.invalid(n, format!("{what} `{}` is listed twice", n.as_ref())));
+        }
+        names.push(n.as_ref().clone());
+        at.push(doc.at(n.span()));
+    }
+    Ok((names, at))
 }
 
 /// A step's name is a [`TaskName`]: the engine's own task names are refused there.
