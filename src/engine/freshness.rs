@@ -39,7 +39,7 @@ use crate::signature::{Change, Inputs, ENGINE_VERSION};
 use crate::tree;
 
 use super::ctx::{Ctx, Isolation};
-use super::state::{Stamp, StampOutput};
+use super::state::Stamp;
 use super::task::{Task, TaskKind, TaskPlan};
 use super::EngineError;
 
@@ -260,11 +260,7 @@ fn whole_build_inputs(
 
 /// The sha256 per source recorded by the last fetch, if its stamp is current.
 fn fetched_from_stamp(stamp: Option<&Stamp>, fetch_sig: &str) -> Option<Vec<String>> {
-    let s = stamp.filter(|s| s.signature == fetch_sig)?;
-    match &s.output {
-        Some(StampOutput::Fetched { sha256 }) => Some(sha256.clone()),
-        _ => None,
-    }
+    Some(stamp.filter(|s| s.signature == fetch_sig)?.fetched()?.to_vec())
 }
 
 /// Output hash of a staged tree. The prebuilt toolchain (340 MB of zig) is identified by its own

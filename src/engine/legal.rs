@@ -20,7 +20,7 @@ use crate::project::Project;
 use crate::recipe::{Artifact, Recipe, RecipeSet};
 use crate::tree;
 
-use super::state::{StampOutput, StateDir};
+use super::state::StateDir;
 use super::EngineError;
 
 /// What `ovm legal-info` wrote.
@@ -37,10 +37,8 @@ pub struct LegalInfo {
 /// names these, so the two never disagree about which archive a package came from.
 pub(crate) fn sources_used<'r>(project: &Project, arch: Arch, r: &'r Recipe) -> Vec<&'r Artifact> {
     let states = StateDir::new(project.layout(), Domain::Target(arch));
-    let fetched = match states.stamp(&r.name, &TaskName::fetch()).ok().flatten().and_then(|s| s.output) {
-        Some(StampOutput::Fetched { sha256 }) => sha256,
-        _ => Vec::new(),
-    };
+    let stamp = states.stamp(&r.name, &TaskName::fetch()).ok().flatten();
+    let fetched = stamp.as_ref().and_then(|s| s.fetched()).unwrap_or_default();
     r.sources
         .iter()
         .enumerate()

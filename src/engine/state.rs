@@ -45,6 +45,14 @@ pub struct Stamp {
 }
 
 impl Stamp {
+    /// The sha256 of the bytes a fetch task settled on, one per source, if this is its stamp.
+    pub fn fetched(&self) -> Option<&[String]> {
+        match &self.output {
+            Some(StampOutput::Fetched { sha256 }) => Some(sha256),
+            _ => None,
+        }
+    }
+
     /// The stamp of a task that ran on `inputs` for `elapsed` and produced `output`: the only
     /// place a stamp is made, so its signature is always the one of the inputs it records.
     pub fn new(inputs: Inputs, output: Option<StampOutput>, elapsed: Duration) -> Stamp {
