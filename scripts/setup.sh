@@ -18,9 +18,10 @@ PACKAGES=(
   curl              # scripts/fetch-zig.sh downloads the pinned zig wheel
   unzip             # … and unpacks it
   make              # recipes/tools/make.toml: the host make builds the sandbox's static GNU make
-  autoconf          # … and Debian's make-dfsg source needs autoreconf (toolchain profile, host /usr)
-  automake
+  autoconf          # … and Debian's make-dfsg source needs autoreconf (toolchain profile, host /usr);
+  automake          #   so do recipes with `autoreconf = true` (cryptsetup's git-archive source)
   autopoint
+  libtool           # … libtoolize, for those whose configure.ac has LT_INIT
   pkgconf           # … pkg.m4: make's configure.ac uses PKG_PROG_PKG_CONFIG
   cpio              # pack: round-trip tests list/extract with GNU cpio; bench peer
   libarchive-tools  # pack: round-trip tests list with bsdtar

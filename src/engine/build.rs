@@ -108,6 +108,8 @@ pub(crate) struct Run<'a> {
     /// Told what the run does as it goes (nothing by default; `ovm build` and `ovm toolchain` pass
     /// the command line's display).
     pub observer: &'a dyn Observer,
+    /// The build machine's autotools (`autoreconf = true` recipes), asked once per run.
+    host_autotools: super::autoreconf::HostAutotools,
 }
 
 /// The job count of a run: `-j`, else `[build] jobs`, else the number of cores; at most
@@ -174,6 +176,7 @@ impl<'a> Run<'a> {
             sstate,
             cache_dir,
             observer: &Unobserved,
+            host_autotools: Default::default(),
         })
     }
 
@@ -204,6 +207,7 @@ impl<'a> Run<'a> {
             log_max: self.project.config.build.log_max,
             outputs: Mutex::new(BTreeMap::new()),
             observer: self.observer,
+            host_autotools: &self.host_autotools,
         }
     }
 

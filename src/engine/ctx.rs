@@ -54,6 +54,8 @@ pub struct Ctx<'a> {
     pub outputs: Mutex<BTreeMap<String, String>>,
     /// Told of every task that starts, finishes or fails, and of every package reused.
     pub observer: &'a dyn Observer,
+    /// The build machine's autotools, for recipes with `autoreconf = true` (asked once per run).
+    pub host_autotools: &'a super::autoreconf::HostAutotools,
 }
 
 impl<'a> Ctx<'a> {
@@ -67,12 +69,18 @@ impl<'a> Ctx<'a> {
 
     /// The full environment of a step of `recipe` in this domain.
     pub fn step_env(&self, recipe: &Recipe) -> Vec<(String, String)> {
+        self.step_env_as(recipe, self.domain.profile())
+    }
+
+    /// The environment of a step of `recipe` run in `profile` (its domain's, except for the
+    /// `autoreconf` task, which runs with the build machine's userland).
+    pub fn step_env_as(&self, recipe: &Recipe, profile: env::Profile) -> Vec<(String, String)> {
         let recipe_env: Vec<(String, String)> =
             recipe.build.as_ref().map(|b| b.env_for(self.domain.arch()).into_iter().collect()).unwrap_or_default();
         env::build_env(&EnvSpec {
             target: self.domain.arch(),
             host: self.host,
-            profile: self.domain.profile(),
+            profile,
             jobs: self.slots.jobs(),
             native: !recipe.native.is_empty(),
             source_date_epoch: self.source_date_epoch,

@@ -21,7 +21,7 @@ use super::build::{build_domain, equip, open_log, open_run, Run};
 use super::context_log::ContextLog;
 use super::package;
 use super::step;
-use super::task::{Task, TaskPlan};
+use super::task::TaskPlan;
 use super::EngineError;
 
 /// The domain a package builds in.
@@ -94,7 +94,8 @@ pub fn shell(project: &Project, pkg: &str, arch: Arch, cmd: &[String], quiet: bo
     let log = open_log(project.layout(), domain, &what)?;
     let ctx = run.ctx(domain, &log, eq);
     let dep_outputs: BTreeMap<String, String> = build_domain(&ctx, &deps, &reports).map_err(failed)?;
-    package::run_until(&ctx, recipe, &dep_outputs, Some(Task::PATCH)).map_err(|f| {
+    let ready = TaskPlan::for_recipe(recipe, arch).source_ready();
+    package::run_until(&ctx, recipe, &dep_outputs, Some(ready)).map_err(|f| {
         package::report_failure(&f, &mut std::io::stderr());
         f.error
     })?;

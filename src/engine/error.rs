@@ -98,6 +98,11 @@ pub enum EngineError {
     /// A step ran a program (or a script whose interpreter) the sandbox does not have.
     #[error("{0}")]
     ToolMissing(Box<ToolMissing>),
+    #[error(
+        "`{tool}` is not on this machine, and {needed_for} runs the build machine's autotools: on Debian, \
+         `apt install autoconf automake libtool autopoint pkgconf` (scripts/setup.sh does)"
+    )]
+    HostToolMissing { tool: String, needed_for: String },
     #[error("{package}: depends on `{dep}`, whose output is not staged")]
     MissingDependency { package: String, dep: String },
     #[error("{package}: {file} in sources/ is not the file the fetch recorded; run the build again to refetch")]

@@ -204,6 +204,10 @@ pub fn signatures(
                     inputs.set_bytes(format!("patch.{i}.{name}"), &bytes);
                 }
             }
+            TaskKind::Autoreconf => {
+                inputs.set("script.autoreconf", super::autoreconf::SCRIPT);
+                inputs.set("autotools", ctx.host_autotools.versions()?);
+            }
             TaskKind::Step(step) => {
                 inputs.set(format!("script.{}", def.name), step.script.as_deref().unwrap_or_default());
                 if step.first {

@@ -157,7 +157,8 @@ pub fn prepare_source(
     let verdict = freshness::assess(ctx, recipe, dep_outputs, OutputCheck::Trust)
         .map_err(|e| failed_before(ctx, pkg, &TaskName::fetch(), e))?;
     let plan = &verdict.plan;
-    let patch = plan.name(Task::PATCH);
+    let ready = plan.source_ready();
+    let patch = plan.name(ready);
     let _slot = ctx.slots.acquire().map_err(|e| failed_before(ctx, pkg, patch, EngineError::Jobserver(e)))?;
     let fetched = match &verdict.fetched {
         Some(f) => f.clone(),
@@ -169,11 +170,11 @@ pub fn prepare_source(
     let done = freshness::read_work_state(&dirs);
     let prepared = dirs.src.is_dir()
         && !ctx.states.work_dir_dirty(pkg)
-        && done.done.get(patch.as_str()).is_some_and(|s| Some(s) == sigs.sig(Task::PATCH).as_ref());
+        && done.done.get(patch.as_str()).is_some_and(|s| Some(s) == sigs.sig(ready).as_ref());
     if prepared {
         return Ok(());
     }
-    for t in [Task::UNPACK, Task::PATCH] {
+    for t in plan.all().filter(|t| *t >= Task::UNPACK && *t <= ready) {
         execute(ctx, recipe, plan, t, &sigs, &dirs, &fetched)?;
     }
     let _ = ctx.states.clear_running(pkg);
@@ -385,6 +386,10 @@ fn run_task(
             crate::patch::apply_series(&dirs.src, &recipe.patches)?;
             let names: Vec<String> = recipe.patches.iter().map(|p| format!("{}\n", p.display())).collect();
             write_log(log, &names.concat()).map_err(werr)?;
+            Ok(None)
+        }
+        TaskKind::Autoreconf => {
+            super::autoreconf::run(ctx, recipe, &def.name, dirs, log)?;
             Ok(None)
         }
         TaskKind::Step(s) => {

@@ -143,7 +143,7 @@ pub fn step_spec(
     args: Vec<String>,
     terminal: bool,
 ) -> Result<oci_spec::runtime::Spec, EngineError> {
-    Ok(step_sandbox(ctx, recipe, args, terminal)?.build()?)
+    Ok(step_sandbox(ctx, recipe, args, terminal, ctx.domain.profile())?.build()?)
 }
 
 /// Where a step's script is, inside its sandbox. The script is a file, not an argument of
@@ -156,6 +156,7 @@ fn step_sandbox(
     recipe: &Recipe,
     args: Vec<String>,
     terminal: bool,
+    profile: Profile,
 ) -> Result<SandboxBuilder, EngineError> {
     let dirs = ctx.dirs(&recipe.name);
     let eq = &ctx.equipment;
@@ -178,7 +179,7 @@ fn step_sandbox(
         .terminal(terminal)
         .proc_mode(sandbox::ProcMode::chosen(ctx.settings)?)
         .limits(ctx.step_limits(recipe));
-    match ctx.domain.profile() {
+    match profile {
         Profile::Package => {
             let tools = eq.tools_dir.as_ref().ok_or_else(|| EngineError::Internal("no build tools".into()))?;
             b = b.ro_bind(tools, env::TOOLS_DIR).ro_bind(tools.join("bin/busybox"), "/bin/sh");
@@ -189,7 +190,7 @@ fn step_sandbox(
         // The host's userland, read-only: the host compiler builds the tools (and gcc).
         Profile::Toolchain => b = with_host_userland(b),
     }
-    for (k, v) in ctx.step_env(recipe) {
+    for (k, v) in ctx.step_env_as(recipe, profile) {
         b = b.env(k, v);
     }
     let js = ctx.slots.server();
@@ -347,6 +348,19 @@ pub(super) fn run_step(
     dirs: &WorkDirs,
     log: &Path,
 ) -> Result<(), EngineError> {
+    run_step_as(ctx, recipe, name, script, dirs, log, ctx.domain.profile())
+}
+
+/// [`run_step`] in the sandbox of `profile` (see [`Ctx::step_env_as`]).
+pub(super) fn run_step_as(
+    ctx: &Ctx<'_>,
+    recipe: &Recipe,
+    name: &TaskName,
+    script: &str,
+    dirs: &WorkDirs,
+    log: &Path,
+    profile: Profile,
+) -> Result<(), EngineError> {
     let werr = |source| EngineError::Write { path: log.to_path_buf(), source };
     let file = File::create(log).map_err(werr)?;
     let script_file = dirs.step_script.clone();
@@ -357,11 +371,11 @@ pub(super) fn run_step(
         Isolation::Sandbox { exe } => {
             write_script(script)?;
             let args = vec!["/bin/sh".to_string(), "-e".to_string(), STEP_SCRIPT.to_string()];
-            let spec = step_sandbox(ctx, recipe, args, false)?.ro_bind(&script_file, STEP_SCRIPT).build()?;
+            let spec = step_sandbox(ctx, recipe, args, false, profile)?.ro_bind(&script_file, STEP_SCRIPT).build()?;
             sandbox::command_with_exe(exe, &spec)?
         }
         Isolation::Host => {
-            let (cmd, mapped) = host_command(ctx, recipe, script, dirs);
+            let (cmd, mapped) = host_command(ctx, recipe, script, dirs, profile);
             write_script(&mapped)?;
             let mut cmd = cmd;
             cmd.arg("-e").arg(&script_file);
@@ -401,7 +415,7 @@ pub(super) fn run_step(
 
 /// `--no-sandbox`: the same environment with the /ovm paths mapped to host paths, and `script`
 /// mapped likewise (returned, for the caller to write and name as the shell's script).
-fn host_command(ctx: &Ctx<'_>, recipe: &Recipe, script: &str, dirs: &WorkDirs) -> (Command, String) {
+fn host_command(ctx: &Ctx<'_>, recipe: &Recipe, script: &str, dirs: &WorkDirs, profile: Profile) -> (Command, String) {
     let eq = &ctx.equipment;
     let map = |v: &str| -> String {
         let mut v = v.to_string();
@@ -424,10 +438,11 @@ fn host_command(ctx: &Ctx<'_>, recipe: &Recipe, script: &str, dirs: &WorkDirs) -
     // The shell of the sandbox, where /bin/sh is the build tools' busybox: the step's script and,
     // through MAKEFLAGS, every make recipe line run with it, so the commands are the same ones
     // (only `#!/bin/sh` scripts, like the toolchain wrappers, get the host's /bin/sh).
-    let tools_sh = eq.tools_dir.as_ref().map(|t| t.join("bin/sh")).filter(|sh| sh.exists());
+    let tools_sh =
+        eq.tools_dir.as_ref().map(|t| t.join("bin/sh")).filter(|sh| sh.exists() && profile == Profile::Package);
     let mut cmd = Command::new(tools_sh.as_deref().unwrap_or(Path::new("/bin/sh")));
     cmd.env_clear();
-    for (k, v) in ctx.step_env(recipe) {
+    for (k, v) in ctx.step_env_as(recipe, profile) {
         if k == "PATH" {
             cmd.env(k, format!("{}:/usr/bin:/bin", map(&v)));
         } else {

@@ -1,6 +1,7 @@
 //! The tasks of one package, in order, and what each one's signature is made of.
 //!
-//! Every package has `fetch`, `unpack`, `patch`, then its *steps*, then `package`. The steps are
+//! Every package has `fetch`, `unpack`, `patch`, (`autoreconf` if its recipe asks for it), then its
+//! *steps*, then `package`. The steps are
 //! `configure`, `compile`, `install` (a build style's defaults or the recipe's snippets), or the
 //! recipe's own `[[build.step]]`s (a cross toolchain: `all-gcc`, `libgcc`, `musl` …), each one a
 //! task with its own stamp and log.
@@ -11,6 +12,8 @@
 //! | unpack      | do_unpack / prepare            | the sha256 actually fetched (which variant), dest, strip, |
 //! |             |                                | unpack, the domain, engine version                      |
 //! | patch       | do_patch / prepare             | name and content of every patch, in order               |
+//! | autoreconf  | autotools.bbclass's autoreconf | the build machine's autoconf, automake, libtool and     |
+//! |             | / Buildroot's AUTORECONF       | autopoint versions                                      |
 //! | first step  | do_configure / Build/Configure | style, script, environment, config files, toolchain,    |
 //! |             |                                | build tools, dependencies' output hashes, isolation     |
 //! | later steps | do_compile, do_install …       | script                                                  |
@@ -64,6 +67,8 @@ pub enum TaskKind {
     Fetch,
     Unpack,
     Patch,
+    /// Regenerates the build system in the patched source tree with the build machine's autotools.
+    Autoreconf,
     Step(StepTask),
     Package,
 }
@@ -88,6 +93,9 @@ impl TaskPlan {
             TaskDef { name: TaskName::unpack(), kind: TaskKind::Unpack },
             TaskDef { name: TaskName::patch(), kind: TaskKind::Patch },
         ];
+        if recipe.build.as_ref().is_some_and(|b| b.autoreconf) {
+            tasks.push(TaskDef { name: TaskName::autoreconf(), kind: TaskKind::Autoreconf });
+        }
         match recipe.build.as_ref().filter(|b| !b.steps.is_empty()) {
             Some(build) => {
                 for (i, s) in build.steps.iter().enumerate() {
@@ -128,6 +136,15 @@ impl TaskPlan {
     /// Every task, in order.
     pub fn all(&self) -> impl Iterator<Item = Task> {
         (0..self.tasks.len()).map(Task)
+    }
+
+    /// The last task that works on the source tree alone (`patch`, or `autoreconf` after it): where
+    /// `ovm shell` and source preparation stop.
+    pub fn source_ready(&self) -> Task {
+        match self.tasks.get(Task::PATCH.0 + 1) {
+            Some(d) if d.kind == TaskKind::Autoreconf => Task(Task::PATCH.0 + 1),
+            _ => Task::PATCH,
+        }
     }
 
     pub fn package(&self) -> Task {
@@ -221,6 +238,7 @@ mod tests {
             env: Default::default(),
             configure_args: vec![],
             make_args: vec![],
+            autoreconf: false,
             configure: None,
             compile: None,
             install: None,
@@ -241,6 +259,22 @@ mod tests {
         assert!(plan.script("configure").is_some_and(|s| s.starts_with("/ovm/src/configure")));
         let TaskKind::Step(install) = &plan.def(plan.last_step()).kind else { panic!("install is a step") };
         assert!(install.cleans_dest && !install.first);
+    }
+
+    #[test]
+    fn autoreconf_comes_between_patch_and_the_first_step_only_when_asked() {
+        let plain = TaskPlan::for_recipe(&recipe(Some(build(Style::Autotools, vec![]))), Arch::X86_64);
+        assert_eq!(plain.source_ready(), Task::PATCH);
+        let mut b = build(Style::Autotools, vec![]);
+        b.autoreconf = true;
+        let plan = TaskPlan::for_recipe(&recipe(Some(b)), Arch::X86_64);
+        assert_eq!(
+            names(&plan),
+            ["fetch", "unpack", "patch", "autoreconf", "configure", "compile", "install", "package"]
+        );
+        assert_eq!(plan.def(plan.source_ready()).kind, TaskKind::Autoreconf);
+        let TaskKind::Step(configure) = &plan.def(Task(4)).kind else { panic!("configure is a step") };
+        assert!(configure.first, "the first step still starts the build afresh");
     }
 
     #[test]

@@ -34,7 +34,7 @@ impl TaskName {
     /// Names no step may take. `running` no longer shares a file with anything (running markers
     /// live in `states/D/running/`, see `layout`), but a step of that name would still read as
     /// the marker in logs and in `OVM_FAULT=PKG.running`-style points; it stays refused.
-    const RESERVED: [&'static str; 5] = ["fetch", "unpack", "patch", "package", "running"];
+    const RESERVED: [&'static str; 6] = ["fetch", "unpack", "patch", "autoreconf", "package", "running"];
 
     /// A recipe's step name, checked.
     pub fn parse(name: &str) -> Result<TaskName, InvalidTaskName> {
@@ -65,6 +65,10 @@ impl TaskName {
     }
     pub fn patch() -> TaskName {
         TaskName::builtin("patch")
+    }
+    /// A recipe's optional regeneration of its build system, between `patch` and its steps.
+    pub fn autoreconf() -> TaskName {
+        TaskName::builtin("autoreconf")
     }
     pub fn package() -> TaskName {
         TaskName::builtin("package")
@@ -126,7 +130,7 @@ mod tests {
             assert!(matches!(TaskName::parse(bad), Err(InvalidTaskName::Malformed(_))), "{bad}");
         }
         assert_eq!(TaskName::parse(&"a".repeat(65)), Err(InvalidTaskName::TooLong(65)));
-        for reserved in ["fetch", "unpack", "patch", "package", "running"] {
+        for reserved in ["fetch", "unpack", "patch", "autoreconf", "package", "running"] {
             assert!(matches!(TaskName::parse(reserved), Err(InvalidTaskName::Reserved(_))), "{reserved}");
         }
     }

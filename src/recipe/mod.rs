@@ -412,6 +412,10 @@ pub struct Build {
     /// Appended to every make call of the style (`cmake`: to the build tool's command line, make's
     /// or ninja's).
     pub make_args: Vec<String>,
+    /// Regenerate the build system (`autoreconf --force --install`) after the patches: for a
+    /// source without a `configure` (a git archive) or whose patches touch `configure.ac`. Runs
+    /// as its own task with the build machine's autotools (see `engine::autoreconf`).
+    pub autoreconf: bool,
     /// Shell snippets replacing the style's step; each runs as `/bin/sh -e` on the snippet (a file in
     /// the sandbox, never a command-line argument) in `/ovm/build`.
     pub configure: Option<String>,

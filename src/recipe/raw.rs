@@ -145,6 +145,8 @@ pub(super) struct RawBuild {
     pub env: BTreeMap<Spanned<String>, String>,
     pub configure_args: Option<Spanned<Vec<String>>>,
     pub make_args: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub autoreconf: bool,
     pub configure: Option<String>,
     pub compile: Option<String>,
     pub install: Option<String>,

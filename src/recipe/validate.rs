@@ -933,6 +933,7 @@ fn convert_build(doc: &Doc, raw: Spanned<RawBuild>) -> Result<Build, RecipeError
         env,
         configure_args,
         make_args: b.make_args.map(Spanned::into_inner).unwrap_or_default(),
+        autoreconf: b.autoreconf,
         per_arch,
         configure: b.configure,
         compile: b.compile,

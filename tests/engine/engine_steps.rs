@@ -149,3 +149,52 @@ fn a_failure_stops_only_its_dependents_and_the_rest_is_built() {
     let zok_started = ran.iter().position(|t| t == "zok fetch");
     assert!(afail_done < zok_started, "zok ran before afail failed, so this shows nothing: {ran:?}");
 }
+
+/// `autoreconf = true`: a source with only `configure.ac` and `Makefile.am` (a git archive) gets its
+/// `configure` from the build machine's autotools in a task of its own between `patch` and
+/// `configure`, then builds in the strict sandbox as from a release tarball; a second build runs
+/// nothing, and a patch to `configure.ac` runs the task again.
+#[test]
+fn autoreconf_regenerates_a_git_archive_s_build_system_before_configure() {
+    let p = project();
+    let sources = vec![
+        file(
+            "configure.ac",
+            "AC_INIT([regen], [1.0])\nAM_INIT_AUTOMAKE([foreign])\nAC_PROG_CC\n\
+             AC_DEFINE([GREETING], [\"from a regenerated configure\"], [what regen prints])\n\
+             AC_CONFIG_HEADERS([config.h])\nAC_CONFIG_FILES([Makefile])\nAC_OUTPUT\n",
+        ),
+        file("Makefile.am", "bin_PROGRAMS = regen\nregen_SOURCES = regen.c\n"),
+        file("regen.c", "#include \"config.h\"\n#include <stdio.h>\nint main(void) { puts(GREETING); return 0; }\n"),
+    ];
+    let pkg = Pkg::new("regen", sources, "style = \"autotools\"\nautoreconf = true\n");
+    pkg.write(&p, "autoreconf");
+    p.ok(&["build", "x86_64", "regen"]);
+    let ran = p.tasks_run("x86_64");
+    let order: Vec<&str> = ran.iter().filter_map(|t| t.strip_prefix("regen ")).collect();
+    assert_eq!(
+        order,
+        ["fetch", "unpack", "patch", "autoreconf", "configure", "compile", "install", "package"],
+        "{ran:?}"
+    );
+    let log = p.read("logs/x86_64/regen/autoreconf.log");
+    assert!(log.contains("autoreconf: running: aclocal"), "{log}");
+    assert!(p.path().join("work/x86_64/regen/src/configure").is_file(), "no configure in the source tree");
+    let bin = p.path().join("staging/x86_64/regen/runtime/usr/bin/regen");
+    let out = std::process::Command::new(&bin).output().expect("run the built program");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from a regenerated configure\n");
+
+    p.ok(&["build", "x86_64", "regen"]);
+    assert!(!p.tasks_run("x86_64").iter().any(|t| t.starts_with("regen ")), "an up-to-date package reran");
+
+    p.write(
+        "patches/regen-1.0.patch",
+        "--- a/configure.ac\n+++ b/configure.ac\n@@ -1,4 +1,4 @@\n AC_INIT([regen], [1.0])\n \
+         AM_INIT_AUTOMAKE([foreign])\n AC_PROG_CC\n-AC_DEFINE([GREETING], [\"from a regenerated configure\"], [what regen prints])\n\
+         +AC_DEFINE([GREETING], [\"from a patched configure.ac\"], [what regen prints])\n",
+    );
+    p.ok(&["build", "x86_64", "regen"]);
+    assert!(p.tasks_run("x86_64").iter().any(|t| t == "regen autoreconf"), "the patch did not rerun autoreconf");
+    let out = std::process::Command::new(&bin).output().expect("run the rebuilt program");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from a patched configure.ac\n");
+}
