@@ -29,7 +29,7 @@ use super::ctx::Ctx;
 use super::EngineError;
 
 /// What the task runs, in `/ovm/src`. `--install` copies the auxiliary files (config.sub,
-/// ltmain.sh, gettext's po/ infrastructure) a git archive lacks; `--force` regenerates even what
+/// libtool's main script, gettext's po/ infrastructure) a git archive lacks; `--force` regenerates even what
 /// is there, so the result depends on the tools alone and not on what the archive happened to hold.
 pub const SCRIPT: &str = "cd /ovm/src\nautoreconf --force --install --verbose\n";
 
