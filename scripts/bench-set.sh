@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$PWD"
 BENCH="$REPO/target/bench-set"
-SET='packages = ["busybox", "lz4", "util-linux", "e2fsprogs", "dropbear", "lvm2", "popt"]'
+SET=$(grep '^packages = \[' "$REPO/tests/fixtures/package-set.toml")
 
 echo "bench-set: building ovm --release"
 OVM=$("$REPO/scripts/ovm-bin.sh" --release)

@@ -19,7 +19,7 @@ slow_project slow-set-aarch64
 # The kernels scripts/fetch-test-assets.sh put under .cache/test-assets.
 mkdir -p "$work/.cache"
 ln -s "$root/.cache/test-assets" "$work/.cache/test-assets"
-set_line='packages = ["busybox", "lz4", "util-linux", "e2fsprogs", "dropbear", "lvm2", "popt"]'
+set_line=$(grep '^packages = \[' "$root/tests/fixtures/package-set.toml")
 sed -i 's/^kind = "gcc"$/kind = "zig"/; s/^packages = \["busybox"\]$/'"$set_line"'/' "$work/config/ovm.toml"
 grep -qxF "$set_line" "$work/config/ovm.toml" || { echo "slow-set-aarch64: no [pack] packages line" >&2; exit 1; }
 
