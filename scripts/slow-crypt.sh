@@ -61,15 +61,7 @@ echo "  with the modules: $(stat -c %s "$image") bytes gzipped"
 
 phase "every ELF of the image: $host, static, stripped"
 case $host in x86_64) machine="x86-64" ;; *) machine="ARM aarch64" ;; esac
-elves=0
-while IFS= read -r f; do
-  head -c 4 "$f" | grep -q ELF || continue
-  desc=$(file -b "$f")
-  case "$desc" in *"$machine"*"statically linked"*stripped*) ;; *) fail "$f: $desc" ;; esac
-  grep -q "not stripped" <<<"$desc" && fail "$f: $desc"
-  elves=$((elves + 1))
-done < <(find "$work"/staging/"$host"/*/runtime -type f)
-echo "  $elves ELF files"
+check_elves "$machine" 10 "$work"/staging/"$host"/*/runtime
 [ -f "$work/staging/$host/cryptsetup/runtime/sbin/cryptsetup" ] || fail "no sbin/cryptsetup staged"
 ls -l "$work/staging/$host/cryptsetup/runtime/sbin/cryptsetup"
 

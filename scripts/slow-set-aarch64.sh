@@ -28,16 +28,7 @@ OVM_MIRRORS="$MIRROR" unshare --net -- "$ovm" -C "$work" build --sandbox aarch64
 ls -l "$work/output/aarch64/initrd.cpio.gz"
 
 phase "every ELF of the image: aarch64, static, stripped"
-elves=0
-while IFS= read -r f; do
-  head -c 4 "$f" | grep -q ELF || continue
-  desc=$(file -b "$f")
-  case "$desc" in *"ARM aarch64"*"statically linked"*stripped*) ;; *) fail "$f: $desc" ;; esac
-  grep -q "not stripped" <<<"$desc" && fail "$f: $desc"
-  elves=$((elves + 1))
-done < <(find "$work"/staging/aarch64/*/runtime -type f)
-echo "  $elves ELF files"
-[ "$elves" -ge 9 ] || fail "only $elves ELF files"
+check_elves "ARM aarch64" 9 "$work"/staging/aarch64/*/runtime
 
 phase "ovm boot aarch64 --append ovm.test=3"
 out=$("$ovm" -C "$work" boot aarch64 --append ovm.test=3 --expect "OVM-SET-PASS aarch64" 2>&1) || fail "boot: $out"
