@@ -28,9 +28,10 @@ use crate::recipe::Recipe;
 use super::ctx::Ctx;
 use super::EngineError;
 
-/// What the task runs, in `/ovm/src`. `--install` copies the auxiliary files (config.sub,
-/// libtool's main script, gettext's po/ infrastructure) a git archive lacks; `--force` regenerates even what
-/// is there, so the result depends on the tools alone and not on what the archive happened to hold.
+/// What the task runs, in `/ovm/src`. `--install` copies the auxiliary files a git archive lacks
+/// (config.sub, libtool's main script, gettext's po/ infrastructure); `--force` regenerates even
+/// what is there, so the result depends on the tools alone, not on what the archive happened to
+/// hold.
 pub const SCRIPT: &str = "cd /ovm/src\nautoreconf --force --install --verbose\n";
 
 /// The programs `autoreconf` runs, each asked for its version.

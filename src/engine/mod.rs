@@ -1,6 +1,7 @@
-//! The build engine: recipes become per-package task chains (fetch → unpack → patch → [autoreconf]
-//! → configure → compile → install → package), each task guarded by a signature stamp, run in the sandbox, in
-//! parallel across packages under one jobserver, with the state kept on the host.
+//! The build engine: recipes become per-package task chains (fetch → unpack → patch →
+//! [autoreconf] → configure → compile → install → package), each task guarded by a signature
+//! stamp, run in the sandbox, in parallel across packages under one jobserver, with the state kept
+//! on the host.
 
 // Public: what the CLI calls (`build`, `choice`, `clean`, `cross`, `devshell`, `inspect`, `menuconfig`,
 // `progress`, `report`, `status`) and the integration tests read (`context_log`). The rest is the
