@@ -249,3 +249,33 @@ fn aliases_match_as_kmod_matches_them() {
     assert!(glob_match("*", "") && !glob_match("a", "ab") && glob_match("a*b*c", "axxbyyc"));
     assert_eq!(edit_distance("dm_crypto", "dm_crypt"), 1);
 }
+
+#[test]
+fn firmware_a_module_names_is_copied_when_the_tree_has_it_and_skipped_when_not() {
+    let d = tree();
+    let r = d.path();
+    module(r, "drivers/net/nic.ko", &["depends=", "firmware=vendor/nic.bin", "firmware=vendor/absent.bin"]);
+    module(r, "drivers/gpu/gpu.ko", &["depends=", "firmware=gpu/boot.fw"]);
+    std::fs::create_dir_all(r.join("lib/firmware/vendor")).unwrap();
+    std::fs::create_dir_all(r.join("lib/firmware/gpu")).unwrap();
+    std::fs::write(r.join("lib/firmware/vendor/nic.bin"), b"nic firmware").unwrap();
+    // Debian's firmware packages may ship compressed files; the kernel's loader asks for the suffix.
+    std::fs::write(r.join("lib/firmware/gpu/boot.fw.zst"), b"zstd bytes").unwrap();
+    std::fs::write(r.join("lib/firmware/unrelated.bin"), b"not named by any chosen module").unwrap();
+
+    let plan = resolve_names(r, &["nic", "gpu"], &[]).unwrap();
+    let firmware: Vec<&str> =
+        plan.files.keys().map(String::as_str).filter(|p| p.starts_with("lib/firmware/")).collect();
+    assert_eq!(firmware, ["lib/firmware/gpu/boot.fw.zst", "lib/firmware/vendor/nic.bin"]);
+    let out = tempfile::tempdir().unwrap();
+    plan.materialize(out.path()).unwrap();
+    assert_eq!(std::fs::read(out.path().join("lib/firmware/vendor/nic.bin")).unwrap(), b"nic firmware");
+    assert!(!out.path().join("lib/firmware/vendor/absent.bin").exists());
+    assert!(!out.path().join("lib/firmware/unrelated.bin").exists());
+
+    // Only modules that are chosen bring firmware, and the firmware's bytes are in the signature.
+    let nic_only = resolve_names(r, &["nic"], &[]).unwrap();
+    assert!(!nic_only.files.keys().any(|p| p.starts_with("lib/firmware/gpu")));
+    std::fs::write(r.join("lib/firmware/vendor/nic.bin"), b"newer nic firmware").unwrap();
+    assert_ne!(nic_only.signature(), resolve_names(r, &["nic"], &[]).unwrap().signature());
+}
