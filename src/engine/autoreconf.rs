@@ -49,7 +49,7 @@ impl HostAutotools {
         self.versions
             .get_or_init(|| probe(version_of))
             .as_deref()
-            .map_err(|tool| EngineError::HostToolMissing { tool: tool.clone(), needed_for: "autoreconf".into() })
+            .map_err(|tool| EngineError::HostAutotoolMissing { tool: tool.clone() })
     }
 }
 
@@ -80,12 +80,7 @@ pub(super) fn run(
     // Asked first: a machine without autotools gets the error naming the tool, not a step log
     // saying `autoreconf: not found`.
     ctx.host_autotools.versions()?;
-    // The sandbox binds every work dir of a step; before the first step only the source exists.
-    // Empty now, they are made afresh by that first step anyway.
-    for d in [&dirs.build, &dirs.dest, &dirs.sysroot, &dirs.files] {
-        super::step::mkdir(d)?;
-    }
-    super::step::run_step_as(ctx, recipe, name, SCRIPT, dirs, log, Profile::Toolchain)
+    super::step::run_step(ctx, recipe, name, SCRIPT, dirs, log, Profile::Toolchain)
 }
 
 #[cfg(test)]

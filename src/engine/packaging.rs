@@ -73,7 +73,7 @@ fn run_in(
     if recipe.package.strip {
         let plan = split::strip_plan(&dirs.dest, machine)?;
         if !plan.is_empty() {
-            step::run_step(ctx, recipe, name, &split::strip_script(&plan), dirs, log)?;
+            step::run_step(ctx, recipe, name, &split::strip_script(&plan), dirs, log, ctx.domain.profile())?;
             for item in &plan {
                 let path = dirs.dest.join(&item.file);
                 let data = std::fs::read(&path).map_err(|source| EngineError::Read { path: path.clone(), source })?;

@@ -34,8 +34,7 @@ pub(super) fn run_step_task(
         for d in [&dirs.build, &dirs.dest, &dirs.sysroot, &dirs.native, &dirs.files] {
             tree::remove_all(d)?;
         }
-        mkdir(&dirs.build)?;
-        mkdir(&dirs.dest)?;
+        make_bound_dirs(dirs)?;
         compose_sysroot(ctx, recipe, dirs)?;
         compose_native(ctx, recipe, dirs)?;
         copy_files(recipe, dirs)?;
@@ -55,7 +54,7 @@ pub(super) fn run_step_task(
         mkdir(&dirs.dest)?;
     }
     match &step.script {
-        Some(script) => run_step(ctx, recipe, name, script, dirs, log),
+        Some(script) => run_step(ctx, recipe, name, script, dirs, log, ctx.domain.profile()),
         None => write_log(log, "(nothing to do for this step)\n").map_err(werr),
     }
 }
@@ -76,9 +75,7 @@ fn copy_files(recipe: &Recipe, dirs: &WorkDirs) -> Result<(), EngineError> {
 /// only prepared up to `patch`); an existing build dir is left as the person left it.
 pub fn ready_for_shell(ctx: &Ctx<'_>, recipe: &Recipe) -> Result<(), EngineError> {
     let dirs = ctx.dirs(&recipe.name);
-    for d in [&dirs.src, &dirs.build, &dirs.dest] {
-        mkdir(d)?;
-    }
+    make_bound_dirs(&dirs)?;
     tree::remove_all(&dirs.sysroot)?;
     compose_sysroot(ctx, recipe, &dirs)?;
     tree::remove_all(&dirs.native)?;
@@ -338,21 +335,10 @@ fn native_provider(ctx: &Ctx<'_>, tool: &str) -> Option<String> {
     natives.iter().find(staged).map(|r| r.name.clone())
 }
 
-/// Runs the step `name` of `recipe` (its `script`) in its sandbox, its output going to `log`;
-/// also the package task's strip script.
+/// Runs the step `name` of `recipe` (its `script`) in the sandbox of `profile` (see
+/// [`Ctx::step_env_as`]; a step's own is `ctx.domain.profile()`), its output going to `log`; also
+/// the package task's strip script and the autoreconf task.
 pub(super) fn run_step(
-    ctx: &Ctx<'_>,
-    recipe: &Recipe,
-    name: &TaskName,
-    script: &str,
-    dirs: &WorkDirs,
-    log: &Path,
-) -> Result<(), EngineError> {
-    run_step_as(ctx, recipe, name, script, dirs, log, ctx.domain.profile())
-}
-
-/// [`run_step`] in the sandbox of `profile` (see [`Ctx::step_env_as`]).
-pub(super) fn run_step_as(
     ctx: &Ctx<'_>,
     recipe: &Recipe,
     name: &TaskName,
@@ -361,6 +347,7 @@ pub(super) fn run_step_as(
     log: &Path,
     profile: Profile,
 ) -> Result<(), EngineError> {
+    make_bound_dirs(dirs)?;
     let werr = |source| EngineError::Write { path: log.to_path_buf(), source };
     let file = File::create(log).map_err(werr)?;
     let script_file = dirs.step_script.clone();
@@ -471,6 +458,17 @@ fn host_command(ctx: &Ctx<'_>, recipe: &Recipe, script: &str, dirs: &WorkDirs, p
 }
 
 /// Prints a failure: the last lines (each cut to a bounded length),
+/// Makes the work dirs every step's sandbox binds (not `/ovm/native`, bound only once composed).
+/// A task before the first step (autoreconf) and `ovm shell` on a package prepared only up to
+/// `patch` find just the source: the sandbox cannot bind what is not there. Existing ones are left
+/// as they are; the first step empties them itself.
+fn make_bound_dirs(dirs: &WorkDirs) -> Result<(), EngineError> {
+    for d in [&dirs.src, &dirs.build, &dirs.dest, &dirs.sysroot, &dirs.files] {
+        mkdir(d)?;
+    }
+    Ok(())
+}
+
 pub(super) fn mkdir(p: &Path) -> Result<(), EngineError> {
     fs::create_dir_all(p).map_err(|source| EngineError::Write { path: p.to_path_buf(), source })
 }
