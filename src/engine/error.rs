@@ -99,10 +99,11 @@ pub enum EngineError {
     #[error("{0}")]
     ToolMissing(Box<ToolMissing>),
     #[error(
-        "`{tool}` is not on this machine, and {needed_for} runs the build machine's autotools: on Debian, \
-         `apt install autoconf automake libtool autopoint pkgconf` (scripts/setup.sh does)"
+        "`{tool}` is not on this machine, and the autoreconf task (`[build] autoreconf = true`) runs the \
+         build machine's autotools: on Debian, `apt install autoconf automake libtool autopoint pkgconf` \
+         (scripts/setup.sh does)"
     )]
-    HostToolMissing { tool: String, needed_for: String },
+    HostAutotoolMissing { tool: String },
     #[error("{package}: depends on `{dep}`, whose output is not staged")]
     MissingDependency { package: String, dep: String },
     #[error("{package}: {file} in sources/ is not the file the fetch recorded; run the build again to refetch")]
