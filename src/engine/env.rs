@@ -95,12 +95,15 @@ pub fn build_env(spec: &EnvSpec<'_>) -> Vec<(String, String)> {
 /// `-Os`, a section per function and datum for `--gc-sections` (in [`ldflags`]) to drop what
 /// nothing calls, and no unwind tables (C never unwinds; a backtrace comes from the -dbg
 /// package's debug info). That took the image of busybox, lz4, util-linux and e2fsprogs from 2.4
-/// to 1.9 MB. The toolchain profile (build and native tools, the gcc toolchain's parts) keeps a
-/// plain `-Os`: those programs never reach an image, and the toolchain's signature stays put.
+/// to 1.9 MB. And `-g`, as OpenEmbedded builds: the package step strips every program and keeps
+/// its debug info in PKG-dbg under its build-id; without it there is none to keep (zig's linker
+/// even strips the symbol table when not asked for debug info), and -g never changes the code.
+/// The toolchain profile (build and native tools, the gcc toolchain's parts) keeps a plain
+/// `-Os`: those programs never reach an image, and the toolchain's signature stays put.
 fn cflags(profile: Profile) -> &'static str {
     match profile {
         Profile::Package => {
-            "-Os -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables -fno-unwind-tables"
+            "-Os -g -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables -fno-unwind-tables"
         }
         Profile::Toolchain => "-Os",
     }
