@@ -132,22 +132,23 @@ impl Drop for Slot<'_> {
         // parallelism for the rest of the run.
         let Ok(mut implicit) = self.slots.implicit() else { return };
         let put = match self.token.take() {
-            // Nobody waits for it: the token repays the implicit slot's loan.
-            Some(_) if implicit.lent && implicit.waiting == 0 => {
-                implicit.lent = false;
-                implicit.free = true;
-                None
+            Some(b) => {
+                implicit.tokens_held -= 1;
+                if implicit.promoted > 0 {
+                    // This holder ran on the implicit slot since its token went back (see
+                    // `release_implicit`): what it gives back now is the implicit slot.
+                    implicit.promoted -= 1;
+                    implicit.release_implicit()
+                } else if implicit.lent && implicit.waiting == 0 {
+                    // Nobody waits for it: the token repays the implicit slot's loan.
+                    implicit.lent = false;
+                    implicit.free = true;
+                    None
+                } else {
+                    Some(b)
+                }
             }
-            Some(b) => Some(b),
-            // Someone is blocked on the pipe: only a token reaches them.
-            None if implicit.waiting > 0 => {
-                implicit.lent = true;
-                Some(b'+')
-            }
-            None => {
-                implicit.free = true;
-                None
-            }
+            None => implicit.release_implicit(),
         };
         drop(implicit);
         if let Some(b) = put {
@@ -165,20 +166,49 @@ pub struct JobSlots {
 /// The implicit slot (make's "one job without a token") and who waits on the pipe. Workers that
 /// found it taken block reading the pipe, so a freed implicit slot would reach none of them: it is
 /// lent to them as a token instead, and the next token given back while nobody waits repays the
-/// loan (the byte is dropped and the implicit slot is free again). Tokens in the pipe or held,
-/// plus the implicit slot when not lent, always add up to the job count.
+/// loan (the byte is dropped and the implicit slot is free again).
+///
+/// Nor may the implicit slot sit free while packages holding tokens still run: the makes inside
+/// them draw extra jobs from the pipe only, so a long package that started on a token (cmake's
+/// compile, after the shorter packages beside it finished) would run one job at a time on two
+/// cores. As GNU make does, whoever gives the implicit slot back while token holders run returns
+/// one of their tokens to the pipe instead, and that holder runs on the implicit slot from then on
+/// (`promoted`). Tokens in the pipe, plus held tokens not promoted, plus one for the implicit slot
+/// unless it is lent (then its token is among the others), always add up to the job count.
 struct Implicit {
     free: bool,
     /// Lent to the pipe as one extra token.
     lent: bool,
     /// Workers in [`JobSlots::acquire`] waiting for a token.
     waiting: usize,
+    /// Slots holding a token from the pipe.
+    tokens_held: usize,
+    /// Of those, how many run on the implicit slot, their token given back (at most one).
+    promoted: usize,
+}
+
+impl Implicit {
+    /// The implicit slot is given back: to a worker waiting on the pipe (lent as a token), else to
+    /// a running token holder (its token goes back to the pipe for the makes), else it is free.
+    /// The byte to write to the pipe, if any.
+    fn release_implicit(&mut self) -> Option<u8> {
+        if self.waiting > 0 {
+            self.lent = true;
+            Some(b'+')
+        } else if self.tokens_held > self.promoted {
+            self.promoted += 1;
+            Some(b'+')
+        } else {
+            self.free = true;
+            None
+        }
+    }
 }
 
 impl JobSlots {
     pub fn new(jobs: usize) -> io::Result<JobSlots> {
         let jobs = jobs.max(1);
-        let implicit = Implicit { free: true, lent: false, waiting: 0 };
+        let implicit = Implicit { free: true, lent: false, waiting: 0, tokens_held: 0, promoted: 0 };
         Ok(JobSlots { server: Jobserver::new(jobs - 1)?, implicit: Mutex::new(implicit), jobs })
     }
 
@@ -202,8 +232,11 @@ impl JobSlots {
             implicit.waiting += 1;
         }
         let token = self.server.take();
-        self.implicit()?.waiting -= 1;
-        Ok(Slot { slots: self, token: Some(token?) })
+        let mut implicit = self.implicit()?;
+        implicit.waiting -= 1;
+        let token = token?;
+        implicit.tokens_held += 1;
+        Ok(Slot { slots: self, token: Some(token) })
     }
 
     fn implicit(&self) -> io::Result<std::sync::MutexGuard<'_, Implicit>> {
@@ -457,9 +490,45 @@ mod tests {
         assert!(!slots.implicit.lock().unwrap().free);
         drop(b);
         assert!(token_available(&slots), "a returned slot is not free again");
+        // c still runs: it moves to the implicit slot and its token goes back to the pipe.
         drop(a);
-        assert!(slots.implicit.lock().unwrap().free, "the implicit slot was not given back");
+        assert!(!slots.implicit.lock().unwrap().free);
         drop(c);
+        assert!(slots.implicit.lock().unwrap().free, "the implicit slot was not given back");
+        let all: Vec<Slot<'_>> = (0..3).map(|_| slots.acquire().unwrap()).collect();
+        assert!(!token_available(&slots), "a fourth slot is free with -j 3 after the slots came back");
+        drop(all);
+    }
+
+    /// The implicit slot given back while a package holding a token still runs: that package's
+    /// token goes back to the pipe (where the makes inside it find it) and the package runs on the
+    /// implicit slot. Before, the implicit slot sat free and cmake's compile, which had started on
+    /// a token, ran one job at a time on two cores.
+    #[test]
+    fn a_token_holder_left_running_moves_to_the_implicit_slot_and_its_token_goes_to_the_makes() {
+        let slots = JobSlots::new(2).unwrap();
+        let first = slots.acquire().unwrap();
+        let long = slots.acquire().unwrap();
+        assert!(first.token.is_none() && long.token.is_some());
+        assert!(!token_available(&slots));
+        drop(first);
+        assert!(token_available(&slots), "the long package's makes get no second job");
+        let i = slots.implicit.lock().unwrap();
+        assert!(!i.free && !i.lent && i.promoted == 1, "the implicit slot is the long package's now");
+        drop(i);
+        // A make inside takes the token and gives it back, as make does.
+        let make_job = slots.server.take().unwrap();
+        assert!(!token_available(&slots), "a third job with -j 2");
+        slots.server.put(make_job).unwrap();
+        drop(long);
+        let i = slots.implicit.lock().unwrap();
+        assert!(i.free && i.promoted == 0 && i.tokens_held == 0);
+        drop(i);
+        // Exactly two slots again: the implicit one and one token.
+        let a = slots.acquire().unwrap();
+        let b = slots.acquire().unwrap();
+        assert!(a.token.is_none() && b.token.is_some());
+        assert!(!token_available(&slots), "more than two slots after the promotion");
     }
 
     /// A worker blocked on the pipe while the implicit slot is given back gets that slot (lent to
