@@ -457,7 +457,6 @@ fn host_command(ctx: &Ctx<'_>, recipe: &Recipe, script: &str, dirs: &WorkDirs, p
     (cmd, map(script))
 }
 
-/// Prints a failure: the last lines (each cut to a bounded length),
 /// Makes the work dirs every step's sandbox binds (not `/ovm/native`, bound only once composed).
 /// A task before the first step (autoreconf) and `ovm shell` on a package prepared only up to
 /// `patch` find just the source: the sandbox cannot bind what is not there. Existing ones are left
@@ -469,6 +468,7 @@ fn make_bound_dirs(dirs: &WorkDirs) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// `mkdir -p`, its failure naming the directory.
 pub(super) fn mkdir(p: &Path) -> Result<(), EngineError> {
     fs::create_dir_all(p).map_err(|source| EngineError::Write { path: p.to_path_buf(), source })
 }
