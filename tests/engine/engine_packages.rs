@@ -184,10 +184,14 @@ fn util_linux_and_e2fsprogs_build_static_and_make_check_and_identify_an_ext4_ima
         "util-linux/runtime/bin/mount",
         "util-linux/runtime/sbin/blkid",
         "util-linux/runtime/sbin/switch_root",
-        "e2fsprogs/runtime/sbin/mke2fs",
+        "e2fsprogs/runtime/sbin/e2fsck",
     ] {
         assert!(programs.iter().any(|e| e.ends_with(want)), "{want} is not among the programs: {programs:?}");
     }
+    // e2fsck and mke2fs are one program (recipes/e2fsprogs.toml): mke2fs is a link to it, which
+    // the run below reaches by that name.
+    let link = std::fs::read_link(staging.join("e2fsprogs/runtime/sbin/mke2fs")).expect("sbin/mke2fs is a link");
+    assert_eq!(link, Path::new("e2fsck"));
     // util-linux's libraries, found through pkg-config, not e2fsprogs' private copies.
     let configure = p.read("logs/x86_64/e2fsprogs/configure.log");
     for said in ["Disabling private blkid library", "Disabling private uuid library"] {
