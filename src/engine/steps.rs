@@ -115,6 +115,29 @@ OVM_TOOLCHAIN
     )
 }
 
+/// A kbuild tree configured from the recipe's kconfig file, which must be the whole
+/// configuration: `oldconfig` may neither ask (stdin is empty, so an option the file does not
+/// set fails the step) nor change anything (an unmet dependency would silently drop an option,
+/// and the build would differ from the file a person reads and `ovm menuconfig` edits). A
+/// difference fails the step with both sides shown.
+fn kconfig_exactly(kmake: &str, file: &str) -> String {
+    let f = shell_quote(file);
+    let mismatch = shell_quote(&format!(
+        "config/{file} does not match what kconfig makes of it (< as written, > as kconfig resolved it):"
+    ));
+    format!(
+        r#"cp /ovm/files/{f} /ovm/build/.config
+{kmake} oldconfig </dev/null
+grep -E '^(CONFIG_|# CONFIG_)' /ovm/files/{f} | sort >/ovm/build/.config.want
+grep -E '^(CONFIG_|# CONFIG_)' /ovm/build/.config | sort >/ovm/build/.config.have
+if ! cmp -s /ovm/build/.config.want /ovm/build/.config.have; then
+	echo {mismatch} >&2
+	diff /ovm/build/.config.want /ovm/build/.config.have >&2 || true
+	exit 1
+fi"#
+    )
+}
+
 /// The default script of `step` for `style`; `None` when the style has nothing to do for it.
 pub fn default_script(style: Style, step: Step, d: Defaults<'_>) -> Option<String> {
     let Defaults { configure_args, make_args, kconfig, ninja } = d;
@@ -136,9 +159,11 @@ pub fn default_script(style: Style, step: Step, d: Defaults<'_>) -> Option<Strin
             Some(format!("{make} -C /ovm/src CC=\"$CC\" AR=\"$AR\" DESTDIR=/ovm/dest PREFIX=/usr install"))
         }
         (Style::Kbuild, Step::Configure) => {
-            let kmake = format!("{make} -C /ovm/src O=/ovm/build ARCH=\"$ARCH\" CROSS_COMPILE=\"$CROSS_COMPILE\"");
+            let kmake = format!(
+                "{make} -C /ovm/src O=/ovm/build ARCH=\"$ARCH\" CROSS_COMPILE=\"$CROSS_COMPILE\" HOSTCC=\"$HOSTCC\""
+            );
             Some(match kconfig {
-                Some(file) => format!("cp /ovm/files/{} /ovm/build/.config\nyes '' | {kmake} oldconfig", shell_quote(file)),
+                Some(file) => kconfig_exactly(&kmake, file),
                 None => format!("{kmake} defconfig"),
             })
         }
@@ -276,7 +301,8 @@ mod tests {
         )
         .unwrap();
         assert!(c.starts_with("cp /ovm/files/busybox.config /ovm/build/.config\n"), "{c}");
-        assert!(c.contains("O=/ovm/build") && c.contains("oldconfig"));
+        assert!(c.contains("O=/ovm/build") && c.contains("HOSTCC=\"$HOSTCC\" oldconfig </dev/null"), "{c}");
+        assert!(c.contains("config/busybox.config does not match what kconfig makes of it"), "{c}");
     }
 
     #[test]
