@@ -134,7 +134,7 @@ impl TestProject {
     pub fn from_repo() -> TestProject {
         let p = TestProject::empty();
         let root = repo_root();
-        for d in ["recipes", "config", "patches", "rootfs"] {
+        for d in ["recipes", "config", "patches", "rootfs", "images"] {
             copy_tree(&root.join(d), &p.path().join(d));
         }
         p.pin_zig();

@@ -3,7 +3,8 @@
 //! the initrd's content, its size, booting it in qemu (the init marker and the in-guest
 //! self-check), then what a second build does after nothing, a busybox config edit and a rootfs
 //! edit, the console shell of a normal boot, and last, with `[kernel]` modules and `root=`, the
-//! image as an initrd switching to an ext4 root on a virtio disk (`root_disk`). One test: the
+//! image as an initrd switching to an ext4 root on a virtio disk (`root_disk`), then the image
+//! made for that job (images/initrd.toml) doing it too. One test: the
 //! steps build on each other, and each build costs a minute.
 
 use crate::build_support;
@@ -134,4 +135,6 @@ fn x86_64_initrd_builds_offline_boots_and_rebuilds_only_what_changed() {
     // that loads them and switches to a root file system on a disk.
     root_disk::assert_switches_to_a_disk_root(&p, "x86_64");
     steps.done("[kernel] on: switch_root into an ext4 disk, a wrong root, rd.break");
+    root_disk::assert_the_initrd_image_switches(&p, "x86_64");
+    steps.done("images/initrd.toml: busybox-mini, xz, root=PARTUUID=, a wrong root");
 }

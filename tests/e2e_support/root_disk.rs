@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::build_support::{repo_root, require_tool, text, TestProject, SETUP_HINT};
 use crate::e2e_support::{boot, boot_with, entry, kernel, manifest, offline_ok, BOOT_TIMEOUT};
 use crate::terminal_support::Terminal;
+use ovm::pack::manifest::Manifest;
 
 /// A disk made by [`make`].
 pub struct RootDisk {
@@ -252,4 +253,63 @@ pub fn assert_switches_to_a_disk_root(p: &TestProject, arch: &str) {
         "{arch}: after rd.break the real root is not /:\n{}",
         console.screen()
     );
+}
+
+/// images/initrd.toml on `arch`, the image made for the real root (busybox-mini, the `[kernel]`
+/// modules, xz), once [`assert_switches_to_a_disk_root`] turned the modules on:
+/// 1. `ovm build --image initrd` builds busybox-mini and packs output/ARCH/images/initrd/: an
+///    xz cpio smaller than the default image, its busybox busybox-mini's, its postprocess step
+///    having removed the boot tests and udhcpc's script;
+/// 2. `root=PARTUUID=… rootwait` (the partition table read with this busybox's hexdump): its
+///    /init mounts the root and switches to it, and /proc/mounts there shows it as `/`;
+/// 3. a UUID no disk has: the emergency shell, saying why.
+///
+/// Its size against dracut's and initramfs-tools' images is the benchmark's to measure
+/// (scripts/bench-initrd.sh), with the peers' three drivers; this image also has dm_crypt.
+pub fn assert_the_initrd_image_switches(p: &TestProject, arch: &str) {
+    offline_ok(p, &["build", "--sandbox", arch, "--image", "initrd"]);
+    let dir = format!("output/{arch}/images/initrd");
+    let m = Manifest::parse(&p.read(&format!("{dir}/manifest.txt")))
+        .unwrap_or_else(|e| panic!("{dir}/manifest.txt does not parse: {e}"));
+    assert_eq!(m.image.compress, "xz", "{arch}: images/initrd.toml says compress = \"xz\"");
+    let image = p.path().join(&dir).join(&m.image.file_name);
+    let size = std::fs::metadata(&image).expect("the initrd image").len();
+    let default = manifest(p, arch);
+    let default_size = std::fs::metadata(p.path().join("output").join(arch).join(&default.image.file_name))
+        .expect("the default image")
+        .len();
+    assert!(
+        size < default_size,
+        "{arch}: the initrd image ({size} bytes) is not smaller than the default ({default_size})"
+    );
+    let busybox = entry(&m, "/bin/busybox").unwrap_or_else(|| panic!("{arch}: no /bin/busybox in {dir}"));
+    assert_eq!(busybox.owner, "busybox-mini", "{arch}: /bin/busybox of the initrd image");
+    for gone in ["/usr/lib/ovm/boot-tests", "/usr/share/udhcpc/default.script", "/bin/vi", "/usr/bin/awk"] {
+        assert!(entry(&m, gone).is_none(), "{arch}: the initrd image has {gone}");
+    }
+    for kept in ["/init", "/sbin/switch_root", "/sbin/modprobe", "/usr/bin/hexdump", "/etc/ovm/modules"] {
+        assert!(entry(&m, kept).is_some(), "{arch}: the initrd image lacks {kept}");
+    }
+
+    // A disk of its own (assert_switches_to_a_disk_root made one in the project dir).
+    let disk_dir = p.path().join("initrd-image-disk");
+    std::fs::create_dir_all(&disk_dir).expect("disk dir");
+    let disk = make(&disk_dir, arch);
+    let (image_s, disk_s) = (image.to_str().expect("utf-8"), disk.image.to_str().expect("utf-8"));
+    let append = format!("root=PARTUUID={} rootwait", disk.partuuid);
+    let (code, out) =
+        boot_with(p, arch, &["--initrd", image_s, "--disk", disk_s, "--append", &append, "--expect", &disk.marker]);
+    assert_eq!(code, 0, "{arch}: the initrd image did not reach the real root's init:\n{out}");
+    assert!(mount_line(&out, "/dev/vda1", "/").is_some(), "{arch}: /dev/vda1 is not / on the real root:\n{out}");
+    assert!(!out.contains("setup steps failed"), "{arch}: /init's setup failed with busybox-mini:\n{out}");
+
+    let wrong = "0badc0de-0000-4000-8000-00000000beef";
+    let append = format!("root=UUID={wrong} rootdelay=3");
+    let expect = "ovm-init: emergency shell (exit it to try again)";
+    let (code, out) =
+        boot_with(p, arch, &["--initrd", image_s, "--disk", disk_s, "--append", &append, "--expect", expect]);
+    assert_eq!(code, 0, "{arch}: a wrong UUID did not end in the initrd image's emergency shell:\n{out}");
+    let reason =
+        format!("ovm-init: cannot mount the root file system: no device with UUID={wrong} appeared within 3 s");
+    assert!(out.lines().any(|l| l.trim_end() == reason), "{arch}: no `{reason}` line:\n{out}");
 }
