@@ -140,6 +140,7 @@ pub(crate) fn pack_named(
         .extend(req.layers.iter().filter(|l| matches!(l.kind, LayerKind::KernelModules | LayerKind::Overlay)).cloned());
     req.layers = layers;
     req.output_dir = project.layout().image_output(arch, &def.name);
+    req.tar = def.tar;
     if def.postprocess.is_empty() {
         return Ok(pack::pack(&req)?);
     }

@@ -10,6 +10,7 @@
 //! debug = false                              # true: the -dbg package of each runtime package too
 //! overlay = "overlays/rescue"                # merged last (default: [pack] overlay)
 //! compress = "xz"                            # gzip | xz | zstd | none (default: [pack] compress)
+//! tar = true                                 # also rootfs.tar.xz: the tree to unpack on a disk
 //! postprocess = ["rm -f $ROOTFS/etc/motd"]   # each in the strict sandbox, the tree at $ROOTFS
 //! ```
 //!
@@ -44,6 +45,8 @@ struct Raw {
     overlay: Option<PathBuf>,
     compress: Option<Compress>,
     #[serde(default)]
+    tar: bool,
+    #[serde(default)]
     postprocess: Vec<String>,
 }
 
@@ -59,6 +62,8 @@ pub struct ImageDef {
     /// Absolute.
     pub overlay: Option<PathBuf>,
     pub compress: Option<Compress>,
+    /// Also the tree as a tar archive (`rootfs.tar`, compressed as the image).
+    pub tar: bool,
     pub postprocess: Vec<String>,
     pub path: PathBuf,
 }
@@ -133,6 +138,7 @@ fn parse(root: &Path, name: &str, path: &Path, text: &str) -> Result<ImageDef, I
         debug: raw.debug,
         overlay,
         compress: raw.compress,
+        tar: raw.tar,
         postprocess: raw.postprocess,
         path: path.to_path_buf(),
     })

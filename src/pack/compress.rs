@@ -75,6 +75,16 @@ impl Compression {
             Compression::Zstd => "initrd.cpio.zst",
         }
     }
+
+    /// The file name of the image's tree as a tar archive (a named image's `tar = true`).
+    pub fn tar_name(self) -> &'static str {
+        match self {
+            Compression::None => "rootfs.tar",
+            Compression::Gzip => "rootfs.tar.gz",
+            Compression::Xz => "rootfs.tar.xz",
+            Compression::Zstd => "rootfs.tar.zst",
+        }
+    }
 }
 
 impl FromStr for Compression {

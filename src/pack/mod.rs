@@ -26,6 +26,7 @@ pub mod cpio;
 pub mod manifest;
 pub mod pargz;
 pub mod table;
+pub mod tarball;
 pub mod tree;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -96,6 +97,8 @@ pub enum PackError {
     Changed { path: PathBuf, owner: String },
     #[error("writing the archive entry {entry}: {source}")]
     Cpio { entry: String, source: CpioError },
+    #[error("writing {entry} into the tar archive: {source}")]
+    Tar { entry: String, source: io::Error },
     #[error(transparent)]
     Compress(#[from] compress::CompressError),
     #[error("[kernel] in {config}: {source}")]
@@ -217,6 +220,8 @@ pub struct PackRequest {
     /// The device/permission table; `None` for none at all.
     pub device_table: Option<PathBuf>,
     pub compress: Compression,
+    /// Also write the tree as `rootfs.tar` (compressed as the image: [`Compression::tar_name`]).
+    pub tar: bool,
     /// Compression threads; 0 = one per core. Never changes the output.
     pub threads: usize,
     /// mtime of every entry.
@@ -366,6 +371,7 @@ pub fn request_for_project(project: &Project, arch: Arch, opts: &PackOptions) ->
         kernel_modules,
         device_table: Some(project.root().join(&cfg.device_table)),
         compress,
+        tar: false,
         threads: opts.threads.unwrap_or(cfg.threads),
         source_date_epoch: project.source_date_epoch(),
         output_dir: project.layout().output(arch),
@@ -496,12 +502,20 @@ pub fn pack(req: &PackRequest) -> Result<PackOutcome, PackError> {
     tmp_manifest.write_all(manifest.render().as_bytes()).map_err(out_err(tmp_manifest.path()))?;
     tmp_manifest.as_file().sync_all().map_err(out_err(tmp_manifest.path()))?;
 
+    let tar = if req.tar { Some(write_tarball(req, &tree, threads)?) } else { None };
+
     persist(tmp_image, &image_path)?;
     persist(tmp_manifest, &manifest_path)?;
+    if let Some((tmp_tar, tar_path)) = tar {
+        persist(tmp_tar, &tar_path)?;
+    }
     // One image per output directory, the one the manifest describes: an image of another
     // compression left from an earlier pack would be stale and `ovm boot` could pick it.
-    for other in Compression::ALL.into_iter().filter(|c| *c != req.compress) {
-        let stale = req.output_dir.join(other.image_name());
+    // Likewise a tar archive this pack did not write.
+    let stale_images = Compression::ALL.into_iter().filter(|c| *c != req.compress).map(|c| c.image_name());
+    let stale_tars = Compression::ALL.into_iter().filter(|c| !req.tar || *c != req.compress).map(|c| c.tar_name());
+    for name in stale_images.chain(stale_tars) {
+        let stale = req.output_dir.join(name);
         match std::fs::remove_file(&stale) {
             Ok(()) => tracing::info!("removed the stale {}", stale.display()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -509,6 +523,25 @@ pub fn pack(req: &PackRequest) -> Result<PackOutcome, PackError> {
         }
     }
     Ok(PackOutcome { image: image_path, manifest: manifest_path, sha256, size, entries: manifest.entries.len() })
+}
+
+/// `tree` as a tar archive in a temporary file of the output dir, compressed as the image; the
+/// caller renames it to the returned path with the image.
+fn write_tarball(
+    req: &PackRequest,
+    tree: &Tree,
+    threads: usize,
+) -> Result<(tempfile::NamedTempFile, PathBuf), PackError> {
+    let tmp = temp_in(&req.output_dir, TEMP_PREFIXES[2])?;
+    let out_err = |source| PackError::Output { path: tmp.path().to_path_buf(), source };
+    let file = tmp.as_file().try_clone().map_err(out_err)?;
+    let encoder = Encoder::new(req.compress, threads, file)?;
+    let buffered = io::BufWriter::with_capacity(READ_BUFFER, encoder);
+    let buffered = tarball::write_tar(tree, req.source_date_epoch, buffered)?;
+    let encoder = buffered.into_inner().map_err(|e| out_err(e.into_error()))?;
+    let file = encoder.finish()?;
+    file.sync_all().map_err(out_err)?;
+    Ok((tmp, req.output_dir.join(req.compress.tar_name())))
 }
 
 /// The image QA checks over `layers` as they would be packed (for an image whose files a
@@ -772,7 +805,7 @@ fn display_path_bytes(rel: &[u8]) -> Vec<u8> {
 pub use crate::digest::hex;
 
 /// Temporary names in the output directory; see [`remove_stale_temporaries`].
-const TEMP_PREFIXES: [&str; 2] = [".initrd.", ".manifest."];
+const TEMP_PREFIXES: [&str; 3] = [".initrd.", ".manifest.", ".rootfs."];
 /// Held while packing, so two packs into one directory take turns.
 const LOCK_NAME: &str = ".pack.lock";
 

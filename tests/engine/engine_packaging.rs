@@ -578,7 +578,7 @@ fn images_from_install_lists_resolve_exclude_share_packages_and_postprocess_in_t
     p.write(
         "images/rescue.toml",
         "description = \"user and what it needs, no debug info of tool\"\ninstall = [\"user\"]\ndebug = true\n\
-         exclude = [\"tool-dbg\"]\ncompress = \"xz\"\n\
+         exclude = [\"tool-dbg\"]\ncompress = \"xz\"\ntar = true\n\
          postprocess = [\"mkdir -p $ROOTFS/etc && echo postprocessed > $ROOTFS/etc/motd\", \
          \"test ! -e /usr && test ! -e /ovm/src && test -x $ROOTFS/usr/bin/user\"]\n",
     );
@@ -598,6 +598,32 @@ fn images_from_install_lists_resolve_exclude_share_packages_and_postprocess_in_t
     assert!(!manifest.contains("/usr/include"), "no -dev package was asked for:\n{manifest}");
     let log = p.read("logs/x86_64/image-rescue/postprocess.log");
     assert!(log.is_empty(), "{log}");
+    // tar = true: the same tree as rootfs.tar.xz, which GNU tar lists entry for entry as the
+    // manifest does, with the postprocessed file in it.
+    build_support::require_tool("tar");
+    let listed = std::process::Command::new("tar")
+        .args(["-tJf"])
+        .arg(p.path().join("output/x86_64/images/rescue/rootfs.tar.xz"))
+        .output()
+        .expect("running tar");
+    assert!(listed.status.success(), "tar -tJf: {}", build_support::text(&listed));
+    let mut in_tar: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(|l| format!("/{}", l.trim_start_matches("./").trim_end_matches('/')))
+        .collect();
+    let mut in_manifest: Vec<String> = manifest
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split('\t').next())
+        .map(String::from)
+        .collect();
+    in_tar.sort();
+    in_manifest.sort();
+    in_manifest.dedup();
+    in_tar.retain(|p| p != "/");
+    in_manifest.retain(|p| p != "/");
+    assert_eq!(in_tar, in_manifest, "rootfs.tar.xz and the manifest list other paths");
+    assert!(in_tar.contains(&"/etc/motd".to_string()));
 
     // Reproducible: another project with the same recipes and image packs the same bytes.
     let q = project();
@@ -605,7 +631,7 @@ fn images_from_install_lists_resolve_exclude_share_packages_and_postprocess_in_t
         q.write(rel, &p.read(rel));
     }
     q.ok(&["build", "x86_64", "--image", "rescue"]);
-    for f in ["initrd.cpio.xz", "manifest.txt"] {
+    for f in ["initrd.cpio.xz", "manifest.txt", "rootfs.tar.xz"] {
         let (a, b) = (
             p.path().join("output/x86_64/images/rescue").join(f),
             q.path().join("output/x86_64/images/rescue").join(f),
@@ -617,6 +643,7 @@ fn images_from_install_lists_resolve_exclude_share_packages_and_postprocess_in_t
     p.ok(&["build", "x86_64", "--image", "debug"]);
     assert!(p.tasks_run("x86_64").iter().all(|t| !t.starts_with("tool ")), "{:?}", p.tasks_run("x86_64"));
     let manifest = p.read("output/x86_64/images/debug/manifest.txt");
+    assert!(!p.path().join("output/x86_64/images/debug/rootfs.tar.gz").exists(), "debug.toml asks for no tar");
     assert_eq!(owner(&manifest, "/usr/include/tool.h").as_deref(), Some("tool-dev"), "{manifest}");
     assert!(
         manifest.lines().any(|l| l.starts_with("/usr/lib/debug/.build-id/") && l.contains("\ttool-dbg")),

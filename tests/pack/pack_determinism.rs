@@ -22,6 +22,7 @@ fn request(tree: &Path, out: &Path, compress: Compression, threads: usize) -> Pa
         kernel_modules: None,
         device_table: Some(repo_root().join("config/device_table.txt")),
         compress,
+        tar: false,
         threads,
         source_date_epoch: 1_700_000_000,
         output_dir: out.to_path_buf(),
