@@ -690,7 +690,12 @@ fn pack_image(
     let (out, took) = image_task(arch, &pack, &sig, log, observer, || {
         crate::fault::point("image.begin", "image");
         let out = crate::pack::pack(&req)?;
-        write_sbom(project, arch, targets, &req, &out)?;
+        let layers: BTreeMap<&str, &std::path::Path> =
+            req.layers.iter().map(|l| (l.name.as_str(), l.dir.as_path())).collect();
+        let files = sbom_files(&out, |owner, path| {
+            layers.get(owner).map(|dir| (owner.to_string(), dir.join(path.trim_start_matches('/'))))
+        })?;
+        write_sbom(project, arch, targets, files, &out, &project.layout().sbom(arch))?;
         crate::fault::point("image.packed", "image");
         Ok(out)
     })?;
@@ -732,38 +737,43 @@ fn image_task<T>(
     }
 }
 
-/// Writes `output/ARCH/sbom.spdx.json` (`crate::sbom`) for the image just packed: its files from
-/// the manifest (each read from the layer that put it there), the sources each package's fetch
-/// recorded (the primary when a restore from the cache left no fetch stamp).
-fn write_sbom(
-    project: &Project,
-    arch: Arch,
-    targets: &[&Recipe],
-    req: &crate::pack::PackRequest,
+/// The image's regular files (and hard links) for its SBOM, from the manifest `out` wrote: for
+/// each, `locate(owner, path)` says which SBOM package it belongs to and where its bytes are on
+/// the host (`None`: left out).
+pub(super) fn sbom_files(
     out: &crate::pack::PackOutcome,
-) -> Result<(), EngineError> {
+    locate: impl Fn(&str, &str) -> Option<(String, std::path::PathBuf)>,
+) -> Result<Vec<crate::sbom::ImageFile>, EngineError> {
     let text = std::fs::read_to_string(&out.manifest)
         .map_err(|source| EngineError::Read { path: out.manifest.clone(), source })?;
     let manifest = crate::pack::manifest::Manifest::parse(&text)
         .map_err(|e| EngineError::Internal(format!("{}: {e}", out.manifest.display())))?;
-    let layers: BTreeMap<&str, &std::path::Path> =
-        req.layers.iter().map(|l| (l.name.as_str(), l.dir.as_path())).collect();
     let mut files = Vec::new();
     for e in &manifest.entries {
         use crate::pack::manifest::EntryType;
         if !matches!(e.kind, EntryType::File | EntryType::Hardlink) {
             continue;
         }
-        let Some(dir) = layers.get(e.owner.as_str()) else { continue };
         let path = String::from_utf8_lossy(&e.path).into_owned();
-        files.push(crate::sbom::ImageFile {
-            source: dir.join(path.trim_start_matches('/')),
-            path,
-            owner: e.owner.clone(),
-        });
+        let Some((owner, source)) = locate(&e.owner, &path) else { continue };
+        files.push(crate::sbom::ImageFile { source, path, owner });
     }
+    Ok(files)
+}
+
+/// Writes the SPDX document (`crate::sbom`) of the image just packed to `path`: `files`, and the
+/// sources each of `recipes`' fetch recorded (the primary when a restore from the cache left no
+/// fetch stamp).
+pub(super) fn write_sbom(
+    project: &Project,
+    arch: Arch,
+    recipes: &[&Recipe],
+    files: Vec<crate::sbom::ImageFile>,
+    out: &crate::pack::PackOutcome,
+    path: &std::path::Path,
+) -> Result<(), EngineError> {
     let mut sources = BTreeMap::new();
-    for r in targets {
+    for r in recipes {
         let used = super::legal::sources_used(project, arch, r)
             .into_iter()
             .map(|a| crate::sbom::SourceUsed {
@@ -779,14 +789,13 @@ fn write_sbom(
         image_name: out.image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         image_sha256: out.sha256.clone(),
         created: project.source_date_epoch(),
-        recipes: targets,
+        recipes,
         sources,
         files,
         project: project.root().to_path_buf(),
     };
     let doc = crate::sbom::document(&input)?;
-    let path = project.layout().sbom(arch);
-    tree::write_atomic(&path, doc.as_bytes()).map_err(|source| EngineError::Write { path, source })
+    tree::write_atomic(path, doc.as_bytes()).map_err(|source| EngineError::Write { path: path.to_path_buf(), source })
 }
 
 /// Bumped when what the feed holds for the same packages changes.

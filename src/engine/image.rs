@@ -141,8 +141,20 @@ pub(crate) fn pack_named(
     req.layers = layers;
     req.output_dir = project.layout().image_output(arch, &def.name);
     req.tar = def.tar;
+    // The SBOM names each file's recipe (tool-dev's files are tool's) and lists the recipes
+    // whose packages the image installs.
+    let recipe_of_package: BTreeMap<&str, &str> = chosen.iter().map(|p| (p.name.as_str(), p.recipe.as_str())).collect();
+    let recipes: Vec<&Recipe> = targets.iter().copied().filter(|r| chosen.iter().any(|p| p.recipe == r.name)).collect();
+    let attribute = |owner: &str| recipe_of_package.get(owner).map_or(owner, |r| r).to_string();
+    let sbom_path = req.output_dir.join(crate::layout::SBOM_NAME);
     if def.postprocess.is_empty() {
-        return Ok(pack::pack(&req)?);
+        let out = pack::pack(&req)?;
+        let dirs: BTreeMap<&str, &Path> = req.layers.iter().map(|l| (l.name.as_str(), l.dir.as_path())).collect();
+        let files = super::build::sbom_files(&out, |owner, path| {
+            dirs.get(owner).map(|dir| (attribute(owner), dir.join(path.trim_start_matches('/'))))
+        })?;
+        super::build::write_sbom(project, arch, &recipes, files, &out, &sbom_path)?;
+        return Ok(out);
     }
     pack::check_layers(&req.layers, req.device_table.as_deref())?;
     let work = project.layout().work_of(Domain::Target(arch)).join(format!(".image-{}", def.name));
@@ -157,6 +169,11 @@ pub(crate) fn pack_named(
     req.layers = vec![Layer::rootfs(&tree)];
     req.owners = Some(after);
     let out = pack::pack(&req)?;
+    // After the commands every file is read from the one tree they changed.
+    let files = super::build::sbom_files(&out, |owner, path| {
+        Some((attribute(owner), tree.join(path.trim_start_matches('/'))))
+    })?;
+    super::build::write_sbom(project, arch, &recipes, files, &out, &sbom_path)?;
     crate::tree::remove_all(&work)?;
     Ok(out)
 }

@@ -625,13 +625,38 @@ fn images_from_install_lists_resolve_exclude_share_packages_and_postprocess_in_t
     assert_eq!(in_tar, in_manifest, "rootfs.tar.xz and the manifest list other paths");
     assert!(in_tar.contains(&"/etc/motd".to_string()));
 
+    // Its own SBOM: valid SPDX that passes NTIA's minimum elements, the recipes whose packages it
+    // installs, each file under its recipe (or `postprocess`), checksummed as packed.
+    let sbom = p.path().join("output/x86_64/images/rescue/sbom.spdx.json");
+    let venv = spdx_tools();
+    for (bin, args) in [("pyspdxtools", &["-i"][..]), ("ntia-checker", &["--comply", "ntia"][..])] {
+        let out = Command::new(venv.join("bin").join(bin)).args(args).arg(&sbom).output().expect(bin);
+        assert!(out.status.success(), "{bin} rejects the image's SBOM:\n{}", build_support::text(&out));
+    }
+    let doc: serde_json::Value = serde_json::from_str(&p.read("output/x86_64/images/rescue/sbom.spdx.json")).unwrap();
+    assert_eq!(doc["packages"][0]["name"], "initrd.cpio.xz");
+    let names: Vec<&str> = doc["packages"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+    assert!(names.contains(&"user") && names.contains(&"tool") && names.contains(&"postprocess"), "{names:?}");
+    let rels = doc["relationships"].as_array().unwrap();
+    let contains = |pkg: &str, file: &str| {
+        let id = doc["files"].as_array().unwrap().iter().find(|f| f["fileName"] == file).map(|f| f["SPDXID"].clone());
+        let id = id.unwrap_or_else(|| panic!("no file {file} in the image's SBOM"));
+        rels.iter().any(|r| {
+            r["spdxElementId"] == format!("SPDXRef-Package-{pkg}")
+                && r["relationshipType"] == "CONTAINS"
+                && r["relatedSpdxElement"] == id
+        })
+    };
+    assert!(contains("user", "./usr/bin/user") && contains("tool", "./usr/bin/tool"));
+    assert!(contains("postprocess", "./etc/motd"), "the file a postprocess command made");
+
     // Reproducible: another project with the same recipes and image packs the same bytes.
     let q = project();
     for rel in ["recipes/tool.toml", "recipes/user.toml", "images/rescue.toml"] {
         q.write(rel, &p.read(rel));
     }
     q.ok(&["build", "x86_64", "--image", "rescue"]);
-    for f in ["initrd.cpio.xz", "manifest.txt", "rootfs.tar.xz"] {
+    for f in ["initrd.cpio.xz", "manifest.txt", "rootfs.tar.xz", "sbom.spdx.json"] {
         let (a, b) = (
             p.path().join("output/x86_64/images/rescue").join(f),
             q.path().join("output/x86_64/images/rescue").join(f),
@@ -650,6 +675,13 @@ fn images_from_install_lists_resolve_exclude_share_packages_and_postprocess_in_t
         "{manifest}"
     );
     assert!(owner(&manifest, "/usr/bin/user").is_none(), "user is not in this image:\n{manifest}");
+    // tool-dev's header is tool's in this image's SBOM; user is no package of it.
+    let doc: serde_json::Value = serde_json::from_str(&p.read("output/x86_64/images/debug/sbom.spdx.json")).unwrap();
+    let header = doc["files"].as_array().unwrap().iter().find(|f| f["fileName"] == "./usr/include/tool.h").unwrap();
+    assert!(doc["relationships"].as_array().unwrap().iter().any(|r| r["spdxElementId"] == "SPDXRef-Package-tool"
+        && r["relationshipType"] == "CONTAINS"
+        && r["relatedSpdxElement"] == header["SPDXID"]));
+    assert!(!doc["packages"].as_array().unwrap().iter().any(|p| p["name"] == "user"), "user is not in this image");
     // The default image is untouched by either.
     assert!(!p.path().join("output/x86_64/initrd.cpio.gz").exists());
 
