@@ -413,8 +413,9 @@ pub fn kernel_modules_plan(project: &Project, arch: Arch) -> Result<Option<crate
 
 /// Writes the kernel-modules layer of `req` unless its directory (named by the plan's
 /// signature) exists, and removes the layers of other signatures beside it: they are derived data
-/// of earlier configurations, and ovm runs one at a time per project (`states/.lock`).
-fn write_kernel_modules(req: &PackRequest) -> Result<(), PackError> {
+/// of earlier configurations, and ovm runs one at a time per project (`states/.lock`). [`pack`]
+/// calls it; whoever reads the layers before (a named image's postprocess) must call it first.
+pub fn write_kernel_modules(req: &PackRequest) -> Result<(), PackError> {
     let (Some(plan), Some(layer)) =
         (&req.kernel_modules, req.layers.iter().find(|l| l.kind == LayerKind::KernelModules))
     else {

@@ -685,6 +685,26 @@ fn images_from_install_lists_resolve_exclude_share_packages_and_postprocess_in_t
     // The default image is untouched by either.
     assert!(!p.path().join("output/x86_64/initrd.cpio.gz").exists());
 
+    // With [kernel] modules, in a project whose default image was never packed (nothing has
+    // written the modules' layer yet): the postprocessed image gets them too.
+    let assets = build_support::repo_root().join(".cache/test-assets/ARCH/kernel");
+    let cfg = p.read("config/ovm.toml");
+    let on = cfg
+        .replace(
+            "\n# modules_from = \".cache/test-assets/ARCH/kernel\"\n",
+            &format!("\nmodules_from = {:?}\n", assets.display().to_string()),
+        )
+        .replace(
+            "\n# modules = [\"virtio_blk\", \"virtio_pci\", \"ext4\", \"dm_crypt\"]\n",
+            "\nmodules = [\"virtio_blk\"]\n",
+        );
+    assert_eq!(on.matches("\nmodules").count(), 2, "config/ovm.toml's [kernel] example changed:\n{cfg}");
+    p.write("config/ovm.toml", &on);
+    p.ok(&["build", "x86_64", "--image", "rescue"]);
+    let manifest = p.read("output/x86_64/images/rescue/manifest.txt");
+    assert!(manifest.contains("/kernel/drivers/block/virtio_blk.ko\t"), "{manifest}");
+    assert_eq!(owner(&manifest, "/etc/motd").as_deref(), Some("postprocess"), "{manifest}");
+
     // What a list cannot ask for, named.
     p.write("images/bad.toml", "install = [\"user\"]\nexclude = [\"tool\"]\n");
     let text = build_support::text(&p.run(&["build", "x86_64", "--image", "bad"]));
