@@ -156,9 +156,7 @@ pub(crate) fn pack_named(
         super::build::write_sbom(project, arch, &recipes, files, &out, &sbom_path)?;
         return Ok(out);
     }
-    // The layers are read here, before pack() would write the kernel modules' layer.
-    pack::write_kernel_modules(&req)?;
-    pack::check_layers(&req.layers, req.device_table.as_deref())?;
+    pack::check_layers(&req)?;
     let work = project.layout().work_of(Domain::Target(arch)).join(format!(".image-{}", def.name));
     crate::tree::remove_all(&work)?;
     let tree = work.join("rootfs");

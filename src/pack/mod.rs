@@ -413,9 +413,8 @@ pub fn kernel_modules_plan(project: &Project, arch: Arch) -> Result<Option<crate
 
 /// Writes the kernel-modules layer of `req` unless its directory (named by the plan's
 /// signature) exists, and removes the layers of other signatures beside it: they are derived data
-/// of earlier configurations, and ovm runs one at a time per project (`states/.lock`). [`pack`]
-/// calls it; whoever reads the layers before (a named image's postprocess) must call it first.
-pub fn write_kernel_modules(req: &PackRequest) -> Result<(), PackError> {
+/// of earlier configurations, and ovm runs one at a time per project (`states/.lock`).
+fn write_kernel_modules(req: &PackRequest) -> Result<(), PackError> {
     let (Some(plan), Some(layer)) =
         (&req.kernel_modules, req.layers.iter().find(|l| l.kind == LayerKind::KernelModules))
     else {
@@ -545,14 +544,17 @@ fn write_tarball(
     Ok((tmp, req.output_dir.join(req.compress.tar_name())))
 }
 
-/// The image QA checks over `layers` as they would be packed (for an image whose files a
-/// postprocess command changes before the pack: the checks see the packages' own files).
-pub fn check_layers(layers: &[Layer], device_table: Option<&Path>) -> Result<(), PackError> {
-    let table = match device_table {
+/// The image QA checks over `req`'s layers as they would be packed (for an image whose files a
+/// postprocess command changes before the pack: the checks see the packages' own files). Like
+/// [`pack`], it first writes the kernel modules' layer if that is not there yet, so the layers
+/// can be read (checked, then [`materialize`]d) before any pack has run.
+pub fn check_layers(req: &PackRequest) -> Result<(), PackError> {
+    write_kernel_modules(req)?;
+    let table = match &req.device_table {
         Some(path) => DeviceTable::load(path)?,
         None => DeviceTable::default(),
     };
-    image_qa(&Tree::assemble(layers, &table)?, layers)
+    image_qa(&Tree::assemble(&req.layers, &table)?, &req.layers)
 }
 
 /// What an entry is, for telling whether a postprocess command changed it.
