@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Benchmark (prints figures, asserts nothing): the cold build of the package set every CI run
-# builds (tests/e2e/e2e_set.rs) for x86_64 with the zig toolchain, in the strict sandbox, release
+# Benchmark (prints figures, asserts nothing): the cold build of the repository's package set
+# (tests/fixtures/package-set.toml, cryptsetup and the CMake it needs included) for x86_64 with the zig toolchain, in the strict sandbox, release
 # build of ovm. Cold: a fresh project, an empty shared-state cache and an empty zig object cache
 # (musl, compiler-rt and every object compiled), sources already downloaded (`ovm download`).
 # Prints the wall time of the build, then per package (build and native tools included) the

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The set with cryptsetup and a LUKS root, for either architecture (slow tier: tests/e2e/e2e_set.rs
-# does 1-5 in every CI run for x86_64; this is how aarch64 gets them, and the wrong-key path).
+# The set with cryptsetup and a LUKS root, for either architecture (slow tier: cryptsetup's json-c
+# needs CMake from source, too long for every CI run, whose tests/e2e/e2e_set.rs leaves it out).
 # From an empty copy of this project's inputs, offline, zig toolchain, strict sandbox, for ARCH
 # (default: the build machine's):
 #   1. `ovm build --sandbox ARCH` with the set (tests/fixtures/package-set.toml, cryptsetup in it)

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::build_support::{repo_root, require_tool, text, TestProject, SETUP_HINT};
-use crate::e2e_support::{boot, boot_with, entry, kernel, manifest, offline_ok, BOOT_TIMEOUT};
+use crate::e2e_support::{boot_with, entry, kernel, manifest, offline_ok, BOOT_TIMEOUT};
 use crate::terminal_support::Terminal;
 use ovm::pack::manifest::Manifest;
 
@@ -95,30 +95,21 @@ fn mount_line<'a>(console: &'a str, dev: &str, at: &str) -> Option<&'a str> {
     console.lines().map(str::trim).find(|l| l.starts_with(&format!("{dev} {at} ext4 ")))
 }
 
+/// The `modules` line of config/ovm.toml's `[kernel]` example (there commented out with `# `).
+const MODULES_EXAMPLE: &str = "modules = [\"virtio_blk\", \"virtio_pci\", \"ext4\", \"dm_crypt\"]";
+
 /// Turns on the `[kernel]` example of the repository's config/ovm.toml (commented out there: the
 /// default image carries no modules), with `modules_from` at the repository's test assets (the
 /// scratch project has no `.cache/test-assets`), and rebuilds: only the image is repacked, now
 /// with the modules and /etc/ovm/modules.
 fn enable_kernel_modules(p: &TestProject, arch: &str) {
-    turn_on_kernel(
-        p,
-        arch,
-        &[("# modules = [\"virtio_blk\", \"virtio_pci\", \"ext4\", \"dm_crypt\"]", MODULES_EXAMPLE)],
-    );
-}
-
-/// The `modules` line of config/ovm.toml's `[kernel]` example.
-const MODULES_EXAMPLE: &str = "modules = [\"virtio_blk\", \"virtio_pci\", \"ext4\", \"dm_crypt\"]";
-
-/// Sets `modules_from` (at the repository's test assets) and the `(line, replacement)` pairs in
-/// config/ovm.toml, rebuilds and checks that only the image was repacked, with virtio_blk.
-fn turn_on_kernel(p: &TestProject, arch: &str, lines: &[(&str, &str)]) {
     let assets = repo_root().join(".cache/test-assets/ARCH/kernel");
     let from = format!("modules_from = {:?}", assets.display().to_string());
     let mut on = p.read("config/ovm.toml");
-    for (line, replacement) in
-        [("# modules_from = \".cache/test-assets/ARCH/kernel\"", from.as_str())].iter().chain(lines)
-    {
+    for (line, replacement) in [
+        ("# modules_from = \".cache/test-assets/ARCH/kernel\"".to_string(), from.as_str()),
+        (format!("# {MODULES_EXAMPLE}"), MODULES_EXAMPLE),
+    ] {
         let turned = on.replace(&format!("\n{line}\n"), &format!("\n{replacement}\n"));
         assert_ne!(on, turned, "config/ovm.toml no longer has the line `{line}`");
         on = turned;
@@ -132,63 +123,6 @@ fn turn_on_kernel(p: &TestProject, arch: &str, lines: &[(&str, &str)]) {
     assert!(
         m.entries.iter().any(|e| e.path.ends_with(b"/kernel/drivers/block/virtio_blk.ko")),
         "{arch}: the image has no virtio_blk.ko"
-    );
-}
-
-/// The set's image (cryptsetup in it) on `arch` with dm-crypt and a key file, the LUKS root of
-/// the initrd's job:
-/// 1. `[kernel]` adds virtio, ext4, loop and the dm-crypt group, an overlay /etc/ovm/luks.key;
-///    only the image is repacked;
-/// 2. `ovm.test=3 ovm.crypt=1`: rootfs/init runs the set's checks and cryptsetup's (a LUKS2
-///    container in a file: luksFormat, luksDump, open, mke2fs inside, close); every one of
-///    `checks` must be reported ok;
-/// 3. `ovm.test=4` with a blank disk: the image's cryptsetup makes a LUKS2 root there (an ext4
-///    inside whose /sbin/init prints OVM-LUKS-ROOT) and prints its UUID;
-/// 4. `root=/dev/mapper/luks-UUID rd.luks.uuid=UUID rootwait`: the initrd unlocks it with the key
-///    file, mounts it and switches to it; /proc/mounts there shows the mapping as `/`.
-pub fn assert_boots_a_luks_root(p: &TestProject, arch: &str, checks: &[&str]) {
-    std::fs::create_dir_all(p.path().join("overlay/etc/ovm")).expect("overlay");
-    std::fs::write(p.path().join("overlay/etc/ovm/luks.key"), "ovm-e2e-luks-key").expect("key file");
-    turn_on_kernel(
-        p,
-        arch,
-        &[
-            ("# overlay = \"overlay\"", "overlay = \"overlay\""),
-            (
-                "# modules = [\"virtio_blk\", \"virtio_pci\", \"ext4\", \"dm_crypt\"]",
-                "modules = [\"virtio_blk\", \"virtio_pci\", \"ext4\", \"loop\"]",
-            ),
-            ("groups = []", "groups = [\"dm-crypt\"]"),
-        ],
-    );
-
-    let marker = format!("OVM-SET-PASS {arch}");
-    let (code, out) = boot(p, arch, "ovm.test=3 ovm.crypt=1", &marker);
-    assert_eq!(code, 0, "`ovm boot {arch} --append 'ovm.test=3 ovm.crypt=1' --expect '{marker}'` did not pass:\n{out}");
-    for check in checks {
-        assert!(out.contains(&format!("ovm-settest: ok   {check}")), "{arch}: `{check}` not reported ok:\n{out}");
-    }
-
-    let disk = p.path().join("luks-root.img");
-    std::fs::File::create(&disk).and_then(|f| f.set_len(64 << 20)).expect("blank disk");
-    let disk_s = disk.to_str().expect("utf-8");
-    let (code, out) = boot_with(p, arch, &["--disk", disk_s, "--append", "ovm.test=4", "--expect", "OVM-LUKS-MADE"]);
-    assert_eq!(code, 0, "{arch}: the image's cryptsetup did not make a LUKS2 root:\n{out}");
-    let uuid = out
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("OVM-LUKS-UUID "))
-        .unwrap_or_else(|| panic!("{arch}: no OVM-LUKS-UUID line:\n{out}"))
-        .to_string();
-
-    let mapped = format!("/dev/mapper/luks-{uuid}");
-    let append = format!("root={mapped} rd.luks.uuid={uuid} rootwait");
-    let marker = format!("OVM-LUKS-ROOT {arch}");
-    let (code, out) = boot_with(p, arch, &["--disk", disk_s, "--append", &append, "--expect", &marker]);
-    assert_eq!(code, 0, "{arch}: the LUKS root was not unlocked and switched to:\n{out}");
-    assert!(out.contains(&format!("ovm-init: unlocked /dev/vda as {mapped}")), "{arch}:\n{out}");
-    assert!(
-        mount_line(&out, &mapped, "/").or_else(|| mount_line(&out, "/dev/dm-0", "/")).is_some(),
-        "{arch}: /proc/mounts on the real root does not show {mapped} as /:\n{out}"
     );
 }
 

@@ -204,10 +204,11 @@ fn cmake_app(name: &str, tools: &[&str]) -> Pkg {
 /// points CMake at the sandbox's cross compiler, finds headers and libraries in the sysroot only,
 /// expands `${TARGET}` in `configure_args`, installs into DESTDIR under /usr; with ninja named,
 /// the project is generated for ninja. The programs are static and run.
-/// CMake from source takes some 12 minutes; in a whole `cargo test` run the e2e group, which runs
-/// first, has built it for the package set (json-c), and this test takes it from the run's
-/// shared state (`build_support::run_sstate`).
+/// Slow tier: CMake from source takes 12 minutes of a fast machine and 25 of a slow one, more
+/// than a CI run can give one test; `scripts/slow-cmake.sh` runs this test (`--ignored`) with
+/// the shared state in which it has just built CMake, ninja and json-c.
 #[test]
+#[ignore = "slow tier: builds CMake from source; scripts/slow-cmake.sh runs it"]
 fn the_cmake_style_cross_builds_against_the_sysroot_with_make_or_ninja() {
     let p = project();
     base_library().write(&p, "native-cmake");
