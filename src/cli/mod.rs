@@ -68,7 +68,7 @@ pub enum Command {
         packages: Vec<String>,
         /// Build and pack the image images/NAME.toml (its install list, from the package feed)
         /// into output/ARCH/images/NAME/ instead of the default image
-        #[arg(long, value_name = "NAME", conflicts_with_all = ["packages", "dry_run"])]
+        #[arg(long, value_name = "NAME", conflicts_with = "packages")]
         image: Option<String>,
         /// Build every package in the strict sandbox (the default)
         #[arg(long, overrides_with = "no_sandbox")]

@@ -590,14 +590,7 @@ pub(crate) fn build(
 
     // The image and its package feed, unless only some packages were asked for.
     let image = if let Some(def) = &named {
-        let out = super::image::pack_named(&ctx, project, opts.arch, def, &targets)?;
-        Some(ImageReport {
-            path: out.image,
-            manifest: out.manifest,
-            size: out.size,
-            sha256: out.sha256,
-            repacked: true,
-        })
+        Some(super::image::pack_named(&ctx, project, opts.arch, def, &targets, &outputs)?)
     } else if opts.packages.is_empty() {
         let image = pack_image(project, opts.arch, &targets, &outputs, &log, run.observer)?;
         write_feed(project, opts.arch, &targets, &outputs, &log, run.observer)?;
@@ -618,9 +611,8 @@ pub(crate) fn build(
     Ok(BuildSummary { packages, image, elapsed: t0.elapsed(), cache })
 }
 
-/// The pack request for the image of `targets` and the inputs of its signature: every layer's
-/// hash (packages by their recorded output hash, the kernel modules by their plan's signature,
-/// rootfs/ and the overlay by walking them), the device table, compression and SOURCE_DATE_EPOCH.
+/// The pack request for the image of `targets` and the inputs of its signature ([`pack_inputs`],
+/// packages by their recorded output hash).
 pub(crate) fn image_plan(
     project: &Project,
     arch: Arch,
@@ -638,13 +630,24 @@ pub(crate) fn image_plan(
         layers.extend(req.layers.iter().filter(|l| l.kind == kind).cloned());
     }
     req.layers = layers;
+    let inputs = pack_inputs(&req, |name| outputs.get(name).cloned().unwrap_or_default())?;
+    Ok((req, inputs))
+}
 
+/// The inputs of packing `req`, the default image's or a named one's: every layer's hash
+/// (packages by `package_hash` of the layer's name, the kernel modules by their plan's signature,
+/// rootfs/ and the overlay by walking them), the layers' order, the device table, compression and
+/// SOURCE_DATE_EPOCH.
+pub(super) fn pack_inputs(
+    req: &crate::pack::PackRequest,
+    package_hash: impl Fn(&str) -> String,
+) -> Result<Inputs, EngineError> {
     let mut inputs = Inputs::new();
     inputs.set("engine", ENGINE_VERSION).set("compress", format!("{:?}", req.compress));
     inputs.set("source_date_epoch", req.source_date_epoch.to_string());
     for l in &req.layers {
         let h = match l.kind {
-            crate::pack::LayerKind::Package { .. } => outputs.get(&l.name).cloned().unwrap_or_default(),
+            crate::pack::LayerKind::Package { .. } => package_hash(&l.name),
             // Not written yet (the pack does): what it will hold, every byte, is the plan's.
             crate::pack::LayerKind::KernelModules => {
                 req.kernel_modules.as_ref().map(|p| p.signature().to_string()).unwrap_or_default()
@@ -663,7 +666,7 @@ pub(crate) fn image_plan(
         let bytes = std::fs::read(t).unwrap_or_default();
         inputs.set("device_table", sha256_hex(&bytes));
     }
-    Ok((req, inputs))
+    Ok(inputs)
 }
 
 /// Packs `rootfs/` + the target packages (dependency order) + the overlay, unless nothing that goes
@@ -690,12 +693,8 @@ fn pack_image(
     let (out, took) = image_task(arch, &pack, &sig, log, observer, || {
         crate::fault::point("image.begin", "image");
         let out = crate::pack::pack(&req)?;
-        let layers: BTreeMap<&str, &std::path::Path> =
-            req.layers.iter().map(|l| (l.name.as_str(), l.dir.as_path())).collect();
-        let files = sbom_files(&out, |owner, path| {
-            layers.get(owner).map(|dir| (owner.to_string(), dir.join(path.trim_start_matches('/'))))
-        })?;
-        write_sbom(project, arch, targets, files, &out, &project.layout().sbom(arch))?;
+        let files = super::sbom::layer_files(&out, &req.layers, str::to_string)?;
+        super::sbom::write(project, arch, targets, files, &out, &project.layout().sbom(arch))?;
         crate::fault::point("image.packed", "image");
         Ok(out)
     })?;
@@ -711,7 +710,7 @@ fn pack_image(
 
 /// Runs one of the image's tasks (`pack`, `feed`) as `work`, its start and its end or failure
 /// told to the context log and the observer; returns what it made and how long it took.
-fn image_task<T>(
+pub(super) fn image_task<T>(
     arch: Arch,
     name: &TaskName,
     sig: &str,
@@ -735,67 +734,6 @@ fn image_task<T>(
             Err(e)
         }
     }
-}
-
-/// The image's regular files (and hard links) for its SBOM, from the manifest `out` wrote: for
-/// each, `locate(owner, path)` says which SBOM package it belongs to and where its bytes are on
-/// the host (`None`: left out).
-pub(super) fn sbom_files(
-    out: &crate::pack::PackOutcome,
-    locate: impl Fn(&str, &str) -> Option<(String, std::path::PathBuf)>,
-) -> Result<Vec<crate::sbom::ImageFile>, EngineError> {
-    let text = std::fs::read_to_string(&out.manifest)
-        .map_err(|source| EngineError::Read { path: out.manifest.clone(), source })?;
-    let manifest = crate::pack::manifest::Manifest::parse(&text)
-        .map_err(|e| EngineError::Internal(format!("{}: {e}", out.manifest.display())))?;
-    let mut files = Vec::new();
-    for e in &manifest.entries {
-        use crate::pack::manifest::EntryType;
-        if !matches!(e.kind, EntryType::File | EntryType::Hardlink) {
-            continue;
-        }
-        let path = String::from_utf8_lossy(&e.path).into_owned();
-        let Some((owner, source)) = locate(&e.owner, &path) else { continue };
-        files.push(crate::sbom::ImageFile { source, path, owner });
-    }
-    Ok(files)
-}
-
-/// Writes the SPDX document (`crate::sbom`) of the image just packed to `path`: `files`, and the
-/// sources each of `recipes`' fetch recorded (the primary when a restore from the cache left no
-/// fetch stamp).
-pub(super) fn write_sbom(
-    project: &Project,
-    arch: Arch,
-    recipes: &[&Recipe],
-    files: Vec<crate::sbom::ImageFile>,
-    out: &crate::pack::PackOutcome,
-    path: &std::path::Path,
-) -> Result<(), EngineError> {
-    let mut sources = BTreeMap::new();
-    for r in recipes {
-        let used = super::legal::sources_used(project, arch, r)
-            .into_iter()
-            .map(|a| crate::sbom::SourceUsed {
-                file: a.file.clone(),
-                sha256: a.sha256.clone(),
-                location: super::legal::artifact_site(a),
-            })
-            .collect();
-        sources.insert(r.name.clone(), used);
-    }
-    let input = crate::sbom::Input {
-        arch,
-        image_name: out.image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        image_sha256: out.sha256.clone(),
-        created: project.source_date_epoch(),
-        recipes,
-        sources,
-        files,
-        project: project.root().to_path_buf(),
-    };
-    let doc = crate::sbom::document(&input)?;
-    tree::write_atomic(path, doc.as_bytes()).map_err(|source| EngineError::Write { path: path.to_path_buf(), source })
 }
 
 /// Bumped when what the feed holds for the same packages changes.

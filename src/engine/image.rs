@@ -16,7 +16,11 @@
 //! 5. **pack** — into `output/ARCH/images/NAME/` (image and manifest).
 //!
 //! Several images share packages: they are built once, in the target domain, whichever image
-//! asks. A named image is packed on every `ovm build --image` (it keeps no stamp yet).
+//! asks. A named image keeps its own stamp (`states/ARCH/image.pack-NAME`, the task `pack-NAME`
+//! of the image): the default image's inputs (`build::pack_inputs`, each part by its recipe's
+//! output hash) and the definition's install list, excludes, debug, tar and postprocess
+//! commands; `ovm build --image NAME` repacks it only when one of them changed or what the last
+//! pack made is gone.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -25,12 +29,15 @@ use std::path::Path;
 use crate::arch::Arch;
 use crate::feed;
 use crate::image::ImageDef;
-use crate::layout::{Domain, Part};
+use crate::layout::{Domain, Part, TaskName, IMAGE};
 use crate::pack::{self, Layer, LayerKind};
 use crate::project::Project;
 use crate::recipe::{Kind, Recipe, RecipeSet};
+use crate::signature::Inputs;
 
+use super::build::ImageReport;
 use super::ctx::{Ctx, Isolation};
+use super::state::{Stamp, StampOutput, StateDir};
 use super::EngineError;
 
 /// The recipe of package `name`: a target recipe of that name, else the one whose part it names.
@@ -110,18 +117,27 @@ pub(crate) fn resolve<'p>(
     Ok(chosen.into_values().collect())
 }
 
-/// Packs the image `def` of `targets` (built, dependency order).
-pub(crate) fn pack_named(
-    ctx: &Ctx<'_>,
+/// What packing the image `def` of `targets` takes: the request, the packages chosen (install
+/// order) and the inputs of its signature.
+pub(crate) struct NamedPlan {
+    req: pack::PackRequest,
+    chosen: Vec<feed::Package>,
+    pub(crate) inputs: Inputs,
+}
+
+/// The plan of the image `def` of `targets` (built, dependency order), whose outputs' hashes are
+/// `outputs` (by recipe).
+pub(crate) fn plan_named(
     project: &Project,
     arch: Arch,
     def: &ImageDef,
     targets: &[&Recipe],
-) -> Result<pack::PackOutcome, EngineError> {
+    outputs: &BTreeMap<String, String>,
+) -> Result<NamedPlan, EngineError> {
     let available = feed::packages(project.layout(), arch, targets)?;
-    let mut chosen = resolve(def, &available)?;
+    let mut chosen: Vec<feed::Package> = resolve(def, &available)?.into_iter().cloned().collect();
     let rank = |p: &feed::Package| (targets.iter().position(|r| r.name == p.recipe).unwrap_or(usize::MAX), p.part);
-    chosen.sort_by_key(|p| rank(p));
+    chosen.sort_by_key(rank);
     let opts = pack::PackOptions { compress: def.compress, overlay: def.overlay.clone(), threads: None };
     let mut req = pack::request_for_project(project, arch, &opts)?;
     let by_recipe: BTreeMap<&str, &&Recipe> = targets.iter().map(|r| (r.name.as_str(), r)).collect();
@@ -141,6 +157,88 @@ pub(crate) fn pack_named(
     req.layers = layers;
     req.output_dir = project.layout().image_output(arch, &def.name);
     req.tar = def.tar;
+    // A part's bytes change only with its recipe's output, whose hash the build recorded.
+    let part_of: BTreeMap<&str, &feed::Package> = chosen.iter().map(|p| (p.name.as_str(), p)).collect();
+    let mut inputs = super::build::pack_inputs(&req, |name| {
+        part_of
+            .get(name)
+            .and_then(|p| outputs.get(&p.recipe).map(|h| format!("{h} {}", p.part.name())))
+            .unwrap_or_default()
+    })?;
+    inputs
+        .set("image.install", def.install.join(","))
+        .set("image.exclude", def.exclude.join(","))
+        .set("image.debug", def.debug.to_string())
+        .set("image.tar", def.tar.to_string());
+    for (i, cmd) in def.postprocess.iter().enumerate() {
+        inputs.set(format!("image.postprocess.{i}"), cmd.as_str());
+    }
+    Ok(NamedPlan { req, chosen, inputs })
+}
+
+/// The stamp of the image `name` (`states/ARCH/image.pack-NAME`).
+pub(crate) fn stamp_of(states: &StateDir, name: &str) -> Result<Option<Stamp>, EngineError> {
+    Ok(states.stamp(IMAGE, &TaskName::pack_image(name))?)
+}
+
+impl NamedPlan {
+    /// What the stamp of the image's last pack names, if it is still there as packed: the image,
+    /// its manifest and SBOM (`build::existing_image`), and the tar archive when the image makes
+    /// one.
+    pub(crate) fn intact(&self, stamp: &Stamp) -> Option<ImageReport> {
+        let report = super::build::existing_image(stamp)?;
+        let tar = report.manifest.with_file_name(self.req.compress.tar_name());
+        (!self.req.tar || tar.is_file()).then_some(report)
+    }
+}
+
+/// Packs the image `def` of `targets` (built, dependency order) unless nothing that goes into it
+/// changed since its last pack and what that pack made is intact; as the task `pack-NAME` of
+/// the image in the context log.
+pub(crate) fn pack_named(
+    ctx: &Ctx<'_>,
+    project: &Project,
+    arch: Arch,
+    def: &ImageDef,
+    targets: &[&Recipe],
+    outputs: &BTreeMap<String, String>,
+) -> Result<ImageReport, EngineError> {
+    let plan = plan_named(project, arch, def, targets, outputs)?;
+    let states = StateDir::new(project.layout(), Domain::Target(arch));
+    let sig = plan.inputs.signature();
+    if let Some(stamp) = stamp_of(&states, &def.name)? {
+        if stamp.signature == sig {
+            if let Some(report) = plan.intact(&stamp) {
+                return Ok(report);
+            }
+        }
+    }
+    let task = TaskName::pack_image(&def.name);
+    let NamedPlan { req, chosen, inputs } = plan;
+    let (out, took) = super::build::image_task(arch, &task, &sig, ctx.log, ctx.observer, || {
+        pack_plan(ctx, project, arch, def, targets, req, &chosen)
+    })?;
+    let output = StampOutput::Image {
+        path: out.image.clone(),
+        manifest: out.manifest.clone(),
+        size: out.size,
+        sha256: out.sha256.clone(),
+    };
+    states.write_stamp(IMAGE, &task, &Stamp::new(inputs, Some(output), took))?;
+    Ok(ImageReport { path: out.image, manifest: out.manifest, size: out.size, sha256: out.sha256, repacked: true })
+}
+
+/// Packs `req` (the layers of `chosen`), running `def`'s postprocess commands first if it has
+/// any, and writes the image's SBOM.
+fn pack_plan(
+    ctx: &Ctx<'_>,
+    project: &Project,
+    arch: Arch,
+    def: &ImageDef,
+    targets: &[&Recipe],
+    mut req: pack::PackRequest,
+    chosen: &[feed::Package],
+) -> Result<pack::PackOutcome, EngineError> {
     // The SBOM names each file's recipe (tool-dev's files are tool's) and lists the recipes
     // whose packages the image installs.
     let recipe_of_package: BTreeMap<&str, &str> = chosen.iter().map(|p| (p.name.as_str(), p.recipe.as_str())).collect();
@@ -149,11 +247,8 @@ pub(crate) fn pack_named(
     let sbom_path = req.output_dir.join(crate::layout::SBOM_NAME);
     if def.postprocess.is_empty() {
         let out = pack::pack(&req)?;
-        let dirs: BTreeMap<&str, &Path> = req.layers.iter().map(|l| (l.name.as_str(), l.dir.as_path())).collect();
-        let files = super::build::sbom_files(&out, |owner, path| {
-            dirs.get(owner).map(|dir| (attribute(owner), dir.join(path.trim_start_matches('/'))))
-        })?;
-        super::build::write_sbom(project, arch, &recipes, files, &out, &sbom_path)?;
+        let files = super::sbom::layer_files(&out, &req.layers, attribute)?;
+        super::sbom::write(project, arch, &recipes, files, &out, &sbom_path)?;
         return Ok(out);
     }
     pack::check_layers(&req)?;
@@ -170,10 +265,10 @@ pub(crate) fn pack_named(
     req.owners = Some(after);
     let out = pack::pack(&req)?;
     // After the commands every file is read from the one tree they changed.
-    let files = super::build::sbom_files(&out, |owner, path| {
+    let files = super::sbom::image_files(&out, |owner, path| {
         Some((attribute(owner), tree.join(path.trim_start_matches('/'))))
     })?;
-    super::build::write_sbom(project, arch, &recipes, files, &out, &sbom_path)?;
+    super::sbom::write(project, arch, &recipes, files, &out, &sbom_path)?;
     crate::tree::remove_all(&work)?;
     Ok(out)
 }

@@ -537,7 +537,9 @@ pub struct Plan {
 /// What `ovm build` with `opts` would do now; reads state only, writes nothing at all.
 pub fn dry_run(project: &Project, opts: &BuildOptions) -> Result<Plan, EngineError> {
     let kind = Run::new(project, 1, false)?.toolchain(opts.toolchain.as_ref())?;
+    let image = opts.image.as_deref().map(|n| crate::image::load(project, n)).transpose()?;
     let query = Query {
+        image: image.as_ref(),
         arch: Some(opts.arch),
         packages: &opts.packages,
         toolchain: Some(&kind),

@@ -27,6 +27,7 @@ pub(crate) mod package;
 mod packaging;
 pub mod progress;
 pub mod report;
+mod sbom;
 pub(crate) mod scheduler;
 pub(crate) mod setscene;
 pub(crate) mod sstate;

@@ -113,6 +113,9 @@ pub struct Query<'a> {
     pub read_only: bool,
     /// Assess as `--no-sandbox` builds (the isolation is an input of every first step).
     pub no_sandbox: bool,
+    /// The named image (`ovm build --dry-run --image NAME`): its packages and its pack instead
+    /// of the default image's.
+    pub image: Option<&'a crate::image::ImageDef>,
 }
 
 /// The first line of `ovm status`: the toolchain the packages are judged against, and why.
@@ -130,6 +133,10 @@ pub fn collect(project: &Project, arch: Option<Arch>) -> Result<Vec<Line>, Engin
 pub fn collect_query(project: &Project, query: &Query<'_>) -> Result<Vec<Line>, EngineError> {
     let run = Run::new(project, 1, query.no_sandbox)?;
     let kind = run.toolchain(query.toolchain)?;
+    let packages = match query.image {
+        Some(def) => super::image::recipes_for(def, &run.recipes)?,
+        None => query.packages.to_vec(),
+    };
     let check = if query.read_only { OutputCheck::VerifyQuietly } else { OutputCheck::Verify };
     let arch = query.arch;
     let log = ContextLog::discard()?;
@@ -150,7 +157,7 @@ pub fn collect_query(project: &Project, query: &Query<'_>) -> Result<Vec<Line>, 
     // With a remote cache, a build may need only the caches (`engine::setscene`): per
     // architecture, the equipment it would judge the packages with then.
     let cached: BTreeMap<Arch, crate::toolchain::Equipment> = {
-        let targets = target_list(project, &run.recipes, query.packages)?;
+        let targets = target_list(project, &run.recipes, &packages)?;
         archs.iter().filter_map(|&a| Some((a, super::setscene::covered(&run, &kind, a, &targets)?))).collect()
     };
     // The toolchain and the build tools are not needed when every architecture's packages are cached.
@@ -190,7 +197,7 @@ pub fn collect_query(project: &Project, query: &Query<'_>) -> Result<Vec<Line>, 
             });
         }
     }
-    let tools = super::build::tools_domain_list(&run.recipes, &target_list(project, &run.recipes, query.packages)?)?;
+    let tools = super::build::tools_domain_list(&run.recipes, &target_list(project, &run.recipes, &packages)?)?;
     let tools_domain = Domain::Tools(run.host);
     let ctx = run.ctx(tools_domain, &log, run.equipment_now(&kind, tools_domain, archs[0])?);
     let first = lines.len();
@@ -217,7 +224,7 @@ pub fn collect_query(project: &Project, query: &Query<'_>) -> Result<Vec<Line>, 
     };
 
     for a in archs {
-        let targets = target_list(project, &run.recipes, query.packages)?;
+        let targets = target_list(project, &run.recipes, &packages)?;
         let equipment = match cached.get(&a) {
             Some(e) => e.clone(),
             None => run.equipment_now(&kind, Domain::Target(a), a)?,
@@ -247,6 +254,27 @@ pub fn collect_query(project: &Project, query: &Query<'_>) -> Result<Vec<Line>, 
         }
         let outputs: BTreeMap<String, String> =
             targets.iter().filter_map(|r| Some((r.name.clone(), ctx.states.staged_hash(&r.name)?))).collect();
+        if let Some(def) = query.image {
+            let task = TaskName::pack_image(&def.name);
+            let image = if stale || blocked_by.is_some() {
+                State::Waits { on: "the packages".into() }
+            } else {
+                let plan = super::image::plan_named(project, a, def, &targets, &outputs)?;
+                match super::image::stamp_of(&ctx.states, &def.name)? {
+                    None => State::NeverBuilt,
+                    Some(stamp) => stamp_state(
+                        task.as_str(),
+                        &plan.inputs,
+                        &stamp,
+                        |s| plan.intact(s).is_some(),
+                        "the image in output/ is missing or was changed",
+                    ),
+                }
+            };
+            let runs = if image.is_built() { Vec::new() } else { vec![task.to_string()] };
+            lines.push(Line { domain: a.name().into(), name: IMAGE.into(), state: image, runs });
+            continue;
+        }
         let image = if stale || blocked_by.is_some() {
             State::Waits { on: "the packages".into() }
         } else {

@@ -77,6 +77,11 @@ impl TaskName {
     pub fn pack() -> TaskName {
         TaskName::builtin("pack")
     }
+    /// A named image's pack (`states/ARCH/image.pack-NAME`): image names are checked by
+    /// `crate::image` (no `/`, at most 64 bytes).
+    pub fn pack_image(name: &str) -> TaskName {
+        TaskName(format!("pack-{name}"))
+    }
     /// The package feed's task (`states/ARCH/image.feed`).
     pub fn feed() -> TaskName {
         TaskName::builtin("feed")

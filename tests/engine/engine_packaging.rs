@@ -719,3 +719,54 @@ fn images_from_install_lists_resolve_exclude_share_packages_and_postprocess_in_t
     assert!(text.contains("the postprocess command `echo failing; exit 3` failed"), "{text}");
     assert!(p.read("logs/x86_64/image-bad/postprocess.log").contains("failing"));
 }
+
+/// A named image keeps its own stamp (`image pack-NAME`): built again with nothing changed it is
+/// not repacked, and `--dry-run --image` says so; a changed definition, a changed rootfs/ or a
+/// removed output repacks it, the dry run naming the task and why first. The default image is
+/// another stamp, untouched by it.
+#[test]
+fn a_named_image_is_repacked_only_when_what_goes_into_it_changed() {
+    let p = project();
+    tool().write(&p, "named-stamp");
+    user().write(&p, "named-stamp");
+    p.write("images/small.toml", "install = [\"user\"]\ntar = true\n");
+    let dry = |p: &TestProject| p.ok(&["build", "x86_64", "--image", "small", "--dry-run"]);
+    let plan = dry(&p);
+    assert!(plan.contains("pack-small") && plan.contains("because it waits for the packages"), "{plan}");
+
+    p.ok(&["build", "x86_64", "--image", "small"]);
+    assert!(p.tasks_run("x86_64").contains(&"image pack-small".to_string()), "{:?}", p.tasks_run("x86_64"));
+    p.ok(&["build", "x86_64", "--image", "small"]);
+    assert_eq!(p.tasks_run("x86_64"), Vec::<String>::new(), "nothing changed, yet something ran");
+    let plan = dry(&p);
+    assert!(plan.contains("nothing to do"), "{plan}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&p.run(&["build", "x86_64", "--image", "small", "--dry-run", "--json"]).stdout).unwrap();
+    assert_eq!(json["nothing_to_do"], true, "{json}");
+
+    // The definition: compression.
+    p.write("images/small.toml", "install = [\"user\"]\ntar = true\ncompress = \"xz\"\n");
+    let plan = dry(&p);
+    assert!(plan.contains("pack-small") && plan.contains("compress changed"), "{plan}");
+    p.ok(&["build", "x86_64", "--image", "small"]);
+    assert_eq!(p.tasks_run("x86_64"), ["image pack-small"]);
+    assert!(p.path().join("output/x86_64/images/small/rootfs.tar.xz").is_file());
+    // rootfs/, a layer of every image.
+    p.write("rootfs/etc/issue", "named\n");
+    let plan = dry(&p);
+    assert!(plan.contains("layer.rootfs changed"), "{plan}");
+    p.ok(&["build", "x86_64", "--image", "small"]);
+    assert_eq!(p.tasks_run("x86_64"), ["image pack-small"]);
+    assert!(p.read("output/x86_64/images/small/manifest.txt").contains("/etc/issue\t"));
+    // What the last pack made, gone: the tar archive.
+    std::fs::remove_file(p.path().join("output/x86_64/images/small/rootfs.tar.xz")).unwrap();
+    let plan = dry(&p);
+    assert!(plan.contains("the image in output/ is missing or was changed"), "{plan}");
+    p.ok(&["build", "x86_64", "--image", "small"]);
+    assert_eq!(p.tasks_run("x86_64"), ["image pack-small"]);
+    assert!(p.path().join("output/x86_64/images/small/rootfs.tar.xz").is_file());
+
+    // The default image has its own stamp: packing it does not make the named one stale.
+    p.ok(&["build", "x86_64"]);
+    assert!(dry(&p).contains("nothing to do"), "{}", dry(&p));
+}
