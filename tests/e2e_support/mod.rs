@@ -120,8 +120,13 @@ pub fn summary_image_size(summary: &str) -> u64 {
 }
 
 pub fn manifest(p: &TestProject, arch: &str) -> Manifest {
-    let t = p.read(&format!("output/{arch}/manifest.txt"));
-    Manifest::parse(&t).unwrap_or_else(|e| panic!("output/{arch}/manifest.txt does not parse: {e}"))
+    manifest_in(p, &format!("output/{arch}"))
+}
+
+/// The manifest in `dir` (relative to the project): `output/ARCH`, `output/ARCH/images/NAME`.
+pub fn manifest_in(p: &TestProject, dir: &str) -> Manifest {
+    let t = p.read(&format!("{dir}/manifest.txt"));
+    Manifest::parse(&t).unwrap_or_else(|e| panic!("{dir}/manifest.txt does not parse: {e}"))
 }
 
 pub fn entry<'m>(m: &'m Manifest, path: &str) -> Option<&'m ManifestEntry> {

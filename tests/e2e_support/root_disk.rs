@@ -10,9 +10,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::build_support::{repo_root, require_tool, text, TestProject, SETUP_HINT};
-use crate::e2e_support::{boot_with, entry, kernel, manifest, offline_ok, BOOT_TIMEOUT};
+use crate::e2e_support::{boot_with, entry, kernel, manifest, manifest_in, offline_ok, BOOT_TIMEOUT};
 use crate::terminal_support::Terminal;
-use ovm::pack::manifest::Manifest;
 
 /// A disk made by [`make`].
 pub struct RootDisk {
@@ -203,8 +202,7 @@ pub fn assert_switches_to_a_disk_root(p: &TestProject, arch: &str) {
 pub fn assert_the_initrd_image_switches(p: &TestProject, arch: &str) {
     offline_ok(p, &["build", "--sandbox", arch, "--image", "initrd"]);
     let dir = format!("output/{arch}/images/initrd");
-    let m = Manifest::parse(&p.read(&format!("{dir}/manifest.txt")))
-        .unwrap_or_else(|e| panic!("{dir}/manifest.txt does not parse: {e}"));
+    let m = manifest_in(p, &dir);
     assert_eq!(m.image.compress, "xz", "{arch}: images/initrd.toml says compress = \"xz\"");
     let image = p.path().join(&dir).join(&m.image.file_name);
     let size = std::fs::metadata(&image).expect("the initrd image").len();
