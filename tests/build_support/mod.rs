@@ -216,6 +216,27 @@ impl TestProject {
     }
 }
 
+/// The `modules` line of config/ovm.toml's `[kernel]` example, commented out there with `# `.
+pub const KERNEL_MODULES_EXAMPLE: &str = "modules = [\"virtio_blk\", \"virtio_pci\", \"ext4\", \"dm_crypt\"]";
+
+/// `config` (a copy of the repository's config/ovm.toml) with its `[kernel]` example turned on
+/// (the default image carries no modules): `modules_from` at the repository's test assets (a
+/// scratch project has no `.cache/test-assets`) and `modules_line` in place of the example's.
+pub fn kernel_turned_on(config: &str, modules_line: &str) -> String {
+    let assets = repo_root().join(".cache/test-assets/ARCH/kernel");
+    let from = format!("modules_from = {:?}", assets.display().to_string());
+    let mut on = config.to_string();
+    for (line, replacement) in [
+        ("# modules_from = \".cache/test-assets/ARCH/kernel\"".to_string(), from.as_str()),
+        (format!("# {KERNEL_MODULES_EXAMPLE}"), modules_line),
+    ] {
+        let turned = on.replace(&format!("\n{line}\n"), &format!("\n{replacement}\n"));
+        assert_ne!(on, turned, "config/ovm.toml no longer has the line `{line}`");
+        on = turned;
+    }
+    on
+}
+
 pub fn copy_tree(from: &Path, to: &Path) {
     if !from.exists() {
         return;

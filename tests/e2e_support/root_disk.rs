@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::build_support::{repo_root, require_tool, text, TestProject, SETUP_HINT};
+use crate::build_support::{
+    kernel_turned_on, repo_root, require_tool, text, TestProject, KERNEL_MODULES_EXAMPLE, SETUP_HINT,
+};
 use crate::e2e_support::{boot_with, entry, kernel, manifest, manifest_in, offline_ok, BOOT_TIMEOUT};
 use crate::terminal_support::Terminal;
 
@@ -94,25 +96,11 @@ fn mount_line<'a>(console: &'a str, dev: &str, at: &str) -> Option<&'a str> {
     console.lines().map(str::trim).find(|l| l.starts_with(&format!("{dev} {at} ext4 ")))
 }
 
-/// The `modules` line of config/ovm.toml's `[kernel]` example (there commented out with `# `).
-const MODULES_EXAMPLE: &str = "modules = [\"virtio_blk\", \"virtio_pci\", \"ext4\", \"dm_crypt\"]";
-
-/// Turns on the `[kernel]` example of the repository's config/ovm.toml (commented out there: the
-/// default image carries no modules), with `modules_from` at the repository's test assets (the
-/// scratch project has no `.cache/test-assets`), and rebuilds: only the image is repacked, now
-/// with the modules and /etc/ovm/modules.
+/// Turns on the `[kernel]` example of the repository's config/ovm.toml as it is
+/// (`build_support::kernel_turned_on`) and rebuilds: only the image is repacked, now with the
+/// modules and /etc/ovm/modules.
 fn enable_kernel_modules(p: &TestProject, arch: &str) {
-    let assets = repo_root().join(".cache/test-assets/ARCH/kernel");
-    let from = format!("modules_from = {:?}", assets.display().to_string());
-    let mut on = p.read("config/ovm.toml");
-    for (line, replacement) in [
-        ("# modules_from = \".cache/test-assets/ARCH/kernel\"".to_string(), from.as_str()),
-        (format!("# {MODULES_EXAMPLE}"), MODULES_EXAMPLE),
-    ] {
-        let turned = on.replace(&format!("\n{line}\n"), &format!("\n{replacement}\n"));
-        assert_ne!(on, turned, "config/ovm.toml no longer has the line `{line}`");
-        on = turned;
-    }
+    let on = kernel_turned_on(&p.read("config/ovm.toml"), KERNEL_MODULES_EXAMPLE);
     p.write("config/ovm.toml", &on);
     offline_ok(p, &["build", "--sandbox", arch]);
     assert_eq!(p.tasks_run(arch), ["image pack"], "{arch}: turning on [kernel] did more than repack");

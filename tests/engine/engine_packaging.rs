@@ -687,18 +687,7 @@ fn images_from_install_lists_resolve_exclude_share_packages_and_postprocess_in_t
 
     // With [kernel] modules, in a project whose default image was never packed (nothing has
     // written the modules' layer yet): the postprocessed image gets them too.
-    let assets = build_support::repo_root().join(".cache/test-assets/ARCH/kernel");
-    let cfg = p.read("config/ovm.toml");
-    let on = cfg
-        .replace(
-            "\n# modules_from = \".cache/test-assets/ARCH/kernel\"\n",
-            &format!("\nmodules_from = {:?}\n", assets.display().to_string()),
-        )
-        .replace(
-            "\n# modules = [\"virtio_blk\", \"virtio_pci\", \"ext4\", \"dm_crypt\"]\n",
-            "\nmodules = [\"virtio_blk\"]\n",
-        );
-    assert_eq!(on.matches("\nmodules").count(), 2, "config/ovm.toml's [kernel] example changed:\n{cfg}");
+    let on = build_support::kernel_turned_on(&p.read("config/ovm.toml"), "modules = [\"virtio_blk\"]");
     p.write("config/ovm.toml", &on);
     p.ok(&["build", "x86_64", "--image", "rescue"]);
     let manifest = p.read("output/x86_64/images/rescue/manifest.txt");
