@@ -28,7 +28,10 @@
 //! not part of the image.
 //!
 //! On a mismatch the test prints `scripts/repro-check.sh`'s report (first differing file). The
-//! image's SBOM and package feed are compared byte for byte as well.
+//! image's SBOM and package feed are compared byte for byte as well, and so is the image built
+//! from an install list, `ovm build --image initrd` for x86_64 (images/initrd.toml: busybox-mini,
+//! the same nonce, compiled by both sides, and a postprocess command run in the sandbox), with its
+//! manifest and its own SBOM.
 
 use crate::build_support;
 use crate::sandbox_support;
@@ -45,15 +48,24 @@ const ARCHES: [&str; 2] = ["x86_64", "aarch64"];
 const LOCALE_B: &str = "de_DE.UTF-8";
 const HOSTNAME_B: &str = "repro-other-host";
 
-/// The per-run nonce goes into the busybox recipe's `[build] env` (busybox's build never reads it):
-/// the package's signature is then one no earlier build can have filed in a shared-state cache.
+/// The packages both sides must compile themselves: busybox, the default image's, and
+/// busybox-mini, the initrd image's.
+const COMPILED: [&str; 2] = ["busybox", "busybox-mini"];
+/// The named image built (for x86_64) and compared besides the default ones.
+const NAMED_IMAGE: &str = "initrd";
+
+/// The per-run nonce goes into the `[build] env` of the recipes of [`COMPILED`] (their builds
+/// never read it): their signatures are then ones no earlier build can have filed in a
+/// shared-state cache.
 fn add_nonce(project: &Path, nonce: &str) {
-    let path = project.join("recipes/busybox.toml");
-    let mut recipe: toml::Table = fs::read_to_string(&path).unwrap().parse().unwrap();
-    let build = recipe.get_mut("build").and_then(|b| b.as_table_mut()).expect("busybox.toml has [build]");
-    let env = build.entry("env").or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    env.as_table_mut().expect("build.env is a table").insert("OVM_REPRO_NONCE".into(), nonce.into());
-    fs::write(path, toml::to_string(&recipe).unwrap()).unwrap();
+    for name in COMPILED {
+        let path = project.join(format!("recipes/{name}.toml"));
+        let mut recipe: toml::Table = fs::read_to_string(&path).unwrap().parse().unwrap();
+        let build = recipe.get_mut("build").and_then(|b| b.as_table_mut()).expect("the recipe has [build]");
+        let env = build.entry("env").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        env.as_table_mut().expect("build.env is a table").insert("OVM_REPRO_NONCE".into(), nonce.into());
+        fs::write(path, toml::to_string(&recipe).unwrap()).unwrap();
+    }
 }
 
 /// busybox's banner carries the build date: it must be SOURCE_DATE_EPOCH's, not the clock's.
@@ -79,9 +91,9 @@ fn initrd_sha256(project: &Path, arch: &str) -> String {
     got
 }
 
-/// The `package` stamp's signature of busybox for `arch`: the key of its shared-state entry.
-fn busybox_signature(project: &Path, arch: &str) -> String {
-    let stamp = fs::read_to_string(project.join("states").join(arch).join("busybox.package")).unwrap();
+/// The `package` stamp's signature of `pkg` for `arch`: the key of its shared-state entry.
+fn package_signature(project: &Path, arch: &str, pkg: &str) -> String {
+    let stamp = fs::read_to_string(project.join("states").join(arch).join(format!("{pkg}.package"))).unwrap();
     let v: serde_json::Value = serde_json::from_str(&stamp).unwrap();
     v["signature"].as_str().unwrap().to_string()
 }
@@ -91,12 +103,24 @@ fn tasks_run(project: &Path, arch: &str) -> Vec<String> {
     ovm::engine::context_log::tasks_of_last_run(&log).into_iter().map(|s| format!("{} {}", s.package, s.task)).collect()
 }
 
-fn assert_busybox_compiled(project: &Path, arch: &str, who: &str) {
+fn assert_compiled(project: &Path, arch: &str, pkg: &str, who: &str) {
     let ran = tasks_run(project, arch);
     assert!(
-        ran.iter().any(|t| t == "busybox compile"),
-        "build {who} did not compile busybox for {arch} (restored from a cache?); tasks run: {ran:?}"
+        ran.iter().any(|t| *t == format!("{pkg} compile")),
+        "build {who} did not compile {pkg} for {arch} (restored from a cache?); tasks run: {ran:?}"
     );
+}
+
+/// Every file of output/x86_64/images/NAMED_IMAGE (image, manifest, SBOM), relative to the project.
+fn named_image_files(project: &Path) -> Vec<String> {
+    let dir = format!("output/x86_64/images/{NAMED_IMAGE}");
+    let mut names: Vec<String> = fs::read_dir(project.join(&dir))
+        .unwrap_or_else(|e| panic!("{}: {e}", project.join(&dir).display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.contains(&"manifest.txt".to_string()) && names.contains(&"sbom.spdx.json".to_string()), "{names:?}");
+    names.into_iter().map(|n| format!("{dir}/{n}")).collect()
 }
 
 /// The files a build writes beside the image: `output/ARCH/sbom.spdx.json` and every file of
@@ -172,7 +196,7 @@ impl OtherSide {
         }
         // A different depth and name than A's project: no path may leak into the image.
         let project = base.join("a/much/deeper/path-with-another-name.d/project");
-        for d in ["recipes", "config", "patches", "rootfs"] {
+        for d in ["recipes", "config", "patches", "rootfs", "images"] {
             copy_tree(&repo_root().join(d), &project.join(d));
         }
         add_nonce(&project, nonce);
@@ -204,8 +228,8 @@ impl OtherSide {
     }
 
     /// `ovm -C PROJECT build --sandbox ARCH` as `user`, umask 077, another locale, time zone, HOME
-    /// and host name, three make jobs.
-    fn build(&self, user: &str, arch: &str) -> Output {
+    /// and host name, three make jobs; `extra` arguments after ARCH.
+    fn build(&self, user: &str, arch: &str, extra: &[&str]) -> Output {
         let script = "hostname \"$1\" && umask 077 && shift && exec \"$@\"";
         let mut cmd = Command::new("unshare");
         cmd.args(["--uts", "--", "/bin/sh", "-c", script, "sh", HOSTNAME_B])
@@ -217,7 +241,8 @@ impl OtherSide {
             .arg(&self.ovm)
             .arg("-C")
             .arg(&self.project)
-            .args(["build", "--sandbox", arch, "--toolchain", "zig", "-j", "3"]);
+            .args(["build", "--sandbox", arch, "--toolchain", "zig", "-j", "3"])
+            .args(extra);
         cmd.env_clear()
             .current_dir(&self.home)
             .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
@@ -243,8 +268,9 @@ impl Drop for OtherSide {
     }
 }
 
-/// Build A: root, umask 022, `LANG=C`, UTC, serial make, the tests' shared caches.
-fn build_a(p: &TestProject, arch: &str) -> Output {
+/// Build A: root, umask 022, `LANG=C`, UTC, serial make, the tests' shared caches; `extra`
+/// arguments after ARCH.
+fn build_a(p: &TestProject, arch: &str, extra: &[&str]) -> Output {
     let mut cmd = Command::new("/bin/sh");
     let inner = p.ovm();
     cmd.args(["-c", "umask 022 && exec \"$@\"", "sh"]).arg(inner.get_program()).args(inner.get_args());
@@ -255,6 +281,7 @@ fn build_a(p: &TestProject, arch: &str) -> Output {
         };
     }
     cmd.args(["build", "--sandbox", arch, "--toolchain", "zig", "-j", "1"])
+        .args(extra)
         .env("LANG", "C")
         .env("LC_ALL", "C")
         .env("TZ", "UTC")
@@ -278,28 +305,38 @@ fn initrd_is_bit_identical_across_user_path_time_umask_locale_and_host() {
     let started = Instant::now();
 
     let mut sha_a = Vec::new();
+    // B must compile busybox (and busybox-mini) itself, not get A's output from the shared cache.
+    let forget = |arch: &str, pkg: &str| {
+        if b.sstate == a.sstate {
+            let sig = package_signature(a.path(), arch, pkg);
+            let entry = a.sstate.join(&sig[..2]).join(&sig);
+            fs::remove_dir_all(&entry).unwrap_or_else(|e| panic!("removing A's {pkg} from the cache: {e}"));
+        }
+    };
     for arch in ARCHES {
-        let out = build_a(&a, arch);
+        let out = build_a(&a, arch, &[]);
         assert!(out.status.success(), "build A ({arch}, root) failed:\n{}", text(&out));
-        assert_busybox_compiled(a.path(), arch, "A");
+        assert_compiled(a.path(), arch, "busybox", "A");
         assert_banner_dated_by_epoch(a.path(), arch);
         sha_a.push(initrd_sha256(a.path(), arch));
-        // B must compile busybox itself, not get A's output from the shared cache.
-        if b.sstate == a.sstate {
-            let sig = busybox_signature(a.path(), arch);
-            let entry = a.sstate.join(&sig[..2]).join(&sig);
-            fs::remove_dir_all(&entry).unwrap_or_else(|e| panic!("removing A's busybox from the cache: {e}"));
-        }
+        forget(arch, "busybox");
     }
+    let out = build_a(&a, "x86_64", &["--image", NAMED_IMAGE]);
+    assert!(out.status.success(), "build A (x86_64 --image {NAMED_IMAGE}, root) failed:\n{}", text(&out));
+    assert_compiled(a.path(), "x86_64", "busybox-mini", "A");
+    forget("x86_64", "busybox-mini");
     eprintln!("repro: build A (root) took {:.0?}", started.elapsed());
 
     let started = Instant::now();
     for arch in ARCHES {
-        let out = b.build(&user, arch);
+        let out = b.build(&user, arch, &[]);
         assert!(out.status.success(), "build B ({arch}, {user}) failed:\n{}", text(&out));
-        assert_busybox_compiled(&b.project, arch, "B");
+        assert_compiled(&b.project, arch, "busybox", "B");
         assert_banner_dated_by_epoch(&b.project, arch);
     }
+    let out = b.build(&user, "x86_64", &["--image", NAMED_IMAGE]);
+    assert!(out.status.success(), "build B (x86_64 --image {NAMED_IMAGE}, {user}) failed:\n{}", text(&out));
+    assert_compiled(&b.project, "x86_64", "busybox-mini", "B");
     eprintln!("repro: build B ({user}) took {:.0?}", started.elapsed());
 
     let mut failures = Vec::new();
@@ -317,6 +354,14 @@ fn initrd_is_bit_identical_across_user_path_time_umask_locale_and_host() {
             if fa.as_ref().ok() != fb.as_ref().ok() {
                 failures.push(format!("{rel} differs between A and B"));
             }
+        }
+    }
+    // The image from the install list, its manifest and SBOM.
+    let named = named_image_files(a.path());
+    assert_eq!(named, named_image_files(&b.project), "A and B wrote other files for the image {NAMED_IMAGE}");
+    for rel in named {
+        if fs::read(a.path().join(&rel)).ok() != fs::read(b.project.join(&rel)).ok() {
+            failures.push(format!("{rel} differs between A and B"));
         }
     }
     assert!(failures.is_empty(), "the build is not reproducible:\n{}", failures.join("\n"));
