@@ -796,9 +796,12 @@ fn write_feed(
 pub(crate) fn existing_image(stamp: &Stamp) -> Option<ImageReport> {
     let Some(StampOutput::Image { path, manifest, size, sha256 }) = &stamp.output else { return None };
     let bytes = std::fs::read(path).ok()?;
-    // The SBOM is written with the image: one without the other is repacked.
-    let sbom = manifest.with_file_name(crate::layout::SBOM_NAME);
-    let intact = bytes.len() as u64 == *size && sha256_hex(&bytes) == *sha256 && manifest.exists() && sbom.exists();
+    // The SBOMs are written with the image: one without the others is repacked.
+    let sboms = [crate::layout::SBOM_NAME, crate::layout::CYCLONEDX_NAME].map(|n| manifest.with_file_name(n));
+    let intact = bytes.len() as u64 == *size
+        && sha256_hex(&bytes) == *sha256
+        && manifest.exists()
+        && sboms.iter().all(|s| s.exists());
     intact.then(|| ImageReport {
         path: path.clone(),
         manifest: manifest.clone(),

@@ -49,9 +49,9 @@ pub(super) fn layer_files(
     })
 }
 
-/// Writes the SPDX document (`crate::sbom`) of the image just packed to `path`: `files`, and the
-/// sources each of `recipes`' fetch recorded (the primary when a restore from the cache left no
-/// fetch stamp).
+/// Writes the SPDX document (`crate::sbom`) of the image just packed to `path`, and its CycloneDX
+/// twin beside it (`layout::CYCLONEDX_NAME`): `files`, and the sources each of `recipes`' fetch
+/// recorded (the primary when a restore from the cache left no fetch stamp).
 pub(super) fn write(
     project: &Project,
     arch: Arch,
@@ -82,6 +82,12 @@ pub(super) fn write(
         files,
         project: project.root().to_path_buf(),
     };
-    let doc = crate::sbom::document(&input)?;
-    tree::write_atomic(path, doc.as_bytes()).map_err(|source| EngineError::Write { path: path.to_path_buf(), source })
+    let cdx = path.with_file_name(crate::layout::CYCLONEDX_NAME);
+    for (to, doc) in
+        [(path, crate::sbom::document(&input)?), (cdx.as_path(), crate::sbom::cyclonedx::document(&input)?)]
+    {
+        tree::write_atomic(to, doc.as_bytes())
+            .map_err(|source| EngineError::Write { path: to.to_path_buf(), source })?;
+    }
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! The image's software bill of materials: an SPDX 2.3 JSON document
-//! (`output/ARCH/sbom.spdx.json`, written with the image).
+//! (`output/ARCH/sbom.spdx.json`, written with the image), and the same as CycloneDX 1.5
+//! ([`cyclonedx`], `sbom.cdx.json` beside it).
 //!
 //! | SPDX element | what ovm puts there |
 //! |---|---|
@@ -25,6 +26,8 @@ use sha2::Sha256;
 
 use crate::arch::Arch;
 use crate::recipe::Recipe;
+
+pub mod cyclonedx;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SbomError {

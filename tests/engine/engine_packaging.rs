@@ -466,8 +466,8 @@ fn legal_info_ships_every_license_text_source_and_patch_of_the_image() {
     );
 }
 
-/// pyspdxtools and ntia-checker, pinned, in a virtualenv under the test dir (made once, under a
-/// lock): Debian packages neither.
+/// pyspdxtools, ntia-checker and cyclonedx-python-lib's validator, pinned, in a virtualenv under
+/// the test dir (made once, under a lock): Debian packages none of them.
 fn spdx_tools() -> std::path::PathBuf {
     let venv = build_support::tmp_root().join("spdx-venv");
     let lock = std::fs::OpenOptions::new()
@@ -477,7 +477,9 @@ fn spdx_tools() -> std::path::PathBuf {
         .open(build_support::tmp_root().join("spdx-venv.lock"))
         .expect("venv lock");
     let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).expect("flock");
-    if venv.join("bin/ntia-checker").exists() {
+    // Made once per set of tools: a venv of an older set is made again.
+    let made = venv.join(".ovm-tools-2");
+    if made.exists() {
         return venv;
     }
     let _ = std::fs::remove_dir_all(&venv);
@@ -491,9 +493,19 @@ fn spdx_tools() -> std::path::PathBuf {
         "--quiet",
         "spdx-tools==0.8.5",
         "ntia-conformance-checker==6.0.0",
+        "cyclonedx-python-lib[json-validation]==11.12.0",
     ]));
+    std::fs::write(&made, "").expect("venv marker");
     venv
 }
+
+/// `python -c CDX_VALIDATE FILE`: exits 1 with the first schema error unless FILE is valid
+/// CycloneDX 1.5 JSON (cyclonedx-python-lib's strict validator: no property the schema lacks).
+const CDX_VALIDATE: &str = "import sys\n\
+from cyclonedx.schema import SchemaVersion\n\
+from cyclonedx.validation.json import JsonStrictValidator\n\
+error = JsonStrictValidator(SchemaVersion.V1_5).validate_str(open(sys.argv[1]).read())\n\
+if error is not None:\n    print(str(error).splitlines()[0])\n    sys.exit(1)\n";
 
 /// The image's SBOM: SPDX 2.3 that pyspdxtools validates and ntia-checker finds conformant,
 /// naming each package with its license, source (sha256 and location), patch and files; the same
@@ -557,6 +569,34 @@ fn the_sbom_validates_names_sources_patches_and_files_and_is_reproducible() {
     assert_eq!(bin["checksums"][1]["checksumValue"], sha256(&bytes));
     assert!(related("SPDXRef-Package-user", "DEPENDS_ON").contains(&"SPDXRef-Package-tool".to_string()));
 
+    // The same as CycloneDX 1.5 beside it: valid against the 1.5 JSON schema (cyclonedx-python-lib's
+    // strict validator), the same image, recipes, license, patch and file hashes.
+    let cdx_path = p.path().join("output/x86_64/sbom.cdx.json");
+    let check =
+        Command::new(venv.join("bin/python")).args(["-c", CDX_VALIDATE]).arg(&cdx_path).output().expect("python");
+    assert!(check.status.success(), "the CycloneDX 1.5 schema rejects sbom.cdx.json:\n{}", build_support::text(&check));
+    let cdx: serde_json::Value = serde_json::from_str(&p.read("output/x86_64/sbom.cdx.json")).unwrap();
+    assert_eq!(cdx["specVersion"], "1.5");
+    assert_eq!(
+        cdx["metadata"]["component"]["hashes"][0]["content"],
+        doc["packages"][0]["checksums"][0]["checksumValue"]
+    );
+    let components = cdx["components"].as_array().unwrap();
+    let component =
+        |name: &str| components.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no component {name}"));
+    let tool_c = component("tool");
+    assert_eq!(tool_c["version"], "1.0");
+    assert_eq!(tool_c["licenses"][0]["expression"], "MIT");
+    let patch = &tool_c["pedigree"]["patches"][0]["diff"];
+    assert_eq!(patch["url"], "./patches/tool-1.0.patch");
+    assert!(patch["text"]["content"].as_str().unwrap().contains("+/* patched */"), "{patch}");
+    let bin_c =
+        tool_c["components"].as_array().unwrap().iter().find(|f| f["name"] == "./usr/bin/tool").expect("tool's file");
+    assert_eq!(bin_c["hashes"][1]["content"], sha256(&bytes));
+    let deps = cdx["dependencies"].as_array().unwrap();
+    let user_deps = deps.iter().find(|d| d["ref"] == "component:user").expect("user's dependencies");
+    assert_eq!(user_deps["dependsOn"], serde_json::json!(["component:tool"]));
+
     // Another project with the same recipes (the same source URLs) and patch: the same SBOM,
     // byte for byte.
     let q = project();
@@ -564,7 +604,10 @@ fn the_sbom_validates_names_sources_patches_and_files_and_is_reproducible() {
         q.write(rel, &p.read(rel));
     }
     q.ok(&["build", "x86_64"]);
-    assert!(p.read("output/x86_64/sbom.spdx.json") == q.read("output/x86_64/sbom.spdx.json"), "the SBOMs differ");
+    for sbom in ["sbom.spdx.json", "sbom.cdx.json"] {
+        let path = format!("output/x86_64/{sbom}");
+        assert!(p.read(&path) == q.read(&path), "the {sbom} files differ");
+    }
 }
 
 /// `ovm build ARCH --image NAME`: an install list resolved through the feed's Depends, an exclude
@@ -633,6 +676,9 @@ fn images_from_install_lists_resolve_exclude_share_packages_and_postprocess_in_t
         let out = Command::new(venv.join("bin").join(bin)).args(args).arg(&sbom).output().expect(bin);
         assert!(out.status.success(), "{bin} rejects the image's SBOM:\n{}", build_support::text(&out));
     }
+    let cdx = p.path().join("output/x86_64/images/rescue/sbom.cdx.json");
+    let out = Command::new(venv.join("bin/python")).args(["-c", CDX_VALIDATE]).arg(&cdx).output().expect("python");
+    assert!(out.status.success(), "the image's CycloneDX SBOM:\n{}", build_support::text(&out));
     let doc: serde_json::Value = serde_json::from_str(&p.read("output/x86_64/images/rescue/sbom.spdx.json")).unwrap();
     assert_eq!(doc["packages"][0]["name"], "initrd.cpio.xz");
     let names: Vec<&str> = doc["packages"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
@@ -656,7 +702,7 @@ fn images_from_install_lists_resolve_exclude_share_packages_and_postprocess_in_t
         q.write(rel, &p.read(rel));
     }
     q.ok(&["build", "x86_64", "--image", "rescue"]);
-    for f in ["initrd.cpio.xz", "manifest.txt", "rootfs.tar.xz", "sbom.spdx.json"] {
+    for f in ["initrd.cpio.xz", "manifest.txt", "rootfs.tar.xz", "sbom.spdx.json", "sbom.cdx.json"] {
         let (a, b) = (
             p.path().join("output/x86_64/images/rescue").join(f),
             q.path().join("output/x86_64/images/rescue").join(f),
