@@ -28,7 +28,7 @@
 //! not part of the image.
 //!
 //! On a mismatch the test prints `scripts/repro-check.sh`'s report (first differing file). The
-//! image's SBOM and package feed are compared byte for byte as well, and so is the image built
+//! image's SBOMs (SPDX and CycloneDX) and package feed are compared byte for byte as well, and so is the image built
 //! from an install list, `ovm build --image initrd` for x86_64 (images/initrd.toml: busybox-mini,
 //! the same nonce, compiled by both sides, and a postprocess command run in the sandbox), with its
 //! manifest and its own SBOM.
@@ -123,10 +123,10 @@ fn named_image_files(project: &Path) -> Vec<String> {
     names.into_iter().map(|n| format!("{dir}/{n}")).collect()
 }
 
-/// The files a build writes beside the image: `output/ARCH/sbom.spdx.json` and every file of
-/// `output/ARCH/feed/`, relative to the project.
+/// The files a build writes beside the image: `output/ARCH/sbom.spdx.json`, `sbom.cdx.json` and
+/// every file of `output/ARCH/feed/`, relative to the project.
 fn written_with_the_image(project: &Path, arch: &str) -> Vec<String> {
-    let mut out = vec![format!("output/{arch}/sbom.spdx.json")];
+    let mut out = vec![format!("output/{arch}/sbom.spdx.json"), format!("output/{arch}/sbom.cdx.json")];
     let feed = project.join("output").join(arch).join("feed");
     let mut names: Vec<String> = fs::read_dir(&feed)
         .unwrap_or_else(|e| panic!("{}: {e}", feed.display()))
