@@ -28,10 +28,10 @@
 //! not part of the image.
 //!
 //! On a mismatch the test prints `scripts/repro-check.sh`'s report (first differing file). The
-//! image's SBOMs (SPDX and CycloneDX) and package feed are compared byte for byte as well, and so is the image built
-//! from an install list, `ovm build --image initrd` for x86_64 (images/initrd.toml: busybox-mini,
-//! the same nonce, compiled by both sides, and a postprocess command run in the sandbox), with its
-//! manifest and its own SBOM.
+//! image's SBOMs (SPDX and CycloneDX) and package feed are compared byte for byte as well, and so
+//! is the image built from an install list, `ovm build --image initrd` for x86_64
+//! (images/initrd.toml: busybox-mini, the same nonce, compiled by both sides, and a postprocess
+//! command run in the sandbox), with its manifest and its own SBOMs.
 
 use crate::build_support;
 use crate::sandbox_support;
