@@ -698,13 +698,25 @@ fn pack_image(
         crate::fault::point("image.packed", "image");
         Ok(out)
     })?;
+    stamp_pack(&states, &pack, inputs, out, took)
+}
+
+/// Stamps an image's pack task (the default image's `pack`, a named one's `pack-NAME`) with the
+/// inputs it packed and what it made; the report of a fresh pack.
+pub(super) fn stamp_pack(
+    states: &StateDir,
+    task: &TaskName,
+    inputs: Inputs,
+    out: crate::pack::PackOutcome,
+    took: Duration,
+) -> Result<ImageReport, EngineError> {
     let output = StampOutput::Image {
         path: out.image.clone(),
         manifest: out.manifest.clone(),
         size: out.size,
         sha256: out.sha256.clone(),
     };
-    states.write_stamp(IMAGE, &pack, &Stamp::new(inputs, Some(output), took))?;
+    states.write_stamp(IMAGE, task, &Stamp::new(inputs, Some(output), took))?;
     Ok(ImageReport { path: out.image, manifest: out.manifest, size: out.size, sha256: out.sha256, repacked: true })
 }
 

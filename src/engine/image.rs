@@ -37,7 +37,7 @@ use crate::signature::Inputs;
 
 use super::build::ImageReport;
 use super::ctx::{Ctx, Isolation};
-use super::state::{Stamp, StampOutput, StateDir};
+use super::state::{Stamp, StateDir};
 use super::EngineError;
 
 /// The recipe of package `name`: a target recipe of that name, else the one whose part it names.
@@ -218,14 +218,7 @@ pub(crate) fn pack_named(
     let (out, took) = super::build::image_task(arch, &task, &sig, ctx.log, ctx.observer, || {
         pack_plan(ctx, project, arch, def, targets, req, &chosen)
     })?;
-    let output = StampOutput::Image {
-        path: out.image.clone(),
-        manifest: out.manifest.clone(),
-        size: out.size,
-        sha256: out.sha256.clone(),
-    };
-    states.write_stamp(IMAGE, &task, &Stamp::new(inputs, Some(output), took))?;
-    Ok(ImageReport { path: out.image, manifest: out.manifest, size: out.size, sha256: out.sha256, repacked: true })
+    super::build::stamp_pack(&states, &task, inputs, out, took)
 }
 
 /// Packs `req` (the layers of `chosen`), running `def`'s postprocess commands first if it has

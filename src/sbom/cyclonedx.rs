@@ -12,11 +12,11 @@
 //! | nested component per image file | type `file`, its path in the image (`./usr/bin/lz4`), SHA-1 and SHA-256 |
 //! | `dependencies` | the image on every top component; a recipe on the image recipes it declares |
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use super::{hashes, timestamp, ImageFile, Input, SbomError};
+use super::{files_by_owner, hashes, pretty, timestamp, ImageFile, Input, SbomError};
 
 /// A `bom-ref` of a recipe's or layer's component: unique in the document, stable.
 fn component_ref(owner: &str) -> String {
@@ -58,10 +58,7 @@ fn file_components(files: &[&ImageFile], next: &mut usize) -> Result<Vec<Value>,
 
 /// The CycloneDX 1.5 document of an image, as pretty JSON.
 pub fn document(input: &Input<'_>) -> Result<String, SbomError> {
-    let mut by_owner: BTreeMap<&str, Vec<&ImageFile>> = BTreeMap::new();
-    for f in &input.files {
-        by_owner.entry(f.owner.as_str()).or_default().push(f);
-    }
+    let by_owner = files_by_owner(&input.files);
     let recipe_names: BTreeSet<&str> = input.recipes.iter().map(|r| r.name.as_str()).collect();
     let mut file_no = 0usize;
     let mut components = Vec::new();
@@ -159,9 +156,7 @@ pub fn document(input: &Input<'_>) -> Result<String, SbomError> {
         "components": components,
         "dependencies": dependencies,
     });
-    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
-    text.push('\n');
-    Ok(text)
+    Ok(pretty(&doc))
 }
 
 #[cfg(test)]

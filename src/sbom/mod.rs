@@ -147,10 +147,7 @@ pub fn document(input: &Input<'_>) -> Result<String, SbomError> {
         "comment": format!("initramfs for {}", input.arch.name()),
     }));
     // The image's files, by owner; each owner that is not a recipe is a package of its own.
-    let mut by_owner: BTreeMap<&str, Vec<&ImageFile>> = BTreeMap::new();
-    for f in &input.files {
-        by_owner.entry(f.owner.as_str()).or_default().push(f);
-    }
+    let by_owner = files_by_owner(&input.files);
     let recipe_names: BTreeSet<&str> = input.recipes.iter().map(|r| r.name.as_str()).collect();
     let mut file_no = 0usize;
     let mut package_files =
@@ -278,9 +275,24 @@ pub fn document(input: &Input<'_>) -> Result<String, SbomError> {
         "files": files,
         "relationships": rels,
     });
-    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    Ok(pretty(&doc))
+}
+
+/// A document as written: pretty JSON (keys sorted, as serde_json's map keeps them), one
+/// trailing newline.
+fn pretty(doc: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(doc).unwrap_or_default();
     text.push('\n');
-    Ok(text)
+    text
+}
+
+/// The image's files by the layer that owns them (a recipe's package, `rootfs` …).
+fn files_by_owner(files: &[ImageFile]) -> BTreeMap<&str, Vec<&ImageFile>> {
+    let mut by_owner: BTreeMap<&str, Vec<&ImageFile>> = BTreeMap::new();
+    for f in files {
+        by_owner.entry(f.owner.as_str()).or_default().push(f);
+    }
+    by_owner
 }
 
 #[cfg(test)]
