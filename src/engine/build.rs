@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::arch::Arch;
 use crate::fetch::Fetcher;
-use crate::layout::{Domain, Layout, TaskName, IMAGE};
+use crate::layout::{Domain, Layout, Part, TaskName, IMAGE};
 use crate::project::Project;
 use crate::recipe::{Kind, Recipe, RecipeSet};
 use crate::signature::{sha256_hex, Inputs, ENGINE_VERSION};
@@ -693,8 +693,12 @@ fn pack_image(
     let (out, took) = image_task(arch, &pack, &sig, log, observer, || {
         crate::fault::point("image.begin", "image");
         let out = crate::pack::pack(&req)?;
-        let files = super::sbom::layer_files(&out, &req.layers, str::to_string)?;
-        super::sbom::write(project, arch, targets, files, &out, &project.layout().sbom(arch))?;
+        // Every target recipe's runtime package that holds anything: what the image installs.
+        let packages = crate::feed::packages(project.layout(), arch, targets)?;
+        let installed: Vec<&crate::feed::Package> = packages.iter().filter(|p| p.part == Part::Runtime).collect();
+        super::contents::write_package_manifest(&req.output_dir, arch, &installed)?;
+        let files = super::contents::layer_files(&out, &req.layers, str::to_string)?;
+        super::contents::write(project, arch, targets, files, &out, &project.layout().sbom(arch))?;
         crate::fault::point("image.packed", "image");
         Ok(out)
     })?;
@@ -808,12 +812,14 @@ fn write_feed(
 pub(crate) fn existing_image(stamp: &Stamp) -> Option<ImageReport> {
     let Some(StampOutput::Image { path, manifest, size, sha256 }) = &stamp.output else { return None };
     let bytes = std::fs::read(path).ok()?;
-    // The SBOMs are written with the image: one without the others is repacked.
-    let sboms = [crate::layout::SBOM_NAME, crate::layout::CYCLONEDX_NAME].map(|n| manifest.with_file_name(n));
+    // The package manifest and the SBOMs are written with the image: one without the others is
+    // repacked.
+    let beside = [crate::layout::PACKAGE_MANIFEST_NAME, crate::layout::SBOM_NAME, crate::layout::CYCLONEDX_NAME]
+        .map(|n| manifest.with_file_name(n));
     let intact = bytes.len() as u64 == *size
         && sha256_hex(&bytes) == *sha256
         && manifest.exists()
-        && sboms.iter().all(|s| s.exists());
+        && beside.iter().all(|s| s.exists());
     intact.then(|| ImageReport {
         path: path.clone(),
         manifest: manifest.clone(),

@@ -216,7 +216,10 @@ pub(crate) fn pack_named(
     let task = TaskName::pack_image(&def.name);
     let NamedPlan { req, chosen, inputs } = plan;
     let (out, took) = super::build::image_task(arch, &task, &sig, ctx.log, ctx.observer, || {
-        pack_plan(ctx, project, arch, def, targets, req, &chosen)
+        let dir = req.output_dir.clone();
+        let out = pack_plan(ctx, project, arch, def, targets, req, &chosen)?;
+        super::contents::write_package_manifest(&dir, arch, &chosen.iter().collect::<Vec<_>>())?;
+        Ok(out)
     })?;
     super::build::stamp_pack(&states, &task, inputs, out, took)
 }
@@ -240,8 +243,8 @@ fn pack_plan(
     let sbom_path = req.output_dir.join(crate::layout::SBOM_NAME);
     if def.postprocess.is_empty() {
         let out = pack::pack(&req)?;
-        let files = super::sbom::layer_files(&out, &req.layers, attribute)?;
-        super::sbom::write(project, arch, &recipes, files, &out, &sbom_path)?;
+        let files = super::contents::layer_files(&out, &req.layers, attribute)?;
+        super::contents::write(project, arch, &recipes, files, &out, &sbom_path)?;
         return Ok(out);
     }
     pack::check_layers(&req)?;
@@ -258,10 +261,10 @@ fn pack_plan(
     req.owners = Some(after);
     let out = pack::pack(&req)?;
     // After the commands every file is read from the one tree they changed.
-    let files = super::sbom::image_files(&out, |owner, path| {
+    let files = super::contents::image_files(&out, |owner, path| {
         Some((attribute(owner), tree.join(path.trim_start_matches('/'))))
     })?;
-    super::sbom::write(project, arch, &recipes, files, &out, &sbom_path)?;
+    super::contents::write(project, arch, &recipes, files, &out, &sbom_path)?;
     crate::tree::remove_all(&work)?;
     Ok(out)
 }

@@ -61,6 +61,15 @@ pub struct Package {
     pub installed_size: u64,
 }
 
+/// An image's package manifest, as OpenEmbedded writes `IMAGE.manifest`: one line per package
+/// the image installs, `NAME ARCH VERSION` (the feed's Package, Architecture and Version), in
+/// name order; a package listed twice is listed once.
+pub fn image_manifest(arch: Arch, installed: &[&Package]) -> String {
+    let lines: std::collections::BTreeSet<String> =
+        installed.iter().map(|p| format!("{} {} {}\n", p.name, arch.name(), p.version)).collect();
+    lines.into_iter().collect()
+}
+
 /// What each part's description adds to its recipe's.
 fn part_words(part: Part) -> &'static str {
     match part {
@@ -272,6 +281,16 @@ mod tests {
             dir: dir.to_path_buf(),
             installed_size: 3,
         }
+    }
+
+    #[test]
+    fn the_image_manifest_is_one_line_per_package_in_name_order() {
+        let d = Path::new("/nonexistent");
+        let dev = pkg(d);
+        let runtime = Package { name: "tool".into(), part: Part::Runtime, ..pkg(d) };
+        let other = Package { name: "busybox".into(), version: "1.35.0".into(), ..pkg(d) };
+        let text = image_manifest(Arch::Aarch64, &[&runtime, &dev, &other, &runtime]);
+        assert_eq!(text, "busybox aarch64 1.35.0\ntool aarch64 1.0\ntool-dev aarch64 1.0\n");
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub const CONFIG_FILE: &str = "config/ovm.toml";
 pub const IMAGE: &str = "image";
 /// The image's SPDX document, next to it in `output/ARCH/`.
 pub const SBOM_NAME: &str = "sbom.spdx.json";
+/// The packages an image installs, one `NAME ARCH VERSION` line each, beside it.
+pub const PACKAGE_MANIFEST_NAME: &str = "packages.manifest";
 /// The image's bill of materials as CycloneDX 1.5, beside the SPDX one.
 pub const CYCLONEDX_NAME: &str = "sbom.cdx.json";
 /// The directory of a target package's staged output holding its license texts: no `Part` is

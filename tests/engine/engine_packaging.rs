@@ -568,6 +568,8 @@ fn the_sbom_validates_names_sources_patches_and_files_and_is_reproducible() {
     let bytes = std::fs::read(p.path().join("staging/x86_64/tool/runtime/usr/bin/tool")).unwrap();
     assert_eq!(bin["checksums"][1]["checksumValue"], sha256(&bytes));
     assert!(related("SPDXRef-Package-user", "DEPENDS_ON").contains(&"SPDXRef-Package-tool".to_string()));
+    // The package manifest beside them: the runtime packages the image installs, as OE lists them.
+    assert_eq!(p.read("output/x86_64/packages.manifest"), "tool x86_64 1.0\nuser x86_64 1.0\n");
 
     // The same as CycloneDX 1.5 beside it: valid against the 1.5 JSON schema (cyclonedx-python-lib's
     // strict validator), the same image, recipes, license, patch and file hashes.
@@ -639,6 +641,26 @@ fn images_from_install_lists_resolve_exclude_share_packages_and_postprocess_in_t
     assert_eq!(owner(&manifest, "/etc/motd").as_deref(), Some("postprocess"), "{manifest}");
     assert!(!manifest.contains("/usr/lib/debug"), "tool-dbg is excluded:\n{manifest}");
     assert!(!manifest.contains("/usr/include"), "no -dev package was asked for:\n{manifest}");
+    // The package manifest names exactly the packages that own files in the image.
+    let listed: std::collections::BTreeSet<String> = p
+        .read("output/x86_64/images/rescue/packages.manifest")
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            assert_eq!((f.len(), f[1], f[2]), (3, "x86_64", "1.0"), "packages.manifest line `{l}`");
+            f[0].to_string()
+        })
+        .collect();
+    let owners: std::collections::BTreeSet<String> = manifest
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split('\t').nth(7))
+        // The layers that are no package: the skeleton, the device table, what a command made.
+        .filter(|o| !["rootfs", "device_table", "postprocess"].contains(o))
+        .map(String::from)
+        .collect();
+    assert_eq!(listed, owners, "packages.manifest and the owners of manifest.txt");
+    assert!(listed.contains("user") && listed.contains("tool") && !listed.contains("tool-dbg"), "{listed:?}");
     let log = p.read("logs/x86_64/image-rescue/postprocess.log");
     assert!(log.is_empty(), "{log}");
     // tar = true: the same tree as rootfs.tar.xz, which GNU tar lists entry for entry as the
@@ -702,7 +724,8 @@ fn images_from_install_lists_resolve_exclude_share_packages_and_postprocess_in_t
         q.write(rel, &p.read(rel));
     }
     q.ok(&["build", "x86_64", "--image", "rescue"]);
-    for f in ["initrd.cpio.xz", "manifest.txt", "rootfs.tar.xz", "sbom.spdx.json", "sbom.cdx.json"] {
+    for f in ["initrd.cpio.xz", "manifest.txt", "packages.manifest", "rootfs.tar.xz", "sbom.spdx.json", "sbom.cdx.json"]
+    {
         let (a, b) = (
             p.path().join("output/x86_64/images/rescue").join(f),
             q.path().join("output/x86_64/images/rescue").join(f),

@@ -1,9 +1,12 @@
-//! The engine's side of an image's SBOM: which package each packed file belongs to and where its
-//! bytes are (`image_files`), and the sources each recipe's fetch recorded, handed to
-//! `crate::sbom`, which writes the SPDX document (`write`). Both images use it: the default one
-//! (`build`) and a named one (`image`).
+//! What an image contains, said beside it in three ways (the per-file `manifest.txt` is the
+//! pack's own): the package manifest (`write_package_manifest`: package, architecture, version,
+//! as OpenEmbedded's image `.manifest`), and the SBOMs: which package each packed file belongs
+//! to and where its bytes are (`image_files`), and the sources each recipe's fetch recorded,
+//! handed to `crate::sbom`, which writes the SPDX and CycloneDX documents (`write`). Both images
+//! use it: the default one (`build`) and a named one (`image`).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use crate::arch::Arch;
 use crate::project::Project;
@@ -34,6 +37,18 @@ pub(super) fn image_files(
         files.push(crate::sbom::ImageFile { source, path, owner });
     }
     Ok(files)
+}
+
+/// Writes `packages.manifest` into `dir` (the image's output directory): the packages the image
+/// installs (`crate::feed::image_manifest`).
+pub(super) fn write_package_manifest(
+    dir: &Path,
+    arch: Arch,
+    installed: &[&crate::feed::Package],
+) -> Result<(), EngineError> {
+    let path = dir.join(crate::layout::PACKAGE_MANIFEST_NAME);
+    let text = crate::feed::image_manifest(arch, installed);
+    tree::write_atomic(&path, text.as_bytes()).map_err(|source| EngineError::Write { path: path.clone(), source })
 }
 
 /// [`image_files`] of an image packed from `layers` as they are (no postprocess): each file's
