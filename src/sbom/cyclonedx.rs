@@ -122,7 +122,9 @@ pub fn document(input: &Input<'_>) -> Result<String, SbomError> {
         dependencies.push(json!({"ref": component_ref(&r.name), "dependsOn": on}));
     }
     for (owner, files) in by_owner.iter().filter(|(o, _)| !recipe_names.contains(**o)) {
-        let kind = if *owner == crate::pack::KERNEL_MODULES_LAYER { "device-driver" } else { "application" };
+        // The kernel modules' layer: what it holds is under /lib/modules.
+        let kind =
+            if files.iter().any(|f| f.path.starts_with("/lib/modules/")) { "device-driver" } else { "application" };
         let files = file_components(files, &mut file_no)?;
         components.push(json!({
             "type": kind,
