@@ -5,7 +5,8 @@
 # the zig toolchain:
 #   1. `ovm build --sandbox HOST json-c`: the build tools, the cmake and ninja native tools, and
 #      json-c with `style = "cmake"` generating for ninja; json-c's static library, headers and
-#      json-c.pc are staged, the library is for the right machine and no output holds a host path;
+#      json-c.pc are staged, the library is for the right machine and no output holds the project's
+#      path, nor a sandbox path outside debug info (the package QA rule);
 #   2. the engine test of the cmake style (`engine_native::the_cmake_style_…`), with the same
 #      shared-state directory: CMake is not built twice.
 #
@@ -35,9 +36,21 @@ done
 arch=$(readelf -h "$staged/dev/usr/lib/libjson-c.a" | sed -n 's/^ *Machine: *//p' | sort -u)
 echo "  libjson-c.a: $arch"
 case "$host:$arch" in x86_64:*X86-64* | aarch64:*AArch64*) ;; *) fail "libjson-c.a is for $arch" ;; esac
-if grep -rl -e /ovm/ -e "$work" "$staged" "$work/staging/tools/cmake/bin" >/dev/null; then
-  fail "a host or sandbox path is in json-c's output: $(grep -rl -e /ovm/ -e "$work" "$staged" | head -n 3)"
+# The package QA rule (docs/packages.md, `host-path`): the project's path nowhere; a sandbox path
+# only in debug info, which names the sources (target packages compile with -g, and a static
+# library in -dev keeps it), and in the -dbg part.
+if grep -rl -e "$work" "$staged" "$work/staging/tools/cmake/bin" >/dev/null; then
+  fail "the project's path is in json-c's or cmake's output: $(grep -rl -e "$work" "$staged" | head -n 3)"
 fi
+nodebug=$(mktemp)
+on_exit "$nodebug"
+while IFS= read -r f; do
+  case $f in
+  *.a) objcopy --strip-debug "$f" "$nodebug" && g=$nodebug ;;
+  *) g=$f ;;
+  esac
+  if grep -q /ovm/ "$g"; then fail "a sandbox path is in $f outside its debug info"; fi
+done < <(find "$staged" "$work/staging/tools/cmake/bin" -path "$staged/dbg" -prune -o -type f -print)
 for t in cmake ninja; do
   readelf -l "$work/staging/tools/$t/bin/$t" | grep -q INTERP && fail "$t is not static"
   echo "  $t: $("$work/staging/tools/$t/bin/$t" --version | head -n 1), static"
