@@ -386,7 +386,8 @@ pub const TEMP_PREFIX: &str = ".tmp-";
 /// Writes `bytes` to `path` via a temporary file in the same directory, fsynced, then renamed: a
 /// SIGKILL at any instant leaves the old content or the new, never a torn file. A file that was
 /// there keeps its permission bits (a recipe's config file a person owns stays 0644, where the
-/// temporary file alone would make it 0600); a new one is 0600.
+/// temporary file alone would make it 0600); a new one is 0644 less the umask, as `fs::write`
+/// would make it: an SBOM or a graph in output/ is read by whoever serves or reads output/.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
     let mode = match fs::metadata(path) {
@@ -395,7 +396,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         Err(e) => return Err(e),
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir)?;
+    // The mode is given to open(2), which applies the umask.
+    let mut tmp =
+        tempfile::Builder::new().prefix(TEMP_PREFIX).permissions(fs::Permissions::from_mode(0o644)).tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     if let Some(mode) = mode {
         tmp.as_file().set_permissions(fs::Permissions::from_mode(mode))?;
@@ -450,6 +453,22 @@ mod tests {
         assert_eq!(fs::metadata(&f).unwrap().permissions().mode() & 0o7777, 0o664);
         let left: Vec<_> = fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left, ["busybox.config"], "no temporary file is left");
+    }
+
+    #[test]
+    fn write_atomic_makes_a_new_file_readable_by_others_unless_the_umask_says_no() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("sbom.spdx.json");
+        write_atomic(&f, b"{}\n").unwrap();
+        let mode = fs::metadata(&f).unwrap().permissions().mode() & 0o7777;
+        // The umask (read without changing it: /proc/self/status) takes its bits off 0644.
+        let status = fs::read_to_string("/proc/self/status").unwrap();
+        let umask = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Umask:"))
+            .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+            .unwrap_or(0o022);
+        assert_eq!(mode, 0o644 & !umask, "umask {umask:o}");
     }
 
     #[test]
