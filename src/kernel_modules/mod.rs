@@ -10,6 +10,7 @@
 //! | `lib/modules/VERSION/modules.builtin` | copied from the tree: what is built into the kernel (modprobe treats those as loaded) |
 //! | `lib/firmware/FILE` | firmware a module names (`firmware=`), when the tree's `lib/firmware/` has it |
 //! | `etc/ovm/modules` | one name per line: the modules the config names (not their dependencies), in config order, then the groups' members; the image's init loads exactly these with `modprobe` |
+//! | `etc/ovm/softdeps` | `pre NAME [CPU-ALIAS …]` / `post NAME …` per module answering a soft dependency of the closure: busybox's modprobe ignores `modules.softdep`, so the init loads these itself, and a module with `cpu:` aliases only on a CPU that matches one |
 //!
 //! The closure is what `modprobe --show-depends NAME` loads (kmod's lookup and order of
 //! precedence): a name is a module file (`-` and `_` are the same), else a module alias (glob
@@ -38,6 +39,9 @@ pub use modinfo::{ModInfo, Stored};
 
 /// The image file listing the modules its init loads.
 pub const LOAD_LIST: &str = "etc/ovm/modules";
+/// The image file listing the soft dependencies its init loads before (`pre`) and after (`post`)
+/// the modules of [`LOAD_LIST`].
+pub const SOFTDEP_LIST: &str = "etc/ovm/softdeps";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KmodError {
@@ -657,6 +661,7 @@ fn plan(
         LOAD_LIST.to_string(),
         Content::Text(load.iter().map(|n| format!("{n}\n")).collect::<String>().into_bytes()),
     );
+    files.insert(SOFTDEP_LIST.to_string(), Content::Text(softdep_list(tree, &lines)?.into_bytes()));
 
     let mut hasher = Sha256::new();
     for (rel, content) in &files {
@@ -680,6 +685,47 @@ fn plan(
         builtin,
         signature: crate::digest::hex(&hasher.finalize()),
     })
+}
+
+/// `etc/ovm/softdeps`: every module answering a `softdep=` name of a module in `lines` (all
+/// matches, as modprobe takes them), `pre` ones first, each once, in `lines`' order. Why the image
+/// needs it: busybox's modprobe reads modules.dep and modules.alias but not modules.softdep, so
+/// without it ext4's `pre: crc32c` is loaded only when the kernel asks for crc32c while the root
+/// is mounted, through a modprobe the kernel starts, once per implementation and per request. A
+/// module with `cpu:` aliases (crc32c_intel: SSE4.2) carries them, so that the init loads it only
+/// on a CPU whose modalias matches one, as udev's coldplug does: elsewhere its init fails with
+/// ENODEV after the whole load (signature check included), which an emulated CPU pays dearly.
+fn softdep_list(tree: &mut ModulesTree, lines: &[usize]) -> Result<String, KmodError> {
+    let mut pre: Vec<usize> = Vec::new();
+    let mut post: Vec<usize> = Vec::new();
+    for &i in lines {
+        let info = tree.info(i)?.clone();
+        for (names, list) in [(&info.softdep_pre, &mut pre), (&info.softdep_post, &mut post)] {
+            for name in names {
+                for target in tree.lookup(name)? {
+                    if let Target::Module(j) = target {
+                        if !list.contains(&j) {
+                            list.push(j);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut out = String::new();
+    for (when, list) in [("pre", &pre), ("post", &post)] {
+        for &j in list {
+            out.push_str(when);
+            out.push(' ');
+            out.push_str(tree.files[j].name.as_str());
+            for alias in tree.info(j)?.aliases.iter().filter(|a| a.starts_with("cpu:")) {
+                out.push(' ');
+                out.push_str(alias);
+            }
+            out.push('\n');
+        }
+    }
+    Ok(out)
 }
 
 fn file_digest(path: &Path) -> Result<[u8; 32], KmodError> {

@@ -102,6 +102,28 @@ fn ext4_brings_its_dependencies_and_every_module_answering_its_soft_dependencies
     assert!(soft.contains("\nsoftdep ext4 pre: crc32c\n") && soft.contains("\nsoftdep jbd2 pre: crypto-crc32c\n"));
     assert_eq!(text(&plan, LOAD_LIST), "ext4\n");
     assert!(plan.files.contains_key(&format!("lib/modules/{V}/modules.builtin")));
+    // Both modules answering crc32c, once (ext4 and jbd2 both ask), the CPU-specific one with
+    // the cpu: alias the init matches against the CPU's modalias.
+    assert_eq!(
+        text(&plan, SOFTDEP_LIST),
+        "pre crc32c_intel cpu:type:x86,ven*fam*mod*:feature:*0094*\npre crc32c_generic\n"
+    );
+}
+
+#[test]
+fn post_soft_dependencies_follow_the_pre_ones_and_a_list_without_any_is_empty() {
+    let d = tree();
+    module(d.path(), "sound/core/snd-pcm.ko", &["softdep=post: snd-pcm-oss pre: snd-timer", "depends="]);
+    module(d.path(), "sound/core/snd-pcm-oss.ko", &["depends="]);
+    module(d.path(), "sound/core/snd-timer.ko", &["depends="]);
+    let plan = resolve_names(d.path(), &["snd_pcm", "ext4"], &[]).unwrap();
+    let list = text(&plan, SOFTDEP_LIST);
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 4, "{list}");
+    assert!(lines[..3].contains(&"pre snd_timer") && lines[..3].contains(&"pre crc32c_generic"), "{list}");
+    assert_eq!(lines[3], "post snd_pcm_oss", "{list}");
+    let plan = resolve_names(d.path(), &["virtio_blk", "dm_crypt"], &[]).unwrap();
+    assert_eq!(text(&plan, SOFTDEP_LIST), "");
 }
 
 #[test]

@@ -26,11 +26,26 @@ pub struct RootDisk {
     pub marker: String,
 }
 
+/// The lines around /proc/modules in what the disk's init prints.
+const MODULES_START: &str = "OVM-PROC-MODULES-START";
+const MODULES_END: &str = "OVM-PROC-MODULES-END";
+
+/// The module names /proc/modules listed on the console, newest first (the kernel's order).
+fn loaded_modules(console: &str) -> Vec<&str> {
+    console
+        .lines()
+        .skip_while(|l| l.trim_end() != MODULES_START)
+        .skip(1)
+        .take_while(|l| l.trim_end() != MODULES_END)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect()
+}
+
 /// The partition starts at 1 MiB (LBA 2048), where fdisk puts the first one.
 const FIRST_LBA: usize = 2048;
 
 /// A root disk in `dir` whose /sbin/init (a script run by Debian's static busybox for `arch` as
-/// /bin/sh) prints [`RootDisk::marker`] and /proc/mounts, then powers off. Fresh identifiers
+/// /bin/sh) prints [`RootDisk::marker`], /proc/mounts and /proc/modules, then powers off. Fresh identifiers
 /// each time, so nothing on the console can come from an earlier boot or another disk.
 pub fn make(dir: &Path, arch: &str) -> RootDisk {
     require_tool("mke2fs");
@@ -57,7 +72,10 @@ pub fn make(dir: &Path, arch: &str) -> RootDisk {
     let init = tree.join("sbin/init");
     std::fs::write(
         &init,
-        format!("#!/bin/sh\necho \"{marker}\"\n/bin/busybox cat /proc/mounts\n/bin/busybox poweroff -f\n"),
+        format!(
+            "#!/bin/sh\necho \"{marker}\"\n/bin/busybox cat /proc/mounts\necho {MODULES_START}\n\
+             /bin/busybox cat /proc/modules\necho {MODULES_END}\n/bin/busybox poweroff -f\n"
+        ),
     )
     .expect("sbin/init");
     std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755)).expect("chmod init");
@@ -136,6 +154,14 @@ pub fn assert_switches_to_a_disk_root(p: &TestProject, arch: &str) {
         .unwrap_or_else(|| panic!("{arch}: /proc/mounts on the real root does not show /dev/vdb1 as /:\n{out}"));
     assert!(root.contains(" ro,"), "{arch}: the root is mounted ro unless `rw` is given: {root}");
     assert!(!out.contains("cannot mount the root file system"), "{out}");
+    // ext4's soft dependency crc32c was loaded by /init before ext4 (/etc/ovm/softdeps), not by
+    // the kernel in the middle of the mount: /proc/modules lists the newest first.
+    let loaded = loaded_modules(&out);
+    let at = |name: &str| {
+        loaded.iter().position(|m| *m == name).unwrap_or_else(|| panic!("{arch}: {name} not loaded: {loaded:?}"))
+    };
+    assert!(at("crc32c_generic") > at("ext4"), "{arch}: crc32c_generic was loaded after ext4: {loaded:?}");
+    assert!(!out.contains("could not load the modules"), "{out}");
 
     let wrong = "0badc0de-0000-4000-8000-000000000000";
     let append = format!("root=UUID={wrong} rootdelay=5");

@@ -107,6 +107,46 @@ fn later_softdeps(module: &Path) -> Vec<String> {
         .collect()
 }
 
+/// What kmod resolves `name` to (`modprobe --resolve-alias`): module names, one per match.
+fn resolve_alias(root: &Path, version: &str, name: &str) -> Vec<String> {
+    let out = run(Command::new("modprobe").arg("-d").arg(root).args(["-S", version, "--resolve-alias", name]));
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| l.replace('-', "_")).collect()
+}
+
+/// The lines /etc/ovm/softdeps must hold for `modules` (file paths), by kmod's own tools: per
+/// `softdep=` name of each (every line, as ovm carries them all), each module kmod resolves it to,
+/// as `pre|post NAME` followed by that module's `cpu:` aliases as `modinfo` prints them.
+fn kmod_softdeps(root: &Path, version: &str, modules: &[PathBuf]) -> BTreeSet<String> {
+    let mut want = BTreeSet::new();
+    for module in modules {
+        let out = run(Command::new("modinfo").args(["-F", "softdep"]).arg(module));
+        let mut when = "";
+        for word in String::from_utf8(out.stdout).unwrap().split_whitespace() {
+            match word {
+                "pre:" => when = "pre",
+                "post:" => when = "post",
+                name => {
+                    for target in resolve_alias(root, version, name) {
+                        let path = String::from_utf8(
+                            run(Command::new("modinfo").arg("-b").arg(root).args(["-k", version, "-n", &target]))
+                                .stdout,
+                        )
+                        .unwrap();
+                        let aliases = run(Command::new("modinfo").args(["-F", "alias"]).arg(path.trim())).stdout;
+                        let mut line = format!("{when} {target}");
+                        for alias in String::from_utf8(aliases).unwrap().lines().filter(|a| a.starts_with("cpu:")) {
+                            line.push(' ');
+                            line.push_str(alias);
+                        }
+                        want.insert(line);
+                    }
+                }
+            }
+        }
+    }
+    want
+}
+
 /// modules.dep as `path → deps in order`.
 fn parse_dep(text: &str) -> BTreeMap<String, Vec<String>> {
     text.lines()
@@ -252,6 +292,23 @@ fn ovm_pack_carries_exactly_the_closure_and_the_load_list() {
     let load = m.entries.iter().find(|e| e.path == b"/etc/ovm/modules").expect("/etc/ovm/modules");
     let listed = "virtio_blk\nvirtio_pci\next4\ndm-crypt\n";
     assert_eq!(load.sha256.as_deref(), Some(ovm::digest::sha256_hex(listed.as_bytes()).as_str()));
+    // /etc/ovm/softdeps (busybox's modprobe ignores modules.softdep): what kmod resolves the
+    // closure's soft dependencies to — here crc32c_intel with its SSE4.2 cpu: alias and
+    // crc32c_generic — each once, `pre` lines before `post` ones.
+    let layers: Vec<_> = std::fs::read_dir(p.join(".cache/kernel-modules/x86_64")).unwrap().collect();
+    let layer = layers[0].as_ref().unwrap().path();
+    let soft = std::fs::read_to_string(layer.join("etc/ovm/softdeps")).unwrap();
+    let lines: Vec<&str> = soft.lines().collect();
+    let paths: Vec<PathBuf> =
+        files.iter().filter(|(p, _)| p.ends_with(".ko")).map(|(p, _)| farm.path().join(&prefix[1..]).join(p)).collect();
+    assert_eq!(
+        lines.iter().map(|l| l.to_string()).collect::<BTreeSet<_>>(),
+        kmod_softdeps(farm.path(), &version, &paths)
+    );
+    assert_eq!(lines.len(), lines.iter().collect::<BTreeSet<_>>().len(), "each once: {soft}");
+    assert!(lines.windows(2).all(|w| !(w[0].starts_with("post") && w[1].starts_with("pre"))), "{soft}");
+    assert!(lines.iter().any(|l| l.starts_with("pre crc32c_intel cpu:type:x86,")), "{soft}");
+    assert!(lines.contains(&"pre crc32c_generic"), "{soft}");
     let first = sha256_file(&p.join("output/x86_64/initrd.cpio.gz"));
 
     // Same config: same image. Another list: another image, without the dropped modules.
