@@ -636,14 +636,19 @@ pub(crate) fn image_plan(
 
 /// The inputs of packing `req`, the default image's or a named one's: every layer's hash
 /// (packages by `package_hash` of the layer's name, the kernel modules by their plan's signature,
-/// rootfs/ and the overlay by walking them), the layers' order, the device table, compression and
-/// SOURCE_DATE_EPOCH.
+/// rootfs/ and the overlay by walking them), the layers' order, the device table, compression,
+/// whether a tar archive is made beside the image ([`TAR_INPUT`]) and SOURCE_DATE_EPOCH.
+/// The pack input saying whether the pack made a tar archive: [`existing_image`] reads it from the
+/// stamp, so a stamp tells by itself which files its pack left in output/.
+const TAR_INPUT: &str = "tar";
+
 pub(super) fn pack_inputs(
     req: &crate::pack::PackRequest,
     package_hash: impl Fn(&str) -> String,
 ) -> Result<Inputs, EngineError> {
     let mut inputs = Inputs::new();
     inputs.set("engine", ENGINE_VERSION).set("compress", format!("{:?}", req.compress));
+    inputs.set(TAR_INPUT, req.tar.to_string());
     inputs.set("source_date_epoch", req.source_date_epoch.to_string());
     for l in &req.layers {
         let h = match l.kind {
@@ -681,15 +686,11 @@ fn pack_image(
 ) -> Result<ImageReport, EngineError> {
     let (req, inputs) = image_plan(project, arch, targets, outputs)?;
     let states = StateDir::new(project.layout(), Domain::Target(arch));
-    let sig = inputs.signature();
-    if let Some(stamp) = states.stamp(IMAGE, &TaskName::pack())? {
-        if stamp.signature == sig {
-            if let Some(rep) = existing_image(&stamp) {
-                return Ok(rep);
-            }
-        }
-    }
     let pack = TaskName::pack();
+    if let Some(report) = current_image(&states, &pack, &inputs)? {
+        return Ok(report);
+    }
+    let sig = inputs.signature();
     let (out, took) = image_task(arch, &pack, &sig, log, observer, || {
         crate::fault::point("image.begin", "image");
         let out = crate::pack::pack(&req)?;
@@ -703,6 +704,17 @@ fn pack_image(
         Ok(out)
     })?;
     stamp_pack(&states, &pack, inputs, out, took)
+}
+
+/// What the last run of the pack task `task` (`pack`, `pack-NAME`) made, if it packed these
+/// `inputs` and it is all still there ([`existing_image`]): then there is nothing to do.
+pub(super) fn current_image(
+    states: &StateDir,
+    task: &TaskName,
+    inputs: &Inputs,
+) -> Result<Option<ImageReport>, EngineError> {
+    let Some(stamp) = states.stamp(IMAGE, task)? else { return Ok(None) };
+    Ok(if stamp.signature == inputs.signature() { existing_image(&stamp) } else { None })
 }
 
 /// Stamps an image's pack task (the default image's `pack`, a named one's `pack-NAME`) with the
@@ -808,14 +820,23 @@ fn write_feed(
     Ok(())
 }
 
-/// The image a pack stamp describes, if it is still there with the recorded size and hash.
+/// The image a pack stamp describes, if it is still there with the recorded size and hash, and
+/// with everything the pack wrote beside it.
 pub(crate) fn existing_image(stamp: &Stamp) -> Option<ImageReport> {
     let Some(StampOutput::Image { path, manifest, size, sha256 }) = &stamp.output else { return None };
     let bytes = std::fs::read(path).ok()?;
-    // The package manifest and the SBOMs are written with the image: one without the others is
-    // repacked.
-    let beside = [crate::layout::PACKAGE_MANIFEST_NAME, crate::layout::SBOM_NAME, crate::layout::CYCLONEDX_NAME]
-        .map(|n| manifest.with_file_name(n));
+    // The package manifest and the SBOMs are written with the image, and the tar archive when
+    // the stamp's inputs asked for one (a named image's `tar = true`): one without the others is
+    // repacked. The archive is compressed as the image, whose file name says how.
+    let mut beside: Vec<PathBuf> =
+        [crate::layout::PACKAGE_MANIFEST_NAME, crate::layout::SBOM_NAME, crate::layout::CYCLONEDX_NAME]
+            .map(|n| manifest.with_file_name(n))
+            .into();
+    if stamp.inputs.get(TAR_INPUT) == Some("true") {
+        let image_name = path.file_name()?.to_str()?;
+        let compress = crate::pack::compress::Compression::ALL.into_iter().find(|c| c.image_name() == image_name)?;
+        beside.push(manifest.with_file_name(compress.tar_name()));
+    }
     let intact = bytes.len() as u64 == *size
         && sha256_hex(&bytes) == *sha256
         && manifest.exists()

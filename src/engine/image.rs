@@ -29,7 +29,7 @@ use std::path::Path;
 use crate::arch::Arch;
 use crate::feed;
 use crate::image::ImageDef;
-use crate::layout::{Domain, Part, TaskName, IMAGE};
+use crate::layout::{Domain, Part, TaskName};
 use crate::pack::{self, Layer, LayerKind};
 use crate::project::Project;
 use crate::recipe::{Kind, Recipe, RecipeSet};
@@ -37,7 +37,7 @@ use crate::signature::Inputs;
 
 use super::build::ImageReport;
 use super::ctx::{Ctx, Isolation};
-use super::state::{Stamp, StateDir};
+use super::state::StateDir;
 use super::EngineError;
 
 /// The recipe of package `name`: a target recipe of that name, else the one whose part it names.
@@ -168,28 +168,11 @@ pub(crate) fn plan_named(
     inputs
         .set("image.install", def.install.join(","))
         .set("image.exclude", def.exclude.join(","))
-        .set("image.debug", def.debug.to_string())
-        .set("image.tar", def.tar.to_string());
+        .set("image.debug", def.debug.to_string());
     for (i, cmd) in def.postprocess.iter().enumerate() {
         inputs.set(format!("image.postprocess.{i}"), cmd.as_str());
     }
     Ok(NamedPlan { req, chosen, inputs })
-}
-
-/// The stamp of the image `name` (`states/ARCH/image.pack-NAME`).
-pub(crate) fn stamp_of(states: &StateDir, name: &str) -> Result<Option<Stamp>, EngineError> {
-    Ok(states.stamp(IMAGE, &TaskName::pack_image(name))?)
-}
-
-impl NamedPlan {
-    /// What the stamp of the image's last pack names, if it is still there as packed: the image,
-    /// its manifest and SBOM (`build::existing_image`), and the tar archive when the image makes
-    /// one.
-    pub(crate) fn intact(&self, stamp: &Stamp) -> Option<ImageReport> {
-        let report = super::build::existing_image(stamp)?;
-        let tar = report.manifest.with_file_name(self.req.compress.tar_name());
-        (!self.req.tar || tar.is_file()).then_some(report)
-    }
 }
 
 /// Packs the image `def` of `targets` (built, dependency order) unless nothing that goes into it
@@ -205,15 +188,11 @@ pub(crate) fn pack_named(
 ) -> Result<ImageReport, EngineError> {
     let plan = plan_named(project, arch, def, targets, outputs)?;
     let states = StateDir::new(project.layout(), Domain::Target(arch));
-    let sig = plan.inputs.signature();
-    if let Some(stamp) = stamp_of(&states, &def.name)? {
-        if stamp.signature == sig {
-            if let Some(report) = plan.intact(&stamp) {
-                return Ok(report);
-            }
-        }
-    }
     let task = TaskName::pack_image(&def.name);
+    if let Some(report) = super::build::current_image(&states, &task, &plan.inputs)? {
+        return Ok(report);
+    }
+    let sig = plan.inputs.signature();
     let NamedPlan { req, chosen, inputs } = plan;
     let (out, took) = super::build::image_task(arch, &task, &sig, ctx.log, ctx.observer, || {
         let dir = req.output_dir.clone();

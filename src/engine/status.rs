@@ -260,16 +260,7 @@ pub fn collect_query(project: &Project, query: &Query<'_>) -> Result<Vec<Line>, 
                 State::Waits { on: "the packages".into() }
             } else {
                 let plan = super::image::plan_named(project, a, def, &targets, &outputs)?;
-                match super::image::stamp_of(&ctx.states, &def.name)? {
-                    None => State::NeverBuilt,
-                    Some(stamp) => stamp_state(
-                        task.as_str(),
-                        &plan.inputs,
-                        &stamp,
-                        |s| plan.intact(s).is_some(),
-                        "the image in output/ is missing or was changed",
-                    ),
-                }
+                pack_state(&ctx.states, &task, &plan.inputs)?
             };
             let runs = if image.is_built() { Vec::new() } else { vec![task.to_string()] };
             lines.push(Line { domain: a.name().into(), name: IMAGE.into(), state: image, runs });
@@ -298,10 +289,7 @@ fn image_state(
     states: &StateDir,
 ) -> Result<State, EngineError> {
     let (_, inputs) = image_plan(project, arch, targets, outputs)?;
-    let pack = states.stamp(IMAGE, &TaskName::pack())?;
-    let Some(pack) = pack else { return Ok(State::NeverBuilt) };
-    let intact = |s: &Stamp| super::build::existing_image(s).is_some();
-    let state = stamp_state("pack", &inputs, &pack, intact, "the image in output/ is missing or was changed");
+    let state = pack_state(states, &TaskName::pack(), &inputs)?;
     if !state.is_built() {
         return Ok(state);
     }
@@ -312,6 +300,13 @@ fn image_state(
     };
     let intact = |s: &Stamp| super::build::feed_intact(project, arch, s);
     Ok(stamp_state("feed", &inputs, &feed, intact, "the feed in output/ is missing or was changed"))
+}
+
+/// The state of an image's pack task (`pack`, `pack-NAME`) that would pack `inputs`.
+fn pack_state(states: &StateDir, task: &TaskName, inputs: &Inputs) -> Result<State, EngineError> {
+    let Some(stamp) = states.stamp(IMAGE, task)? else { return Ok(State::NeverBuilt) };
+    let intact = |s: &Stamp| super::build::existing_image(s).is_some();
+    Ok(stamp_state(task.as_str(), inputs, &stamp, intact, "the image in output/ is missing or was changed"))
 }
 
 /// An image task's state from its stamp: stale with the inputs that changed, stale because what it

@@ -823,6 +823,15 @@ fn a_named_image_is_repacked_only_when_what_goes_into_it_changed() {
     p.ok(&["build", "x86_64", "--image", "small"]);
     assert_eq!(p.tasks_run("x86_64"), ["image pack-small"]);
     assert!(p.path().join("output/x86_64/images/small/rootfs.tar.xz").is_file());
+    // No tar any more: a changed input like any other; the pack removes the archive, and its
+    // absence is then no reason to pack again.
+    p.write("images/small.toml", "install = [\"user\"]\ncompress = \"xz\"\n");
+    let plan = dry(&p);
+    assert!(plan.contains("pack-small") && plan.contains("tar changed"), "{plan}");
+    p.ok(&["build", "x86_64", "--image", "small"]);
+    assert_eq!(p.tasks_run("x86_64"), ["image pack-small"]);
+    assert!(!p.path().join("output/x86_64/images/small/rootfs.tar.xz").exists());
+    assert!(dry(&p).contains("nothing to do"), "{}", dry(&p));
 
     // The default image has its own stamp: packing it does not make the named one stale.
     p.ok(&["build", "x86_64"]);
