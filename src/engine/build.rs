@@ -634,14 +634,14 @@ pub(crate) fn image_plan(
     Ok((req, inputs))
 }
 
-/// The inputs of packing `req`, the default image's or a named one's: every layer's hash
-/// (packages by `package_hash` of the layer's name, the kernel modules by their plan's signature,
-/// rootfs/ and the overlay by walking them), the layers' order, the device table, compression,
-/// whether a tar archive is made beside the image ([`TAR_INPUT`]) and SOURCE_DATE_EPOCH.
 /// The pack input saying whether the pack made a tar archive: [`existing_image`] reads it from the
 /// stamp, so a stamp tells by itself which files its pack left in output/.
 const TAR_INPUT: &str = "tar";
 
+/// The inputs of packing `req`, the default image's or a named one's: every layer's hash
+/// (packages by `package_hash` of the layer's name, the kernel modules by their plan's signature,
+/// rootfs/ and the overlay by walking them), the layers' order, the device table, compression,
+/// whether a tar archive is made beside the image ([`TAR_INPUT`]) and SOURCE_DATE_EPOCH.
 pub(super) fn pack_inputs(
     req: &crate::pack::PackRequest,
     package_hash: impl Fn(&str) -> String,
