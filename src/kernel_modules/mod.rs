@@ -9,7 +9,7 @@
 //! | `lib/modules/VERSION/modules.alias`, `modules.softdep` | the aliases and soft dependencies of those modules, in depmod's text format |
 //! | `lib/modules/VERSION/modules.builtin` | copied from the tree: what is built into the kernel (modprobe treats those as loaded) |
 //! | `lib/firmware/FILE` | firmware a module names (`firmware=`), when the tree's `lib/firmware/` has it |
-//! | `etc/ovm/modules` | one name per line: the modules the config names (not their dependencies), in config order, then the groups' members; the image's init loads exactly these with `modprobe` |
+//! | `etc/ovm/modules` | one name per line: the modules the config names (not their dependencies), in config order, then the groups' members, a member that only suits some CPUs (`cpu:` aliases: aesni_intel) followed by those aliases; the image's init loads exactly these with `modprobe`, such a member only on a CPU that matches |
 //! | `etc/ovm/softdeps` | `pre NAME [CPU-ALIAS …]` / `post NAME …` per module answering a soft dependency of the closure: busybox's modprobe ignores `modules.softdep`, so the init loads these itself, and a module with `cpu:` aliases only on a CPU that matches one |
 //!
 //! The closure is what `modprobe --show-depends NAME` loads (kmod's lookup and order of
@@ -434,6 +434,8 @@ pub struct Plan {
     pub modules: Vec<ModuleName>,
     /// What `etc/ovm/modules` lists.
     pub load: Vec<String>,
+    /// The `cpu:` aliases of a group member of `load` that only suits some CPUs.
+    load_cpu: BTreeMap<String, Vec<String>>,
     /// Names the config gave that are built into the kernel (nothing to carry).
     pub builtin: Vec<ModuleName>,
     signature: String,
@@ -489,6 +491,7 @@ pub fn resolve(req: &Request<'_>) -> Result<Plan, KmodError> {
     let mut tree = ModulesTree::open(req.modules_from, req.version)?;
     let mut chosen: BTreeSet<usize> = BTreeSet::new();
     let mut load: Vec<String> = Vec::new();
+    let mut load_cpu: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut builtin = Vec::new();
 
     let mut wanted: Vec<(String, Option<Group>)> = req.modules.iter().map(|m| (m.clone(), None)).collect();
@@ -514,13 +517,23 @@ pub fn resolve(req: &Request<'_>) -> Result<Plan, KmodError> {
             }
         }
         let mut loads = false;
+        // A group member every one of whose modules names CPUs (`cpu:` aliases) is loaded only on
+        // a CPU that matches, as udev loads a CPU's accelerators; a name the config gives is
+        // always tried (and a failure reported).
+        let mut cpu: Option<Vec<String>> = group.map(|_| Vec::new());
         for t in targets {
             match t {
                 Target::Module(i) => {
                     add_closure(&mut tree, i, &mut chosen)?;
                     loads = true;
+                    let aliases = cpu_aliases(tree.info(i)?);
+                    match &mut cpu {
+                        Some(all) if !aliases.is_empty() => all.extend(aliases),
+                        _ => cpu = None,
+                    }
                 }
                 Target::Builtin(m) => {
+                    cpu = None;
                     tracing::debug!("{name}: {m} is built into the kernel {}; nothing to carry", tree.version);
                     if group.is_none() && !builtin.contains(&m) {
                         builtin.push(m);
@@ -528,11 +541,20 @@ pub fn resolve(req: &Request<'_>) -> Result<Plan, KmodError> {
                 }
             }
         }
-        if loads && !load.contains(&name) {
+        // Once per module name (`aesni-intel` in the config is the group's `aesni_intel`).
+        if loads && !load.iter().any(|l| ModuleName::new(l) == ModuleName::new(&name)) {
+            if let Some(aliases) = cpu.filter(|a| !a.is_empty()) {
+                load_cpu.insert(name.clone(), aliases);
+            }
             load.push(name);
         }
     }
-    plan(&mut tree, &chosen, load, builtin)
+    plan(&mut tree, &chosen, load, load_cpu, builtin)
+}
+
+/// A module's `cpu:` aliases: the CPU features it needs (empty: it suits every CPU).
+fn cpu_aliases(info: &ModInfo) -> Vec<String> {
+    info.aliases.iter().filter(|a| a.starts_with("cpu:")).cloned().collect()
 }
 
 /// Adds module `i`, its soft dependencies and its dependencies (transitively) to `chosen`.
@@ -598,6 +620,7 @@ fn plan(
     tree: &mut ModulesTree,
     chosen: &BTreeSet<usize>,
     load: Vec<String>,
+    load_cpu: BTreeMap<String, Vec<String>>,
     builtin: Vec<ModuleName>,
 ) -> Result<Plan, KmodError> {
     let base = format!("lib/modules/{}", tree.version);
@@ -657,10 +680,11 @@ fn plan(
     if builtin_file.is_file() {
         files.insert(format!("{base}/modules.builtin"), Content::Copy(builtin_file));
     }
-    files.insert(
-        LOAD_LIST.to_string(),
-        Content::Text(load.iter().map(|n| format!("{n}\n")).collect::<String>().into_bytes()),
-    );
+    let load_line = |n: &String| match load_cpu.get(n) {
+        Some(aliases) => format!("{n} {}\n", aliases.join(" ")),
+        None => format!("{n}\n"),
+    };
+    files.insert(LOAD_LIST.to_string(), Content::Text(load.iter().map(load_line).collect::<String>().into_bytes()));
     files.insert(SOFTDEP_LIST.to_string(), Content::Text(softdep_list(tree, &lines)?.into_bytes()));
 
     let mut hasher = Sha256::new();
@@ -682,6 +706,7 @@ fn plan(
         files,
         modules,
         load,
+        load_cpu,
         builtin,
         signature: crate::digest::hex(&hasher.finalize()),
     })
@@ -718,9 +743,9 @@ fn softdep_list(tree: &mut ModulesTree, lines: &[usize]) -> Result<String, KmodE
             out.push_str(when);
             out.push(' ');
             out.push_str(tree.files[j].name.as_str());
-            for alias in tree.info(j)?.aliases.iter().filter(|a| a.starts_with("cpu:")) {
+            for alias in cpu_aliases(tree.info(j)?) {
                 out.push(' ');
-                out.push_str(alias);
+                out.push_str(&alias);
             }
             out.push('\n');
         }

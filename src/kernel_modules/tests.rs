@@ -111,6 +111,19 @@ fn ext4_brings_its_dependencies_and_every_module_answering_its_soft_dependencies
 }
 
 #[test]
+fn a_group_member_that_suits_some_cpus_carries_its_cpu_aliases_a_named_module_does_not() {
+    let d = tree();
+    let aes = "cpu:type:x86,ven*fam*mod*:feature:*0099*";
+    module(d.path(), "arch/x86/crypto/aesni-intel.ko", &[&format!("alias={aes}"), "alias=crypto-aes", "depends="]);
+    let plan = resolve_names(d.path(), &[], &[Group::DmCrypt]).unwrap();
+    assert_eq!(plan.load, ["dm_crypt", "aesni_intel"]);
+    assert_eq!(text(&plan, LOAD_LIST), format!("dm_crypt\naesni_intel {aes}\n"));
+    // Named in the config: tried on every CPU, whatever a group says.
+    let plan = resolve_names(d.path(), &["aesni-intel"], &[Group::DmCrypt]).unwrap();
+    assert_eq!(text(&plan, LOAD_LIST), "aesni-intel\ndm_crypt\n");
+}
+
+#[test]
 fn post_soft_dependencies_follow_the_pre_ones_and_a_list_without_any_is_empty() {
     let d = tree();
     module(d.path(), "sound/core/snd-pcm.ko", &["softdep=post: snd-pcm-oss pre: snd-timer", "depends="]);
