@@ -634,8 +634,9 @@ pub(crate) fn image_plan(
     Ok((req, inputs))
 }
 
-/// The pack input saying whether the pack made a tar archive: [`existing_image`] reads it from the
-/// stamp, so a stamp tells by itself which files its pack left in output/.
+/// The pack input naming the tar archive the pack writes beside the image (`rootfs.tar.xz`;
+/// empty: none): [`existing_image`] reads it from the stamp, so a stamp tells by itself which
+/// files its pack left in output/.
 const TAR_INPUT: &str = "tar";
 
 /// The inputs of packing `req`, the default image's or a named one's: every layer's hash
@@ -648,7 +649,7 @@ pub(super) fn pack_inputs(
 ) -> Result<Inputs, EngineError> {
     let mut inputs = Inputs::new();
     inputs.set("engine", ENGINE_VERSION).set("compress", format!("{:?}", req.compress));
-    inputs.set(TAR_INPUT, req.tar.to_string());
+    inputs.set(TAR_INPUT, if req.tar { req.compress.tar_name() } else { "" });
     inputs.set("source_date_epoch", req.source_date_epoch.to_string());
     for l in &req.layers {
         let h = match l.kind {
@@ -825,18 +826,15 @@ fn write_feed(
 pub(crate) fn existing_image(stamp: &Stamp) -> Option<ImageReport> {
     let Some(StampOutput::Image { path, manifest, size, sha256 }) = &stamp.output else { return None };
     let bytes = std::fs::read(path).ok()?;
-    // The package manifest and the SBOMs are written with the image, and the tar archive when
-    // the stamp's inputs asked for one (a named image's `tar = true`): one without the others is
-    // repacked. The archive is compressed as the image, whose file name says how.
-    let mut beside: Vec<PathBuf> =
+    // The package manifest and the SBOMs are written with the image, and the tar archive the
+    // stamp's inputs name (a named image's `tar = true`): one without the others is repacked.
+    let tar = stamp.inputs.get(TAR_INPUT).filter(|t| !t.is_empty());
+    let beside: Vec<PathBuf> =
         [crate::layout::PACKAGE_MANIFEST_NAME, crate::layout::SBOM_NAME, crate::layout::CYCLONEDX_NAME]
+            .into_iter()
+            .chain(tar)
             .map(|n| manifest.with_file_name(n))
-            .into();
-    if stamp.inputs.get(TAR_INPUT) == Some("true") {
-        let image_name = path.file_name()?.to_str()?;
-        let compress = crate::pack::compress::Compression::ALL.into_iter().find(|c| c.image_name() == image_name)?;
-        beside.push(manifest.with_file_name(compress.tar_name()));
-    }
+            .collect();
     let intact = bytes.len() as u64 == *size
         && sha256_hex(&bytes) == *sha256
         && manifest.exists()
