@@ -680,10 +680,7 @@ fn plan(
     if builtin_file.is_file() {
         files.insert(format!("{base}/modules.builtin"), Content::Copy(builtin_file));
     }
-    let load_line = |n: &String| match load_cpu.get(n) {
-        Some(aliases) => format!("{n} {}\n", aliases.join(" ")),
-        None => format!("{n}\n"),
-    };
+    let load_line = |n: &String| list_line(n, load_cpu.get(n).map(Vec::as_slice).unwrap_or_default());
     files.insert(LOAD_LIST.to_string(), Content::Text(load.iter().map(load_line).collect::<String>().into_bytes()));
     files.insert(SOFTDEP_LIST.to_string(), Content::Text(softdep_list(tree, &lines)?.into_bytes()));
 
@@ -742,15 +739,23 @@ fn softdep_list(tree: &mut ModulesTree, lines: &[usize]) -> Result<String, KmodE
         for &j in list {
             out.push_str(when);
             out.push(' ');
-            out.push_str(tree.files[j].name.as_str());
-            for alias in cpu_aliases(tree.info(j)?) {
-                out.push(' ');
-                out.push_str(&alias);
-            }
-            out.push('\n');
+            let aliases = cpu_aliases(tree.info(j)?);
+            out.push_str(&list_line(tree.files[j].name.as_str(), &aliases));
         }
     }
     Ok(out)
+}
+
+/// A line of the init's load lists: the module's name, then the `cpu:` aliases the CPU must
+/// match for it to be loaded (none: every CPU).
+fn list_line(name: &str, cpu_aliases: &[String]) -> String {
+    let mut line = name.to_string();
+    for alias in cpu_aliases {
+        line.push(' ');
+        line.push_str(alias);
+    }
+    line.push('\n');
+    line
 }
 
 fn file_digest(path: &Path) -> Result<[u8; 32], KmodError> {
